@@ -1,0 +1,116 @@
+import hashlib
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from triage.models import Category, Item
+
+# Share of examples held out for evaluation. Fixed forever: changing it would
+# move examples between train and holdout and make versions incomparable.
+HOLDOUT_SHARE = 0.2
+
+
+def split_for(external_id: str) -> str:
+    """Stable train/holdout split by a hash of the item, so an example never moves."""
+    digest = hashlib.sha256(external_id.encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") / 2**64
+    return TrainingExample.Split.HOLDOUT if bucket < HOLDOUT_SHARE else TrainingExample.Split.TRAIN
+
+
+class ReviewTaskQuerySet(models.QuerySet["ReviewTask"]):
+    def open(self) -> "ReviewTaskQuerySet":
+        return self.filter(completed_at__isnull=True)
+
+    def claimable(self, now: datetime) -> "ReviewTaskQuerySet":
+        """Open tasks nobody holds a live lease on."""
+        return self.open().filter(
+            models.Q(claimed_by__isnull=True) | models.Q(lease_expires_at__lt=now)
+        )
+
+
+class ReviewTask(models.Model):
+    """An item waiting for a person's decision, claimed with an expiring lease."""
+
+    class Reason(models.TextChoices):
+        LOW_CONFIDENCE = "low_confidence"
+        AUDIT_SAMPLE = "audit_sample"
+        COLD_START = "cold_start"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="review_tasks")
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    # Higher first. Audit samples wait behind items that are actually stuck.
+    priority = models.IntegerField(default=0)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReviewTaskQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["completed_at", "-priority", "id"])]
+
+    def __str__(self) -> str:
+        return f"task {self.pk} for {self.item_id} ({self.reason})"
+
+
+class Review(models.Model):
+    task = models.OneToOneField(ReviewTask, on_delete=models.CASCADE, related_name="review")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    # Null when the model had no suggestion to agree with.
+    agreed_with_model = models.BooleanField(null=True)
+    seconds_spent = models.FloatField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} → {self.category_id} on {self.item_id}"
+
+
+class TrainingExampleQuerySet(models.QuerySet["TrainingExample"]):
+    def active(self) -> "TrainingExampleQuerySet":
+        return self.filter(superseded_at__isnull=True)
+
+
+class TrainingExample(models.Model):
+    """A labelled text the next model learns from (or is measured on).
+
+    The split is fixed by a hash of the item. A later decision on the same item
+    supersedes the earlier example rather than adding a second, conflicting one.
+    """
+
+    class Source(models.TextChoices):
+        REVIEW = "review"
+        AUDIT = "audit"
+        IMPORT = "import"
+
+    class Split(models.TextChoices):
+        TRAIN = "train"
+        HOLDOUT = "holdout"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="training_examples")
+    text = models.TextField()
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    split = models.CharField(max_length=10, choices=Split.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TrainingExampleQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="one_active_example_per_item",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category_id}: {self.text[:40]}"

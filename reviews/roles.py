@@ -1,0 +1,34 @@
+"""The two groups people are put in: analysts work the queue, admins run the system.
+
+Kept in sync after every migrate, so a new model's permissions reach admins.
+"""
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+
+ANALYSTS = "analysts"
+ADMINS = "admins"
+
+ANALYST_PERMISSIONS = [
+    ("reviews", "add_review"),
+    ("reviews", "view_reviewtask"),
+    ("triage", "view_item"),
+    ("triage", "view_category"),
+]
+# Admins manage everything in these apps: categories, thresholds, tokens, models.
+ADMIN_APPS = ["triage", "reviews"]
+
+
+def ensure_roles(**kwargs: Any) -> None:
+    analysts, _ = Group.objects.get_or_create(name=ANALYSTS)
+    admins, _ = Group.objects.get_or_create(name=ADMINS)
+    analyst_perms = [
+        p
+        for p in Permission.objects.filter(
+            content_type__app_label__in=["reviews", "triage"]
+        ).select_related("content_type")
+        if (p.content_type.app_label, p.codename) in ANALYST_PERMISSIONS
+    ]
+    analysts.permissions.set(analyst_perms)
+    admins.permissions.set(Permission.objects.filter(content_type__app_label__in=ADMIN_APPS))

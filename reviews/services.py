@@ -1,0 +1,140 @@
+"""The analysts' writes: claiming tasks under a lease, and recording decisions."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from triage.models import Category, Item, Prediction
+
+from .models import Review, ReviewTask, TrainingExample, split_for
+
+
+class ReviewError(Exception):
+    """A decision that cannot be recorded; the message says why, for the analyst."""
+
+    def __init__(self, message: str, *, field: str = "task") -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def _lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.TRIAGE_LEASE_SECONDS)
+
+
+def current_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None:
+    """The open task this user already holds a live lease on, if any."""
+    now = now or timezone.now()
+    return (
+        ReviewTask.objects.open()
+        .filter(claimed_by=user, lease_expires_at__gte=now)
+        .select_related("item")
+        .order_by("id")
+        .first()
+    )
+
+
+def claim_next_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None:
+    """Give the user one task that nobody else holds, highest priority first.
+
+    On PostgreSQL, SELECT … FOR UPDATE SKIP LOCKED lets concurrent analysts
+    pass over each other's rows instead of queueing behind them. The guarded
+    UPDATE below is what actually makes a double claim impossible, on any
+    database: it only succeeds while the task is still claimable.
+    """
+    now = now or timezone.now()
+    held = current_task(user=user, now=now)
+    if held is not None:
+        return held
+    for _ in range(20):
+        with transaction.atomic():
+            candidate = (
+                ReviewTask.objects.claimable(now)
+                .select_for_update(skip_locked=True)
+                .order_by("-priority", "id")
+                .first()
+            )
+            if candidate is None:
+                return None
+            won = (
+                ReviewTask.objects.claimable(now)
+                .filter(pk=candidate.pk)
+                .update(claimed_by=user, lease_expires_at=_lease_until(now))
+            )
+        if won:
+            return ReviewTask.objects.select_related("item").get(pk=candidate.pk)
+    return None
+
+
+def record_training_example(*, item: Item, category: Category, source: str) -> TrainingExample:
+    """Add the item's example; a later decision supersedes the earlier one."""
+    TrainingExample.objects.active().filter(item=item).update(superseded_at=timezone.now())
+    return TrainingExample.objects.create(
+        item=item,
+        text=item.text,
+        category=category,
+        source=source,
+        split=split_for(item.external_id),
+    )
+
+
+def submit_review(
+    *,
+    task_id: int,
+    user: Any,
+    category_slug: str,
+    seconds_spent: float | None = None,
+    now: datetime | None = None,
+) -> Review:
+    """Record an analyst's decision: route the item and keep it as a training example."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        task = (
+            ReviewTask.objects.select_for_update().select_related("item").filter(pk=task_id).first()
+        )
+        if task is None:
+            raise ReviewError(f"task {task_id} does not exist")
+        if task.completed_at is not None:
+            raise ReviewError(f"task {task_id} was already decided")
+        if task.claimed_by_id != user.pk:
+            raise ReviewError(
+                f"task {task_id} is claimed by someone else; take the next task instead"
+            )
+        if task.lease_expires_at is None or task.lease_expires_at < now:
+            raise ReviewError(f"your claim on task {task_id} expired; reload to claim a task again")
+        category = Category.objects.filter(slug=category_slug, is_active=True).first()
+        if category is None:
+            raise ReviewError(f"unknown category {category_slug!r}", field="category")
+
+        item = task.item
+        prediction: Prediction | None = item.latest_prediction()
+        review = Review.objects.create(
+            task=task,
+            item=item,
+            reviewer=user,
+            category=category,
+            agreed_with_model=(
+                prediction.label_id == category.pk if prediction is not None else None
+            ),
+            seconds_spent=seconds_spent,
+            created_at=now,
+        )
+        task.completed_at = now
+        task.save(update_fields=["completed_at"])
+        item.final_category = category
+        item.status = Item.Status.RESOLVED
+        item.decided_by = f"user:{user.get_username()}"
+        item.decided_at = now
+        item.save(update_fields=["final_category", "status", "decided_by", "decided_at"])
+        record_training_example(
+            item=item,
+            category=category,
+            source=(
+                TrainingExample.Source.AUDIT
+                if task.reason == ReviewTask.Reason.AUDIT_SAMPLE
+                else TrainingExample.Source.REVIEW
+            ),
+        )
+    return review

