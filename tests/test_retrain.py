@@ -1,0 +1,139 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from reviews.models import ReviewTask, TrainingExample
+from reviews.services import record_training_example
+from triage import services
+from triage.models import AuditLog, Item, ModelVersion, Prediction, RoutingPolicy
+
+from .factories import KEYWORD_TEXTS, make_item
+
+pytestmark = pytest.mark.django_db
+
+# Variations so each category has enough train and holdout examples.
+SUFFIXES = ["", " today", " again", " please help", " asap", " now", " thanks", " urgent"]
+
+
+def labelled_history(categories):
+    items = []
+    for slug, texts in KEYWORD_TEXTS.items():
+        for suffix in SUFFIXES:
+            for text in texts:
+                item = make_item(text + suffix, status=Item.Status.RESOLVED)
+                record_training_example(item=item, category=categories[slug], source="import")
+                items.append(item)
+    return items
+
+
+def test_retrain_with_too_few_examples_says_what_is_missing(categories):
+    item = make_item("refund", status=Item.Status.RESOLVED)
+    record_training_example(item=item, category=categories["billing"], source="review")
+    with pytest.raises(CommandError, match="too few examples to retrain.*billing"):
+        call_command("retrain")
+    assert not ModelVersion.objects.exists()
+
+
+def test_first_model_is_promoted_with_a_checked_artifact(categories):
+    labelled_history(categories)
+    result = services.retrain()
+    version = result.version
+    assert result.promoted
+    assert version.status == ModelVersion.Status.CHAMPION
+    assert version.labels == ["billing", "other", "outage"]
+    assert version.metrics["macro_f1"] > 0.8
+    assert version.artifact_path.endswith(".safetensors")
+    assert len(version.artifact_sha256) == 64
+    assert AuditLog.objects.filter(action="promote").exists()
+
+
+def test_a_worse_candidate_is_not_promoted(categories):
+    labelled_history(categories)
+    champion = services.retrain().version
+    # Corrupt the training labels only; the holdout stays true, so the candidate measures worse.
+    for example in TrainingExample.objects.active().filter(split="train"):
+        wrong = {"billing": "outage", "outage": "other", "other": "billing"}[example.category.slug]
+        record_training_example(item=example.item, category=categories[wrong], source="review")
+    result = services.retrain()
+    assert not result.promoted
+    assert "kept champion" in result.message
+    assert result.version.status == ModelVersion.Status.REJECTED
+    assert ModelVersion.objects.champion() == champion
+
+
+def test_an_equal_candidate_is_promoted_and_the_old_champion_retired(categories):
+    labelled_history(categories)
+    first = services.retrain().version
+    second = services.retrain()
+    assert second.promoted
+    first.refresh_from_db()
+    assert first.status == ModelVersion.Status.RETIRED
+
+
+def test_rollback_brings_back_the_previous_champion(categories):
+    labelled_history(categories)
+    first = services.retrain().version
+    second = services.retrain().version
+    assert services.rollback(actor="user:admin") == first
+    second.refresh_from_db()
+    assert second.status == ModelVersion.Status.REJECTED
+    assert ModelVersion.objects.champion() == first
+
+
+def test_a_tampered_artifact_is_refused(categories):
+    labelled_history(categories)
+    version = services.retrain().version
+    with open(version.artifact_path, "r+b") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(size // 2)
+        byte = fh.read(1)
+        fh.seek(size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    services.load_head.cache_clear()
+    item = make_item("refund my card")
+    with pytest.raises(services.ArtifactError, match="sha256"):
+        services.classify_items(item_ids=[item.pk])
+    item.refresh_from_db()
+    assert item.status == Item.Status.RECEIVED
+
+
+def test_classify_routes_confident_items_and_queues_the_rest(categories):
+    labelled_history(categories)
+    version = services.retrain().version
+    sure = make_item("refund the double charge on my card invoice payment")
+    unsure = make_item("???")  # no words: a zero vector, the least confident input
+    head = services.load_head(version.artifact_path, version.artifact_sha256)
+    probs = head.predict_proba(services.get_encoder().encode([sure.text, unsure.text]))
+    high, low = probs.max(axis=1)
+    assert high > low
+    RoutingPolicy.objects.update_or_create(pk=1, defaults={"default_threshold": (high + low) / 2})
+    assert services.classify_items(item_ids=[sure.pk, unsure.pk]) == 2
+    sure.refresh_from_db()
+    unsure.refresh_from_db()
+    assert (sure.status, sure.final_category.slug) == ("routed", "billing")
+    assert unsure.status == "in_review"
+    assert ReviewTask.objects.get(item=unsure).reason == "low_confidence"
+    # Running the task again (a redelivery) changes nothing.
+    assert services.classify_items(item_ids=[sure.pk, unsure.pk]) == 0
+    assert Prediction.objects.count() == 2
+
+
+def test_audit_samples_are_routed_and_also_reviewed(categories):
+    labelled_history(categories)
+    services.retrain()
+    RoutingPolicy.objects.update_or_create(
+        pk=1, defaults={"default_threshold": 0.0, "audit_rate": 1.0}
+    )
+    item = make_item("server down error outage")
+    services.classify_items(item_ids=[item.pk])
+    item.refresh_from_db()
+    assert item.status == "routed"
+    assert ReviewTask.objects.get(item=item).reason == "audit_sample"
+
+
+def test_embeddings_are_cached_per_item(categories):
+    items = [make_item("server down"), make_item("refund")]
+    encoder = services.get_encoder()
+    services.embed_items(items, encoder)
+    calls = encoder.calls
+    services.embed_items(items, encoder)
+    assert encoder.calls == calls

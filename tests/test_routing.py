@@ -1,0 +1,54 @@
+import pytest
+
+from triage.routing import Decision, Policy, Reason, Route, ScoredItem, audit_draw, decide
+
+POLICY = Policy(default_threshold=0.9, category_thresholds={"billing": 0.7, "legal": 0.99})
+
+
+@pytest.mark.parametrize(
+    ("label", "confidence", "route", "reason", "threshold"),
+    [
+        ("outage", 0.95, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.9),
+        ("outage", 0.90, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.9),  # at the threshold
+        ("outage", 0.8999, Route.REVIEW, Reason.BELOW_THRESHOLD, 0.9),
+        ("billing", 0.75, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.7),  # lower override
+        ("billing", 0.69, Route.REVIEW, Reason.BELOW_THRESHOLD, 0.7),
+        ("legal", 0.98, Route.REVIEW, Reason.BELOW_THRESHOLD, 0.99),  # stricter override
+        ("legal", 0.995, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.99),
+        ("outage", 0.0, Route.REVIEW, Reason.BELOW_THRESHOLD, 0.9),
+        ("outage", 1.0, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.9),
+    ],
+)
+def test_threshold_table(label, confidence, route, reason, threshold):
+    decision = decide(ScoredItem(label, confidence), POLICY, draw=0.99)
+    assert decision == Decision(route, reason, threshold)
+
+
+def test_cold_start_always_goes_to_review():
+    decision = decide(ScoredItem("outage", 0.999, cold_start=True), POLICY, draw=0.99)
+    assert decision.route is Route.REVIEW
+    assert decision.reason is Reason.COLD_START
+
+
+@pytest.mark.parametrize(("draw", "audited"), [(0.0, True), (0.049, True), (0.05, False)])
+def test_audit_sample_is_auto_routed_and_also_reviewed(draw, audited):
+    policy = Policy(default_threshold=0.5, audit_rate=0.05)
+    decision = decide(ScoredItem("outage", 0.9), policy, draw=draw)
+    assert decision.route is Route.AUTO
+    assert decision.audit is audited
+    assert decision.reason is (Reason.AUDIT_SAMPLE if audited else Reason.ABOVE_THRESHOLD)
+
+
+def test_low_confidence_items_are_never_audit_samples():
+    policy = Policy(default_threshold=0.9, audit_rate=1.0)
+    decision = decide(ScoredItem("outage", 0.5), policy, draw=0.0)
+    assert decision.route is Route.REVIEW
+    assert not decision.audit
+
+
+def test_audit_draw_is_stable_and_spread():
+    assert audit_draw("abc") == audit_draw("abc")
+    draws = [audit_draw(f"item-{i}") for i in range(2000)]
+    assert all(0 <= d < 1 for d in draws)
+    share = sum(d < 0.1 for d in draws) / len(draws)
+    assert 0.07 < share < 0.13
