@@ -12,3 +12,4 @@ from triage.settings import *  # noqa: E402, F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = True
+STATIC_ROOT = tempfile.mkdtemp(prefix="triage-test-static-")

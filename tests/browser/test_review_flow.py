@@ -1,0 +1,104 @@
+"""The analyst's path through the queue in a real browser: log in, decide by key, next card."""
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections
+from playwright.sync_api import Page, expect, sync_playwright
+
+from reviews.models import Review, ReviewTask, TrainingExample
+from triage.models import Item, Prediction
+
+from ..factories import make_item, make_keyword_categories, make_task, make_user
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
+    # Playwright's sync API keeps an asyncio loop running in this thread, which
+    # would make Django refuse the test's own (synchronous) ORM calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        # Debian's Chromium, never a browser Playwright would download.
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(5_000)
+        yield page
+        browser.close()
+        # The ORM calls made while Playwright ran got their own connection (Django keys
+        # connections by context, and Playwright switches contexts). Close it here, or it
+        # outlives the test and blocks dropping the PostgreSQL test database.
+        connections.close_all()
+
+
+# transactional_db comes before live_server so the (session-wide) test database is set up
+# before the live server and dropped after it has stopped.
+def test_analyst_decides_two_tasks_by_number_keys(
+    transactional_db, live_server, page: Page
+) -> None:
+    categories = make_keyword_categories()
+    make_user("alice", password="s3cret-pw")
+    texts = [
+        "please refund the double charge on my card",
+        "hello, thanks for the great support",
+        "the server is down and shows an error",
+    ]
+    tasks = [make_task(make_item(text, status=Item.Status.IN_REVIEW)) for text in texts]
+    Prediction.objects.create(
+        item=tasks[0].item,
+        label=categories["billing"],
+        confidence=0.6,
+        scores=[{"label": "billing", "confidence": 0.6}],
+        route=Prediction.Route.REVIEW,
+        reason="below_threshold",
+    )
+    js_errors: list[str] = []
+    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("s3cret-pw")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/reviews/")
+
+    card = page.locator("#task-card")
+    expect(card).to_have_attribute("data-task-id", str(tasks[0].pk))
+    expect(card.locator(".item-text")).to_have_text(texts[0])
+    expect(card.locator(".suggestion")).to_contain_text("billing 60%")
+    # A full page load would wipe this; an htmx swap of the card keeps it.
+    page.evaluate("window.__marker = 1")
+
+    # Key N is the Nth active category in slug order: billing, other, outage.
+    for key, task, next_task, next_text in [
+        ("1", tasks[0], tasks[1], texts[1]),
+        ("2", tasks[1], tasks[2], texts[2]),
+    ]:
+        expect(card).to_have_attribute("data-task-id", str(task.pk))
+        page.keyboard.press(key)
+        expect(card).to_have_attribute("data-task-id", str(next_task.pk))
+        expect(card.locator(".item-text")).to_have_text(next_text)
+        expect(page.locator(".error")).to_have_count(0)
+        # The swap replaced the card in place: one card, one page header.
+        expect(page.locator("#task-card")).to_have_count(1)
+        expect(page.locator("header.bar")).to_have_count(1)
+        assert page.evaluate("window.__marker") == 1
+
+    assert js_errors == []
+    for task, slug in [(tasks[0], "billing"), (tasks[1], "other")]:
+        task.refresh_from_db()
+        assert task.completed_at is not None
+        review = Review.objects.get(task=task)
+        assert (review.reviewer.username, review.category_id) == ("alice", categories[slug].pk)
+        item = task.item
+        item.refresh_from_db()
+        assert (item.status, item.final_category_id) == (Item.Status.RESOLVED, categories[slug].pk)
+        example = TrainingExample.objects.active().get(item=item)
+        assert example.category_id == categories[slug].pk
+    assert Review.objects.get(task=tasks[0]).agreed_with_model is True
+    # The third task is the one on screen now: claimed by alice, not decided.
+    third = ReviewTask.objects.get(pk=tasks[2].pk)
+    assert third.completed_at is None and third.claimed_by.username == "alice"
