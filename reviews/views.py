@@ -21,10 +21,17 @@ TEMPLATE = "reviews/queue.html"
 
 def _card_context(request: HtmxHttpRequest, task: ReviewTask | None) -> dict[str, object]:
     prediction = task.item.latest_prediction() if task else None
+    categories = list(Category.objects.filter(is_active=True))
+    names = {c.slug: c.name for c in categories}
+    suggestions = [
+        {"name": names.get(s["label"], s["label"]), "confidence": s["confidence"]}
+        for s in (prediction.scores if prediction else [])
+    ]
     return {
         "task": task,
         "prediction": prediction,
-        "categories": list(Category.objects.filter(is_active=True)),
+        "suggestions": suggestions,
+        "categories": categories,
         "open_count": ReviewTask.objects.open().count(),
         "shown_at": time.time(),
     }

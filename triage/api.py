@@ -24,6 +24,11 @@ def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
+def reject_non_json_constant(name: str) -> None:
+    # Python accepts NaN and Infinity, JSON does not, and neither database can store them.
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -81,8 +86,10 @@ def items_collection(request: HttpRequest) -> HttpResponse:
     if request.content_type != "application/json":
         return error(415, "send JSON with 'Content-Type: application/json'")
     try:
-        payload = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = json.loads(request.body, parse_constant=reject_non_json_constant)
+    except RecursionError:
+        return error(400, "malformed JSON: nested too deeply")
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN / Infinity
         return error(400, f"malformed JSON: {exc}")
     is_batch = isinstance(payload, list)
     raws = payload if is_batch else [payload]

@@ -4,6 +4,7 @@ Every problem is reported with the item's position and the field, so a client
 can fix a 1,000-item batch without guessing.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,45 @@ class InvalidItems(Exception):
         super().__init__("; ".join(f"item {e.index}: {e.field}: {e.message}" for e in errors))
 
 
+def unstorable_string(value: str) -> str | None:
+    """Why a database cannot store this string, or None.
+
+    PostgreSQL refuses NUL in text and jsonb, and a lone surrogate (valid in
+    JSON as an escape) cannot be encoded as UTF-8 by any backend: both would
+    otherwise surface as a 500 at insert time.
+    """
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain lone surrogates (invalid Unicode)"
+    return None
+
+
+def unstorable_json(value: object) -> str | None:
+    """Why a database cannot store this JSON value, or None.
+
+    Walked with an explicit stack: a deeply nested document must not hit
+    Python's recursion limit here.
+    """
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            problem = unstorable_string(current)
+            if problem:
+                return problem
+        elif isinstance(current, float) and not math.isfinite(current):
+            return "must not contain NaN or Infinity"
+        elif isinstance(current, dict):
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return None
+
+
 def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn | list[FieldError]:
     if not isinstance(raw, dict):
         return [FieldError(index, "(item)", "must be a JSON object")]
@@ -54,6 +94,8 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
         errors.append(FieldError(index, "external_id", "must be a string"))
     elif len(str(external_id)) > 255:
         errors.append(FieldError(index, "external_id", "is longer than 255 characters"))
+    elif problem := unstorable_string(str(external_id)):
+        errors.append(FieldError(index, "external_id", problem))
 
     text = raw.get("text")
     limit = settings.TRIAGE_MAX_TEXT_CHARS
@@ -67,14 +109,16 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
         errors.append(
             FieldError(index, "text", f"is {len(text):,} characters; the limit is {limit:,}")
         )
-    elif "\x00" in text:
-        errors.append(FieldError(index, "text", "must not contain NUL characters"))
+    elif problem := unstorable_string(text):
+        errors.append(FieldError(index, "text", problem))
 
     metadata = raw.get("metadata", {})
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
         errors.append(FieldError(index, "metadata", "must be a JSON object"))
+    elif problem := unstorable_json(metadata):
+        errors.append(FieldError(index, "metadata", problem))
 
     label = raw.get("label")
     if label is not None and label != "" and not isinstance(label, str):

@@ -68,7 +68,7 @@ def test_analyst_decides_two_tasks_by_number_keys(
     card = page.locator("#task-card")
     expect(card).to_have_attribute("data-task-id", str(tasks[0].pk))
     expect(card.locator(".item-text")).to_have_text(texts[0])
-    expect(card.locator(".suggestion")).to_contain_text("billing 60%")
+    expect(card.locator(".suggestion")).to_contain_text("Billing 60%")
     # A full page load would wipe this; an htmx swap of the card keeps it.
     page.evaluate("window.__marker = 1")
 

@@ -15,6 +15,9 @@ class Command(BaseCommand):
         name = name.strip()
         if not name:
             raise CommandError("NAME must not be empty")
+        limit = ApiToken._meta.get_field("name").max_length or 0
+        if len(name) > limit:
+            raise CommandError(f"NAME is {len(name)} characters; the limit is {limit} characters")
         if ApiToken.objects.filter(name=name).exists():
             raise CommandError(
                 f"a token named {name!r} already exists; revoke it or pick a new name"

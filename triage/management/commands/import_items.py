@@ -58,6 +58,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, object]]:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
                     yield number, f"is not valid JSON: {exc.msg}"
+                except RecursionError:
+                    yield number, "is not valid JSON: nested too deeply"
     else:
         raise CommandError(f"{path}: unknown file type {suffix or '(none)'}; use .csv or .jsonl")
 
