@@ -4,6 +4,7 @@ differently. Only the encoder is the small fake."""
 
 import os
 import time
+import uuid
 
 import pytest
 import redis
@@ -27,20 +28,37 @@ def redis_up() -> bool:
         return False
 
 
+def drop_broker_connections() -> None:
+    """Forget pooled connections, so a changed broker_url takes effect.
+
+    An eager task that failed earlier in the run may have opened the pool on the
+    default broker; without this, our tasks would be published there.
+    """
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def celery_worker():
     if not redis_up():
         if os.environ.get("CI"):
             pytest.fail(f"Redis is not reachable at {REDIS_URL}")
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    saved = {k: celery_app.conf[k] for k in ("broker_url", "task_always_eager")}
-    celery_app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
+    saved = {
+        k: celery_app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")
+    }
+    # A queue of our own, so another test run on the same Redis cannot take our tasks.
+    queue = f"triage-test-{uuid.uuid4().hex[:12]}"
+    celery_app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=queue)
+    drop_broker_connections()
     try:
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield
     finally:
         celery_app.conf.update(saved)
+        drop_broker_connections()
 
 
 def wait_for(predicate, timeout=20.0):

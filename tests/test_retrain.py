@@ -137,3 +137,25 @@ def test_embeddings_are_cached_per_item(categories):
     calls = encoder.calls
     services.embed_items(items, encoder)
     assert encoder.calls == calls
+
+
+def test_items_whose_classification_failed_stay_received_and_are_swept(
+    categories, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from triage.intake import ItemIn
+
+    def broken(*, item_ids):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(services, "classify_items", broken)
+    # The on-commit hand-off is robust: the failure is logged, the items are kept.
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        result = services.ingest_items(items=[ItemIn(external_id="lost-1", text="server down")])
+    assert len(callbacks) == 1
+    item = Item.objects.get(external_id="lost-1")
+    assert result.created == [item]
+    assert item.status == Item.Status.RECEIVED
+    assert services.stuck_item_ids(older_than=timedelta(0)) == [item.pk]
+    assert services.stuck_item_ids(older_than=timedelta(minutes=5)) == []

@@ -109,6 +109,8 @@ def items_collection(request: HttpRequest) -> HttpResponse:
         )
     try:
         result = services.ingest_items(items=items, source=Item.Source.API)
+    except services.NotConfigured as exc:
+        return error(503, f"{exc}; nothing was stored")
     except services.IngestConflict as exc:
         return error(
             409,

@@ -1,8 +1,9 @@
 """Multi-step writes: ingest, classify-and-route, retrain, promote, roll back."""
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -48,6 +49,10 @@ class IngestConflict(Exception):
 
 class ClassificationError(Exception):
     pass
+
+
+class NotConfigured(Exception):
+    """The system cannot accept items yet (for example, no categories exist)."""
 
 
 class RetrainError(Exception):
@@ -99,14 +104,25 @@ def _split_new_and_existing(items: Sequence[ItemIn]) -> tuple[list[ItemIn], dict
     return list(new.values()), existing
 
 
+def _queue_classification(item_ids: list[int]) -> Callable[[], None]:
+    from .tasks import classify_items
+
+    def queue_classification() -> None:
+        classify_items.delay(item_ids)
+
+    return queue_classification
+
+
 def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> IngestResult:
     """Store items, then queue their classification once the rows are committed.
 
     The same external id with the same text returns the stored item; with
     different text the whole batch is refused and nothing is written.
     """
-    from .tasks import classify_items
-
+    if not Category.objects.filter(is_active=True).exists():
+        raise NotConfigured(
+            "no active categories: an admin must create at least one before items can be routed"
+        )
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -118,7 +134,11 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
                 ids = [item.pk for item in created]
                 chunk = settings.TRIAGE_CLASSIFY_CHUNK
                 for start in range(0, len(ids), chunk):
-                    classify_items.delay_on_commit(ids[start : start + chunk])
+                    # robust: the items are stored whatever happens next; a failed
+                    # hand-off is logged and the sweep (classify_stuck) retries it.
+                    transaction.on_commit(
+                        _queue_classification(ids[start : start + chunk]), robust=True
+                    )
             break
         except IntegrityError:
             # A concurrent request stored one of these ids between our read and
@@ -306,6 +326,17 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
         Item.objects.bulk_update(locked, ["status", "final_category", "decided_by", "decided_at"])
         ReviewTask.objects.bulk_create(tasks)
     return len(locked)
+
+
+def stuck_item_ids(*, older_than: timedelta, limit: int = 10_000) -> list[int]:
+    """Items still `received` well after ingest: their classification was lost or failed."""
+    cutoff = timezone.now() - older_than
+    return list(
+        Item.objects.pending()
+        .filter(received_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def _task_reason(decision: routing.Decision) -> str:

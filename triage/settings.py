@@ -156,7 +156,8 @@ CELERY_BEAT_SCHEDULE = {
     "nightly-retrain": {
         "task": "triage.tasks.retrain_nightly",
         "schedule": crontab(hour=TRIAGE_RETRAIN_HOUR, minute=TRIAGE_RETRAIN_MINUTE),
-    }
+    },
+    "classify-stuck-items": {"task": "triage.tasks.classify_stuck", "schedule": 60.0},
 }
 
 # --- Triage -----------------------------------------------------------------
@@ -173,6 +174,8 @@ TRIAGE_ARTIFACT_DIR = Path(os.environ.get("TRIAGE_ARTIFACT_DIR", BASE_DIR / "var
 TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 20_000)
 TRIAGE_MAX_BATCH = 1000
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
+# An item still unclassified this long after ingest is re-queued by the sweep.
+TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
 # Items classified per database round trip by the classify task.
 TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 256)
 # Fewest active training examples per category before retrain will run.

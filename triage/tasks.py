@@ -1,6 +1,9 @@
 """Celery tasks: thin wrappers that take ids and call services."""
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
@@ -8,6 +11,16 @@ from . import services
 @shared_task(acks_late=True)
 def classify_items(item_ids: list[int]) -> int:
     return services.classify_items(item_ids=item_ids)
+
+
+@shared_task
+def classify_stuck() -> int:
+    """Re-queue items whose classification was lost (a crash, a broker outage)."""
+    ids = services.stuck_item_ids(older_than=timedelta(seconds=settings.TRIAGE_STUCK_AFTER_SECONDS))
+    chunk = settings.TRIAGE_CLASSIFY_CHUNK
+    for start in range(0, len(ids), chunk):
+        classify_items.delay(ids[start : start + chunk])
+    return len(ids)
 
 
 @shared_task

@@ -138,24 +138,30 @@ class Command(BaseCommand):
         items = [i for line, i in parsed if line not in bad_lines]
         created_categories = sorted({i.label for i in items if i.label and i.label not in known})
         summary = {"history": 0, "queued": 0, "existing": 0}
-        with transaction.atomic():
-            for slug in created_categories:
-                Category.objects.create(slug=slug, name=slug.replace("_", " ").capitalize())
-            categories = {c.slug: c for c in Category.objects.all()}
-            with tqdm(total=len(items), unit="row", disable=options["verbosity"] < 1) as bar:
-                for start in range(0, len(items), CHUNK):
-                    chunk = items[start : start + CHUNK]
-                    labelled = [i for i in chunk if i.label]
-                    unlabelled = [i for i in chunk if not i.label]
-                    if labelled:
-                        history = services.import_history(items=labelled, categories=categories)
-                        summary["history"] += len(history.created)
-                        summary["existing"] += len(history.existing)
-                    if unlabelled:
-                        fresh = services.ingest_items(items=unlabelled, source=Item.Source.IMPORT)
-                        summary["queued"] += len(fresh.created)
-                        summary["existing"] += len(fresh.existing)
-                    bar.update(len(chunk))
+        try:
+            with transaction.atomic():
+                for slug in created_categories:
+                    Category.objects.create(slug=slug, name=slug.replace("_", " ").capitalize())
+                categories = {c.slug: c for c in Category.objects.all()}
+                with tqdm(total=len(items), unit="row", disable=options["verbosity"] < 1) as bar:
+                    for start in range(0, len(items), CHUNK):
+                        chunk = items[start : start + CHUNK]
+                        labelled = [i for i in chunk if i.label]
+                        unlabelled = [i for i in chunk if not i.label]
+                        if labelled:
+                            history = services.import_history(items=labelled, categories=categories)
+                            summary["history"] += len(history.created)
+                            summary["existing"] += len(history.existing)
+                        if unlabelled:
+                            fresh = services.ingest_items(
+                                items=unlabelled, source=Item.Source.IMPORT
+                            )
+                            summary["queued"] += len(fresh.created)
+                            summary["existing"] += len(fresh.existing)
+                        bar.update(len(chunk))
+
+        except services.NotConfigured as exc:
+            raise CommandError(f"{exc}; nothing was imported") from exc
 
         if errors:
             self.stderr.write(f"Skipped {len(bad_lines)} bad row(s):")
