@@ -3,8 +3,11 @@ import secrets
 from typing import Any
 
 import numpy as np
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+UNIT_INTERVAL = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
 class Category(models.Model):
@@ -24,6 +27,7 @@ class Category(models.Model):
     threshold = models.FloatField(
         null=True,
         blank=True,
+        validators=UNIT_INTERVAL,
         help_text="Overrides the global threshold for this category (0–1). Empty: use global.",
     )
     is_active = models.BooleanField(default=True)
@@ -47,10 +51,13 @@ class RoutingPolicy(models.Model):
     """The single, admin-edited policy that turns predictions into decisions."""
 
     default_threshold = models.FloatField(
-        default=0.9, help_text="Confidence at or above which an item is auto-routed (0–1)."
+        default=0.9,
+        validators=UNIT_INTERVAL,
+        help_text="Confidence at or above which an item is auto-routed (0–1).",
     )
     audit_rate = models.FloatField(
         default=0.05,
+        validators=UNIT_INTERVAL,
         help_text="Share of auto-routed items also sent to review, to measure real precision.",
     )
     updated_at = models.DateTimeField(auto_now=True)

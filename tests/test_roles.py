@@ -1,0 +1,90 @@
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from reviews.roles import ADMINS
+from reviews.services import claim_next_task
+from triage.models import AuditLog, RoutingPolicy
+
+from .factories import make_task, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_analysts_cannot_change_thresholds(client, analyst, categories):
+    policy = RoutingPolicy.current()
+    assert not analyst.has_perm("triage.change_routingpolicy")
+    assert not analyst.has_perm("triage.change_category")
+    client.force_login(analyst)
+    url = f"/admin/triage/routingpolicy/{policy.pk}/change/"
+    response = client.post(url, {"default_threshold": "0.1", "audit_rate": "0"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+    policy.refresh_from_db()
+    assert policy.default_threshold == 0.9
+
+
+def test_admins_change_thresholds_in_the_admin_and_it_is_audited(client, categories):
+    admin = make_user("root", group=ADMINS)
+    policy = RoutingPolicy.current()
+    client.force_login(admin)
+    response = client.post(
+        f"/admin/triage/routingpolicy/{policy.pk}/change/",
+        {"default_threshold": "0.75", "audit_rate": "0.1"},
+    )
+    assert response.status_code == 302, response.content
+    policy.refresh_from_db()
+    assert (policy.default_threshold, policy.audit_rate) == (0.75, 0.1)
+    assert AuditLog.objects.filter(action="policy", actor="user:root").exists()
+
+
+def test_a_threshold_outside_zero_to_one_is_a_form_error(client, categories):
+    client.force_login(make_user("root", group=ADMINS))
+    policy = RoutingPolicy.current()
+    response = client.post(
+        f"/admin/triage/routingpolicy/{policy.pk}/change/",
+        {"default_threshold": "1.5", "audit_rate": "0"},
+    )
+    assert response.status_code == 200
+    assert "Ensure this value is less than or equal to 1.0" in response.content.decode()
+    policy.refresh_from_db()
+    assert policy.default_threshold == 0.9
+
+
+def test_people_outside_both_groups_cannot_review(client, categories):
+    client.force_login(User.objects.create_user("visitor", password="pw"))
+    assert client.get("/reviews/").status_code == 403
+
+
+def test_the_queue_requires_login(client):
+    response = client.get("/reviews/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_deciding_with_an_unknown_category_shows_the_error_on_the_card(client, analyst, categories):
+    task = make_task()
+    claim_next_task(user=analyst)
+    client.force_login(analyst)
+    response = client.post(
+        f"/reviews/tasks/{task.pk}/decide", {"category": "nope"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 409
+    assert "unknown category &#x27;nope&#x27;" in response.content.decode()
+    assert f'data-task-id="{task.pk}"' in response.content.decode()
+
+
+def test_item_text_is_escaped_on_the_card(client, analyst, categories):
+    from .factories import make_item
+
+    make_task(make_item("<script>alert(1)</script>"))
+    client.force_login(analyst)
+    body = client.get("/reviews/").content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_nightly_retrain_is_scheduled_at_two_by_default():
+    entry = settings.CELERY_BEAT_SCHEDULE["nightly-retrain"]
+    assert entry["task"] == "triage.tasks.retrain_nightly"
+    assert entry["schedule"].hour == {2} and entry["schedule"].minute == {0}
