@@ -1,8 +1,7 @@
 import pytest
 
-from triage import services
-from triage.ml.encoder import get_encoder
-from triage.ml.heads import load_head
+from triage import scoring
+from triage.ml.encoder import clear_encoders
 
 from .factories import make_keyword_categories, make_token, make_user
 
@@ -11,9 +10,8 @@ from .factories import make_keyword_categories, make_token, make_user
 def _fresh_process_caches():
     """The encoder, heads and description vectors are cached per process; reset per test."""
     yield
-    get_encoder.cache_clear()
-    load_head.cache_clear()
-    services._description_vectors.clear()
+    clear_encoders()
+    scoring.clear_caches()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ class FakeEncoder:
         self.calls = 0
 
     @classmethod
-    def from_settings(cls) -> "FakeEncoder":
+    def from_spec(cls, spec: dict) -> "FakeEncoder":
         return cls()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -3,8 +3,11 @@ from django.core.management import CommandError, call_command
 
 from reviews.models import ReviewTask, TrainingExample
 from reviews.services import record_training_example
-from triage import services
+from triage import scoring, services, training
+from triage.ml.encoder import get_encoder
+from triage.ml.heads import ArtifactError, load_head
 from triage.models import AuditLog, Item, ModelVersion, Prediction, RoutingPolicy
+from triage.scoring import embed_items
 
 from .factories import KEYWORD_TEXTS, make_item
 
@@ -35,7 +38,7 @@ def test_retrain_with_too_few_examples_says_what_is_missing(categories):
 
 def test_first_model_is_promoted_with_a_checked_artifact(categories):
     labelled_history(categories)
-    result = services.retrain()
+    result = training.retrain()
     version = result.version
     assert result.promoted
     assert version.status == ModelVersion.Status.CHAMPION
@@ -48,12 +51,12 @@ def test_first_model_is_promoted_with_a_checked_artifact(categories):
 
 def test_a_worse_candidate_is_not_promoted(categories):
     labelled_history(categories)
-    champion = services.retrain().version
+    champion = training.retrain().version
     # Corrupt the training labels only; the holdout stays true, so the candidate measures worse.
     for example in TrainingExample.objects.active().filter(split="train"):
         wrong = {"billing": "outage", "outage": "other", "other": "billing"}[example.category.slug]
         record_training_example(item=example.item, category=categories[wrong], source="review")
-    result = services.retrain()
+    result = training.retrain()
     assert not result.promoted
     assert "kept champion" in result.message
     assert result.version.status == ModelVersion.Status.REJECTED
@@ -62,8 +65,8 @@ def test_a_worse_candidate_is_not_promoted(categories):
 
 def test_an_equal_candidate_is_promoted_and_the_old_champion_retired(categories):
     labelled_history(categories)
-    first = services.retrain().version
-    second = services.retrain()
+    first = training.retrain().version
+    second = training.retrain()
     assert second.promoted
     first.refresh_from_db()
     assert first.status == ModelVersion.Status.RETIRED
@@ -71,9 +74,9 @@ def test_an_equal_candidate_is_promoted_and_the_old_champion_retired(categories)
 
 def test_rollback_brings_back_the_previous_champion(categories):
     labelled_history(categories)
-    first = services.retrain().version
-    second = services.retrain().version
-    assert services.rollback(actor="user:admin") == first
+    first = training.retrain().version
+    second = training.retrain().version
+    assert training.rollback(actor="user:admin") == first
     second.refresh_from_db()
     assert second.status == ModelVersion.Status.REJECTED
     assert ModelVersion.objects.champion() == first
@@ -81,16 +84,16 @@ def test_rollback_brings_back_the_previous_champion(categories):
 
 def test_a_tampered_artifact_is_refused(categories):
     labelled_history(categories)
-    version = services.retrain().version
+    version = training.retrain().version
     with open(version.artifact_path, "r+b") as fh:
         size = fh.seek(0, 2)
         fh.seek(size // 2)
         byte = fh.read(1)
         fh.seek(size // 2)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    services.load_head.cache_clear()
+    scoring.clear_caches()
     item = make_item("refund my card")
-    with pytest.raises(services.ArtifactError, match="sha256"):
+    with pytest.raises(ArtifactError, match="sha256"):
         services.classify_items(item_ids=[item.pk])
     item.refresh_from_db()
     assert item.status == Item.Status.RECEIVED
@@ -98,11 +101,11 @@ def test_a_tampered_artifact_is_refused(categories):
 
 def test_classify_routes_confident_items_and_queues_the_rest(categories):
     labelled_history(categories)
-    version = services.retrain().version
+    version = training.retrain().version
     sure = make_item("refund the double charge on my card invoice payment")
     unsure = make_item("???")  # no words: a zero vector, the least confident input
-    head = services.load_head(version.artifact_path, version.artifact_sha256)
-    probs = head.predict_proba(services.get_encoder().encode([sure.text, unsure.text]))
+    head = load_head(version.artifact_path, version.artifact_sha256)
+    probs = head.predict_proba(get_encoder().encode([sure.text, unsure.text]))
     high, low = probs.max(axis=1)
     assert high > low
     RoutingPolicy.objects.update_or_create(pk=1, defaults={"default_threshold": (high + low) / 2})
@@ -119,7 +122,7 @@ def test_classify_routes_confident_items_and_queues_the_rest(categories):
 
 def test_audit_samples_are_routed_and_also_reviewed(categories):
     labelled_history(categories)
-    services.retrain()
+    training.retrain()
     RoutingPolicy.objects.update_or_create(
         pk=1, defaults={"default_threshold": 0.0, "audit_rate": 1.0}
     )
@@ -132,10 +135,10 @@ def test_audit_samples_are_routed_and_also_reviewed(categories):
 
 def test_embeddings_are_cached_per_item(categories):
     items = [make_item("server down"), make_item("refund")]
-    encoder = services.get_encoder()
-    services.embed_items(items, encoder)
+    encoder = get_encoder()
+    embed_items(items, encoder)
     calls = encoder.calls
-    services.embed_items(items, encoder)
+    embed_items(items, encoder)
     assert encoder.calls == calls
 
 

@@ -17,7 +17,9 @@ def test_analysts_cannot_change_thresholds(client, analyst, categories):
     assert not analyst.has_perm("triage.change_category")
     client.force_login(analyst)
     url = f"/admin/triage/routingpolicy/{policy.pk}/change/"
-    response = client.post(url, {"default_threshold": "0.1", "audit_rate": "0"})
+    response = client.post(
+        url, {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30"}
+    )
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
     policy.refresh_from_db()
@@ -30,7 +32,7 @@ def test_admins_change_thresholds_in_the_admin_and_it_is_audited(client, categor
     client.force_login(admin)
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "0.75", "audit_rate": "0.1"},
+        {"default_threshold": "0.75", "audit_rate": "0.1", "min_support": "30"},
     )
     assert response.status_code == 302, response.content
     policy.refresh_from_db()
@@ -43,7 +45,7 @@ def test_a_threshold_outside_zero_to_one_is_a_form_error(client, categories):
     policy = RoutingPolicy.current()
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "1.5", "audit_rate": "0"},
+        {"default_threshold": "1.5", "audit_rate": "0", "min_support": "30"},
     )
     assert response.status_code == 200
     assert "Ensure this value is less than or equal to 1.0" in response.content.decode()

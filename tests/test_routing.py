@@ -1,8 +1,26 @@
 import pytest
 
-from triage.routing import Decision, Policy, Reason, Route, ScoredItem, audit_draw, decide
+from triage.routing import (
+    Decision,
+    Mode,
+    Policy,
+    Reason,
+    Route,
+    Rule,
+    ScoredItem,
+    audit_draw,
+    decide,
+)
 
-POLICY = Policy(default_threshold=0.9, category_thresholds={"billing": 0.7, "legal": 0.99})
+POLICY = Policy(
+    default=Rule(0.9),
+    rules={
+        "billing": Rule(0.7),
+        "legal": Rule(0.99),
+        "fraud": Rule(0.81, Mode.TARGET_PRECISION, target=0.95, lower_bound=0.953),
+        "spam": Rule(None, Mode.TARGET_PRECISION, target=0.99, note="best achievable is 91%"),
+    },
+)
 
 
 @pytest.mark.parametrize(
@@ -17,11 +35,24 @@ POLICY = Policy(default_threshold=0.9, category_thresholds={"billing": 0.7, "leg
         ("legal", 0.995, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.99),
         ("outage", 0.0, Route.REVIEW, Reason.BELOW_THRESHOLD, 0.9),
         ("outage", 1.0, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.9),
+        ("fraud", 0.85, Route.AUTO, Reason.ABOVE_THRESHOLD, 0.81),  # derived from a target
+        ("fraud", 0.80, Route.REVIEW, Reason.BELOW_THRESHOLD, 0.81),
+        ("spam", 1.0, Route.REVIEW, Reason.TARGET_UNREACHABLE, None),  # never auto-acts
     ],
 )
 def test_threshold_table(label, confidence, route, reason, threshold):
     decision = decide(ScoredItem(label, confidence), POLICY, draw=0.99)
-    assert decision == Decision(route, reason, threshold)
+    assert (decision.route, decision.reason, decision.threshold) == (route, reason, threshold)
+    assert not decision.audit
+
+
+def test_the_decision_records_the_mode_and_bound_that_produced_it():
+    decision = decide(ScoredItem("fraud", 0.9), POLICY, draw=0.99)
+    assert decision == Decision(
+        Route.AUTO, Reason.ABOVE_THRESHOLD, 0.81, False, Mode.TARGET_PRECISION, 0.953
+    )
+    raw = decide(ScoredItem("billing", 0.9), POLICY, draw=0.99)
+    assert (raw.mode, raw.lower_bound) == (Mode.THRESHOLD, None)
 
 
 def test_cold_start_always_goes_to_review():
@@ -32,7 +63,7 @@ def test_cold_start_always_goes_to_review():
 
 @pytest.mark.parametrize(("draw", "audited"), [(0.0, True), (0.049, True), (0.05, False)])
 def test_audit_sample_is_auto_routed_and_also_reviewed(draw, audited):
-    policy = Policy(default_threshold=0.5, audit_rate=0.05)
+    policy = Policy(default=Rule(0.5), audit_rate=0.05)
     decision = decide(ScoredItem("outage", 0.9), policy, draw=draw)
     assert decision.route is Route.AUTO
     assert decision.audit is audited
@@ -40,7 +71,7 @@ def test_audit_sample_is_auto_routed_and_also_reviewed(draw, audited):
 
 
 def test_low_confidence_items_are_never_audit_samples():
-    policy = Policy(default_threshold=0.9, audit_rate=1.0)
+    policy = Policy(default=Rule(0.9), audit_rate=1.0)
     decision = decide(ScoredItem("outage", 0.5), policy, draw=0.0)
     assert decision.route is Route.REVIEW
     assert not decision.audit

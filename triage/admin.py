@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
+from . import training
 from .ml.heads import ArtifactError
 from .models import ApiToken, AuditLog, Category, Item, ModelVersion, Prediction, RoutingPolicy
 
@@ -63,7 +63,7 @@ class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
             return
         version = queryset.get()
         try:
-            services.promote_version(version=version, actor=_actor(request))
+            training.promote_version(version=version, actor=_actor(request))
         except ArtifactError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
@@ -72,8 +72,8 @@ class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
     @admin.action(description="Roll back to the previous champion")
     def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         try:
-            version = services.rollback(actor=_actor(request))
-        except (services.RetrainError, ArtifactError) as exc:
+            version = training.rollback(actor=_actor(request))
+        except (training.RetrainError, ArtifactError) as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
         self.message_user(request, f"Rolled back: {version} is the champion again.")

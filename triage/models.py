@@ -8,6 +8,8 @@ from django.db import models
 from django.utils import timezone
 
 UNIT_INTERVAL = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+# A target precision below 50% would mean "wrong more often than right".
+TARGET_RANGE = [MinValueValidator(0.5), MaxValueValidator(1.0)]
 
 
 class Category(models.Model):
@@ -28,7 +30,16 @@ class Category(models.Model):
         null=True,
         blank=True,
         validators=UNIT_INTERVAL,
-        help_text="Overrides the global threshold for this category (0–1). Empty: use global.",
+        help_text="Raw confidence threshold for this category (0–1). Empty: use the global policy.",
+    )
+    target_precision = models.FloatField(
+        null=True,
+        blank=True,
+        validators=TARGET_RANGE,
+        help_text=(
+            "Target precision for this category (0.5–1). The threshold is then derived from "
+            "held-out data and wins over a raw threshold."
+        ),
     )
     is_active = models.BooleanField(default=True)
 
@@ -48,8 +59,28 @@ class Category(models.Model):
 
 
 class RoutingPolicy(models.Model):
-    """The single, admin-edited policy that turns predictions into decisions."""
+    """The single, admin-edited policy that turns predictions into decisions.
 
+    Per category, the first that is set decides: the category's target
+    precision, its raw threshold, the global target precision, the global
+    threshold. A target precision becomes a threshold derived from the champion's
+    held-out predictions (see triage.policy).
+    """
+
+    target_precision = models.FloatField(
+        null=True,
+        blank=True,
+        validators=TARGET_RANGE,
+        help_text=(
+            "Global target precision (0.5–1), e.g. 0.95. When set, each category's threshold is "
+            "the lowest at which the 95% lower confidence bound of held-out precision reaches it."
+        ),
+    )
+    min_support = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="Fewest held-out predictions a derived threshold may rest on.",
+    )
     default_threshold = models.FloatField(
         default=0.9,
         validators=UNIT_INTERVAL,
@@ -154,7 +185,7 @@ class ModelVersion(models.Model):
     The artifact is a safetensors file whose sha256 is checked on load. Only one
     version is the champion at a time; it is the one that classifies new items.
     A candidate becomes champion only through the promotion gate (see
-    services.retrain) or an admin's explicit promote / roll back.
+    training.retrain) or an admin's explicit promote / roll back.
     """
 
     class Status(models.TextChoices):
@@ -163,13 +194,26 @@ class ModelVersion(models.Model):
         REJECTED = "rejected"
         RETIRED = "retired"
 
+    class Kind(models.TextChoices):
+        HEAD = "head", "linear head over encoder embeddings"
+        SEQUENCE_CLASSIFIER = "sequence_classifier", "ready sequence-classification model"
+
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CANDIDATE)
-    encoder = models.CharField(max_length=200)
+    kind = models.CharField(max_length=30, choices=Kind.choices, default=Kind.HEAD)
+    encoder = models.CharField(max_length=200, help_text="The embedding space (or model) id.")
+    encoder_spec = models.JSONField(
+        default=dict, help_text="How to rebuild the encoder this version serves with."
+    )
     labels = models.JSONField(help_text="Category slugs, in the head's output order.")
     artifact_path = models.CharField(max_length=500)
     artifact_sha256 = models.CharField(max_length=64)
     temperature = models.FloatField(default=1.0)
     metrics = models.JSONField(default=dict, blank=True)
+    # Calibrated held-out predictions: what thresholds are derived from.
+    holdout = models.JSONField(default=dict, blank=True)
+    thresholds = models.JSONField(
+        default=dict, blank=True, help_text="Thresholds derived when this version was created."
+    )
     training_snapshot = models.JSONField(default=dict, blank=True)
     gate_decision = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -217,6 +261,10 @@ class Prediction(models.Model):
     route = models.CharField(max_length=10, choices=Route.choices)
     reason = models.CharField(max_length=30)
     threshold = models.FloatField(null=True, blank=True)
+    # Which rule produced the threshold: "threshold" (raw) or "target_precision",
+    # and for the latter the held-out precision lower bound at that threshold.
+    mode = models.CharField(max_length=20, blank=True)
+    lower_bound = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

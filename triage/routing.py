@@ -20,6 +20,13 @@ class Reason(StrEnum):
     BELOW_THRESHOLD = "below_threshold"
     AUDIT_SAMPLE = "audit_sample"
     COLD_START = "cold_start"
+    # A target precision the category cannot reach on held-out data: never auto-act.
+    TARGET_UNREACHABLE = "target_unreachable"
+
+
+class Mode(StrEnum):
+    THRESHOLD = "threshold"
+    TARGET_PRECISION = "target_precision"
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,28 @@ class ScoredItem:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """How one category is routed.
+
+    threshold None means the category never auto-acts (its target precision
+    cannot be shown on held-out data); note says why, for the admin.
+    """
+
+    threshold: float | None
+    mode: Mode = Mode.THRESHOLD
+    target: float | None = None
+    lower_bound: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Policy:
-    default_threshold: float
-    category_thresholds: Mapping[str, float] = field(default_factory=dict)
+    default: Rule
+    rules: Mapping[str, Rule] = field(default_factory=dict)
     audit_rate: float = 0.0
 
-    def threshold_for(self, label: str) -> float:
-        return self.category_thresholds.get(label, self.default_threshold)
+    def rule_for(self, label: str) -> Rule:
+        return self.rules.get(label, self.default)
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,8 @@ class Decision:
     reason: Reason
     threshold: float | None
     audit: bool = False
+    mode: Mode | None = None
+    lower_bound: float | None = None
 
 
 def audit_draw(external_id: str) -> float:
@@ -66,9 +90,15 @@ def decide(scored: ScoredItem, policy: Policy, *, draw: float) -> Decision:
     """Route one item. `draw` is the item's audit_draw()."""
     if scored.cold_start:
         return Decision(Route.REVIEW, Reason.COLD_START, threshold=None)
-    threshold = policy.threshold_for(scored.label)
-    if scored.confidence < threshold:
-        return Decision(Route.REVIEW, Reason.BELOW_THRESHOLD, threshold)
+    rule = policy.rule_for(scored.label)
+
+    def decision(route: Route, reason: Reason, audit: bool = False) -> Decision:
+        return Decision(route, reason, rule.threshold, audit, rule.mode, rule.lower_bound)
+
+    if rule.threshold is None:
+        return decision(Route.REVIEW, Reason.TARGET_UNREACHABLE)
+    if scored.confidence < rule.threshold:
+        return decision(Route.REVIEW, Reason.BELOW_THRESHOLD)
     if draw < policy.audit_rate:
-        return Decision(Route.AUTO, Reason.AUDIT_SAMPLE, threshold, audit=True)
-    return Decision(Route.AUTO, Reason.ABOVE_THRESHOLD, threshold)
+        return decision(Route.AUTO, Reason.AUDIT_SAMPLE, audit=True)
+    return decision(Route.AUTO, Reason.ABOVE_THRESHOLD)

@@ -163,10 +163,12 @@ CELERY_BEAT_SCHEDULE = {
 # --- Triage -----------------------------------------------------------------
 # A local transformers directory; empty means the packaged all-MiniLM-L6-v2.
 TRIAGE_ENCODER_PATH = os.environ.get("TRIAGE_ENCODER_PATH", "")
-# The class that turns texts into vectors; tests swap in a small fake.
-TRIAGE_ENCODER_CLASS = os.environ.get(
-    "TRIAGE_ENCODER_CLASS", "triage.ml.encoder.TransformerEncoder"
-)
+# How the encoder runs: "torch" (fp32) or "onnx-int8" (the fast path: exported
+# to ONNX and quantised). New models are trained on the configured runtime's
+# embeddings; each model version keeps serving with the encoder it was trained on.
+TRIAGE_ENCODER_RUNTIME = os.environ.get("TRIAGE_ENCODER_RUNTIME", "torch")
+# A dotted path that overrides the runtime's encoder class; tests use a small fake.
+TRIAGE_ENCODER_CLASS = os.environ.get("TRIAGE_ENCODER_CLASS", "")
 TRIAGE_MAX_LENGTH = env_int("TRIAGE_MAX_LENGTH", 256)
 TRIAGE_BATCH_SIZE = env_int("TRIAGE_BATCH_SIZE", 64)
 TRIAGE_ARTIFACT_DIR = Path(os.environ.get("TRIAGE_ARTIFACT_DIR", BASE_DIR / "var" / "models"))

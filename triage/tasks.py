@@ -5,7 +5,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from . import services, training
 
 
 @shared_task(acks_late=True)
@@ -26,8 +26,8 @@ def classify_stuck() -> int:
 @shared_task
 def retrain_nightly() -> str:
     try:
-        result = services.retrain(actor="nightly")
-    except services.RetrainError as exc:
+        result = training.retrain(actor="nightly")
+    except training.RetrainError as exc:
         # Too few examples is a normal state for a young deployment, not a crash.
         return f"skipped: {exc}"
     return result.message

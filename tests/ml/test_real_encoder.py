@@ -7,21 +7,19 @@ from django.test import override_settings
 from tests.factories import make_item
 from triage import services
 from triage.demo_data import DESKS
-from triage.ml.encoder import TransformerEncoder, get_encoder
+from triage.ml.encoder import TransformerEncoder, clear_encoders, get_encoder
 from triage.models import Category, Item
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
-
-REAL = "triage.ml.encoder.TransformerEncoder"
 
 
 @pytest.fixture
 def real_encoder(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with override_settings(TRIAGE_ENCODER_CLASS=REAL, TRIAGE_ENCODER_PATH=""):
-        get_encoder.cache_clear()
+    with override_settings(TRIAGE_ENCODER_CLASS="", TRIAGE_ENCODER_RUNTIME="torch"):
+        clear_encoders()
         yield get_encoder()
-    get_encoder.cache_clear()
+    clear_encoders()
 
 
 def test_the_packaged_encoder_loads_offline_and_embeds(real_encoder):

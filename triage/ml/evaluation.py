@@ -1,4 +1,4 @@
-"""Holdout metrics for a head: the numbers the promotion gate compares."""
+"""Held-out metrics: the numbers the promotion gate compares and `evaluate` prints."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,32 +7,30 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from .calibration import expected_calibration_error
-from .heads import LinearHead
 
 
-def holdout_metrics(head: LinearHead, vectors: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Scores on labelled examples. A true label the head cannot predict counts as an error."""
-    probs = head.predict_proba(vectors)
-    predicted = [head.labels[i] for i in probs.argmax(axis=1)]
-    classes = sorted(set(head.labels) | set(labels))
+def score_metrics(labels: Sequence[str], probs: np.ndarray, truth: Sequence[str]) -> dict[str, Any]:
+    """Scores on labelled examples. A true label the model cannot predict counts as an error."""
+    predicted = [labels[i] for i in probs.argmax(axis=1)]
+    classes = sorted(set(labels) | set(truth))
     precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=classes, zero_division=0
+        truth, predicted, labels=classes, zero_division=0
     )
-    index = {label: i for i, label in enumerate(head.labels)}
-    # ECE only over examples whose true label the head knows (others have no column).
-    known = np.array([label in index for label in labels])
+    index = {label: i for i, label in enumerate(labels)}
+    # ECE only over examples whose true label the model knows (others have no column).
+    known = np.array([label in index for label in truth])
     ece = (
         expected_calibration_error(
-            probs[known], np.array([index[label] for label in labels if label in index])
+            probs[known], np.array([index[label] for label in truth if label in index])
         )
         if known.any()
         else None
     )
     return {
-        "n": len(labels),
-        "accuracy": float(accuracy_score(labels, predicted)),
+        "n": len(truth),
+        "accuracy": float(accuracy_score(truth, predicted)),
         "macro_f1": float(
-            f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)
+            f1_score(truth, predicted, labels=classes, average="macro", zero_division=0)
         ),
         "ece": ece,
         "per_class": {

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from reviews.roles import ADMINS, ANALYSTS
-from triage import services
+from triage import services, training
 from triage.demo_data import DESKS, DemoDataMissing, load_messages
 from triage.intake import ItemIn
 from triage.models import ApiToken, Category, Item, ModelVersion
@@ -63,7 +63,7 @@ class Command(BaseCommand):
 
         if ModelVersion.objects.champion() is None or created:
             self.stdout.write("Training the first model (embeds the history once)…")
-            trained = services.retrain(actor="demo")
+            trained = training.retrain(actor="demo")
             self.stdout.write(f"{trained.version}: {trained.message}")
 
         incoming_items = [

@@ -1,27 +1,47 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
-from triage import services
+from triage import training
 
 
 class Command(BaseCommand):
     help = (
         "Train a candidate model on the training examples and promote it only if its "
-        "holdout macro-F1 is at least the champion's."
+        "holdout macro-F1 is at least the champion's on the same holdout."
     )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--fine-tune",
+            action="store_true",
+            help="also fine-tune the encoder end to end (minutes on CPU); keep the better one",
+        )
+
+    def handle(self, *args: Any, fine_tune: bool, **options: Any) -> None:
+        bar = None
+
+        def progress(step: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=total, desc="fine-tuning", unit="step")
+            bar.update(step - bar.n)
+
         try:
-            result = services.retrain(actor="command")
-        except services.RetrainError as exc:
+            result = training.retrain(actor="command", fine_tune=fine_tune, progress=progress)
+        except training.RetrainError as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            if bar is not None:
+                bar.close()
         version = result.version
         metrics = version.metrics
         self.stdout.write(
             f"{version}: holdout macro-F1 {metrics['macro_f1']:.3f}, accuracy "
-            f"{metrics['accuracy']:.3f} on {metrics['n']} examples; "
-            f"temperature {version.temperature:.2f}"
+            f"{metrics['accuracy']:.3f} on {metrics['n']} examples; ECE "
+            f"{metrics['ece_uncalibrated']:.3f} → {metrics['ece']:.3f} "
+            f"(temperature {version.temperature:.2f})"
         )
         style = self.style.SUCCESS if result.promoted else self.style.WARNING
         verdict = "promoted" if result.promoted else "not promoted"

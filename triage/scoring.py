@@ -1,0 +1,121 @@
+"""Turning items into calibrated category probabilities, for any kind of model version.
+
+Embeddings are cached per item and embedding space, so an item is embedded
+once per encoder, whether for classification, retraining or evaluation.
+"""
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .ml.calibration import softmax
+from .ml.encoder import Encoder, encoder_for, get_encoder
+from .ml.heads import load_head, zero_shot_proba
+from .models import Category, Embedding, Item, ModelVersion
+
+if TYPE_CHECKING:
+    from .ml.seqcls import SequenceClassifier
+
+# SQL parameter lists are chunked so huge batches stay under database limits.
+IN_CHUNK = 900
+
+
+class ClassificationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Scores:
+    labels: tuple[str, ...]
+    probs: np.ndarray  # (n_items, n_labels), rows sum to 1
+
+
+def embed_items(items: Sequence[Item], encoder: Encoder) -> np.ndarray:
+    """Vectors for items in order, from the cache where possible; new ones are cached."""
+    ids = [item.pk for item in items]
+    cached: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        for item_id, blob in Embedding.objects.filter(
+            encoder=encoder.encoder_id, item_id__in=ids[start : start + IN_CHUNK]
+        ).values_list("item_id", "vector"):
+            cached[item_id] = np.frombuffer(bytes(blob), dtype=np.float32)
+    missing = [item for item in items if item.pk not in cached]
+    if missing:
+        fresh = encoder.encode([item.text for item in missing]).astype(np.float32)
+        Embedding.objects.bulk_create(
+            [
+                Embedding(item_id=item.pk, encoder=encoder.encoder_id, vector=vector.tobytes())
+                for item, vector in zip(missing, fresh, strict=True)
+            ],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
+        cached.update((item.pk, vector) for item, vector in zip(missing, fresh, strict=True))
+    out = np.zeros((len(items), encoder.dim), dtype=np.float32)
+    for row, item in enumerate(items):
+        out[row] = cached[item.pk]
+    return out
+
+
+@functools.cache
+def _description_vectors(encoder_id: str, texts: tuple[str, ...]) -> np.ndarray:
+    return get_encoder().encode(list(texts))
+
+
+def zero_shot_scores(items: Sequence[Item]) -> Scores:
+    """Cold start: similarity to each category's description. Never auto-acts."""
+    categories = list(Category.objects.filter(is_active=True))
+    if not categories:
+        raise ClassificationError("no active categories: create at least one before ingesting")
+    encoder = get_encoder()
+    texts = tuple(f"{c.name}. {c.description}" for c in categories)
+    label_vectors = _description_vectors(encoder.encoder_id, texts)
+    probs = zero_shot_proba(embed_items(items, encoder), label_vectors)
+    return Scores(tuple(c.slug for c in categories), probs)
+
+
+@functools.lru_cache(maxsize=4)
+def _sequence_classifier(spec_json: str, categories: tuple[str, ...]) -> "SequenceClassifier":
+    from .ml.seqcls import SequenceClassifier
+
+    spec = json.loads(spec_json)
+    return SequenceClassifier(
+        Path(spec["path"]),
+        label_map=spec.get("label_map", {}),
+        categories=categories,
+        max_length=spec.get("max_length", 256),
+    )
+
+
+def version_scores(version: ModelVersion, items: Sequence[Item]) -> Scores:
+    """Calibrated probabilities of a model version for these items."""
+    if version.kind == ModelVersion.Kind.SEQUENCE_CLASSIFIER:
+        classifier = _sequence_classifier(
+            json.dumps(version.encoder_spec, sort_keys=True), tuple(version.labels)
+        )
+        if classifier.model_id != version.encoder:
+            raise ClassificationError(
+                f"{version} was measured as {version.encoder}, but the model files now read "
+                f"{classifier.model_id}; refusing to serve a model that changed"
+            )
+        logits = classifier.logits([item.text for item in items])
+        return Scores(tuple(classifier.labels), softmax(logits, version.temperature))
+    encoder = encoder_for(version.encoder_spec)
+    if encoder.encoder_id != version.encoder:
+        raise ClassificationError(
+            f"{version} was trained on embeddings {version.encoder}, but its encoder now "
+            f"produces {encoder.encoder_id}; the encoder files changed — retrain or roll back"
+        )
+    head = load_head(version.artifact_path, version.artifact_sha256)
+    return Scores(head.labels, head.predict_proba(embed_items(items, encoder)))
+
+
+def clear_caches() -> None:
+    _description_vectors.cache_clear()
+    _sequence_classifier.cache_clear()
+    load_head.cache_clear()
