@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group, User
 
 from reviews.models import ReviewTask
 from reviews.roles import ADMINS, ANALYSTS
+from reviews.services import record_training_example
 from triage.models import ApiToken, Category, Item
 
 _ids = itertools.count(1)
@@ -75,3 +76,22 @@ def make_user(username: str | None = None, *, group: str = ANALYSTS, password: s
 def make_token(name: str | None = None) -> str:
     _, token = ApiToken.issue(name or f"token-{next(_ids)}")
     return token
+
+
+# Variations so each category has enough train and holdout examples.
+SUFFIXES = [
+    *["", " today", " again", " please help", " asap", " now", " thanks", " urgent"],
+    *[" team", " sir", " madam", " folks", " ok", " hi", " right away", " soon"],
+]
+
+
+def make_labelled_history(categories: dict[str, Category], copies: int = 16) -> list[Item]:
+    """Resolved keyword items with import training examples: enough to train and measure."""
+    items = []
+    for slug, texts in KEYWORD_TEXTS.items():
+        for suffix in SUFFIXES[:copies]:
+            for text in texts:
+                item = make_item(text + suffix, status=Item.Status.RESOLVED)
+                record_training_example(item=item, category=categories[slug], source="import")
+                items.append(item)
+    return items

@@ -9,23 +9,13 @@ from triage.ml.heads import ArtifactError, load_head
 from triage.models import AuditLog, Item, ModelVersion, Prediction, RoutingPolicy
 from triage.scoring import embed_items
 
-from .factories import KEYWORD_TEXTS, make_item
+from .factories import make_item, make_labelled_history
 
 pytestmark = pytest.mark.django_db
 
-# Variations so each category has enough train and holdout examples.
-SUFFIXES = ["", " today", " again", " please help", " asap", " now", " thanks", " urgent"]
-
 
 def labelled_history(categories):
-    items = []
-    for slug, texts in KEYWORD_TEXTS.items():
-        for suffix in SUFFIXES:
-            for text in texts:
-                item = make_item(text + suffix, status=Item.Status.RESOLVED)
-                record_training_example(item=item, category=categories[slug], source="import")
-                items.append(item)
-    return items
+    return make_labelled_history(categories, copies=8)
 
 
 def test_retrain_with_too_few_examples_says_what_is_missing(categories):

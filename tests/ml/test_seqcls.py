@@ -174,3 +174,45 @@ def test_missing_id2label_is_refused(tiny_model_dir, tmp_path):
 def test_a_directory_without_config_is_refused(tmp_path):
     with pytest.raises(SeqClsConfigurationError, match="no config.json"):
         read_id2label(tmp_path)
+
+
+@pytest.mark.django_db
+def test_a_ready_classifier_goes_through_the_same_gate(tiny_model_dir, categories):
+    from django.core.management import call_command
+
+    from tests.factories import make_item, make_labelled_history
+    from triage import services, training
+    from triage.models import ModelVersion, Prediction
+
+    make_labelled_history(categories, copies=8)
+    labels = ["--label", "NEG=billing", "--label", "NEU=outage", "--label", "POS=other"]
+    call_command("register_model", str(tiny_model_dir), *labels)
+    ready = ModelVersion.objects.get()
+    assert ready.kind == "sequence_classifier"
+    assert ready.status == "champion"  # the first model needs no comparison
+    assert ready.holdout["labels"] == ["billing", "outage", "other"]
+
+    item = make_item("refund my card")
+    services.classify_items(item_ids=[item.pk])
+    assert Prediction.objects.get(item=item).model_version == ready
+
+    # A head trained on our own examples measures better on the same holdout.
+    result = training.retrain()
+    assert result.promoted
+    ready.refresh_from_db()
+    assert ready.status == "retired"
+
+
+@pytest.mark.django_db
+def test_registering_with_an_unmapped_label_is_a_clear_error(tiny_model_dir, categories):
+    from django.core.management import CommandError, call_command
+
+    from tests.factories import make_labelled_history
+    from triage.models import ModelVersion
+
+    make_labelled_history(categories, copies=8)
+    with pytest.raises(CommandError, match="model label 'POS' is not mapped"):
+        call_command(
+            "register_model", str(tiny_model_dir), "--label", "NEG=billing", "--label", "NEU=outage"
+        )
+    assert not ModelVersion.objects.exists()

@@ -18,6 +18,10 @@ class Command(BaseCommand):
         "and how much each target precision would automate."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # Our --version (a model version) replaces Django's --version (its own release).
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--version", type=int, help="model version id (default: champion)")
 

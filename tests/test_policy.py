@@ -1,0 +1,155 @@
+"""Target precision → thresholds, as routing and the policy command see them."""
+
+import pickle
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from triage import services, training
+from triage.ml.heads import ArtifactError, load_head
+from triage.models import ModelVersion, Prediction, RoutingPolicy
+from triage.policy import HoldoutPredictions, category_rule, rule_reports
+from triage.scoring import ClassificationError
+
+from .factories import make_item, make_labelled_history
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def champion(categories):
+    make_labelled_history(categories)
+    return training.retrain().version
+
+
+def set_policy(**fields):
+    RoutingPolicy.objects.update_or_create(pk=1, defaults=fields)
+
+
+def test_a_version_stores_its_held_out_predictions_and_derived_thresholds(champion):
+    holdout = HoldoutPredictions.from_json(champion.holdout)
+    assert holdout is not None
+    assert len(holdout.confidence) == champion.metrics["n"]
+    assert set(champion.thresholds) == {"billing", "outage", "other"}
+
+
+def test_target_precision_routes_with_the_derived_threshold_and_records_its_bound(champion):
+    set_policy(target_precision=0.7, min_support=5, audit_rate=0)
+    rules = {r.slug: r.rule for r in rule_reports(champion)}
+    assert all(rule.mode == "target_precision" for rule in rules.values())
+    billing = rules["billing"]
+    assert billing.threshold is not None and billing.lower_bound >= 0.7
+
+    item = make_item("refund the double charge on my card invoice payment")
+    services.classify_items(item_ids=[item.pk])
+    prediction = Prediction.objects.get(item=item)
+    assert prediction.label.slug == "billing"
+    assert (prediction.mode, prediction.threshold) == ("target_precision", billing.threshold)
+    assert prediction.lower_bound == billing.lower_bound
+    assert prediction.route == ("auto" if prediction.confidence >= billing.threshold else "review")
+
+
+def test_a_category_with_too_few_held_out_examples_never_auto_acts(champion):
+    set_policy(target_precision=0.8, min_support=10_000, audit_rate=0)
+    item = make_item("refund the double charge on my card invoice payment")
+    services.classify_items(item_ids=[item.pk])
+    prediction = Prediction.objects.get(item=item)
+    assert (prediction.route, prediction.reason) == ("review", "target_unreachable")
+    (report,) = [r for r in rule_reports(champion) if r.slug == "billing"]
+    assert "not enough held-out examples" in report.rule.note
+
+
+def test_an_unreachable_target_says_what_is_achievable():
+    # 50 predictions, 45 right: the bound cannot reach 99%.
+    holdout = HoldoutPredictions(
+        labels=("a", "b"),
+        predicted=np.zeros(50, dtype=int),
+        confidence=np.linspace(0.5, 1.0, 50),
+        truth=np.array([0] * 45 + [1] * 5),
+    )
+    report = category_rule("a", target=0.99, threshold=0.9, holdout=holdout, min_support=10)
+    assert report.rule.threshold is None
+    assert "best achievable" in report.rule.note
+
+
+def test_a_category_target_wins_over_the_global_threshold(champion, categories):
+    set_policy(target_precision=None, default_threshold=0.5, min_support=5)
+    categories["outage"].target_precision = 0.9
+    categories["outage"].save()
+    modes = {r.slug: r.rule.mode for r in rule_reports(champion)}
+    assert modes == {"billing": "threshold", "other": "threshold", "outage": "target_precision"}
+
+
+def test_policy_command_sets_and_shows_targets(champion, capsys):
+    call_command("policy", "--target-precision", "0.95")
+    assert RoutingPolicy.current().target_precision == 0.95
+    call_command("policy", "--threshold", "0.7", "--category", "billing")
+    out = capsys.readouterr().out
+    assert "target precision 95.0%" in out
+    lines = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert "threshold" in lines["billing"] and "0.700" in lines["billing"]
+    assert "target_precision" in lines["outage"]
+    call_command("policy", "--clear", "--category", "billing")
+    assert "target_precision" in capsys.readouterr().out.splitlines()[2]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target-precision", "1.5"], "--target-precision: 1.5 is outside 0–1"),
+        (["--target-precision", "0.3"], "--target-precision: 0.3 is below 0.5"),
+        (["--threshold", "high"], "--threshold: 'high' is not a number"),
+        (["--threshold", "0.5", "--category", "nope"], "unknown category 'nope'"),
+        (["--category", "billing"], "--category needs"),
+        (["--clear"], "--clear needs --category"),
+    ],
+)
+def test_policy_command_rejects_bad_arguments(categories, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("policy", *args)
+    assert RoutingPolicy.current().target_precision is None
+
+
+def test_evaluate_prints_scores_calibration_and_risk_coverage(champion, capsys):
+    call_command("evaluate")
+    out = capsys.readouterr().out
+    for expected in ["macro-F1", "ECE", "Reliability", "Risk–coverage", "95%", "billing"]:
+        assert expected in out
+    with pytest.raises(CommandError, match="no model version 999"):
+        call_command("evaluate", "--version", "999")
+
+
+def test_evaluate_without_a_model_is_a_clear_error(categories):
+    with pytest.raises(CommandError, match="no champion yet"):
+        call_command("evaluate")
+
+
+def test_a_pickle_is_never_loaded_as_a_model(tmp_path):
+    path = tmp_path / "head.safetensors"
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    from triage.ml.encoder import file_sha256
+
+    with pytest.raises(ArtifactError, match="not a valid safetensors"):
+        load_head(str(path), file_sha256(path))
+
+
+def test_artifact_metadata_records_encoder_labels_calibration_snapshot_and_metrics(champion):
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(champion.artifact_path, framework="numpy") as fh:
+        meta = json.loads(fh.metadata()["triage"])
+    assert meta["encoder"] == champion.encoder
+    assert meta["label_map"] == champion.labels
+    assert meta["calibration"]["temperature"] == pytest.approx(champion.temperature)
+    assert meta["snapshot"]["holdout"] == champion.metrics["n"]
+    assert meta["metrics"]["macro_f1"] == champion.metrics["macro_f1"]
+
+
+def test_a_version_whose_encoder_changed_is_not_served(champion):
+    ModelVersion.objects.filter(pk=champion.pk).update(encoder="something-else:123")
+    item = make_item("refund")
+    with pytest.raises(ClassificationError, match="encoder"):
+        services.classify_items(item_ids=[item.pk])
