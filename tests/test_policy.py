@@ -153,3 +153,14 @@ def test_a_version_whose_encoder_changed_is_not_served(champion):
     item = make_item("refund")
     with pytest.raises(ClassificationError, match="encoder"):
         services.classify_items(item_ids=[item.pk])
+
+
+def test_admins_see_why_a_category_does_or_does_not_auto_act(client, champion):
+    from reviews.roles import ADMINS
+
+    from .factories import make_user
+
+    set_policy(target_precision=0.99, min_support=5)
+    client.force_login(make_user("root", group=ADMINS))
+    body = client.get("/admin/triage/category/").content.decode()
+    assert "never auto-acts: best achievable lower bound" in body

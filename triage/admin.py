@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from . import training
 from .ml.heads import ArtifactError
 from .models import ApiToken, AuditLog, Category, Item, ModelVersion, Prediction, RoutingPolicy
+from .policy import HoldoutPredictions, rule_for_category
 
 
 def _actor(request: HttpRequest) -> str:
@@ -13,9 +14,32 @@ def _actor(request: HttpRequest) -> str:
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin[Category]):
-    list_display = ["slug", "name", "action_queue", "threshold", "is_active"]
-    list_editable = ["threshold", "is_active"]
+    list_display = [
+        "slug",
+        "name",
+        "action_queue",
+        "threshold",
+        "target_precision",
+        "routing_now",
+        "is_active",
+    ]
+    list_editable = ["threshold", "target_precision", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(description="routing with the champion")
+    def routing_now(self, obj: Category) -> str:
+        champion = ModelVersion.objects.champion()
+        holdout = HoldoutPredictions.from_json(champion.holdout) if champion else None
+        report = rule_for_category(obj, policy=RoutingPolicy.current(), holdout=holdout)
+        rule = report.rule
+        if champion is None:
+            return "cold start: every item goes to review"
+        if rule.threshold is None:
+            return f"never auto-acts: {rule.note}"
+        coverage = "" if report.coverage is None else f", automates {report.coverage:.0%}"
+        if rule.mode == "target_precision":
+            return f"threshold {rule.threshold:.3f} (derived{coverage}): {rule.note}"
+        return f"threshold {rule.threshold:.3f} (raw{coverage})"
 
     def save_model(self, request: HttpRequest, obj: Category, form: object, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -26,7 +50,14 @@ class CategoryAdmin(admin.ModelAdmin[Category]):
 
 @admin.register(RoutingPolicy)
 class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
-    list_display = ["__str__", "default_threshold", "audit_rate", "updated_at"]
+    list_display = [
+        "__str__",
+        "target_precision",
+        "default_threshold",
+        "audit_rate",
+        "min_support",
+        "updated_at",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not RoutingPolicy.objects.exists()

@@ -107,7 +107,12 @@ class RoutingPolicy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"threshold {self.default_threshold:.2f}, audit {self.audit_rate:.0%}"
+        rule = (
+            f"target precision {self.target_precision:.1%}"
+            if self.target_precision is not None
+            else f"threshold {self.default_threshold:.2f}"
+        )
+        return f"{rule}, audit {self.audit_rate:.0%}"
 
     @classmethod
     def current(cls) -> "RoutingPolicy":

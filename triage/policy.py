@@ -123,22 +123,34 @@ def category_rule(
     return RuleReport(slug, rule, coverage=result.coverage, precision=result.precision)
 
 
+def rule_for_category(
+    category: Category, *, policy: RoutingPolicy, holdout: HoldoutPredictions | None
+) -> RuleReport:
+    """The first setting that is set decides: category target, category threshold,
+    global target, global threshold."""
+    if category.target_precision is not None:
+        target = category.target_precision
+    elif category.threshold is not None:
+        target = None
+    else:
+        target = policy.target_precision
+    return category_rule(
+        category.slug,
+        target=target,
+        threshold=category.threshold
+        if category.threshold is not None
+        else policy.default_threshold,
+        holdout=holdout,
+        min_support=policy.min_support,
+    )
+
+
 def rule_reports(version: ModelVersion | None) -> list[RuleReport]:
     """Every active category's rule under the current policy and this model version."""
     policy = RoutingPolicy.current()
     holdout = HoldoutPredictions.from_json(version.holdout) if version else None
     return [
-        category_rule(
-            category.slug,
-            target=category.target_precision
-            if category.target_precision is not None
-            else (None if category.threshold is not None else policy.target_precision),
-            threshold=category.threshold
-            if category.threshold is not None
-            else policy.default_threshold,
-            holdout=holdout,
-            min_support=policy.min_support,
-        )
+        rule_for_category(category, policy=policy, holdout=holdout)
         for category in Category.objects.filter(is_active=True)
     ]
 
