@@ -164,3 +164,19 @@ def test_admins_see_why_a_category_does_or_does_not_auto_act(client, champion):
     client.force_login(make_user("root", group=ADMINS))
     body = client.get("/admin/triage/category/").content.decode()
     assert "never auto-acts: best achievable lower bound" in body
+
+
+def test_a_saved_head_loads_back_identical(tmp_path):
+    from triage.ml.encoder import file_sha256
+    from triage.ml.heads import LinearHead, save_head
+
+    rng = np.random.default_rng(0)
+    # sklearn hands back Fortran-ordered coefficients; they must survive the round trip.
+    weights = np.asfortranarray(rng.normal(size=(3, 16)).astype(np.float32))
+    head = LinearHead(("a", "b", "c"), weights, np.zeros(3, dtype=np.float32), 1.7)
+    path = tmp_path / "head.safetensors"
+    sha = save_head(head, path, metadata={})
+    assert sha == file_sha256(path)
+    loaded = load_head(str(path), sha)
+    assert np.array_equal(loaded.weights, head.weights)
+    assert (loaded.labels, loaded.temperature) == (head.labels, 1.7)

@@ -45,3 +45,34 @@ def test_real_text_is_classified_by_similarity_before_any_model(real_encoder):
     assert prediction.reason == "cold_start"
     assert prediction.label.slug == "request"
     assert reports.latest_prediction().label.slug == "information"
+
+
+@override_settings(TRIAGE_MIN_EXAMPLES_PER_CATEGORY=5)
+def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp_path):
+    from reviews.services import record_training_example
+    from triage import training
+    from triage.demo_data import load_messages
+    from triage.models import ModelVersion
+
+    settings.TRIAGE_ARTIFACT_DIR = tmp_path
+    categories = {
+        slug: Category.objects.create(slug=slug, name=name, description=description)
+        for slug, (name, description) in DESKS.items()
+    }
+    for message in load_messages("validation")[:240]:
+        item = make_item(message.text, status=Item.Status.RESOLVED)
+        record_training_example(item=item, category=categories[message.desk], source="import")
+    fp32 = training.retrain().version
+    settings.TRIAGE_ENCODER_RUNTIME = "onnx-int8"
+    clear_encoders()
+    result = training.retrain()
+    int8 = result.version
+    assert "+onnx-int8:" in int8.encoder
+    assert int8.encoder_spec["class"] == "triage.ml.onnx_encoder.OnnxEncoder"
+    # Measured against the fp32 champion on the very same holdout examples.
+    assert int8.metrics["champion_macro_f1_same_holdout"] == pytest.approx(fp32.macro_f1)
+    assert int8.status in {ModelVersion.Status.CHAMPION, ModelVersion.Status.REJECTED}
+    # Whichever serves, it serves with the encoder it was trained on.
+    item = make_item("We need water and food in Carrefour")
+    services.classify_items(item_ids=[item.pk])
+    assert item.latest_prediction().model_version == ModelVersion.objects.champion()

@@ -65,8 +65,8 @@ def train_logistic_head(
         bias = np.array([-bias[0] / 2, bias[0] / 2])
     return LinearHead(
         labels=tuple(classes),
-        weights=weights.astype(np.float32),
-        bias=bias.astype(np.float32),
+        weights=np.ascontiguousarray(weights, dtype=np.float32),
+        bias=np.ascontiguousarray(bias, dtype=np.float32),
     )
 
 
@@ -86,7 +86,9 @@ def save_head(head: LinearHead, path: Path, *, metadata: dict[str, Any]) -> str:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        save_file({"weights": head.weights, "bias": head.bias}, tmp, metadata=meta)
+        # safetensors writes the raw buffer: a Fortran-ordered array would come back transposed.
+        tensors = {"weights": np.ascontiguousarray(head.weights), "bias": head.bias}
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata=meta)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -11,13 +11,14 @@ from reviews.roles import ADMINS, ANALYSTS
 from triage import services, training
 from triage.demo_data import DESKS, DemoDataMissing, load_messages
 from triage.intake import ItemIn
-from triage.models import ApiToken, Category, Item, ModelVersion
+from triage.models import ApiToken, AuditLog, Category, Item, ModelVersion, RoutingPolicy
 
 DEMO_USERS = {
     "admin": ("triage-admin", ADMINS),
     "analyst": ("triage-analyst", ANALYSTS),
 }
 CHUNK = 250
+DEMO_TARGET_PRECISION = 0.9
 
 
 class Command(BaseCommand):
@@ -47,6 +48,14 @@ class Command(BaseCommand):
                 slug=slug,
                 defaults={"name": name, "description": description, "action_queue": slug},
             )
+        policy = RoutingPolicy.current()
+        if (
+            policy.target_precision is None
+            and not AuditLog.objects.filter(action="policy").exists()
+        ):
+            # The demo's point: automate what can be automated at 90% precision.
+            policy.target_precision = DEMO_TARGET_PRECISION
+            policy.save()
 
         # A fixed random subset: the same rows on every run, so a rerun reuses them.
         rng = random.Random(0)
@@ -68,7 +77,7 @@ class Command(BaseCommand):
 
         incoming_items = [
             ItemIn(external_id=f"dm-{m.id}", text=m.text, metadata={"genre_split": m.split})
-            for m in validation[:incoming]
+            for m in rng.sample(validation, min(incoming, len(validation)))
         ]
         queued = 0
         for start in tqdm(range(0, len(incoming_items), CHUNK), desc="incoming", unit="batch"):
