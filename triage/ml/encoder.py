@@ -8,7 +8,7 @@ loaded lazily, once per process (get_encoder), never at import time, so
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,6 +75,19 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def padded_batches(
+    tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, Any]]:
+    """(row indices, torch features) per batch: length-sorted, padded to the batch's longest."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    ids = encoded["input_ids"]
+    for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+        features = tokenizer.pad(
+            {key: [encoded[key][i] for i in batch] for key in encoded}, return_tensors="pt"
+        )
+        yield batch, features
+
+
 class TransformerEncoder:
     """Mean-pooled, L2-normalised embeddings from a local transformers model."""
 
@@ -108,16 +121,11 @@ class TransformerEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encoded = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, padding=False
+        batches = padded_batches(
+            self.tokenizer, texts, max_length=self.max_length, batch_size=self.batch_size
         )
-        ids = encoded["input_ids"]
         with torch.inference_mode():
-            for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
-                features = self.tokenizer.pad(
-                    {key: [encoded[key][i] for i in batch] for key in encoded},
-                    return_tensors="pt",
-                )
+            for batch, features in batches:
                 hidden = self.model(**features).last_hidden_state
                 mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from .encoder import file_sha256, length_sorted_batches
+from .encoder import file_sha256, padded_batches
 
 __all__ = [
     "SeqClsConfigurationError",
@@ -195,16 +195,11 @@ class SequenceClassifier:
         out = np.zeros((len(texts), self._n_outputs), dtype=np.float64)
         if not texts:
             return out
-        encoded = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, padding=False
+        batches = padded_batches(
+            self.tokenizer, texts, max_length=self.max_length, batch_size=self.batch_size
         )
-        ids = encoded["input_ids"]
         with torch.inference_mode():
-            for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
-                features = self.tokenizer.pad(
-                    {key: [encoded[key][i] for i in batch] for key in encoded},
-                    return_tensors="pt",
-                )
+            for batch, features in batches:
                 out[batch] = self.model(**features).logits.float().numpy()
         return out
 
