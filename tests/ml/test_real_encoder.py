@@ -33,6 +33,27 @@ def test_the_packaged_encoder_loads_offline_and_embeds(real_encoder):
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
 
 
+def test_embeddings_match_the_reference_sentence_embedding(real_encoder):
+    # The reference: sentence-transformers' own pipeline for all-MiniLM-L6-v2
+    # (mean pooling + normalisation), loaded offline from the same package.
+    from sentence_transformers import SentenceTransformer
+
+    from triage.ml.encoder import packaged_model_dir
+
+    texts = [
+        "We need water and food in Carrefour",
+        "ok",
+        "The earthquake destroyed many houses in the city center yesterday " * 8,
+        "Thanks for the help, the tents arrived.",
+    ]
+    reference = SentenceTransformer(str(packaged_model_dir()), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    ours = real_encoder.encode(texts)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() > 0.999, cosines
+
+
 def test_real_text_is_classified_by_similarity_before_any_model(real_encoder):
     for slug, (name, description) in DESKS.items():
         Category.objects.create(slug=slug, name=name, description=description)
