@@ -1,0 +1,341 @@
+"""Classification throughput through the real service layer, beside a naive baseline.
+
+Each variant runs in its own subprocess, so its peak RSS is its own:
+
+  baseline      transformers pipeline("feature-extraction"), one call per item,
+                mean-pool + linear head in numpy; no database (on a subset)
+  service-torch services.classify_items over chunks: embed (fp32 torch) + head +
+                routing + DB writes
+  service-int8  the same with TRIAGE_ENCODER_RUNTIME=onnx-int8 (champion retrained
+                under that runtime so its head matches the int8 embeddings)
+  bare-torch    encoder.encode(chunk) on the same chunks, nothing else
+  bare-int8     the same for the int8 ONNX encoder
+
+Run from the project root:  .venv/bin/python benchmarks/classify_throughput.py [--n 5000]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _django_env import peak_rss_mb, setup_django  # noqa: E402
+
+RESULT_PREFIX = "RESULT_JSON "
+
+
+# ---------------------------------------------------------------------------- children
+
+
+def _texts(n: int) -> list[tuple[str, str]]:
+    from triage.demo_data import load_messages
+
+    messages = load_messages("validation") + load_messages("test")
+    if n > len(messages):
+        print(f"note: only {len(messages)} validation+test messages; using all", file=sys.stderr)
+    return [(m.id, m.text) for m in messages[:n]]
+
+
+def _history(size: int) -> list:
+    import random
+
+    from triage.demo_data import load_messages
+    from triage.intake import ItemIn
+
+    train = load_messages("train")
+    sample = random.Random(0).sample(train, min(size, len(train)))
+    return [ItemIn(external_id=f"hist-{m.id}", text=m.text, label=m.desk) for m in sample]
+
+
+def _train_champion(history_size: int) -> dict:
+    from triage import services, training
+    from triage.demo_data import DESKS
+    from triage.models import Category
+
+    for slug, (name, description) in DESKS.items():
+        Category.objects.get_or_create(
+            slug=slug, defaults={"name": name, "description": description, "action_queue": slug}
+        )
+    categories = {c.slug: c for c in Category.objects.all()}
+    items = _history(history_size)
+    for start in range(0, len(items), 1000):
+        services.import_history(items=items[start : start + 1000], categories=categories)
+    started = time.perf_counter()
+    result = training.retrain(actor="benchmark")
+    return {
+        "retrain_s": time.perf_counter() - started,
+        "champion": str(result.version),
+        "promoted": result.promoted,
+        "holdout_macro_f1": result.version.metrics.get("macro_f1"),
+    }
+
+
+def child_service(args: argparse.Namespace) -> dict:
+    from django.conf import settings
+
+    from triage import services
+    from triage.models import Item, ModelVersion, Prediction
+
+    info = _train_champion(args.history)
+    champion = ModelVersion.objects.champion()
+    assert champion is not None, "retrain did not produce a champion"
+
+    texts = _texts(args.n)
+    tag = f"{args.mode}-{os.getpid()}"
+    created = Item.objects.bulk_create(
+        [
+            Item(external_id=f"bench-{tag}-{i}-{mid}", text=text)
+            for i, (mid, text) in enumerate(texts)
+        ],
+        batch_size=500,
+    )
+    ids = sorted(item.pk for item in created)
+    chunk = settings.TRIAGE_CLASSIFY_CHUNK
+    chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+
+    started = time.perf_counter()
+    routed = 0
+    for part in chunks:
+        routed += services.classify_items(item_ids=part)
+    elapsed = time.perf_counter() - started
+    predictions = Prediction.objects.filter(item_id__in=ids[:1]).count()
+    auto = Item.objects.filter(pk__in=ids, status=Item.Status.ROUTED).count()
+    return info | {
+        "mode": args.mode,
+        "encoder": champion.encoder,
+        "items": len(ids),
+        "routed": routed,
+        "auto_routed": auto,
+        "prediction_rows_sample": predictions,
+        "chunk": chunk,
+        "seconds": elapsed,
+        "items_per_s": len(ids) / elapsed,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def child_bare(args: argparse.Namespace) -> dict:
+    from django.conf import settings
+
+    from triage.ml.encoder import configured_spec, encoder_for
+
+    encoder = encoder_for(configured_spec())  # builds (and for int8, exports) untimed
+    texts = [text for _, text in _texts(args.n)]
+    encoder.encode(texts[:64])  # warm-up, as the service child is warm after retrain
+    chunk = settings.TRIAGE_CLASSIFY_CHUNK
+    started = time.perf_counter()
+    for i in range(0, len(texts), chunk):
+        encoder.encode(texts[i : i + chunk])
+    elapsed = time.perf_counter() - started
+    return {
+        "mode": args.mode,
+        "encoder": encoder.encoder_id,
+        "items": len(texts),
+        "chunk": chunk,
+        "seconds": elapsed,
+        "items_per_s": len(texts) / elapsed,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def child_baseline(args: argparse.Namespace) -> dict:
+    import numpy as np
+    from transformers import pipeline
+
+    from triage.ml.encoder import packaged_model_dir
+    from triage.ml.heads import train_logistic_head
+
+    extractor = pipeline(
+        "feature-extraction",
+        model=str(packaged_model_dir()),
+        framework="pt",
+        device=-1,
+        tokenize_kwargs={"truncation": True, "max_length": args.max_length},
+    )
+
+    def embed_one(text: str) -> np.ndarray:
+        hidden = np.asarray(extractor(text)[0], dtype=np.float32)  # (tokens, dim), no padding
+        pooled = hidden.mean(axis=0)
+        return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+
+    # Untimed: warm the pipeline and fit a head on its own embeddings of some history.
+    history = _history(args.baseline_head_train)
+    vectors = np.stack([embed_one(h.text) for h in history])
+    head = train_logistic_head(vectors, [h.label for h in history])
+
+    texts = [text for _, text in _texts(args.baseline_n)]
+    started = time.perf_counter()
+    labels = []
+    for text in texts:
+        probs = head.predict_proba(embed_one(text)[None, :])[0]
+        labels.append(head.labels[int(probs.argmax())])
+    elapsed = time.perf_counter() - started
+    return {
+        "mode": args.mode,
+        "items": len(texts),
+        "seconds": elapsed,
+        "items_per_s": len(texts) / elapsed,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_child(args: argparse.Namespace) -> None:
+    runtime = {"service-int8": "onnx-int8", "bare-int8": "onnx-int8"}.get(args.mode, "torch")
+    os.environ["TRIAGE_MAX_LENGTH"] = str(args.max_length)
+    setup_django(runtime=runtime, workdir=args.workdir)
+    fn = {
+        "baseline": child_baseline,
+        "service-torch": child_service,
+        "service-int8": child_service,
+        "bare-torch": child_bare,
+        "bare-int8": child_bare,
+    }[args.mode]
+    print(RESULT_PREFIX + json.dumps(fn(args)), flush=True)
+
+
+# ---------------------------------------------------------------------------- parent
+
+
+def spawn(mode: str, args: argparse.Namespace, root: Path, shared_artifacts: Path) -> dict:
+    workdir = root / mode
+    env = dict(os.environ)
+    # One artifact dir for all children, so the int8 ONNX export is built once per run.
+    env.setdefault("TRIAGE_ARTIFACT_DIR", str(shared_artifacts))
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--workdir",
+        str(workdir),
+        "--n",
+        str(args.n),
+        "--baseline-n",
+        str(args.baseline_n),
+        "--baseline-head-train",
+        str(args.baseline_head_train),
+        "--history",
+        str(args.history),
+        "--max-length",
+        str(args.max_length),
+    ]
+    print(f"[{time.strftime('%H:%M:%S')}] running {mode} ...", flush=True)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-3000:], proc.stderr[-6000:], sep="\n", file=sys.stderr)
+        print(f"  {mode} FAILED (exit {proc.returncode})", flush=True)
+        return {"mode": mode, "failed": True}
+    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    result["process_wall_s"] = wall
+    print(f"  done in {wall:.0f}s", flush=True)
+    return result
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="items through the service layer")
+    parser.add_argument("--baseline-n", type=int, default=500, help="items for the baseline")
+    parser.add_argument(
+        "--baseline-head-train", type=int, default=100, help="history texts for the baseline head"
+    )
+    parser.add_argument("--history", type=int, default=1500, help="labelled history to import")
+    parser.add_argument("--max-length", type=int, default=None, help="tokens (default: settings)")
+    parser.add_argument(
+        "--variants",
+        default="baseline,service-torch,bare-torch,service-int8,bare-int8",
+        help="comma-separated subset of variants to run",
+    )
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.max_length is None:
+        args.max_length = int(os.environ.get("TRIAGE_MAX_LENGTH", 256))
+    if args.child:
+        args.mode = args.child
+        run_child(args)
+        return
+
+    root = Path(tempfile.mkdtemp(prefix="triage-throughput-"))
+    print(
+        f"classify_throughput: n={args.n} (validation+test), baseline subset={args.baseline_n}, "
+        f"history={args.history}, max_length={args.max_length}, cpus={os.cpu_count()}, "
+        f"torch/onnx threads=library defaults\nwork dir: {root}",
+        flush=True,
+    )
+    results = {
+        mode: spawn(mode, args, root, root / "artifacts") for mode in args.variants.split(",")
+    }
+
+    base = results.get("baseline", {}).get("items_per_s")
+    rows = []
+    for mode in args.variants.split(","):
+        r = results[mode]
+        if r.get("failed"):
+            rows.append((mode, "FAILED", "", "", "", "", ""))
+            continue
+        overhead = None
+        if mode.startswith("service-"):
+            bare = results.get("bare-" + mode.split("-", 1)[1], {})
+            if bare.get("seconds"):
+                overhead = (r["seconds"] - bare["seconds"]) / bare["seconds"]
+        speedup = r["items_per_s"] / base if base else None
+        rows.append(
+            (
+                mode,
+                str(r["items"]),
+                fmt(r["seconds"], ".2f"),
+                fmt(r["items_per_s"], ".1f"),
+                "-" if speedup is None else f"{speedup:.2f}x",
+                "-" if overhead is None else f"{overhead:+.1%}",
+                fmt(r["peak_rss_mb"], ".0f"),
+            )
+        )
+    header = (
+        "variant",
+        "items",
+        "seconds",
+        "items/s",
+        "vs baseline",
+        "svc overhead",
+        "peak RSS MB",
+    )
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    print()
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print()
+    for mode in ("service-torch", "service-int8"):
+        r = results.get(mode, {})
+        if r and not r.get("failed"):
+            print(
+                f"{mode}: champion {r['champion']} on {r['encoder']} "
+                f"(holdout macro-F1 {fmt(r['holdout_macro_f1'], '.3f')}, retrain "
+                f"{r['retrain_s']:.0f}s untimed); {r['routed']} routed, "
+                f"{r['auto_routed']} automated; chunk={r['chunk']}"
+            )
+    print(
+        "targets: fp32 >= 3.5x and int8 >= 8x the baseline; service overhead <= 15% over the "
+        "bare encode of the same chunks.\n"
+        "svc overhead = (service seconds - bare encode seconds) / bare encode seconds.\n"
+        "baseline = one pipeline() call per item on the first --baseline-n of the same texts.\n"
+        "CAVEAT: a shared 2-core machine; other jobs may run meanwhile, so timings are noisy "
+        "(single run, no repeats). Variants run one after another, not interleaved."
+    )
+
+
+if __name__ == "__main__":
+    main()
