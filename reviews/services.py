@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from triage.models import Category, Item, Prediction
+from triage.models import Category, Item, Prediction, actor_name
 
 from .models import Review, ReviewTask, TrainingExample, split_for
 
@@ -125,7 +125,7 @@ def submit_review(
         task.save(update_fields=["completed_at"])
         item.final_category = category
         item.status = Item.Status.RESOLVED
-        item.decided_by = f"user:{user.get_username()}"
+        item.decided_by = actor_name(user)
         item.decided_at = now
         item.save(update_fields=["final_category", "status", "decided_by", "decided_at"])
         record_training_example(

@@ -4,12 +4,21 @@ from django.http import HttpRequest
 
 from . import training
 from .ml.heads import ArtifactError
-from .models import ApiToken, AuditLog, Category, Item, ModelVersion, Prediction, RoutingPolicy
+from .models import (
+    ApiToken,
+    AuditLog,
+    Category,
+    Item,
+    ModelVersion,
+    Prediction,
+    RoutingPolicy,
+    actor_name,
+)
 from .policy import HoldoutPredictions, rule_for_category
 
 
 def _actor(request: HttpRequest) -> str:
-    return f"user:{request.user.get_username()}"
+    return actor_name(request.user)
 
 
 @admin.register(Category)

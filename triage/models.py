@@ -2,7 +2,6 @@ import hashlib
 import secrets
 from typing import Any
 
-import numpy as np
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -174,9 +173,6 @@ class Embedding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.encoder} vector for item {self.item_id}"
-
-    def as_array(self) -> np.ndarray:
-        return np.frombuffer(bytes(self.vector), dtype=np.float32)
 
 
 class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
