@@ -19,7 +19,10 @@ def setup_django(*, runtime: str | None = None, workdir: str | None = None) -> P
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="triage-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["DJANGO_SETTINGS_MODULE"] = "triage.settings"
-    os.environ["DEBUG"] = "1"
+    # As in production: DEBUG off (with it on, Django keeps and formats every query).
+    os.environ["DEBUG"] = "0"
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
+    os.environ.setdefault("ALLOWED_HOSTS", "localhost")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}")
@@ -33,6 +36,22 @@ def setup_django(*, runtime: str | None = None, workdir: str | None = None) -> P
     django.setup()
     call_command("migrate", verbosity=0)
     return work
+
+
+def fresh_postgres_database(server_url: str, name: str) -> str:
+    """Create (or re-create) database `name` on the server of `server_url`; its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(server_url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        ident = sql.Identifier(name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    return urlunsplit(parts._replace(path="/" + name))
 
 
 def peak_rss_mb() -> float:

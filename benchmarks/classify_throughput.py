@@ -3,7 +3,8 @@
 Each variant runs in its own subprocess, so its peak RSS is its own:
 
   baseline      transformers pipeline("feature-extraction"), one call per item,
-                mean-pool + linear head in numpy; no database (on a subset)
+                mean-pool + linear head in numpy; no database (same texts, or a seeded
+                random sample of them with --baseline-n)
   service-torch services.classify_items over chunks: embed (fp32 torch) + head +
                 routing + DB writes
   service-int8  the same with TRIAGE_ENCODER_RUNTIME=onnx-int8 (champion retrained
@@ -12,6 +13,7 @@ Each variant runs in its own subprocess, so its peak RSS is its own:
   bare-int8     the same for the int8 ONNX encoder
 
 Run from the project root:  .venv/bin/python benchmarks/classify_throughput.py [--n 5000]
+With --postgres URL, each service variant gets a fresh database on that server.
 """
 
 import argparse
@@ -26,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _django_env import peak_rss_mb, setup_django  # noqa: E402
+from _django_env import fresh_postgres_database, peak_rss_mb, setup_django  # noqa: E402
 
 RESULT_PREFIX = "RESULT_JSON "
 
@@ -170,7 +172,12 @@ def child_baseline(args: argparse.Namespace) -> dict:
     vectors = np.stack([embed_one(h.text) for h in history])
     head = train_logistic_head(vectors, [h.label for h in history])
 
-    texts = [text for _, text in _texts(args.baseline_n)]
+    texts = [text for _, text in _texts(args.n)]
+    if 0 < args.baseline_n < len(texts):
+        import random
+
+        # A seeded random sample, so its length mix matches the texts the others embed.
+        texts = random.Random(0).sample(texts, args.baseline_n)
     started = time.perf_counter()
     labels = []
     for text in texts:
@@ -180,6 +187,7 @@ def child_baseline(args: argparse.Namespace) -> dict:
     return {
         "mode": args.mode,
         "items": len(texts),
+        "mean_chars": sum(map(len, texts)) / len(texts),
         "seconds": elapsed,
         "items_per_s": len(texts) / elapsed,
         "peak_rss_mb": peak_rss_mb(),
@@ -189,6 +197,9 @@ def child_baseline(args: argparse.Namespace) -> dict:
 def run_child(args: argparse.Namespace) -> None:
     runtime = {"service-int8": "onnx-int8", "bare-int8": "onnx-int8"}.get(args.mode, "torch")
     os.environ["TRIAGE_MAX_LENGTH"] = str(args.max_length)
+    if args.postgres and args.mode.startswith("service-"):
+        name = "triage_bench_" + args.mode.replace("-", "_")
+        os.environ["DATABASE_URL"] = fresh_postgres_database(args.postgres, name)
     setup_django(runtime=runtime, workdir=args.workdir)
     fn = {
         "baseline": child_baseline,
@@ -225,6 +236,7 @@ def spawn(mode: str, args: argparse.Namespace, root: Path, shared_artifacts: Pat
         str(args.history),
         "--max-length",
         str(args.max_length),
+        *(["--postgres", args.postgres] if args.postgres else []),
     ]
     print(f"[{time.strftime('%H:%M:%S')}] running {mode} ...", flush=True)
     started = time.perf_counter()
@@ -248,7 +260,12 @@ def fmt(value: float | None, spec: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="items through the service layer")
-    parser.add_argument("--baseline-n", type=int, default=500, help="items for the baseline")
+    parser.add_argument(
+        "--baseline-n",
+        type=int,
+        default=0,
+        help="baseline on a seeded random sample of this many of the texts (default: all)",
+    )
     parser.add_argument(
         "--baseline-head-train", type=int, default=100, help="history texts for the baseline head"
     )
@@ -258,6 +275,13 @@ def main() -> None:
         "--variants",
         default="baseline,service-torch,bare-torch,service-int8,bare-int8",
         help="comma-separated subset of variants to run",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL server URL: each service variant gets a fresh database there "
+        "(default: a SQLite file per variant)",
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -269,10 +293,15 @@ def main() -> None:
         run_child(args)
         return
 
+    if args.baseline_n < 0:
+        parser.error(f"--baseline-n must be >= 0, got {args.baseline_n}")
     root = Path(tempfile.mkdtemp(prefix="triage-throughput-"))
+    batch_tokens = os.environ.get("TRIAGE_BATCH_TOKENS", "settings default")
     print(
-        f"classify_throughput: n={args.n} (validation+test), baseline subset={args.baseline_n}, "
-        f"history={args.history}, max_length={args.max_length}, cpus={os.cpu_count()}, "
+        f"classify_throughput: n={args.n} (validation+test), baseline on "
+        f"{args.baseline_n or 'all'} of them, history={args.history}, "
+        f"max_length={args.max_length}, batch tokens={batch_tokens}, "
+        f"cpus={os.cpu_count()}, database={'PostgreSQL' if args.postgres else 'SQLite'}, "
         f"torch/onnx threads=library defaults\nwork dir: {root}",
         flush=True,
     )
@@ -331,7 +360,8 @@ def main() -> None:
         "targets: fp32 >= 3.5x and int8 >= 8x the baseline; service overhead <= 15% over the "
         "bare encode of the same chunks.\n"
         "svc overhead = (service seconds - bare encode seconds) / bare encode seconds.\n"
-        "baseline = one pipeline() call per item on the first --baseline-n of the same texts.\n"
+        "baseline = one pipeline() call per item on the same texts (or a seeded random "
+        "sample of them, --baseline-n).\n"
         "CAVEAT: a shared 2-core machine; other jobs may run meanwhile, so timings are noisy "
         "(single run, no repeats). Variants run one after another, not interleaved."
     )

@@ -174,7 +174,9 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
     Safe to run twice on the same ids (a redelivered task): items already past
     `received` are skipped, and rows are locked while they are routed.
     """
-    items = list(Item.objects.pending().filter(pk__in=list(item_ids)).order_by("pk"))
+    items = list(
+        Item.objects.pending().filter(pk__in=list(item_ids)).only("pk", "text").order_by("pk")
+    )
     if not items:
         return 0
     champion = ModelVersion.objects.champion()
@@ -191,19 +193,23 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
             Item.objects.pending()
             .select_for_update(skip_locked=True)
             .filter(pk__in=[item.pk for item in items])
+            .values_list("pk", "external_id")
         )
         predictions, tasks = [], []
-        for item in locked:
-            row = scores.probs[row_of[item.pk]]
+        # Grouped UPDATEs (one per outcome) rather than bulk_update's per-row CASE.
+        routed_to: dict[str, list[int]] = {}
+        to_review: list[int] = []
+        for item_id, external_id in locked:
+            row = scores.probs[row_of[item_id]]
             top = np.argsort(-row)[:TOP_K]
             label = scores.labels[top[0]]
             scored = routing.ScoredItem(
                 label=label, confidence=float(row[top[0]]), cold_start=champion is None
             )
-            decision = routing.decide(scored, policy, draw=routing.audit_draw(item.external_id))
+            decision = routing.decide(scored, policy, draw=routing.audit_draw(external_id))
             predictions.append(
                 Prediction(
-                    item=item,
+                    item_id=item_id,
                     model_version=champion,
                     label=by_slug[label],
                     confidence=scored.confidence,
@@ -220,23 +226,27 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
                 )
             )
             if decision.route is routing.Route.AUTO:
-                item.status = Item.Status.ROUTED
-                item.final_category = by_slug[label]
-                item.decided_by = decided_by
-                item.decided_at = now
+                routed_to.setdefault(label, []).append(item_id)
             else:
-                item.status = Item.Status.IN_REVIEW
+                to_review.append(item_id)
             if decision.route is routing.Route.REVIEW or decision.audit:
                 tasks.append(
                     ReviewTask(
-                        item=item,
+                        item_id=item_id,
                         reason=_task_reason(decision),
                         priority=0 if decision.audit else 10,
                         created_at=now,
                     )
                 )
         Prediction.objects.bulk_create(predictions)
-        Item.objects.bulk_update(locked, ["status", "final_category", "decided_by", "decided_at"])
+        Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
+        for label, routed_ids in routed_to.items():
+            Item.objects.filter(pk__in=routed_ids).update(
+                status=Item.Status.ROUTED,
+                final_category=by_slug[label],
+                decided_by=decided_by,
+                decided_at=now,
+            )
         ReviewTask.objects.bulk_create(tasks)
     return len(locked)
 

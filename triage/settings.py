@@ -171,6 +171,8 @@ TRIAGE_ENCODER_RUNTIME = os.environ.get("TRIAGE_ENCODER_RUNTIME", "torch")
 TRIAGE_ENCODER_CLASS = os.environ.get("TRIAGE_ENCODER_CLASS", "")
 TRIAGE_MAX_LENGTH = env_int("TRIAGE_MAX_LENGTH", 256)
 TRIAGE_BATCH_SIZE = env_int("TRIAGE_BATCH_SIZE", 64)
+# Padded tokens per encoder batch (rows x longest row): long texts go in smaller batches.
+TRIAGE_BATCH_TOKENS = env_int("TRIAGE_BATCH_TOKENS", 1024)
 TRIAGE_ARTIFACT_DIR = Path(os.environ.get("TRIAGE_ARTIFACT_DIR", BASE_DIR / "var" / "models"))
 # Longest text accepted by ingest, in characters (documented in the README).
 TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 20_000)

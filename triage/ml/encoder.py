@@ -69,19 +69,42 @@ def model_fingerprint(model_dir: Path) -> str:
     return f"{name}:{file_sha256(weights)[:12]}"
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Index batches of similar length, so padding to the longest wastes little."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> list[np.ndarray]:
+    """Index batches of similar length, so padding to the longest wastes little.
+
+    A batch holds at most `batch_size` rows and, when `max_tokens` is set, at most
+    `max_tokens` padded tokens (rows x longest row): a few long texts then go in small
+    batches of their own instead of padding a full batch to their length.
+    """
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    for end in range(1, len(order) + 1):
+        rows = end - start
+        # Sorted ascending, so the row just added is the longest of the batch.
+        padded = rows * int(lengths[order[end - 1]])
+        if rows > batch_size or (max_tokens is not None and rows > 1 and padded > max_tokens):
+            batches.append(order[start : end - 1])
+            start = end - 1
+    if start < len(order):
+        batches.append(order[start:])
+    return batches
 
 
 def padded_batches(
-    tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int,
+    max_tokens: int | None = None,
 ) -> Iterator[tuple[np.ndarray, Any]]:
     """(row indices, torch features) per batch: length-sorted, padded to the batch's longest."""
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
     ids = encoded["input_ids"]
-    for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+    for batch in length_sorted_batches([len(x) for x in ids], batch_size, max_tokens):
         features = tokenizer.pad(
             {key: [encoded[key][i] for i in batch] for key in encoded}, return_tensors="pt"
         )
@@ -91,7 +114,9 @@ def padded_batches(
 class TransformerEncoder:
     """Mean-pooled, L2-normalised embeddings from a local transformers model."""
 
-    def __init__(self, model_dir: Path, *, max_length: int, batch_size: int) -> None:
+    def __init__(
+        self, model_dir: Path, *, max_length: int, batch_size: int, max_tokens: int | None = None
+    ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -101,6 +126,7 @@ class TransformerEncoder:
             self.encoder_id += f"@{max_length}"
         self.max_length = max_length
         self.batch_size = batch_size
+        self.max_tokens = max_tokens or batch_size * max_length
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.model = AutoModel.from_pretrained(
             model_dir, local_files_only=True, use_safetensors=True
@@ -114,6 +140,7 @@ class TransformerEncoder:
             resolve_model_dir(spec.get("path", "")),
             max_length=int(spec.get("max_length", settings.TRIAGE_MAX_LENGTH)),
             batch_size=settings.TRIAGE_BATCH_SIZE,
+            max_tokens=settings.TRIAGE_BATCH_TOKENS,
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -122,7 +149,11 @@ class TransformerEncoder:
         if not texts:
             return out
         batches = padded_batches(
-            self.tokenizer, texts, max_length=self.max_length, batch_size=self.batch_size
+            self.tokenizer,
+            texts,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
         )
         with torch.inference_mode():
             for batch, features in batches:

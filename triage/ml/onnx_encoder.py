@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from .encoder import length_sorted_batches
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -529,6 +531,7 @@ class OnnxEncoder:
             onnx_dir=Path(settings.TRIAGE_ARTIFACT_DIR) / "onnx" / source,
             max_length=max_length,
             batch_size=settings.TRIAGE_BATCH_SIZE,
+            max_tokens=settings.TRIAGE_BATCH_TOKENS,
         )
         if max_length != 256:
             encoder.encoder_id += f"@{max_length}"
@@ -541,6 +544,7 @@ class OnnxEncoder:
         onnx_dir: Path,
         max_length: int = 256,
         batch_size: int = 64,
+        max_tokens: int | None = None,
         threads: int | None = None,
         auto_export: bool = True,
     ) -> None:
@@ -592,6 +596,7 @@ class OnnxEncoder:
         self.onnx_dir = onnx_dir
         self.max_length = max_length
         self.batch_size = batch_size
+        self.max_tokens = max_tokens or batch_size * max_length
         self.dim = int(manifest["dim"])
         self.encoder_id = f"{manifest['model_name']}+onnx-int8:{expected[:12]}"
 
@@ -646,9 +651,7 @@ class OnnxEncoder:
 
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
         lengths = [len(e.ids) for e in encodings]
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in length_sorted_batches(lengths, self.batch_size, self.max_tokens):
             width = max(lengths[i] for i in idx)
             ids = np.full((len(idx), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)

@@ -196,7 +196,11 @@ class SequenceClassifier:
         if not texts:
             return out
         batches = padded_batches(
-            self.tokenizer, texts, max_length=self.max_length, batch_size=self.batch_size
+            self.tokenizer,
+            texts,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_tokens=self.batch_size * 64,
         )
         with torch.inference_mode():
             for batch, features in batches:
