@@ -180,7 +180,8 @@ TRIAGE_MAX_BATCH = 1000
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
 # An item still unclassified this long after ingest is re-queued by the sweep.
 TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
-# Items classified per database round trip by the classify task.
-TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 256)
+# Items per classify task (one API batch of up to TRIAGE_MAX_BATCH is one task); bigger
+# chunks embed faster, smaller ones finish sooner.
+TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)
 # Fewest active training examples per category before retrain will run.
 TRIAGE_MIN_EXAMPLES_PER_CATEGORY = env_int("TRIAGE_MIN_EXAMPLES_PER_CATEGORY", 5)

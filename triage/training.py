@@ -71,7 +71,18 @@ def snapshot_examples() -> Examples:
             counts[ex.category.slug] = counts.get(ex.category.slug, 0) + 1
     usable = {slug for slug, n in counts.items() if n >= minimum}
     if len(usable) < 2:
-        have = ", ".join(f"{slug} {n}" for slug, n in sorted(counts.items())) or "none"
+        held: dict[str, int] = {}
+        for ex in examples:
+            if ex.split == TrainingExample.Split.HOLDOUT:
+                held[ex.category.slug] = held.get(ex.category.slug, 0) + 1
+        have = (
+            ", ".join(
+                f"{slug} {counts.get(slug, 0)}"
+                + (f" (+{held[slug]} held out)" if slug in held else "")
+                for slug in sorted(set(counts) | set(held))
+            )
+            or "none"
+        )
         raise RetrainError(
             f"too few examples to retrain: need at least {minimum} training examples in each "
             f"of at least two categories; have {have}"
