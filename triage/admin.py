@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -34,6 +35,8 @@ class CategoryAdmin(admin.ModelAdmin[Category]):
     ]
     list_editable = ["threshold", "target_precision", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
+    # A webhook typed without a scheme means https (Django 6's default), not http.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="routing with the champion")
     def routing_now(self, obj: Category) -> str:

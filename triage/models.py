@@ -140,9 +140,10 @@ class Item(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
-    status = models.CharField(
-        max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True
-    )
+    # No index on status itself: every routing decision changes it, and a status index (with
+    # PostgreSQL's LIKE twin) made each of those writes update every index of the row. The
+    # one status lookup that must be fast, "still pending", has the partial index below.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
     final_category = models.ForeignKey(
         Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -151,6 +152,15 @@ class Item(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
 
     objects = ItemQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(status="received"),
+                name="item_pending_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.external_id
@@ -162,7 +172,10 @@ class Item(models.Model):
 class Embedding(models.Model):
     """The encoder's vector for an item, so nothing is embedded twice."""
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="embeddings")
+    # Not indexed on its own: one_embedding_per_encoder (item, encoder) serves item lookups.
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="embeddings", db_index=False
+    )
     encoder = models.CharField(max_length=200)
     vector = models.BinaryField()
 
