@@ -56,6 +56,14 @@ def _history(size: int) -> list:
     return [ItemIn(external_id=f"hist-{m.id}", text=m.text, label=m.desk) for m in sample]
 
 
+def _encode_seconds(encoder, texts: list[str], chunk: int) -> float:
+    """Wall time of encoder.encode over `texts` in chunks of `chunk`, nothing else."""
+    started = time.perf_counter()
+    for i in range(0, len(texts), chunk):
+        encoder.encode(texts[i : i + chunk])
+    return time.perf_counter() - started
+
+
 def _train_champion(history_size: int) -> dict:
     from triage import services, training
     from triage.demo_data import DESKS
@@ -106,21 +114,14 @@ def child_service(args: argparse.Namespace) -> dict:
     # Paired measure of the overhead: the bare encode of the same chunks in this process,
     # just before and just after the service run (ABA, so drift affects both alike).
     encoder = encoder_for(champion.encoder_spec)
-    text_chunks = [[text for _, text in texts[i : i + chunk]] for i in range(0, len(texts), chunk)]
-
-    def bare_seconds() -> float:
-        started = time.perf_counter()
-        for part in text_chunks:
-            encoder.encode(part)
-        return time.perf_counter() - started
-
-    bare_before = bare_seconds()
+    plain = [text for _, text in texts]
+    bare_before = _encode_seconds(encoder, plain, chunk)
     started = time.perf_counter()
     routed = 0
     for part in chunks:
         routed += services.classify_items(item_ids=part)
     elapsed = time.perf_counter() - started
-    bare_after = bare_seconds()
+    bare_after = _encode_seconds(encoder, plain, chunk)
     predictions = Prediction.objects.filter(item_id__in=ids[:1]).count()
     auto = Item.objects.filter(pk__in=ids, status=Item.Status.ROUTED).count()
     return info | {
@@ -161,10 +162,7 @@ def child_bare(args: argparse.Namespace) -> dict:
     texts = [text for _, text in _texts(args.n)]
     encoder.encode(texts[:64])  # warm-up, as the service child is warm after retrain
     chunk = settings.TRIAGE_CLASSIFY_CHUNK
-    started = time.perf_counter()
-    for i in range(0, len(texts), chunk):
-        encoder.encode(texts[i : i + chunk])
-    elapsed = time.perf_counter() - started
+    elapsed = _encode_seconds(encoder, texts, chunk)
     return {
         "mode": args.mode,
         "encoder": encoder.encoder_id,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from django.conf import settings
 
 from .ml.calibration import softmax
 from .ml.encoder import Encoder, encoder_for, get_encoder
@@ -89,6 +90,7 @@ def _sequence_classifier(spec_json: str, categories: tuple[str, ...]) -> "Sequen
         label_map=spec.get("label_map", {}),
         categories=categories,
         max_length=spec.get("max_length", 256),
+        max_tokens=settings.TRIAGE_BATCH_TOKENS,
     )
 
 

@@ -8,6 +8,7 @@ sequence-classification model pass the same test as a retrained head.
 """
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from .ml.evaluation import score_metrics
 from .ml.heads import ArtifactError, LinearHead, load_head, save_head, train_logistic_head
 from .models import AuditLog, ModelVersion, RoutingPolicy
 from .policy import Automation, HoldoutPredictions, automation_at, thresholds_snapshot
-from .scoring import ClassificationError, Scores, embed_items, version_scores
+from .scoring import ClassificationError, embed_items, version_scores
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +66,12 @@ def snapshot_examples() -> Examples:
         .order_by("pk")
     )
     minimum = settings.TRIAGE_MIN_EXAMPLES_PER_CATEGORY
-    counts: dict[str, int] = {}
-    for ex in examples:
-        if ex.split == TrainingExample.Split.TRAIN:
-            counts[ex.category.slug] = counts.get(ex.category.slug, 0) + 1
+    counts = Counter(ex.category.slug for ex in examples if ex.split == TrainingExample.Split.TRAIN)
     usable = {slug for slug, n in counts.items() if n >= minimum}
     if len(usable) < 2:
-        held: dict[str, int] = {}
-        for ex in examples:
-            if ex.split == TrainingExample.Split.HOLDOUT:
-                held[ex.category.slug] = held.get(ex.category.slug, 0) + 1
+        held = Counter(
+            ex.category.slug for ex in examples if ex.split == TrainingExample.Split.HOLDOUT
+        )
         have = (
             ", ".join(
                 f"{slug} {counts.get(slug, 0)}"
@@ -220,15 +217,8 @@ def champion_f1_on(examples: Examples, champion: ModelVersion | None) -> float |
     except (ArtifactError, ClassificationError):
         logger.exception("champion %s cannot be scored; the candidate is measured alone", champion)
         return None
-    return macro_f1(scores, [ex.category.slug for ex in examples.holdout])
-
-
-def macro_f1(scores: Scores, truth: Sequence[str]) -> float:
-    from sklearn.metrics import f1_score
-
-    predicted = [scores.labels[i] for i in scores.probs.argmax(axis=1)]
-    classes = sorted(set(scores.labels) | set(truth))
-    return float(f1_score(truth, predicted, labels=classes, average="macro", zero_division=0))
+    truth = [ex.category.slug for ex in examples.holdout]
+    return float(score_metrics(scores.labels, scores.probs, truth)["macro_f1"])
 
 
 def retrain(
@@ -392,7 +382,12 @@ def sequence_classifier_candidate(
 
     categories = sorted({ex.category.slug for ex in examples.train + examples.holdout})
     spec = {"path": str(model_dir), "label_map": label_map, "max_length": 256}
-    classifier = SequenceClassifier(model_dir, label_map=label_map, categories=categories)
+    classifier = SequenceClassifier(
+        model_dir,
+        label_map=label_map,
+        categories=categories,
+        max_tokens=settings.TRIAGE_BATCH_TOKENS,
+    )
     labels = tuple(classifier.labels)
     train_logits = classifier.logits([ex.text for ex in examples.train])
     index = {label: i for i, label in enumerate(labels)}

@@ -126,7 +126,7 @@ class TransformerEncoder:
             self.encoder_id += f"@{max_length}"
         self.max_length = max_length
         self.batch_size = batch_size
-        self.max_tokens = max_tokens or batch_size * max_length
+        self.max_tokens = max_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.model = AutoModel.from_pretrained(
             model_dir, local_files_only=True, use_safetensors=True

@@ -87,7 +87,7 @@ def save_head(head: LinearHead, path: Path, *, metadata: dict[str, Any]) -> str:
     os.close(fd)
     try:
         # safetensors writes the raw buffer: a Fortran-ordered array would come back transposed.
-        tensors = {"weights": np.ascontiguousarray(head.weights), "bias": head.bias}
+        tensors = {"weights": head.weights, "bias": head.bias}
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata=meta)
         os.replace(tmp, path)
     finally:

@@ -600,7 +600,7 @@ class OnnxEncoder:
         self.onnx_dir = onnx_dir
         self.max_length = max_length
         self.batch_size = batch_size
-        self.max_tokens = max_tokens or batch_size * max_length
+        self.max_tokens = max_tokens
         self.dim = int(manifest["dim"])
         self.encoder_id = f"{manifest['model_name']}+onnx-int8:{expected[:12]}"
 

@@ -157,6 +157,7 @@ class SequenceClassifier:
         categories: Collection[str],
         max_length: int = 256,
         batch_size: int = 64,
+        max_tokens: int | None = None,
     ) -> None:
         model_dir = Path(model_dir)
         id2label = read_id2label(model_dir)
@@ -170,6 +171,7 @@ class SequenceClassifier:
         self.model_id = f"{model_dir.name}:{file_sha256(model_dir / WEIGHTS_FILE)[:12]}"
         self.max_length = max_length
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
 
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -200,7 +202,7 @@ class SequenceClassifier:
             texts,
             max_length=self.max_length,
             batch_size=self.batch_size,
-            max_tokens=self.batch_size * 64,
+            max_tokens=self.max_tokens,
         )
         with torch.inference_mode():
             for batch, features in batches:

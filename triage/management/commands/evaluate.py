@@ -12,6 +12,10 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
+def num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 class Command(BaseCommand):
     help = (
         "Measure a model version on the current holdout: per-class scores, calibration, "
@@ -51,10 +55,8 @@ class Command(BaseCommand):
             )
         out("")
         out(f"accuracy {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}")
-        ece_before = report.ece_uncalibrated
         out(
-            f"ECE {'—' if ece_before is None else f'{ece_before:.3f}'} uncalibrated → "
-            f"{'—' if m['ece'] is None else format(m['ece'], '.3f')} calibrated "
+            f"ECE {num(report.ece_uncalibrated)} uncalibrated → {num(m['ece'])} calibrated "
             f"(temperature {chosen.temperature:.2f})"
         )
         out("")
