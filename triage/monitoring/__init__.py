@@ -1,0 +1,1 @@
+"""Verify and guard the promise in production: audits, live precision, drift watch."""
