@@ -8,6 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from triage.models import Category, Item, Prediction, actor_name
+from triage.monitoring.audits import record_audit_verdict
+from triage.monitoring.watch import check_category
 
 from .models import Review, ReviewTask, TrainingExample, split_for
 
@@ -128,13 +130,16 @@ def submit_review(
         item.decided_by = actor_name(user)
         item.decided_at = now
         item.save(update_fields=["final_category", "status", "decided_by", "decided_at"])
+        is_audit = task.reason == ReviewTask.Reason.AUDIT_SAMPLE
         record_training_example(
             item=item,
             category=category,
-            source=(
-                TrainingExample.Source.AUDIT
-                if task.reason == ReviewTask.Reason.AUDIT_SAMPLE
-                else TrainingExample.Source.REVIEW
-            ),
+            source=TrainingExample.Source.AUDIT if is_audit else TrainingExample.Source.REVIEW,
         )
+        if is_audit:
+            # The verdict feeds live precision and the drift watch; a watch that
+            # alarms suspends the category in this same transaction.
+            sample = record_audit_verdict(item_id=item.pk, audited_category=category, now=now)
+            if sample is not None:
+                check_category(category=sample.category, now=now)
     return review

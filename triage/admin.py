@@ -67,6 +67,8 @@ class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
         "target_precision",
         "default_threshold",
         "audit_rate",
+        "audit_floor",
+        "blind_review",
         "min_support",
         "updated_at",
     ]
@@ -86,6 +88,8 @@ class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
             action="policy",
             default_threshold=obj.default_threshold,
             audit_rate=obj.audit_rate,
+            audit_floor=obj.audit_floor,
+            blind_review=obj.blind_review,
         )
 
 

@@ -32,6 +32,7 @@ from .ml.encoder import configured_spec, encoder_for
 from .ml.evaluation import score_metrics
 from .ml.heads import ArtifactError, LinearHead, load_head, save_head, train_logistic_head
 from .models import AuditLog, ModelVersion, RoutingPolicy
+from .monitoring.watch import restart_watches
 from .policy import Automation, HoldoutPredictions, automation_at, thresholds_snapshot
 from .scoring import ClassificationError, embed_items, version_scores
 
@@ -333,6 +334,9 @@ def _make_champion(
     AuditLog.record(
         actor=actor, action=action, version=version.pk, previous=previous_ids, reason=reason
     )
+    # Verdicts on the old model say nothing about this one: the drift watch starts
+    # over and lifts any suspension (logged per category).
+    restart_watches(version=version, actor=actor)
 
 
 def _check_loadable(version: ModelVersion) -> None:
