@@ -84,10 +84,11 @@ def test_a_category_target_wins_over_the_global_threshold(champion, categories):
 def test_policy_command_sets_and_shows_targets(champion, capsys):
     call_command("policy", "--target-precision", "0.95")
     assert RoutingPolicy.current().target_precision == 0.95
+    capsys.readouterr()
     call_command("policy", "--threshold", "0.7", "--category", "billing")
     out = capsys.readouterr().out
     assert "target precision 95.0%" in out
-    lines = {line.split()[0]: line for line in out.splitlines()[2:]}
+    lines = {line.split()[0]: line for line in out.split("\n\n")[0].splitlines()[2:]}
     assert "threshold" in lines["billing"] and "0.700" in lines["billing"]
     assert "target_precision" in lines["outage"]
     call_command("policy", "--clear", "--category", "billing")

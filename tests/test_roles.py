@@ -18,7 +18,8 @@ def test_analysts_cannot_change_thresholds(client, analyst, categories):
     client.force_login(analyst)
     url = f"/admin/triage/routingpolicy/{policy.pk}/change/"
     response = client.post(
-        url, {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30", "audit_floor": "20"}
+        url,
+        {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30", "audit_floor": "20"},
     )
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
@@ -32,7 +33,12 @@ def test_admins_change_thresholds_in_the_admin_and_it_is_audited(client, categor
     client.force_login(admin)
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "0.75", "audit_rate": "0.1", "min_support": "30", "audit_floor": "20"},
+        {
+            "default_threshold": "0.75",
+            "audit_rate": "0.1",
+            "min_support": "30",
+            "audit_floor": "20",
+        },
     )
     assert response.status_code == 302, response.content
     policy.refresh_from_db()

@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviews', '0001_initial'),
+        ("reviews", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='reviewtask',
-            name='reason',
-            field=models.CharField(choices=[('low_confidence', 'Low Confidence'), ('audit_sample', 'Audit Sample'), ('cold_start', 'Cold Start'), ('suspended', 'Suspended')], max_length=30),
+            model_name="reviewtask",
+            name="reason",
+            field=models.CharField(
+                choices=[
+                    ("low_confidence", "Low Confidence"),
+                    ("audit_sample", "Audit Sample"),
+                    ("cold_start", "Cold Start"),
+                    ("suspended", "Suspended"),
+                ],
+                max_length=30,
+            ),
         ),
     ]

@@ -55,7 +55,7 @@ def test_a_drop_from_95_to_89_is_detected_within_the_documented_delay():
     rng = np.random.default_rng(2026)
     before, after = 300, 1500
     delays, early = [], 0
-    for stream in range(300):
+    for _ in range(300):
         verdicts = np.concatenate(
             [_streams(rng, 1, before, 0.95)[0], _streams(rng, 1, after, 0.89)[0]]
         )

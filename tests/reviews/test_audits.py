@@ -29,7 +29,9 @@ def _card(client, analyst, task):
 
 def _keys(body):
     """Every decision button as (key, category), in order."""
-    return re.findall(r'<button type="submit" name="category" value="([^"]+)" data-key="(\d+)"', body)
+    return re.findall(
+        r'<button type="submit" name="category" value="([^"]+)" data-key="(\d+)"', body
+    )
 
 
 def _task_with_prediction(reason, categories, *, route="auto", confidence=0.99):

@@ -6,51 +6,130 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0004_leaner_item_indexes'),
+        ("triage", "0004_leaner_item_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='routingpolicy',
-            name='audit_floor',
-            field=models.PositiveIntegerField(default=20, help_text='Fewest audits per category per week: a quiet category is audited at a higher rate (up to every auto-action) so its live precision rests on enough evidence.'),
+            model_name="routingpolicy",
+            name="audit_floor",
+            field=models.PositiveIntegerField(
+                default=20,
+                help_text="Fewest audits per category per week: a quiet category is audited at a higher rate (up to every auto-action) so its live precision rests on enough evidence.",
+            ),
         ),
         migrations.AddField(
-            model_name='routingpolicy',
-            name='blind_review',
-            field=models.BooleanField(default=False, help_text="Hide the model's suggestion on every review task, not only on audits, so no decision is anchored on the model's answer."),
+            model_name="routingpolicy",
+            name="blind_review",
+            field=models.BooleanField(
+                default=False,
+                help_text="Hide the model's suggestion on every review task, not only on audits, so no decision is anchored on the model's answer.",
+            ),
         ),
         migrations.CreateModel(
-            name='CategoryWatch',
+            name="CategoryWatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('watch_from', models.DateTimeField(default=django.utils.timezone.now)),
-                ('statistic', models.FloatField(default=0.0, help_text='CUSUM log-likelihood ratio')),
-                ('outcomes', models.PositiveIntegerField(default=0, help_text='audits counted in the segment')),
-                ('suspended_at', models.DateTimeField(blank=True, null=True)),
-                ('suspension', models.JSONField(blank=True, default=dict, help_text='why it was suspended')),
-                ('category', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='watch', to='triage.category')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("watch_from", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "statistic",
+                    models.FloatField(default=0.0, help_text="CUSUM log-likelihood ratio"),
+                ),
+                (
+                    "outcomes",
+                    models.PositiveIntegerField(
+                        default=0, help_text="audits counted in the segment"
+                    ),
+                ),
+                ("suspended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "suspension",
+                    models.JSONField(blank=True, default=dict, help_text="why it was suspended"),
+                ),
+                (
+                    "category",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="watch",
+                        to="triage.category",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AuditSample',
+            name="AuditSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('probability', models.FloatField()),
-                ('sampled_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('audited_at', models.DateTimeField(blank=True, null=True)),
-                ('correct', models.BooleanField(null=True)),
-                ('audited_category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='triage.category')),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='triage.category')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='audits', to='triage.item')),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='triage.modelversion')),
-                ('prediction', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='audit_sample', to='triage.prediction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("probability", models.FloatField()),
+                ("sampled_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("audited_at", models.DateTimeField(blank=True, null=True)),
+                ("correct", models.BooleanField(null=True)),
+                (
+                    "audited_category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="triage.category",
+                    ),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="triage.category",
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="audits",
+                        to="triage.item",
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="triage.modelversion",
+                    ),
+                ),
+                (
+                    "prediction",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="audit_sample",
+                        to="triage.prediction",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['category', 'audited_at'], name='audit_outcome_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('probability__gt', 0), ('probability__lte', 1)), name='audit_probability_in_unit_interval')],
+                "indexes": [
+                    models.Index(fields=["category", "audited_at"], name="audit_outcome_idx")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("probability__gt", 0), ("probability__lte", 1)),
+                        name="audit_probability_in_unit_interval",
+                    )
+                ],
             },
         ),
     ]

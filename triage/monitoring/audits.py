@@ -38,9 +38,7 @@ def audit_rates(*, policy: RoutingPolicy, now: datetime | None = None) -> dict[s
     """Each active category's audit probability for the next items."""
     now = now or timezone.now()
     volumes = dict(
-        Prediction.objects.filter(
-            route=Prediction.Route.AUTO, created_at__gte=now - FLOOR_PERIOD
-        )
+        Prediction.objects.filter(route=Prediction.Route.AUTO, created_at__gte=now - FLOOR_PERIOD)
         .values_list("label__slug")
         .annotate(n=Count("id"))
         .values_list("label__slug", "n")

@@ -48,7 +48,7 @@ class AuditSample(models.Model):
 
     def __str__(self) -> str:
         verdict = {None: "pending", True: "right", False: "wrong"}[self.correct]
-        return f"audit of item {self.item_id} ({self.category_id}, p={self.probability:.3f}): {verdict}"
+        return f"audit of item {self.item_id} ({self.category_id}): {verdict}"
 
 
 class CategoryWatch(models.Model):

@@ -64,7 +64,9 @@ def _segment_verdicts(watch: CategoryWatch) -> list[bool]:
     champion = ModelVersion.objects.champion()
     if champion is not None:
         verdicts = verdicts.filter(model_version=champion)
-    return [bool(c) for c in verdicts.order_by("audited_at", "id").values_list("correct", flat=True)]
+    return [
+        bool(c) for c in verdicts.order_by("audited_at", "id").values_list("correct", flat=True)
+    ]
 
 
 def _locked_watch(category: Category, now: datetime) -> CategoryWatch:

@@ -4,6 +4,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
+from triage.monitoring.live import live_report, live_table
+from triage.monitoring.watch import WatchError, resume_category
 from triage.policy import rule_reports
 
 
@@ -31,8 +33,22 @@ class Command(BaseCommand):
             "--clear", action="store_true", help="remove the category's own threshold and target"
         )
         parser.add_argument("--category", help="category slug (default: the global policy)")
+        audits = parser.add_argument_group("audits and the drift watch")
+        audits.add_argument("--audit-rate", help="share of auto-actions audited (0–1)")
+        audits.add_argument(
+            "--audit-floor", help="fewest audits per category per week (an integer ≥ 0)"
+        )
+        audits.add_argument(
+            "--blind-review", choices=["on", "off"], help="hide suggestions on every task"
+        )
+        audits.add_argument("--resume", metavar="CATEGORY", help="lift a drift suspension")
+        audits.add_argument("--reason", help="why (required with --resume; audit-logged)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["resume"] is not None or options["reason"] is not None:
+            self.resume(options["resume"], options["reason"])
+        if any(options[k] is not None for k in ("audit_rate", "audit_floor", "blind_review")):
+            self.set_audits(options["audit_rate"], options["audit_floor"], options["blind_review"])
         target, threshold = options["target_precision"], options["threshold"]
         slug = options["category"]
         if target is not None or threshold is not None or options["clear"]:
@@ -82,6 +98,42 @@ class Command(BaseCommand):
                 cleared=clear,
             )
 
+    def resume(self, slug: str | None, reason: str | None) -> None:
+        if slug is None:
+            raise CommandError("--reason goes with --resume CATEGORY")
+        try:
+            resume_category(slug=slug, reason=reason or "", actor="command")
+        except WatchError as exc:
+            option = "--reason" if exc.field == "reason" else "--resume"
+            raise CommandError(f"{option}: {exc}") from exc
+        self.stdout.write(f"resumed {slug}: it auto-acts again and its drift watch starts over")
+
+    def set_audits(self, rate: str | None, floor: str | None, blind: str | None) -> None:
+        policy = RoutingPolicy.current()
+        if rate is not None:
+            try:
+                policy.audit_rate = unit(rate)
+            except ValueError as exc:
+                raise CommandError(f"--audit-rate: {exc}") from exc
+        if floor is not None:
+            try:
+                policy.audit_floor = int(floor)
+            except ValueError:
+                raise CommandError(f"--audit-floor: {floor!r} is not an integer") from None
+            if policy.audit_floor < 0:
+                raise CommandError(f"--audit-floor: {floor} is below 0")
+        if blind is not None:
+            policy.blind_review = blind == "on"
+        with transaction.atomic():
+            policy.save()
+            AuditLog.record(
+                actor="command",
+                action="audit_policy",
+                audit_rate=policy.audit_rate,
+                audit_floor=policy.audit_floor,
+                blind_review=policy.blind_review,
+            )
+
     def show(self) -> None:
         champion = ModelVersion.objects.champion()
         policy = RoutingPolicy.current()
@@ -94,7 +146,9 @@ class Command(BaseCommand):
                 if policy.target_precision is not None
                 else f"threshold {policy.default_threshold:.2f}"
             )
-            + f"; audit rate {policy.audit_rate:.0%}; min support {policy.min_support}"
+            + f"; audit rate {policy.audit_rate:.0%} (floor {policy.audit_floor}/category/week)"
+            + f"; blind review {'on' if policy.blind_review else 'audits only'}"
+            + f"; min support {policy.min_support}"
         )
         out(
             f"{'category':<16}{'mode':<18}{'target':>8}{'threshold':>11}"
@@ -109,3 +163,6 @@ class Command(BaseCommand):
                 f"{'—' if rule.lower_bound is None else f'{rule.lower_bound:.1%}':>8}"
                 f"{'—' if r.coverage is None else f'{r.coverage:.1%}':>10}  {rule.note}"
             )
+        out("")
+        for line in live_table(live_report()):
+            out(line)
