@@ -324,7 +324,7 @@ class Prediction(models.Model):
     reason = models.CharField(max_length=30)
     threshold = models.FloatField(null=True, blank=True)
     # Which rule produced the threshold: "threshold" (raw) or "target_precision",
-    # and for the latter the held-out precision lower bound at that threshold.
+    # and for the latter the certified precision lower bound at that threshold.
     mode = models.CharField(max_length=20, blank=True)
     lower_bound = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

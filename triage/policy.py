@@ -227,7 +227,9 @@ def derive_rules(
         delta = settings.delta / len(certified)
     reports: dict[str, RuleReport] = {}
     if pooled and holdout is not None and settings.target is not None:
-        result = pooled_certification(pooled, target=settings.target, holdout=holdout, settings=settings)
+        result = pooled_certification(
+            pooled, target=settings.target, holdout=holdout, settings=settings
+        )
         for slug in pooled:
             confidences, _ = holdout.for_category(slug)
             chosen = (

@@ -377,7 +377,9 @@ def _as_arrays(
     return conf, right
 
 
-def _never(target: float, delta: float, n: int, reason: str, *, needed: int | None) -> Certification:
+def _never(
+    target: float, delta: float, n: int, reason: str, *, needed: int | None
+) -> Certification:
     return Certification(
         threshold=None,
         target=target,
