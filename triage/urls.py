@@ -4,13 +4,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from . import api
-from .monitoring import views as monitoring_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="reviews:queue"), name="home"),
     path("api/items", api.items_collection, name="api-items"),
+    path("api/metrics", api.metrics, name="api-metrics"),
     path("api/items/<path:external_id>", api.item_detail, name="api-item"),
-    path("api/metrics", monitoring_views.metrics, name="api-metrics"),
     path("reviews/", include("reviews.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
