@@ -144,7 +144,9 @@ def store_items(messages: list, offset: int, vectors: dict, encoder_id: str, **f
 
 def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id: str) -> Outcome:
     from django.contrib.auth.models import User
+    from django.utils import timezone
 
+    from reviews.models import ReviewTask
     from reviews.services import claim_next_task, record_training_example, submit_review
     from triage import services, training
     from triage.models import AuditSample, Category, CategoryWatch, Prediction
@@ -161,7 +163,7 @@ def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id:
     outcome = Outcome(retrains=[f"item 0: {first.message}"])
     analyst = User.objects.create_user("analyst")
     truth_of: dict[int, str] = {}
-    index_of: dict[int, int] = {}
+    first_shifted_pk: int | None = None
     since_retrain = 0
     suspended_at_item: int | None = None
     for start in range(0, len(scenario.stream), args.chunk):
@@ -169,7 +171,8 @@ def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id:
         items = store_items(chunk, start, vectors, encoder_id)
         for i, (item, m) in enumerate(zip(items, chunk, strict=True)):
             truth_of[item.pk] = scenario.truth(start + i, m)
-            index_of[item.pk] = start + i
+            if start + i == scenario.shift_at:
+                first_shifted_pk = item.pk
         services.classify_items(item_ids=[item.pk for item in items])
         phase = (
             "before"
@@ -186,6 +189,12 @@ def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id:
                 reason == "suspended" and threshold is not None and confidence >= threshold
             ):
                 outcome.unguarded[phase].append(label == truth_of[pk])
+        if not scenario.retrain_every:
+            # Without retraining, only the audits' verdicts matter: the other tasks are
+            # closed unanswered so the replay spends its time on what it measures.
+            ReviewTask.objects.open().exclude(reason=ReviewTask.Reason.AUDIT_SAMPLE).update(
+                completed_at=timezone.now()
+            )
         while (task := claim_next_task(user=analyst)) is not None:
             submit_review(task_id=task.pk, user=analyst, category_slug=truth_of[task.item_id])
         for watch in CategoryWatch.objects.filter(suspended_at__isnull=False).select_related(
@@ -197,7 +206,7 @@ def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id:
             audited_since_shift = AuditSample.objects.filter(
                 category=watch.category,
                 audited_at__isnull=False,
-                item__in=[pk for pk, idx in index_of.items() if idx >= scenario.shift_at],
+                item_id__gte=first_shifted_pk or 0,
             ).count()
             outcome.suspensions.append(
                 {
@@ -241,7 +250,13 @@ def main() -> None:
     parser.add_argument("--before", type=int, default=1000, help="stream items before the shift")
     parser.add_argument("--after", type=int, default=2250, help="stream items after the shift")
     parser.add_argument("--chunk", type=int, default=50)
-    parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=0.8,
+        help="target precision (the demo desks' frozen-encoder heads reach ~78%% accuracy: "
+        "0.8 automates about half of the direct messages)",
+    )
     parser.add_argument(
         "--audit-rate",
         type=float,
@@ -255,6 +270,11 @@ def main() -> None:
 
     setup_django()
     import _drift_data as data
+
+    from reviews import services as review_services
+
+    # Claims interleave audits at random; a fixed seed makes the replay repeatable.
+    review_services._claim_rng.seed(args.seed)
 
     from triage.ml.encoder import get_encoder
 
