@@ -330,8 +330,14 @@ def _make_champion(
     # roll back goes one step further back instead of flip-flopping.
     version.promoted_at = version.promoted_at or timezone.now()
     version.save(update_fields=["status", "promoted_at"])
-    AuditLog.record(
-        actor=actor, action=action, version=version.pk, previous=previous_ids, reason=reason
+    AuditLog.record_change(
+        actor=actor,
+        action=action,
+        target="champion",
+        before={"champion": previous_ids},
+        after={"champion": [version.pk]},
+        version=version.pk,
+        reason=reason,
     )
 
 

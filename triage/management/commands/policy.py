@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
+from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy, snapshot
 from triage.policy import rule_reports
 
 
@@ -54,18 +54,23 @@ class Command(BaseCommand):
             raise CommandError(f"--target-precision: {value} is below 0.5")
         if clear and not slug:
             raise CommandError("--clear needs --category")
+        fields = ["target_precision", "threshold", "default_threshold"]
         with transaction.atomic():
             if slug:
-                category = Category.objects.filter(slug=slug).first()
+                category = Category.objects.select_for_update().filter(slug=slug).first()
                 if category is None:
                     known = ", ".join(Category.objects.values_list("slug", flat=True))
                     raise CommandError(f"unknown category {slug!r} (known: {known or 'none'})")
+                before = snapshot(category, fields)
                 # One setting per category: a target replaces a raw threshold and vice versa.
                 category.target_precision = value if target is not None else None
                 category.threshold = value if threshold is not None else None
                 category.save(update_fields=["target_precision", "threshold"])
+                changed: Category | RoutingPolicy = category
+                where = f"category:{slug}"
             else:
                 policy = RoutingPolicy.current()
+                before = snapshot(policy, fields)
                 if target is not None:
                     policy.target_precision = value
                 else:
@@ -73,13 +78,13 @@ class Command(BaseCommand):
                     policy.target_precision = None
                     policy.default_threshold = value
                 policy.save()
-            AuditLog.record(
+                changed, where = policy, "routing policy"
+            AuditLog.record_change(
                 actor="command",
                 action="policy",
-                category=slug,
-                target_precision=value if target is not None else None,
-                threshold=value if threshold is not None else None,
-                cleared=clear,
+                target=where,
+                before=before,
+                after=snapshot(changed, fields),
             )
 
     def show(self) -> None:
