@@ -1,0 +1,51 @@
+"""Request middleware: refuse input the database cannot store before any view sees it."""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+from .text import unstorable_string
+
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
+def unstorable_input(request: HttpRequest) -> str | None:
+    """What in this request cannot be stored (or even queried for), or None.
+
+    A NUL in a path, a query parameter (an admin filter, a search), a form field
+    or a cookie otherwise reaches PostgreSQL, which refuses it with an error that
+    surfaces as a 500. JSON bodies are checked field by field by the API itself.
+    """
+    if problem := unstorable_string(request.path_info):
+        return f"the URL path {problem}"
+    for key, values in request.GET.lists():
+        for value in [key, *values]:
+            if problem := unstorable_string(value):
+                return f"query parameter {key!r} {problem}"
+    if request.method == "POST" and request.content_type in FORM_TYPES:
+        for key, values in request.POST.lists():
+            for value in [key, *values]:
+                if problem := unstorable_string(value):
+                    return f"form field {key!r} {problem}"
+        for key, files in request.FILES.lists():
+            for upload in files:
+                if problem := unstorable_string(upload.name or ""):
+                    return f"the file name in form field {key!r} {problem}"
+    for key, value in request.COOKIES.items():
+        if problem := unstorable_string(key) or unstorable_string(value):
+            return f"cookie {key!r} {problem}"
+    return None
+
+
+class RejectUnstorableInput:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        problem = unstorable_input(request)
+        if problem is None:
+            return self.get_response(request)
+        message = f"bad request: {problem}"
+        if request.path_info.startswith("/api/"):
+            return JsonResponse({"error": message}, status=400)
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
