@@ -239,6 +239,8 @@ LOGGING = {
     "loggers": {
         # No handlers of their own: they propagate to the root's, once each.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # Python warnings (Django captures them into logging): the same stream and format.
+        "py.warnings": {"handlers": [], "propagate": True},
         "celery": {"level": "INFO"},
         "triage": {"level": TRIAGE_LOG_LEVEL},
         "reviews": {"level": TRIAGE_LOG_LEVEL},
