@@ -309,9 +309,18 @@ def record_gate(version: ModelVersion, *, promote: bool, message: str, actor: st
     if promote:
         _make_champion(version, actor=actor, action="promote", reason=message)
     else:
+        before = version.status
         version.status = ModelVersion.Status.REJECTED
         version.save(update_fields=["status"])
-        AuditLog.record(actor=actor, action="reject", version=version.pk, reason=message)
+        AuditLog.record_change(
+            actor=actor,
+            action="reject",
+            target=f"model version {version.pk}",
+            before={"status": before},
+            after={"status": version.status},
+            version=version.pk,
+            reason=message,
+        )
 
 
 def _make_champion(
