@@ -222,3 +222,20 @@ def test_token_authentication_needs_the_exact_value_of_an_active_token():
 def test_create_api_token_command_is_logged(capsys):
     call_command("create_api_token", "cli-bridge")
     assert AuditLog.objects.get(action="token").detail["after"]["name"] == "cli-bridge"
+
+
+def test_threshold_edits_in_the_category_list_are_logged_one_entry_per_category(client, categories):
+    client.force_login(make_user("root", group=ADMINS))
+    rows = list(Category.objects.order_by("slug"))
+    data = {"form-TOTAL_FORMS": len(rows), "form-INITIAL_FORMS": len(rows), "_save": "Save"}
+    for n, category in enumerate(rows):
+        data |= {f"form-{n}-id": category.pk, f"form-{n}-is_active": "on"}
+        data[f"form-{n}-threshold"] = "0.7" if category.slug == "outage" else ""
+        data[f"form-{n}-target_precision"] = ""
+    response = client.post("/admin/triage/category/", data)
+    assert response.status_code == 302, response.content
+    assert Category.objects.get(slug="outage").threshold == 0.7
+    entries = AuditLog.objects.filter(action="category")
+    assert [(e.detail["target"], e.detail["changed"]) for e in entries] == [
+        ("category:outage", ["threshold"])
+    ]
