@@ -13,6 +13,8 @@ from triage.models import ApiToken, AuditLog, Category, ModelVersion, Prediction
 from .factories import make_task, make_user
 
 pytestmark = pytest.mark.django_db
+# The policy form also asks for the certification settings (their defaults here).
+CERTIFICATION = {"delta": "0.05", "certification": "per_category"}
 
 
 @pytest.fixture
@@ -144,7 +146,7 @@ def test_a_policy_change_in_the_admin_records_the_old_and_new_values(client, cat
     policy = RoutingPolicy.current()
     client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "0.75", "audit_rate": "0.05", "min_support": "30"},
+        {"default_threshold": "0.75", "audit_rate": "0.05", "min_support": "30", **CERTIFICATION},
     )
     entry = AuditLog.objects.get(action="policy")
     assert entry.detail["before"]["default_threshold"] == 0.9

@@ -9,6 +9,8 @@ from triage.models import AuditLog, RoutingPolicy
 from .factories import make_task, make_user
 
 pytestmark = pytest.mark.django_db
+# The policy form also asks for the certification settings (their defaults here).
+CERTIFICATION = {"delta": "0.05", "certification": "per_category"}
 
 
 def test_analysts_cannot_change_thresholds(client, analyst, categories):
@@ -18,7 +20,7 @@ def test_analysts_cannot_change_thresholds(client, analyst, categories):
     client.force_login(analyst)
     url = f"/admin/triage/routingpolicy/{policy.pk}/change/"
     response = client.post(
-        url, {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30"}
+        url, {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30", **CERTIFICATION}
     )
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
@@ -32,7 +34,7 @@ def test_admins_change_thresholds_in_the_admin_and_it_is_audited(client, categor
     client.force_login(admin)
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "0.75", "audit_rate": "0.1", "min_support": "30"},
+        {"default_threshold": "0.75", "audit_rate": "0.1", "min_support": "30", **CERTIFICATION},
     )
     assert response.status_code == 302, response.content
     policy.refresh_from_db()
@@ -45,7 +47,7 @@ def test_a_threshold_outside_zero_to_one_is_a_form_error(client, categories):
     policy = RoutingPolicy.current()
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "1.5", "audit_rate": "0", "min_support": "30"},
+        {"default_threshold": "1.5", "audit_rate": "0", "min_support": "30", **CERTIFICATION},
     )
     assert response.status_code == 200
     assert "Ensure this value is less than or equal to 1.0" in response.content.decode()

@@ -73,6 +73,8 @@ class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
     list_display = [
         "__str__",
         "target_precision",
+        "delta",
+        "certification",
         "default_threshold",
         "audit_rate",
         "min_support",

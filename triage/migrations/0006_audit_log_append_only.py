@@ -41,7 +41,7 @@ class RunSQLOnPostgreSQL(migrations.RunSQL):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0004_leaner_item_indexes"),
+        ("triage", "0005_certification"),
     ]
 
     operations = [
