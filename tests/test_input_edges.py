@@ -235,3 +235,27 @@ def test_metadata_at_the_limit_is_accepted(client, auth_headers, categories):
 
 def test_the_default_metadata_limit_is_16_kib(settings):
     assert settings.TRIAGE_MAX_METADATA_BYTES == 16_384
+
+
+# --- bodies over the size limit ------------------------------------------------------------
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1_000)
+def test_an_oversized_api_body_gets_a_json_413_naming_the_limit(client, auth_headers):
+    batch = [{"external_id": f"big-{i}", "text": "x" * 100} for i in range(20)]
+    response = post_items(client, batch, auth_headers)
+    assert response.status_code == 413
+    body = response.json()
+    assert body["limit_bytes"] == 1_000
+    assert "over the limit of 1,000 bytes" in body["error"]
+    assert not Item.objects.exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1_000)
+def test_a_body_under_the_limit_is_not_affected(client, auth_headers, categories):
+    response = post_items(client, {"external_id": "small", "text": "refund"}, auth_headers)
+    assert response.status_code == 201
+
+
+def test_the_default_body_limit_is_djangos_2_5_mb(settings):
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 2_621_440

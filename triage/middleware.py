@@ -1,7 +1,12 @@
-"""Request middleware: refuse input the database cannot store before any view sees it."""
+"""Request middleware: refuse what no view should see, with an error that names why.
+
+Unstorable characters anywhere in a request, and API bodies over the size limit.
+"""
 
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 from .text import unstorable_string
@@ -49,3 +54,30 @@ class RejectUnstorableInput:
         if request.path_info.startswith("/api/"):
             return JsonResponse({"error": message}, status=400)
         return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
+class ApiBodyLimit:
+    """An API body over DATA_UPLOAD_MAX_MEMORY_SIZE gets a JSON 413 naming the limit.
+
+    Django would refuse it too, but with its HTML 400 page, which an integration
+    cannot parse. Reading the body here is what the API view would do first anyway.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/api/") and request.method in {"POST", "PUT", "PATCH"}:
+            try:
+                request.body  # noqa: B018  (reads up to one byte past the limit)
+            except RequestDataTooBig:
+                limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+                return JsonResponse(
+                    {
+                        "error": f"request body over the limit of {limit:,} bytes "
+                        "(TRIAGE_MAX_BODY_BYTES); send smaller batches",
+                        "limit_bytes": limit,
+                    },
+                    status=413,
+                )
+        return self.get_response(request)

@@ -87,7 +87,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    # Before anything reads the query, form or session: a NUL there is a 400, not a 500.
+    # Before anything reads the body, form or session: an oversized API body is a JSON 413,
+    # a NUL in a path, query, form or cookie a 400, not a 500.
+    "triage.middleware.ApiBodyLimit",
     "triage.middleware.RejectUnstorableInput",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -290,6 +292,9 @@ TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 20_000)
 # Largest metadata object accepted by ingest: bytes of its compact UTF-8 JSON (README).
 TRIAGE_MAX_METADATA_BYTES = env_int("TRIAGE_MAX_METADATA_BYTES", 16_384)
 TRIAGE_MAX_BATCH = 1000
+# Largest request body (Django's DATA_UPLOAD_MAX_MEMORY_SIZE, default 2.5 MB); the API
+# answers a bigger one with a JSON 413 naming the limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRIAGE_MAX_BODY_BYTES", 2_621_440)
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
 # An item still unclassified this long after ingest is re-queued by the sweep.
 TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
