@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from reviews.models import ReviewTask, TrainingExample
+from reviews.models import ReviewTask
 from reviews.services import record_training_example
 from triage import scoring, services, training
-from triage.training import fit
 from triage.ml.encoder import get_encoder
 from triage.ml.heads import ArtifactError, load_head
 from triage.models import AuditLog, Item, ModelVersion, Prediction, RoutingPolicy
 from triage.scoring import embed_items
+from triage.training import fit
 
 from .factories import make_item, make_labelled_history
 
