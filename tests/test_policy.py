@@ -109,6 +109,7 @@ def test_policy_command_sets_and_shows_targets(champion, capsys):
         (["--delta", "often"], "--delta: 'often' is not a number"),
         (["--delta", "0.1", "--category", "billing"], "--delta and --certification are global"),
         (["--threshold", "high"], "--threshold: 'high' is not a number"),
+        (["--threshold", "1.5"], "--threshold: 1.5 is outside [0, 1]"),
         (["--threshold", "0.5", "--category", "nope"], "unknown category 'nope'"),
         (["--category", "billing"], "--category needs"),
         (["--clear"], "--clear needs --category"),
