@@ -193,3 +193,19 @@ def test_a_saved_head_loads_back_identical(tmp_path):
     loaded = load_head(str(path), sha)
     assert np.array_equal(loaded.weights, head.weights)
     assert (loaded.labels, loaded.temperature) == (head.labels, 1.7)
+
+
+def test_evaluate_uses_new_examples_once_there_are_some(champion, categories, capsys):
+    from reviews.services import record_training_example
+    from triage.models import Item
+
+    from .factories import KEYWORD_TEXTS
+
+    call_command("evaluate")
+    assert "on its out-of-fold evidence (240 examples)" in capsys.readouterr().out
+    for slug, texts in KEYWORD_TEXTS.items():
+        for text in texts:
+            item = make_item(f"{text} later", status=Item.Status.RESOLVED)
+            record_training_example(item=item, category=categories[slug], source="review")
+    call_command("evaluate")
+    assert "on 15 labelled examples it did not train on" in capsys.readouterr().out
