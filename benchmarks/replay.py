@@ -194,6 +194,9 @@ def run(scenario: Scenario) -> dict:
         predictions = list(
             Prediction.objects.filter(item_id__in=ids).select_related("item", "label")
         )
+        if len(predictions) != len(ids):
+            # The hand-off to classification is robust (logged, not raised): say so here.
+            raise SystemExit(f"only {len(predictions)} of {len(ids)} items were classified")
         reviewed = 0
         while (task := claim_next_task(user=analyst)) is not None:
             submit_review(
