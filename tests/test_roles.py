@@ -9,8 +9,6 @@ from triage.models import AuditLog, RoutingPolicy
 from .factories import make_task, make_user
 
 pytestmark = pytest.mark.django_db
-# The policy form also asks for the certification settings (their defaults here).
-CERTIFICATION = {"delta": "0.05", "certification": "per_category"}
 
 
 def test_analysts_cannot_change_thresholds(client, analyst, categories):
@@ -20,7 +18,7 @@ def test_analysts_cannot_change_thresholds(client, analyst, categories):
     client.force_login(analyst)
     url = f"/admin/triage/routingpolicy/{policy.pk}/change/"
     response = client.post(
-        url, {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30", **CERTIFICATION}
+        url, {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30"}
     )
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
@@ -34,7 +32,13 @@ def test_admins_change_thresholds_in_the_admin_and_it_is_audited(client, categor
     client.force_login(admin)
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "0.75", "audit_rate": "0.1", "min_support": "30", **CERTIFICATION},
+        {
+            "default_threshold": "0.75",
+            "audit_rate": "0.1",
+            "min_support": "30",
+            "delta": "0.05",
+            "certification": "per_category",
+        },
     )
     assert response.status_code == 302, response.content
     policy.refresh_from_db()
@@ -47,7 +51,7 @@ def test_a_threshold_outside_zero_to_one_is_a_form_error(client, categories):
     policy = RoutingPolicy.current()
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "1.5", "audit_rate": "0", "min_support": "30", **CERTIFICATION},
+        {"default_threshold": "1.5", "audit_rate": "0", "min_support": "30"},
     )
     assert response.status_code == 200
     assert "Ensure this value is less than or equal to 1.0" in response.content.decode()
@@ -92,3 +96,34 @@ def test_nightly_retrain_is_scheduled_at_two_by_default():
     entry = settings.CELERY_BEAT_SCHEDULE["nightly-retrain"]
     assert entry["task"] == "triage.tasks.retrain_nightly"
     assert entry["schedule"].hour == {2} and entry["schedule"].minute == {0}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("delta", "0.5", "delta (the chance the guarantee fails) must be above 0 and below 0.5"),
+        ("delta", "0", "delta (the chance the guarantee fails) must be above 0 and below 0.5"),
+        ("target_precision", "0", "a target precision must be above 0 and at most 1"),
+        ("target_precision", "1.2", "a target precision must be above 0 and at most 1"),
+    ],
+)
+def test_a_bad_delta_or_target_is_a_form_error_on_that_field(
+    client, categories, field, value, message
+):
+    client.force_login(make_user("root", group=ADMINS))
+    policy = RoutingPolicy.current()
+    data = {
+        "default_threshold": "0.9",
+        "audit_rate": "0",
+        "min_support": "30",
+        "delta": "0.05",
+        "certification": "pooled",
+        field: value,
+    }
+    response = client.post(f"/admin/triage/routingpolicy/{policy.pk}/change/", data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert message in errors[field][0]
+    policy.refresh_from_db()
+    assert (policy.delta, policy.certification) == (0.05, "per_category")
