@@ -243,8 +243,8 @@ def test_live_metrics_need_a_token(client, categories, auth_headers):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--audit-rate", "1.5"], "--audit-rate: 1.5 is outside 0–1"),
-        (["--audit-rate", "-0.1"], "--audit-rate: -0.1 is outside 0–1"),
+        (["--audit-rate", "1.5"], "--audit-rate: 1.5 is outside \\[0, 1\\]"),
+        (["--audit-rate", "-0.1"], "--audit-rate: -0.1 is outside \\[0, 1\\]"),
         (["--audit-rate", "lots"], "--audit-rate: 'lots' is not a number"),
         (["--audit-floor", "-1"], "--audit-floor: -1 is below 0"),
         (["--audit-floor", "2.5"], "--audit-floor: '2.5' is not an integer"),

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0005_certification"),
+        ("triage", "0006_audit_log_append_only"),
     ]
 
     operations = [
