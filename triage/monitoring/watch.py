@@ -126,8 +126,9 @@ def check_category(*, category: Category, now: datetime | None = None) -> WatchC
 def emit_policy_suspended(*, category: Category, detail: dict[str, Any], at: datetime) -> None:
     """The one place a `policy.suspended` event is emitted.
 
-    The events outbox (triage.actions.events, issue 7) is not in this codebase
-    yet; when it lands this becomes `events.emit("policy.suspended", ...)` in the
+    The events outbox (triage.actions.events) is not in this codebase yet; when
+    it lands this becomes `events.emit("policy.suspended", category=category,
+    data=detail | {"suspended_at": at.isoformat()})`, called here, inside the
     suspension's transaction. Until then the audit log row is the record.
     """
 
