@@ -19,6 +19,7 @@ from triage.models import (
     RoutingPolicy,
 )
 from triage.monitoring.audits import audit_rate_for, audit_rates
+from triage.monitoring.live import live_report
 from triage.monitoring.watch import WatchError, resume_category
 
 from ..factories import make_item, make_labelled_history, make_prediction
@@ -262,3 +263,28 @@ def test_audit_settings_are_set_and_logged(categories):
     policy = RoutingPolicy.current()
     assert (policy.audit_rate, policy.audit_floor, policy.blind_review) == (0.1, 30, True)
     assert AuditLog.objects.filter(action="audit_policy").count() == 1
+
+
+def test_live_precision_since_the_last_change_leaves_out_older_audits(categories):
+    now = timezone.now()
+    old, new = now - timedelta(days=3), now - timedelta(hours=1)
+    for sampled_at, correct in [(old, False), (old, False), (new, True)]:
+        item = make_item()
+        AuditSample.objects.create(
+            item=item,
+            prediction=make_prediction(item, categories["billing"]),
+            category=categories["billing"],
+            probability=0.5,
+            sampled_at=sampled_at,
+            audited_at=sampled_at,
+            correct=correct,
+        )
+    # A threshold changed a day ago (the log is append-only: written with its time).
+    AuditLog.objects.create(actor="test", action="policy", at=now - timedelta(days=1))
+    report = live_report(now=now)
+    (billing,) = [c for c in report.categories if c.slug == "billing"]
+    assert (billing.since_change.precision.audited, billing.since_change.precision.precision) == (
+        1,
+        1.0,
+    )
+    assert billing.window.precision.audited == 3
