@@ -103,8 +103,8 @@ def preview_rule(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, _context(category, form, setting), status=status)
 
 
-@require_POST
 @admin_required
+@require_POST
 def save_rule(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     category = get_object_or_404(Category, slug=slug)
     form = RuleForm(request.POST)
@@ -117,8 +117,8 @@ def save_rule(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return redirect(reverse("cockpit:category", args=[slug]) + f"?saved={entry.pk}")
 
 
-@require_POST
 @admin_required
+@require_POST
 def reroute(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     category = get_object_or_404(Category, slug=slug)
     try:
