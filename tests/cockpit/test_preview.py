@@ -8,7 +8,7 @@ from triage import thresholds
 from triage.cockpit.preview import Setting, preview
 from triage.cockpit.services import save_category_setting
 from triage.models import AuditLog, Category, RoutingPolicy
-from triage.policy import CONFIDENCE_LEVEL, HoldoutPredictions, rule_reports, routing_policy
+from triage.policy import CONFIDENCE_LEVEL, HoldoutPredictions, routing_policy, rule_reports
 
 pytestmark = pytest.mark.django_db
 
