@@ -1,4 +1,4 @@
-"""The ingest API: POST /api/items, GET /api/items/<external_id>.
+"""The API: POST /api/items, GET /api/items/<external_id>, GET /api/metrics.
 
 Authentication is a bearer token; only its sha256 is stored (ApiToken).
 Errors are JSON with a message naming what was wrong.
@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import services
 from .intake import InvalidItems, parse_items
 from .models import ApiToken, Item, hash_token
+from .monitoring.metrics import metrics_snapshot
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -138,3 +139,10 @@ def item_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     if item is None:
         return error(404, f"no item with external_id {external_id!r}")
     return JsonResponse(item_json(item))
+
+
+@require_GET
+@token_required
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Certified thresholds and automation, per category and pooled (see metrics_snapshot)."""
+    return JsonResponse(metrics_snapshot())

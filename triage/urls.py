@@ -8,6 +8,7 @@ from . import api
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="reviews:queue"), name="home"),
     path("api/items", api.items_collection, name="api-items"),
+    path("api/metrics", api.metrics, name="api-metrics"),
     path("api/items/<path:external_id>", api.item_detail, name="api-item"),
     path("reviews/", include("reviews.urls")),
     path("cockpit/", include("triage.cockpit.urls")),
