@@ -43,6 +43,7 @@ def set_up_two_models() -> tuple[ModelVersion, ModelVersion]:
     )
     first = training.retrain().version
     second = training.retrain().version
+    training.promote_version(version=second, actor="test")
     first.refresh_from_db()
     return first, second
 

@@ -15,8 +15,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def two_versions(champion):
-    second = training.retrain().version  # equal data: the gate promotes it
+    # Equal data: the gate keeps the champion; an admin promotes the second by hand.
+    second = training.retrain().version
+    training.promote_version(version=second, actor="test")
     champion.refresh_from_db()
+    second.refresh_from_db()
     return champion, second
 
 

@@ -87,3 +87,23 @@ def test_the_audit_log_reads_before_and_after_and_filters(admin_client, champion
     assert [e.log.action for e in by_subject.context["entries"]] == ["category"]
     bad = admin_client.get("/cockpit/audit/", {"since": "2026-02-01", "until": "2026-01-01"})
     assert bad.status_code == 400 and "until must be on or after since" in bad.content.decode()
+
+
+def test_the_overview_draws_the_metrics_snapshot_it_does_not_recompute(admin_client, champion):
+    from triage.cockpit.preview import Setting
+    from triage.cockpit.services import save_category_setting
+    from triage.monitoring.metrics import metrics_snapshot
+
+    save_category_setting(
+        category=Category.objects.get(slug="outage"), setting=Setting(None, 0.8), actor="t"
+    )
+    snapshot = metrics_snapshot()
+    html = admin_client.get("/cockpit/").content.decode()
+    for entry in snapshot["categories"]:
+        row = html.split(f'data-category="{entry["slug"]}"')[1].split("</tr>")[0]
+        threshold = "—" if entry["threshold"] is None else f"{entry['threshold']:.3f}"
+        share = entry["automation_share"]
+        assert f'<td class="n">{threshold}</td>' in row
+        assert (f"{share * 100:.1f}%" if share is not None else "—") in row
+        assert f"of {entry['evidence_count']}" in row
+    assert snapshot["guarantee"] in html.replace("&#x27;", "'")

@@ -8,7 +8,7 @@ from triage import thresholds
 from triage.cockpit.preview import Setting, preview
 from triage.cockpit.services import save_category_setting
 from triage.models import AuditLog, Category, RoutingPolicy
-from triage.policy import CONFIDENCE_LEVEL, HoldoutPredictions, routing_policy, rule_reports
+from triage.policy import HoldoutPredictions, routing_policy, rule_reports
 
 pytestmark = pytest.mark.django_db
 
@@ -28,34 +28,41 @@ def figures(html: str) -> dict[str, str]:
         Setting(0.9999, None),  # cannot be certified on this little evidence
         Setting(None, 0.5),
         Setting(None, 0.97),
+        Setting(None, None, inherit=True),
     ],
 )
-def test_the_preview_equals_what_routing_uses_once_saved(champion, setting):
+@pytest.mark.parametrize("certification", ["per_category", "all_categories", "pooled"])
+def test_the_preview_equals_what_routing_uses_once_saved(champion, setting, certification):
+    RoutingPolicy.objects.filter(pk=1).update(certification=certification)
     billing = Category.objects.get(slug="billing")
-    policy = RoutingPolicy.current()
-    tried = preview(billing, setting, champion=champion, policy=policy)
+    # Another category with a rule of its own, so pooling and a split delta matter.
+    save_category_setting(
+        category=Category.objects.get(slug="outage"), setting=Setting(0.8, None), actor="test"
+    )
+    tried = preview(billing, setting, champion=champion, policy=RoutingPolicy.current())
 
     save_category_setting(category=billing, setting=setting, actor="test")
     rule = routing_policy(champion).rule_for("billing")
     (report,) = [r for r in rule_reports(champion) if r.slug == "billing"]
+    assert tried.report == report
     assert tried.threshold == rule.threshold
-    assert tried.coverage == report.coverage
-    assert tried.expected_precision == report.precision
-    if setting.target is not None:
+    assert (tried.coverage, tried.expected_precision) == (report.coverage, report.precision)
+    if tried.target is not None:
         assert tried.certified_bound == rule.lower_bound
         assert tried.reason == rule.note
 
 
 def test_a_raw_thresholds_bound_is_the_services_bound_on_the_same_evidence(champion):
     billing = Category.objects.get(slug="billing")
-    tried = preview(billing, Setting(None, 0.6), champion=champion, policy=RoutingPolicy.current())
+    policy = RoutingPolicy.current()
+    tried = preview(billing, Setting(None, 0.6), champion=champion, policy=policy)
     confidences, correct = HoldoutPredictions.from_json(champion.holdout).for_category("billing")
     chosen = confidences >= 0.6
     assert tried.support == int(chosen.sum()) > 0
     assert tried.evidence == len(confidences)
     assert tried.coverage == pytest.approx(chosen.mean())
-    assert tried.certified_bound == thresholds.wilson_lower_bound(
-        int(correct[chosen].sum()), int(chosen.sum()), CONFIDENCE_LEVEL
+    assert tried.certified_bound == thresholds.clopper_pearson_lower(
+        int(correct[chosen].sum()), int(chosen.sum()), policy.delta
     )
     assert "promises no precision" in tried.reason
 
@@ -94,8 +101,8 @@ def test_an_uncertifiable_target_says_what_evidence_would_certify_it(admin_clien
         "/cockpit/categories/billing/preview", {"mode": "target", "target": "0.9"}, **HTMX
     )
     html = response.content.decode()
-    assert "not enough held-out examples" in html
-    assert re.search(r"Needs at least 10000 held-out predictions of this category", html)
+    assert "needs about 10000 correct predictions above the threshold" in html
+    assert "Certifiable with about 10000 correct predictions of this category" in html
 
 
 @pytest.mark.parametrize(

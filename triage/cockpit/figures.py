@@ -1,8 +1,9 @@
 """The overview's figures, gathered from the services that compute them.
 
-Certification figures (threshold, certified bound, automation share on the
-evidence) come from triage.policy, the same code routing uses. Live figures are
-counts over the last days of traffic; nothing here estimates anything.
+Certification figures (target, threshold, certified bound, automation share on
+the evidence, what would make a target certifiable) are metrics_snapshot()'s,
+the same JSON GET /api/metrics serves. Live figures are counts over the last
+days of traffic; nothing here estimates anything.
 """
 
 from collections.abc import Iterable
@@ -16,8 +17,8 @@ from django.utils import timezone
 
 from reviews.models import Review, ReviewTask
 
-from ..models import Category, Item, ModelVersion, Prediction, RoutingPolicy
-from ..policy import RuleReport, rule_reports
+from ..models import Category, Item, Prediction
+from ..monitoring.metrics import metrics_snapshot
 
 TREND_DAYS = 30
 
@@ -25,7 +26,7 @@ TREND_DAYS = 30
 @dataclass(frozen=True)
 class CategoryRow:
     category: Category
-    report: RuleReport
+    cert: dict[str, Any]  # this category's entry in metrics_snapshot()
     # Live traffic over the trend window, counted per item (an item re-routed later
     # has two predictions and must count once).
     predicted: int
@@ -52,8 +53,7 @@ class Trend:
 
 @dataclass(frozen=True)
 class Overview:
-    champion: ModelVersion | None
-    policy: RoutingPolicy
+    snapshot: dict[str, Any]
     rows: list[CategoryRow]
     trends: list[Trend] = field(default_factory=list)
     since: datetime | None = None
@@ -93,9 +93,9 @@ def _by_label(rows: Iterable[Any], key: str) -> dict[str, dict[str, Any]]:
 def overview(*, now: datetime | None = None, days: int = TREND_DAYS) -> Overview:
     now = now or timezone.now()
     since = now - timedelta(days=days)
-    champion = ModelVersion.objects.champion()
-    reports = {r.slug: r for r in rule_reports(champion)}
-    categories = [c for c in Category.objects.filter(is_active=True) if c.slug in reports]
+    snapshot = metrics_snapshot()
+    certs = {c["slug"]: c for c in snapshot["categories"]}
+    categories = [c for c in Category.objects.filter(is_active=True) if c.slug in certs]
 
     live = _by_label(
         (
@@ -138,7 +138,7 @@ def overview(*, now: datetime | None = None, days: int = TREND_DAYS) -> Overview
         rows.append(
             CategoryRow(
                 category=category,
-                report=reports[category.slug],
+                cert=certs[category.slug],
                 predicted=int(lv.get("predicted", 0)),
                 automated=int(lv.get("automated", 0)),
                 audited=int(au.get("n", 0)),
@@ -148,8 +148,7 @@ def overview(*, now: datetime | None = None, days: int = TREND_DAYS) -> Overview
             )
         )
     return Overview(
-        champion=champion,
-        policy=RoutingPolicy.current(),
+        snapshot=snapshot,
         rows=rows,
         trends=trends(now=now, days=days),
         since=since,

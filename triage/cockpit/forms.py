@@ -8,7 +8,11 @@ from .preview import Setting
 class RuleForm(forms.Form):
     """A category's rule as the admin tries it: a target precision or a raw threshold."""
 
-    MODES = [("target", "Target precision"), ("threshold", "Raw threshold")]
+    MODES = [
+        ("target", "Target precision"),
+        ("threshold", "Raw threshold"),
+        ("inherit", "The global policy"),
+    ]
 
     mode = forms.ChoiceField(choices=MODES, widget=forms.RadioSelect)
     target = forms.FloatField(label="Target precision", required=False)
@@ -48,12 +52,15 @@ class RuleForm(forms.Form):
         data = self.cleaned_data
         if data["mode"] == "target":
             return Setting(target=data["target"], threshold=None)
-        return Setting(target=None, threshold=data["threshold"])
+        if data["mode"] == "threshold":
+            return Setting(target=None, threshold=data["threshold"])
+        return Setting(target=None, threshold=None, inherit=True)
 
     @classmethod
     def initial_for(cls, setting: Setting) -> dict[str, object]:
+        mode = "inherit" if setting.inherit else "target" if setting.target else "threshold"
         return {
-            "mode": "target" if setting.target is not None else "threshold",
+            "mode": mode,
             "target": setting.target,
             "threshold": setting.threshold,
         }

@@ -1,8 +1,10 @@
 """What a category's rule would do, before it is saved: the what-if preview.
 
-Every figure comes from the code routing itself uses: triage.policy.category_rule
-derives (or applies) the threshold exactly as it will serve, and triage.thresholds
-gives the bound and the risk-coverage curve. So the preview and the saved rule
+Every figure comes from the code routing itself uses: triage.policy.derive_rules
+certifies (or applies) the rules of every active category exactly as they will
+serve, with the tried setting in place of the saved one, so pooling and a
+split delta are accounted for; triage.thresholds gives the bound for a raw
+threshold and the risk-coverage curve. So the preview and the saved rule
 cannot disagree (tests/cockpit/test_preview.py holds them equal).
 """
 
@@ -10,39 +12,53 @@ from dataclasses import dataclass
 
 from .. import thresholds
 from ..models import Category, ModelVersion, RoutingPolicy
-from ..policy import CONFIDENCE_LEVEL, HoldoutPredictions, RuleReport, category_rule
+from ..policy import (
+    HoldoutPredictions,
+    RuleReport,
+    Settings,
+    category_settings,
+    derive_rules,
+)
 
 
 @dataclass(frozen=True)
 class Setting:
-    """What the admin is trying: a target precision, or a raw threshold (target None)."""
+    """What the admin is trying: a target precision, a raw threshold (target None),
+    or the global policy (inherit)."""
 
     target: float | None
     threshold: float | None
+    inherit: bool = False
 
     @classmethod
-    def of(cls, category: Category, policy: RoutingPolicy) -> "Setting":
-        """The category's setting as saved, resolved the way routing resolves it."""
+    def of(cls, category: Category) -> "Setting":
+        """The category's own setting as saved."""
         if category.target_precision is not None:
             return cls(category.target_precision, None)
         if category.threshold is not None:
             return cls(None, category.threshold)
-        if policy.target_precision is not None:
-            return cls(policy.target_precision, None)
-        return cls(None, policy.default_threshold)
+        return cls(None, None, inherit=True)
+
+    def resolved(self, policy: RoutingPolicy) -> tuple[float | None, float]:
+        """(target, raw threshold) as routing resolves them (see policy.category_settings)."""
+        if self.inherit:
+            return policy.target_precision, policy.default_threshold
+        if self.target is not None:
+            return self.target, policy.default_threshold
+        assert self.threshold is not None
+        return None, self.threshold
 
 
 @dataclass(frozen=True)
 class Preview:
     slug: str
     setting: Setting
+    target: float | None  # the resolved target (None: a raw threshold)
     report: RuleReport
-    evidence: int  # the champion's evidence items predicted as this category
-    support: int  # of those, how many the rule would automate
-    certified_bound: float | None  # lower confidence bound on their precision
+    certified_bound: float | None  # lower confidence bound on the automated precision
+    delta: float
     curve: list[thresholds.CoveragePoint]
     has_model: bool
-    min_support: int
 
     @property
     def threshold(self) -> float | None:
@@ -57,23 +73,35 @@ class Preview:
         return self.report.precision
 
     @property
+    def confidence(self) -> float:
+        return 1 - self.delta
+
+    @property
+    def evidence(self) -> int:
+        return self.report.support
+
+    @property
+    def support(self) -> int:
+        return self.report.selected
+
+    @property
     def certifiable(self) -> bool:
         return self.report.rule.threshold is not None
 
     @property
     def needs(self) -> str:
         """What evidence would make an uncertifiable target certifiable."""
-        if self.certifiable or self.setting.target is None:
+        if self.certifiable or self.target is None or not self.has_model:
             return ""
-        if self.evidence < self.min_support:
+        if self.report.needed is not None:
             return (
-                f"Needs at least {self.min_support} held-out predictions of this category to "
-                f"certify anything; has {self.evidence}. Reviews of this category add them."
+                f"Certifiable with about {self.report.needed} correct predictions of this "
+                f"category above the threshold; the evidence has {self.evidence} predictions "
+                "of it. Reviews of this category add evidence at each retrain."
             )
         return (
-            f"On {self.evidence} held-out predictions no threshold reaches the target: more "
-            "reviewed examples of this category (a tighter bound) or a more accurate model "
-            "would make it certifiable, or choose a lower target."
+            "More evidence like this will not certify it: it needs a more accurate model "
+            "or a lower target."
         )
 
     @property
@@ -81,12 +109,12 @@ class Preview:
         rule = self.report.rule
         if not self.has_model:
             return "no model yet: every item goes to review (cold start)"
-        if rule.target is not None:
+        if self.target is not None:
             return rule.note
         return (
             "a raw threshold promises no precision: on the evidence it automates "
             f"{_pct(self.coverage)} with {_pct(self.expected_precision)} observed precision, "
-            f"at least {_pct(self.certified_bound)} at {CONFIDENCE_LEVEL:.0%} confidence"
+            f"at least {_pct(self.certified_bound)} with {self.confidence:.0%} confidence"
         )
 
 
@@ -103,45 +131,38 @@ def preview(
     curve_points: int = 24,
 ) -> Preview:
     holdout = HoldoutPredictions.from_json(champion.holdout) if champion else None
-    report = category_rule(
-        category.slug,
-        target=setting.target,
-        threshold=setting.threshold if setting.threshold is not None else policy.default_threshold,
+    chosen = {
+        c.slug: category_settings(c, policy)
+        for c in Category.objects.filter(is_active=True).exclude(pk=category.pk)
+    }
+    chosen[category.slug] = setting.resolved(policy)
+    reports = derive_rules(
+        {slug: target for slug, (target, _) in chosen.items()},
+        thresholds={slug: threshold for slug, (_, threshold) in chosen.items()},
         holdout=holdout,
-        min_support=policy.min_support,
+        settings=Settings.of(policy),
     )
-    if holdout is None:
-        return Preview(
-            category.slug,
-            setting,
-            report,
-            0,
-            0,
-            None,
-            [],
-            has_model=champion is not None,
-            min_support=policy.min_support,
+    report = next(r for r in reports if r.slug == category.slug)
+    target = chosen[category.slug][0]
+    bound = report.rule.lower_bound
+    curve: list[thresholds.CoveragePoint] = []
+    if holdout is not None:
+        confidences, correct = holdout.for_category(category.slug)
+        if target is None and report.selected:
+            chosen_rows = confidences >= report.rule.threshold
+            bound = thresholds.clopper_pearson_lower(
+                int(correct[chosen_rows].sum()), int(chosen_rows.sum()), policy.delta
+            )
+        curve = thresholds.risk_coverage_curve(
+            confidences, correct, delta=policy.delta, points=curve_points
         )
-    confidences, correct = holdout.for_category(category.slug)
-    threshold = report.rule.threshold
-    chosen = confidences >= threshold if threshold is not None else confidences > 1.0
-    support = int(chosen.sum())
-    if report.rule.lower_bound is not None:
-        bound: float | None = report.rule.lower_bound
-    elif support:
-        bound = thresholds.wilson_lower_bound(int(correct[chosen].sum()), support, CONFIDENCE_LEVEL)
-    else:
-        bound = None
     return Preview(
         slug=category.slug,
         setting=setting,
+        target=target,
         report=report,
-        evidence=len(confidences),
-        support=support,
         certified_bound=bound,
-        curve=thresholds.risk_coverage_curve(
-            confidences, correct, confidence_level=CONFIDENCE_LEVEL, points=curve_points
-        ),
-        has_model=True,
-        min_support=policy.min_support,
+        delta=policy.delta,
+        curve=curve,
+        has_model=champion is not None,
     )

@@ -21,13 +21,14 @@ def _rule_fields(category: Category) -> dict[str, Any]:
 
 
 def save_category_setting(*, category: Category, setting: Setting, actor: str) -> AuditLog:
-    """Write a target precision (clearing any raw threshold) or a raw threshold
-    (clearing the target), and log the values before and after."""
+    """Write a target precision (clearing any raw threshold), a raw threshold
+    (clearing the target), or neither (the global policy applies), and log the
+    values before and after."""
     with transaction.atomic():
         category = Category.objects.select_for_update().get(pk=category.pk)
         before = _rule_fields(category)
         category.target_precision = setting.target
-        category.threshold = None if setting.target is not None else setting.threshold
+        category.threshold = setting.threshold if setting.target is None else None
         category.full_clean()
         category.save(update_fields=["target_precision", "threshold"])
         after = _rule_fields(category)

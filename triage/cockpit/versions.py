@@ -13,7 +13,7 @@ import numpy as np
 from ..ml.calibration import ReliabilityBin, reliability_table
 from ..ml.encoder import file_sha256
 from ..models import AuditLog, ModelVersion
-from ..policy import HoldoutPredictions, RuleReport, rule_reports
+from ..policy import HoldoutPredictions, RuleReport, automation_now, reports_for
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,9 @@ def status_of(version: ModelVersion) -> Status:
 class VersionSummary:
     version: ModelVersion
     status: Status
-    reports: list[RuleReport]
-    evidence: int  # held-out predictions the automation figures rest on
-    automated: int | None  # of those, how many today's rules would automate
-
-    @property
-    def automation(self) -> float | None:
-        if self.automated is None or not self.evidence:
-            return None
-        return self.automated / self.evidence
+    reports: list[RuleReport]  # today's rules, certified on this version's evidence
+    evidence: int  # predictions the automation figures rest on
+    automation: float | None  # share of them today's rules automate
 
     @property
     def macro_f1(self) -> float | None:
@@ -72,15 +66,13 @@ class VersionSummary:
 
 def summarize(version: ModelVersion) -> VersionSummary:
     holdout = HoldoutPredictions.from_json(version.holdout)
-    reports = rule_reports(version)
-    if holdout is None:
-        return VersionSummary(version, status_of(version), reports, 0, None)
-    automated = 0
-    for report in reports:
-        confidences, _ = holdout.for_category(report.slug)
-        if report.rule.threshold is not None:
-            automated += int((confidences >= report.rule.threshold).sum())
-    return VersionSummary(version, status_of(version), reports, len(holdout.confidence), automated)
+    return VersionSummary(
+        version=version,
+        status=status_of(version),
+        reports=reports_for(holdout),
+        evidence=0 if holdout is None else len(holdout),
+        automation=automation_now(holdout),
+    )
 
 
 def artifact_problem(version: ModelVersion) -> str | None:
@@ -186,7 +178,8 @@ def compare(a: ModelVersion, b: ModelVersion) -> Comparison:
 
 
 def rollback_target() -> ModelVersion | None:
-    """The version a roll back would bring back (as triage.training.rollback picks it)."""
+    """The version a roll back would bring back: the query triage.training.rollback runs,
+    read here to show the comparison before anything changes."""
     return (
         ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED)
         .exclude(promoted_at__isnull=True)
@@ -198,9 +191,9 @@ def rollback_target() -> ModelVersion | None:
 def history_of(version: ModelVersion) -> list[AuditLog]:
     return [
         entry
-        for entry in AuditLog.objects.filter(action__in=["promote", "reject", "rollback"]).order_by(
-            "at"
-        )
+        for entry in AuditLog.objects.filter(
+            action__in=["promote", "reject", "hold", "rollback"]
+        ).order_by("at")
         if entry.detail.get("version") == version.pk
         or version.pk in (entry.detail.get("previous") or [])
     ]

@@ -27,15 +27,15 @@ def risk_coverage_chart(p: Preview) -> Chart | None:
     if not p.curve:
         return None
     lowest = min([pt.lower_bound for pt in p.curve] + [pt.precision for pt in p.curve])
-    if p.setting.target is not None:
-        lowest = min(lowest, p.setting.target)
+    if p.target is not None:
+        lowest = min(lowest, p.target)
     y0 = max(0.0, math.floor(lowest * 10) / 10)
     markers = []
     if p.coverage is not None and p.expected_precision is not None:
         markers.append((p.coverage, p.expected_precision, "this rule"))
     hlines = []
-    if p.setting.target is not None:
-        hlines.append((p.setting.target, f"target {p.setting.target:.0%}", "target"))
+    if p.target is not None:
+        hlines.append((p.target, f"target {p.target:.1%}", "target"))
     return xy_chart(
         "Precision and certified bound against the share automated",
         [
@@ -64,7 +64,7 @@ def risk_coverage_chart(p: Preview) -> Chart | None:
 def _context(category: Category, form: RuleForm, setting: Setting | None) -> dict[str, object]:
     champion = ModelVersion.objects.champion()
     policy = RoutingPolicy.current()
-    saved = Setting.of(category, policy)
+    saved = Setting.of(category)
     current = preview(category, saved, champion=champion, policy=policy)
     tried = preview(category, setting, champion=champion, policy=policy) if setting else None
     shown = tried or current
@@ -83,7 +83,7 @@ def _context(category: Category, form: RuleForm, setting: Setting | None) -> dic
 @admin_required
 def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     category = get_object_or_404(Category, slug=slug)
-    saved = Setting.of(category, RoutingPolicy.current())
+    saved = Setting.of(category)
     form = RuleForm(initial=RuleForm.initial_for(saved))
     context = _context(category, form, None)
     offer = request.GET.get("saved")

@@ -1,7 +1,6 @@
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from ...policy import CONFIDENCE_LEVEL
 from ..access import HtmxHttpRequest, admin_required
 from ..charts import Chart, Series, count_ticks, percent, share_ticks, xy_chart
 from ..figures import Trend, overview
@@ -50,6 +49,5 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
             "o": data,
             "charts": [trend_chart(t) for t in data.trends],
             "section": "overview",
-            "confidence": CONFIDENCE_LEVEL,
         },
     )
