@@ -9,6 +9,7 @@ from ..factories import make_user
 
 pytestmark = pytest.mark.django_db
 
+
 def every_cockpit_url(version_pk: int = 1) -> list[str]:
     sample = {"slug": "billing", "pk": version_pk}
     out = []

@@ -129,3 +129,23 @@ def test_compare_any_two_versions(admin_client, two_versions):
     assert f"v{first.pk}" in html and f"v{second.pk}" in html
     assert html.count('class="data confusion"') == 2
     assert admin_client.get("/cockpit/models/compare", {"a": "x", "b": "1"}).status_code == 400
+
+
+def test_the_confirmation_warns_when_the_incoming_version_automates_much_less(
+    admin_client, two_versions
+):
+    from triage.models import RoutingPolicy
+
+    first, second = two_versions
+    # Make half of v1's evidence wrong: at the 70% target it then certifies nothing.
+    k = len(first.holdout["labels"])
+    first.holdout["truth"] = [
+        (p + 1) % k if i % 2 else p for i, p in enumerate(first.holdout["predicted"])
+    ]
+    first.save(update_fields=["holdout"])
+    RoutingPolicy.objects.filter(pk=1).update(target_precision=0.7)
+    html = admin_client.get(f"/cockpit/models/{first.pk}/promote").content.decode()
+    assert 'id="automation-drop"' in html
+    assert "percentage points less of its evidence" in html
+    page = admin_client.get(f"/cockpit/models/{second.pk}/promote").content.decode()
+    assert 'id="automation-drop"' not in page

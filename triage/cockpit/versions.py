@@ -14,6 +14,7 @@ from ..ml.calibration import ReliabilityBin, reliability_table
 from ..ml.encoder import file_sha256
 from ..models import AuditLog, ModelVersion
 from ..policy import HoldoutPredictions, RuleReport, automation_now, reports_for
+from ..training.gate import MAX_AUTOMATION_DROP
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,19 @@ class Comparison:
     b: VersionSummary
     categories: list[CategoryComparison]
     confusion: tuple[Confusion | None, Confusion | None]
+
+    @property
+    def automation_change(self) -> float | None:
+        """b's automation minus a's, each on its own evidence under today's rules."""
+        if self.a.automation is None or self.b.automation is None:
+            return None
+        return self.b.automation - self.a.automation
+
+    @property
+    def automation_drop_blocks(self) -> bool:
+        """Whether the gate would hold b for an admin for cutting automation."""
+        change = self.automation_change
+        return change is not None and -change > MAX_AUTOMATION_DROP
 
 
 def compare(a: ModelVersion, b: ModelVersion) -> Comparison:

@@ -52,3 +52,11 @@ def shown(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value) or "—"
     return str(value)
+
+
+@register.filter
+def points(value: Any, digits: int = 1) -> str:
+    """A difference of two shares, unsigned, in percentage points: -0.12 -> "12.0"."""
+    if value is None or value == "":
+        return "—"
+    return f"{abs(float(value)) * 100:.{int(digits)}f}"
