@@ -102,7 +102,7 @@ def test_an_uncertifiable_target_says_what_evidence_would_certify_it(admin_clien
     )
     html = response.content.decode()
     assert "needs about 10000 correct predictions above the threshold" in html
-    assert "Certifiable with about 10000 correct predictions of this category" in html
+    assert "What would certify it: about 10000 correct predictions of this category" in html
 
 
 @pytest.mark.parametrize(

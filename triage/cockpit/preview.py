@@ -95,9 +95,10 @@ class Preview:
             return ""
         if self.report.needed is not None:
             return (
-                f"Certifiable with about {self.report.needed} correct predictions of this "
-                f"category above the threshold; the evidence has {self.evidence} predictions "
-                "of it. Reviews of this category add evidence at each retrain."
+                f"What would certify it: about {self.report.needed} correct predictions of "
+                "this category above the threshold, as accurate as the most confident ones "
+                "now. Each review of this category adds evidence at the next retrain; a "
+                "lower target needs less."
             )
         return (
             "More evidence like this will not certify it: it needs a more accurate model "

@@ -17,9 +17,10 @@ from ..access import HtmxHttpRequest, admin_required
 ACTION_NAMES = {
     "category": "changed a category's rule",
     "policy": "changed the routing policy",
-    "promote": "promoted a model",
-    "reject": "gate rejected a model",
-    "rollback": "rolled back the model",
+    "promote": "promoted",
+    "reject": "the gate rejected",
+    "hold": "the gate held for an admin",
+    "rollback": "rolled back to",
     "reroute": "re-routed waiting items",
 }
 # Keys shown as the entry's subject or its before/after, not repeated among the details.

@@ -130,7 +130,11 @@ def _confirm(
             "incoming": incoming,
             "champion": champion,
             # Left: what serves now; right: what would serve after.
-            "comparison": compare(champion, incoming) if champion and incoming else None,
+            "comparison": (
+                compare(champion, incoming)
+                if champion and incoming and champion.pk != incoming.pk
+                else None
+            ),
             "incoming_summary": summarize(incoming) if incoming else None,
             "problem": problem,
             "error": error,
