@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,10 +21,12 @@ ACTION_NAMES = {
     "reject": "the gate rejected",
     "hold": "the gate held for an admin",
     "rollback": "rolled back to",
-    "reroute": "re-routed waiting items",
+    "reroute": "re-routed waiting items of",
+    "suspend": "the drift watch suspended",
+    "resume": "resumed",
 }
 # Keys shown as the entry's subject or its before/after, not repeated among the details.
-STRUCTURAL = {"target", "before", "after", "changed"}
+STRUCTURAL = {"target", "before", "after", "changed", "category"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def readable(log: AuditLog) -> Entry:
         for key in sorted(set(old) | set(new)):
             changes.append(Change(key, old.get(key), new.get(key), old.get(key) != new.get(key)))
     subject = str(detail.get("target") or "")
+    if not subject and detail.get("category"):
+        subject = f"category:{detail['category']}"
     if not subject and "version" in detail:
         subject = f"model v{detail['version']}"
     return Entry(
@@ -91,7 +95,10 @@ class AuditFilter(forms.Form):
         if data.get("actor"):
             logs = logs.filter(actor__icontains=data["actor"])
         if data.get("subject"):
-            logs = logs.filter(detail__target__icontains=data["subject"])
+            subject = data["subject"]
+            logs = logs.filter(
+                Q(detail__target__icontains=subject) | Q(detail__category__icontains=subject)
+            )
         tz = timezone.get_current_timezone()
         if data.get("since"):
             logs = logs.filter(at__gte=datetime.combine(data["since"], time.min, tzinfo=tz))
