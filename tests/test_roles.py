@@ -32,7 +32,13 @@ def test_admins_change_thresholds_in_the_admin_and_it_is_audited(client, categor
     client.force_login(admin)
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "0.75", "audit_rate": "0.1", "min_support": "30"},
+        {
+            "default_threshold": "0.75",
+            "audit_rate": "0.1",
+            "min_support": "30",
+            "delta": "0.05",
+            "certification": "per_category",
+        },
     )
     assert response.status_code == 302, response.content
     policy.refresh_from_db()
@@ -90,3 +96,34 @@ def test_nightly_retrain_is_scheduled_at_two_by_default():
     entry = settings.CELERY_BEAT_SCHEDULE["nightly-retrain"]
     assert entry["task"] == "triage.tasks.retrain_nightly"
     assert entry["schedule"].hour == {2} and entry["schedule"].minute == {0}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("delta", "0.5", "delta (the chance the guarantee fails) must be above 0 and below 0.5"),
+        ("delta", "0", "delta (the chance the guarantee fails) must be above 0 and below 0.5"),
+        ("target_precision", "0", "a target precision must be above 0 and at most 1"),
+        ("target_precision", "1.2", "a target precision must be above 0 and at most 1"),
+    ],
+)
+def test_a_bad_delta_or_target_is_a_form_error_on_that_field(
+    client, categories, field, value, message
+):
+    client.force_login(make_user("root", group=ADMINS))
+    policy = RoutingPolicy.current()
+    data = {
+        "default_threshold": "0.9",
+        "audit_rate": "0",
+        "min_support": "30",
+        "delta": "0.05",
+        "certification": "pooled",
+        field: value,
+    }
+    response = client.post(f"/admin/triage/routingpolicy/{policy.pk}/change/", data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert message in errors[field][0]
+    policy.refresh_from_db()
+    assert (policy.delta, policy.certification) == (0.05, "per_category")

@@ -7,16 +7,22 @@ from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
 from triage.monitoring.metrics import metrics_snapshot
 
 
-def number(value: str, option: str, *, low: float, high: float, high_inclusive: bool) -> float:
-    """Parse a number in (low, high] or (low, high); CommandError naming the option."""
+def number(value: str, option: str, *, interval: str) -> float:
+    """Parse a number inside ``interval`` ("(0, 1]", "(0, 0.5)" or "[0, 1]").
+
+    A CommandError names the option and the reason.
+    """
     try:
         parsed = float(value)
     except ValueError:
         raise CommandError(f"{option}: {value!r} is not a number") from None
-    inside = low < parsed <= high if high_inclusive else low < parsed < high
+    inside = {
+        "(0, 1]": 0 < parsed <= 1,
+        "(0, 0.5)": 0 < parsed < 0.5,
+        "[0, 1]": 0 <= parsed <= 1,
+    }[interval]
     if not inside:
-        bracket = "]" if high_inclusive else ")"
-        raise CommandError(f"{option}: {value} is outside ({low:g}, {high:g}{bracket}")
+        raise CommandError(f"{option}: {value} is outside {interval}")
     return parsed
 
 
@@ -66,7 +72,7 @@ class Command(BaseCommand):
     def set_certification(self, delta: str | None, mode: str | None) -> None:
         policy = RoutingPolicy.current()
         if delta is not None:
-            policy.delta = number(delta, "--delta", low=0, high=0.5, high_inclusive=False)
+            policy.delta = number(delta, "--delta", interval="(0, 0.5)")
         if mode is not None:
             policy.certification = mode
         policy.save()
@@ -77,9 +83,9 @@ class Command(BaseCommand):
     ) -> None:
         value: float | None = None
         if target is not None:
-            value = number(target, "--target-precision", low=0, high=1, high_inclusive=True)
+            value = number(target, "--target-precision", interval="(0, 1]")
         elif threshold is not None:
-            value = number(threshold, "--threshold", low=-1e-12, high=1, high_inclusive=True)
+            value = number(threshold, "--threshold", interval="[0, 1]")
         if clear and not slug:
             raise CommandError("--clear needs --category")
         if slug:
