@@ -107,3 +107,12 @@ def test_the_overview_draws_the_metrics_snapshot_it_does_not_recompute(admin_cli
         assert (f"{share * 100:.1f}%" if share is not None else "—") in row
         assert f"of {entry['evidence_count']}" in row
     assert snapshot["guarantee"] in html.replace("&#x27;", "'")
+
+
+def test_the_overview_shows_the_pooled_certification_beside_the_categories(admin_client, champion):
+    from triage.models import RoutingPolicy
+
+    RoutingPolicy.objects.filter(pk=1).update(certification="pooled")
+    html = admin_client.get("/cockpit/").content.decode()
+    assert 'id="pooled"' in html and "(in force)" in html
+    assert "billing, other, outage" in html or "billing, outage, other" in html
