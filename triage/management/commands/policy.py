@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
+from triage.models import snapshot as audit_snapshot
 from triage.monitoring.metrics import metrics_snapshot
 
 
@@ -71,12 +72,19 @@ class Command(BaseCommand):
 
     def set_certification(self, delta: str | None, mode: str | None) -> None:
         policy = RoutingPolicy.current()
+        before = audit_snapshot(policy, ["delta", "certification"])
         if delta is not None:
             policy.delta = number(delta, "--delta", interval="(0, 0.5)")
         if mode is not None:
             policy.certification = mode
         policy.save()
-        AuditLog.record(actor="command", action="policy", delta=policy.delta, certification=mode)
+        AuditLog.record_change(
+            actor="command",
+            action="policy",
+            target="routing policy",
+            before=before,
+            after=audit_snapshot(policy, ["delta", "certification"]),
+        )
 
     def set_rule(
         self, slug: str | None, target: str | None, threshold: str | None, *, clear: bool
@@ -88,17 +96,22 @@ class Command(BaseCommand):
             value = number(threshold, "--threshold", interval="[0, 1]")
         if clear and not slug:
             raise CommandError("--clear needs --category")
+        fields = ["target_precision", "threshold", "default_threshold"]
         if slug:
-            category = Category.objects.filter(slug=slug).first()
+            category = Category.objects.select_for_update().filter(slug=slug).first()
             if category is None:
                 known = ", ".join(Category.objects.values_list("slug", flat=True))
                 raise CommandError(f"unknown category {slug!r} (known: {known or 'none'})")
+            before = audit_snapshot(category, fields)
             # One setting per category: a target replaces a raw threshold and vice versa.
             category.target_precision = value if target is not None else None
             category.threshold = value if threshold is not None else None
             category.save(update_fields=["target_precision", "threshold"])
+            changed: Category | RoutingPolicy = category
+            where = f"category:{slug}"
         else:
             policy = RoutingPolicy.current()
+            before = audit_snapshot(policy, fields)
             if target is not None:
                 policy.target_precision = value
             else:
@@ -106,13 +119,13 @@ class Command(BaseCommand):
                 policy.target_precision = None
                 policy.default_threshold = value
             policy.save()
-        AuditLog.record(
+            changed, where = policy, "routing policy"
+        AuditLog.record_change(
             actor="command",
             action="policy",
-            category=slug,
-            target_precision=value if target is not None else None,
-            threshold=value if threshold is not None else None,
-            cleared=clear,
+            target=where,
+            before=before,
+            after=audit_snapshot(changed, fields),
         )
 
     def show(self) -> None:
