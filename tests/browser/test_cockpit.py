@@ -62,6 +62,22 @@ def waiting(champion: ModelVersion, slug: str, confidence: float) -> ReviewTask:
     return make_task(item)
 
 
+def watch_for_errors(page: Page) -> list[str]:
+    """Script errors and Content-Security-Policy violations, collected as they happen."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation',"
+        " e => console.error('Content Security Policy: '"
+        " + e.violatedDirective + ' ' + e.blockedURI))"
+    )
+    return errors
+
+
 def log_in(page: Page, url: str) -> None:
     make_user("boss", group=ADMINS, password="s3cret-pw")
     page.goto(f"{url}/accounts/login/?next=/cockpit/")
@@ -75,8 +91,7 @@ def test_admin_previews_saves_and_reroutes_a_category(transactional_db, live_ser
     first, champion = set_up_two_models()
     for confidence in (0.9, 0.75, 0.62, 0.3):
         waiting(champion, "billing", confidence)
-    js_errors: list[str] = []
-    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+    js_errors = watch_for_errors(page)
     log_in(page, live_server.url)
 
     # The overview, with its figures.
@@ -136,6 +151,7 @@ def test_promote_asks_for_confirmation_and_shows_the_comparison(
     transactional_db, live_server, page
 ):
     first, champion = set_up_two_models()
+    js_errors = watch_for_errors(page)
     log_in(page, live_server.url)
     page.get_by_role("link", name="Models").click()
     page.locator(f'#versions tr[data-version="{first.pk}"]').get_by_role(
@@ -151,3 +167,6 @@ def test_promote_asks_for_confirmation_and_shows_the_comparison(
     assert ModelVersion.objects.champion() == first
     row = page.locator(f'#versions tr[data-version="{first.pk}"]')
     expect(row).to_contain_text("champion")
+    page.get_by_role("link", name=f"v{first.pk}", exact=True).click()
+    expect(page.locator("figure.chart")).to_contain_text("Reliability")
+    assert js_errors == []

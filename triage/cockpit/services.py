@@ -31,14 +31,12 @@ def save_category_setting(*, category: Category, setting: Setting, actor: str) -
         category.threshold = setting.threshold if setting.target is None else None
         category.full_clean()
         category.save(update_fields=["target_precision", "threshold"])
-        after = _rule_fields(category)
-        return AuditLog.record(
+        return AuditLog.record_change(
             actor=actor,
             action="category",
             target=f"category:{category.slug}",
             before=before,
-            after=after,
-            changed=sorted(k for k in after if after[k] != before[k]),
+            after=_rule_fields(category),
         )
 
 

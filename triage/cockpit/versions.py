@@ -210,4 +210,5 @@ def history_of(version: ModelVersion) -> list[AuditLog]:
         ).order_by("at")
         if entry.detail.get("version") == version.pk
         or version.pk in (entry.detail.get("previous") or [])
+        or version.pk in ((entry.detail.get("before") or {}).get("champion") or [])
     ]
