@@ -39,7 +39,8 @@ def set_up_two_models() -> tuple[ModelVersion, ModelVersion]:
     categories = make_keyword_categories()
     make_labelled_history(categories)
     RoutingPolicy.objects.update_or_create(
-        pk=1, defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0}
+        pk=1,
+        defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
     )
     first = training.retrain().version
     second = training.retrain().version

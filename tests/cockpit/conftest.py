@@ -23,6 +23,7 @@ def champion(categories):
     make_labelled_history(categories)
     # Small evidence in tests: let a threshold rest on a handful of held-out items.
     RoutingPolicy.objects.update_or_create(
-        pk=1, defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0}
+        pk=1,
+        defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
     )
     return training.retrain().version

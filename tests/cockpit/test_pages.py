@@ -5,11 +5,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reviews.models import Review, ReviewTask
+from reviews.models import ReviewTask
 from triage.cockpit.figures import overview
-from triage.models import AuditLog, Category, Item, Prediction
+from triage.models import AuditLog, AuditSample, Category, CategoryWatch, Item, Prediction
+from triage.monitoring.metrics import metrics_snapshot
 
-from ..factories import make_item, make_task, make_user
+from ..factories import make_item, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -30,40 +31,100 @@ def predicted(category, route, champion, days_ago=0):
     return item
 
 
+def audited(category, champion, *, correct, probability=0.5):
+    item = predicted(category, "auto", champion)
+    prediction = item.predictions.get()
+    now = timezone.now()
+    return AuditSample.objects.create(
+        item=item,
+        prediction=prediction,
+        category=category,
+        model_version=champion,
+        probability=probability,
+        sampled_at=now,
+        audited_at=now,
+        correct=correct,
+        audited_category=category,
+    )
+
+
 def test_the_overview_shows_per_category_figures_and_trends(admin_client, champion):
     billing = Category.objects.get(slug="billing")
     for route in ["auto", "auto", "auto", "review"]:
         predicted(billing, route, champion)
-    predicted(billing, "auto", champion, days_ago=40)  # outside the window: not counted
     item = predicted(billing, "review", champion)
     task = make_task(item)
     ReviewTask.objects.filter(pk=task.pk).update(created_at=timezone.now() - timedelta(hours=5))
-    audited = predicted(billing, "auto", champion)
-    audit = make_task(audited, reason=ReviewTask.Reason.AUDIT_SAMPLE)
-    Review.objects.create(
-        task=audit,
-        item=audited,
-        reviewer=make_user("alice"),
-        category=billing,
-        agreed_with_model=True,
-    )
+    make_task(predicted(Category.objects.get(slug="outage"), "review", champion))
+    for correct in [True] * 9 + [False]:
+        audited(billing, champion, correct=correct)
 
     data = overview()
     (row,) = [r for r in data.rows if r.category.slug == "billing"]
-    assert (row.predicted, row.automated) == (6, 4)
-    assert (row.audited, row.audit_agreed) == (1, 1)
-    # The review task is open; the audit task is open too (its review did not close it here).
-    assert row.open_tasks == 2
-    assert row.oldest_task_at is not None
+    assert row.open_tasks == 1
     assert timezone.now() - row.oldest_task_at >= timedelta(hours=5)
+    assert data.open_tasks == 2
     items_per_day = data.trends[0]
-    assert len(items_per_day.days) == 30 and items_per_day.values[-1] >= 7
+    assert len(items_per_day.days) == 30 and items_per_day.values[-1] >= 16
+    assert data.trends[2].values[-1] == pytest.approx(0.9)  # today's audits, 9 of 10 right
 
+    # The live figures are the snapshot's (GET /api/metrics), drawn as they are.
+    live = metrics_snapshot()["live"]["categories"]["billing"]["since_change"]
+    assert live["audited"] == 10 and live["correct"] == 9
     html = admin_client.get("/cockpit/").content.decode()
-    assert 'data-category="billing"' in html
-    assert "66.7%" in html  # live automation of billing, 4 of 6
-    assert "1 of 1" in html
+    row_html = html.split('data-category="billing"')[1].split("</tr>")[0]
+    low, high = live["interval"]
+    assert f"{live['precision'] * 100:.1f}%" in row_html
+    assert f"{low * 100:.1f}%–{high * 100:.1f}%, n=10" in row_html
+    rate = live["automation"]["rate"]
+    assert f"{rate * 100:.1f}%" in row_html and f"of {live['automation']['total']}" in row_html
+    assert "watching" in row_html
     assert "Items received per day" in html and "<svg" in html and "<table>" in html
+
+
+def test_a_suspended_category_shows_why_and_since_when_and_resumes_with_a_reason(
+    admin_client, champion
+):
+    billing = Category.objects.get(slug="billing")
+    since = timezone.now() - timedelta(hours=3)
+    CategoryWatch.objects.update_or_create(
+        category=billing,
+        defaults={
+            "suspended_at": since,
+            "suspension": {
+                "reason": "live precision below the 70.0% target: 6 wrong of 20",
+                "statistic": 3.2,
+                "audited": 20,
+            },
+        },
+    )
+    overview_html = admin_client.get("/cockpit/").content.decode()
+    assert 'data-suspended="billing"' in overview_html
+    assert "6 wrong of 20" in overview_html
+    page = admin_client.get("/cockpit/categories/billing/").content.decode()
+    assert 'id="suspension"' in page and f"Suspended since {since:%Y-%m-%d %H:%M}" in page
+
+    refused = admin_client.post("/cockpit/categories/billing/resume", {"reason": "  "})
+    assert refused.status_code == 422
+    assert "reason" in refused.context["resume_form"].errors
+    assert CategoryWatch.objects.get(category=billing).suspended_at is not None
+
+    done = admin_client.post(
+        "/cockpit/categories/billing/resume", {"reason": "labels fixed upstream"}
+    )
+    assert done.status_code == 302
+    assert CategoryWatch.objects.get(category=billing).suspended_at is None
+    entry = AuditLog.objects.get(action="resume")
+    assert (entry.actor, entry.detail["reason"]) == ("user:root", "labels fixed upstream")
+    assert (
+        'id="suspension"' not in admin_client.get("/cockpit/categories/billing/").content.decode()
+    )
+
+
+def test_resuming_a_category_that_is_not_suspended_is_refused(admin_client, champion):
+    response = admin_client.post("/cockpit/categories/billing/resume", {"reason": "why not"})
+    assert response.status_code == 422
+    assert "is not suspended" in response.content.decode()
 
 
 def test_the_audit_log_reads_before_and_after_and_filters(admin_client, champion):

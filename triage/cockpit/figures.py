@@ -1,9 +1,11 @@
 """The overview's figures, gathered from the services that compute them.
 
-Certification figures (target, threshold, certified bound, automation share on
-the evidence, what would make a target certifiable) are metrics_snapshot()'s,
-the same JSON GET /api/metrics serves. Live figures are counts over the last
-days of traffic; nothing here estimates anything.
+Everything statistical is metrics_snapshot()'s, the same JSON GET /api/metrics
+serves: certification (target, threshold, certified bound, automation share on
+the evidence, what would make a target certifiable) and, under "live", the
+audits' precision with its exact interval, live automation and the drift
+watch's state. The cockpit adds only counts: the review queue and the daily
+trends.
 """
 
 from collections.abc import Iterable
@@ -17,7 +19,7 @@ from django.utils import timezone
 
 from reviews.models import Review, ReviewTask
 
-from ..models import Category, Item, Prediction
+from ..models import AuditSample, Category, Item, Prediction
 from ..monitoring.metrics import metrics_snapshot
 
 TREND_DAYS = 30
@@ -26,19 +28,29 @@ TREND_DAYS = 30
 @dataclass(frozen=True)
 class CategoryRow:
     category: Category
-    cert: dict[str, Any]  # this category's entry in metrics_snapshot()
-    # Live traffic over the trend window, counted per item (an item re-routed later
-    # has two predictions and must count once).
-    predicted: int
-    automated: int
-    audited: int
-    audit_agreed: int
+    cert: dict[str, Any]  # this category's entry in metrics_snapshot()["categories"]
+    live: dict[str, Any]  # and in metrics_snapshot()["live"]["categories"]
     open_tasks: int
     oldest_task_at: datetime | None
 
     @property
-    def live_automation(self) -> float | None:
-        return self.automated / self.predicted if self.predicted else None
+    def precision(self) -> dict[str, Any]:
+        """Live precision since the last model or threshold change."""
+        since: dict[str, Any] = self.live.get("since_change") or {}
+        return since
+
+    @property
+    def automation(self) -> dict[str, Any]:
+        return self.precision.get("automation") or {}
+
+    @property
+    def drift(self) -> dict[str, Any]:
+        drift: dict[str, Any] = self.live.get("drift") or {}
+        return drift
+
+    @property
+    def suspended(self) -> bool:
+        return self.drift.get("state") == "suspended"
 
 
 @dataclass(frozen=True)
@@ -56,19 +68,21 @@ class Overview:
     snapshot: dict[str, Any]
     rows: list[CategoryRow]
     trends: list[Trend] = field(default_factory=list)
-    since: datetime | None = None
 
     @property
-    def predicted(self) -> int:
-        return sum(r.predicted for r in self.rows)
+    def live(self) -> dict[str, Any]:
+        live: dict[str, Any] = self.snapshot.get("live") or {}
+        return live
 
     @property
-    def automated(self) -> int:
-        return sum(r.automated for r in self.rows)
+    def overall(self) -> dict[str, Any]:
+        """Overall live precision and automation since the last change."""
+        overall: dict[str, Any] = (self.live.get("overall") or {}).get("since_change") or {}
+        return overall
 
     @property
-    def live_automation(self) -> float | None:
-        return self.automated / self.predicted if self.predicted else None
+    def suspended(self) -> list[CategoryRow]:
+        return [r for r in self.rows if r.suspended]
 
     @property
     def open_tasks(self) -> int:
@@ -86,84 +100,48 @@ def _latest_label() -> Subquery:
     return Subquery(latest.values("label__slug")[:1])
 
 
-def _by_label(rows: Iterable[Any], key: str) -> dict[str, dict[str, Any]]:
-    return {str(r[key]): r for r in rows}
+def queue_by_category() -> dict[str, dict[str, Any]]:
+    """Open review tasks per category (the item's latest prediction) and the oldest."""
+    rows: Iterable[Any] = (
+        ReviewTask.objects.open()
+        .annotate(label=_latest_label())
+        .values("label")
+        .annotate(n=Count("id"), oldest=Min("created_at"))
+    )
+    return {str(r["label"]): r for r in rows}
 
 
 def overview(*, now: datetime | None = None, days: int = TREND_DAYS) -> Overview:
     now = now or timezone.now()
-    since = now - timedelta(days=days)
     snapshot = metrics_snapshot()
     certs = {c["slug"]: c for c in snapshot["categories"]}
-    categories = [c for c in Category.objects.filter(is_active=True) if c.slug in certs]
-
-    live = _by_label(
-        (
-            Prediction.objects.filter(created_at__gte=since)
-            .values("label__slug")
-            .annotate(
-                predicted=Count("item", distinct=True),
-                automated=Count("item", distinct=True, filter=Q(route=Prediction.Route.AUTO)),
-            )
-        ),
-        "label__slug",
-    )
-    audits = _by_label(
-        (
-            Review.objects.filter(
-                created_at__gte=since, task__reason=ReviewTask.Reason.AUDIT_SAMPLE
-            )
-            .annotate(label=_latest_label())
-            .values("label")
-            .annotate(n=Count("id"), agreed=Count("id", filter=Q(agreed_with_model=True)))
-        ),
-        "label",
-    )
-    queue = _by_label(
-        (
-            ReviewTask.objects.open()
-            .annotate(label=_latest_label())
-            .values("label")
-            .annotate(n=Count("id"), oldest=Min("created_at"))
-        ),
-        "label",
-    )
-    rows = []
-    for category in categories:
-        lv, au, q = (
-            live.get(category.slug, {}),
-            audits.get(category.slug, {}),
-            queue.get(category.slug, {}),
+    live = (snapshot.get("live") or {}).get("categories") or {}
+    queue = queue_by_category()
+    rows = [
+        CategoryRow(
+            category=category,
+            cert=certs[category.slug],
+            live=live.get(category.slug) or {},
+            open_tasks=int(queue.get(category.slug, {}).get("n", 0)),
+            oldest_task_at=queue.get(category.slug, {}).get("oldest"),
         )
-        rows.append(
-            CategoryRow(
-                category=category,
-                cert=certs[category.slug],
-                predicted=int(lv.get("predicted", 0)),
-                automated=int(lv.get("automated", 0)),
-                audited=int(au.get("n", 0)),
-                audit_agreed=int(au.get("agreed", 0)),
-                open_tasks=int(q.get("n", 0)),
-                oldest_task_at=q.get("oldest"),
-            )
-        )
-    return Overview(
-        snapshot=snapshot,
-        rows=rows,
-        trends=trends(now=now, days=days),
-        since=since,
-    )
+        for category in Category.objects.filter(is_active=True)
+        if category.slug in certs
+    ]
+    return Overview(snapshot=snapshot, rows=rows, trends=trends(now=now, days=days))
 
 
-def _daily(
-    queryset: QuerySet[Any], date_field: str, **counts: object
-) -> dict[date, dict[str, int]]:
+def _daily(queryset: QuerySet[Any], date_field: str, **counts: Any) -> dict[date, dict[str, int]]:
     rows = queryset.annotate(day=TruncDate(date_field)).values("day").annotate(**counts)
     return {r["day"]: r for r in rows}
 
 
 def trends(*, now: datetime, days: int = TREND_DAYS) -> list[Trend]:
-    """Items, automation share, audit agreement and reviews per day, zero-filled."""
+    """Items, automation share, audited precision and reviews per day, zero-filled.
+
+    Daily audited precision is the plain share of that day's audits found right: a
+    picture of the trend. The weighted estimate with its interval is the table's.
+    """
     today = now.date()
     span = [today - timedelta(days=d) for d in range(days - 1, -1, -1)]
     since = timezone.make_aware(datetime.combine(span[0], datetime.min.time()))
@@ -179,16 +157,13 @@ def trends(*, now: datetime, days: int = TREND_DAYS) -> list[Trend]:
         n=Count("item", distinct=True),
         auto=Count("item", distinct=True, filter=Q(route=Prediction.Route.AUTO)),
     )
-    reviews = _daily(
-        Review.objects.filter(created_at__gte=since),
-        "created_at",
+    audits = _daily(
+        AuditSample.objects.filter(audited_at__gte=since),
+        "audited_at",
         n=Count("id"),
-        audits=Count("id", filter=Q(task__reason=ReviewTask.Reason.AUDIT_SAMPLE)),
-        agreed=Count(
-            "id",
-            filter=Q(task__reason=ReviewTask.Reason.AUDIT_SAMPLE, agreed_with_model=True),
-        ),
+        correct=Count("id", filter=Q(correct=True)),
     )
+    reviews = _daily(Review.objects.filter(created_at__gte=since), "created_at", n=Count("id"))
 
     def share(table: dict[date, dict[str, int]], part: str, whole: str) -> list[float | None]:
         out: list[float | None] = []
@@ -203,6 +178,11 @@ def trends(*, now: datetime, days: int = TREND_DAYS) -> list[Trend]:
     return [
         Trend("Items received per day", "count", span, count(items)),
         Trend("Share automated", "share", span, share(routes, "auto", "n")),
-        Trend("Audits agreeing with the model", "share", span, share(reviews, "agreed", "audits")),
+        Trend(
+            "Audited precision (share of audits right)",
+            "share",
+            span,
+            share(audits, "correct", "n"),
+        ),
         Trend("Reviews per day", "count", span, count(reviews)),
     ]

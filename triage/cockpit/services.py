@@ -11,7 +11,8 @@ from django.utils import timezone
 from reviews.models import ReviewTask
 
 from .. import routing
-from ..models import AuditLog, Category, Item, ModelVersion, Prediction
+from ..models import AuditLog, Category, Item, ModelVersion, Prediction, RoutingPolicy
+from ..monitoring.audits import live_routing_policy, record_audit_samples
 from ..policy import routing_policy
 from .preview import Setting
 
@@ -58,7 +59,8 @@ def reroute_candidates(*, category: Category, now: datetime | None = None) -> li
     champion = ModelVersion.objects.champion()
     if champion is None:
         return []
-    policy = routing_policy(champion)
+    # As classification routes: today's audit rates, and nothing of a suspended category.
+    policy = live_routing_policy(routing_policy(champion), policy=RoutingPolicy.current(), now=now)
     tasks = (
         ReviewTask.objects.open()
         .filter(reason=ReviewTask.Reason.LOW_CONFIDENCE, item__status=Item.Status.IN_REVIEW)
@@ -108,9 +110,10 @@ def reroute_waiting_tasks(*, category: Category, actor: str, expected: int | Non
             .values_list("pk", flat=True)
         )
         candidates = [c for c in candidates if c.task.pk in locked]
+        predictions = []
         for c in candidates:
             d = c.decision
-            Prediction.objects.create(
+            prediction = Prediction.objects.create(
                 item=c.task.item,
                 model_version=champion,
                 label=category,
@@ -123,6 +126,7 @@ def reroute_waiting_tasks(*, category: Category, actor: str, expected: int | Non
                 lower_bound=d.lower_bound,
                 created_at=now,
             )
+            predictions.append(prediction)
             if d.audit:
                 c.task.reason = ReviewTask.Reason.AUDIT_SAMPLE
                 c.task.priority = 0
@@ -130,6 +134,8 @@ def reroute_waiting_tasks(*, category: Category, actor: str, expected: int | Non
             else:
                 c.task.completed_at = now
                 c.task.save(update_fields=["completed_at"])
+        # Audited re-routes count in live precision like any other audit sample.
+        record_audit_samples(predictions=predictions, decisions=[c.decision for c in candidates])
         Item.objects.filter(pk__in=[c.task.item_id for c in candidates]).update(
             status=Item.Status.ROUTED,
             final_category=category,

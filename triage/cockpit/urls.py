@@ -10,6 +10,7 @@ urlpatterns = [
     path("categories/<slug:slug>/preview", categories.preview_rule, name="category-preview"),
     path("categories/<slug:slug>/save", categories.save_rule, name="category-save"),
     path("categories/<slug:slug>/reroute", categories.reroute, name="category-reroute"),
+    path("categories/<slug:slug>/resume", categories.resume, name="category-resume"),
     path("models/", models.timeline, name="models"),
     path("models/compare", models.compare_versions, name="compare"),
     path("models/rollback", models.roll_back, name="rollback"),

@@ -60,3 +60,11 @@ def points(value: Any, digits: int = 1) -> str:
     if value is None or value == "":
         return "—"
     return f"{abs(float(value)) * 100:.{int(digits)}f}"
+
+
+@register.filter
+def isodate(value: Any) -> datetime | None:
+    """An ISO timestamp from the metrics JSON, as a datetime for |date."""
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value))

@@ -8,10 +8,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from ...models import Category, ModelVersion, RoutingPolicy, actor_name
+from ...models import Category, CategoryWatch, ModelVersion, RoutingPolicy, actor_name
+from ...monitoring.watch import WatchError, resume_category
 from ..access import HtmxHttpRequest, admin_required
 from ..charts import Chart, Series, percent, share_ticks, xy_chart
-from ..forms import RuleForm
+from ..forms import ResumeForm, RuleForm
 from ..preview import Preview, Setting, preview
 from ..services import (
     RerouteChanged,
@@ -61,7 +62,12 @@ def risk_coverage_chart(p: Preview) -> Chart | None:
     )
 
 
-def _context(category: Category, form: RuleForm, setting: Setting | None) -> dict[str, object]:
+def _context(
+    category: Category,
+    form: RuleForm,
+    setting: Setting | None,
+    resume_form: ResumeForm | None = None,
+) -> dict[str, object]:
     champion = ModelVersion.objects.champion()
     policy = RoutingPolicy.current()
     saved = Setting.of(category)
@@ -76,6 +82,10 @@ def _context(category: Category, form: RuleForm, setting: Setting | None) -> dic
         "current": current,
         "preview": tried,
         "chart": risk_coverage_chart(shown),
+        "watch": CategoryWatch.objects.filter(
+            category=category, suspended_at__isnull=False
+        ).first(),
+        "resume_form": resume_form or ResumeForm(),
         "section": "categories",
     }
 
@@ -136,3 +146,29 @@ def reroute(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         return redirect(reverse("cockpit:category", args=[slug]) + "?saved=1")
     messages.success(request, f"Re-routed {routed} waiting item{'s' if routed != 1 else ''}.")
     return redirect("cockpit:category", slug=slug)
+
+
+@admin_required
+@require_POST
+def resume(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Lift the drift watch's suspension, with the admin's reason for the audit log."""
+    category = get_object_or_404(Category, slug=slug)
+    form = RuleForm(initial=RuleForm.initial_for(Setting.of(category)))
+    resume_form = ResumeForm(request.POST)
+    if resume_form.is_valid():
+        try:
+            resume_category(
+                slug=slug,
+                reason=resume_form.cleaned_data["reason"],
+                actor=actor_name(request.user),
+            )
+        except WatchError as exc:
+            if exc.field != "reason":
+                # Nothing to resume (no suspension): there is no form to show it on.
+                messages.error(request, str(exc))
+                return render(request, TEMPLATE, _context(category, form, None), status=422)
+            resume_form.add_error("reason", str(exc))
+        else:
+            messages.success(request, f"{category.name} resumed: it auto-acts again.")
+            return redirect("cockpit:category", slug=slug)
+    return render(request, TEMPLATE, _context(category, form, None, resume_form), status=422)
