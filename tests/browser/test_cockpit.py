@@ -171,3 +171,43 @@ def test_promote_asks_for_confirmation_and_shows_the_comparison(
     page.get_by_role("link", name=f"v{first.pk}", exact=True).click()
     expect(page.locator("figure.chart")).to_contain_text("Reliability")
     assert js_errors == []
+
+
+def test_a_suspended_category_shows_its_alert_and_resumes_with_a_reason(
+    transactional_db, live_server, page
+):
+    from django.utils import timezone
+
+    from triage.models import CategoryWatch
+
+    set_up_two_models()
+    billing = Category.objects.get(slug="billing")
+    CategoryWatch.objects.update_or_create(
+        category=billing,
+        defaults={
+            "suspended_at": timezone.now(),
+            "suspension": {"reason": "live precision below the 70.0% target: 7 wrong of 20"},
+        },
+    )
+    js_errors = watch_for_errors(page)
+    log_in(page, live_server.url)
+    alert = page.locator('[data-suspended="billing"]')
+    expect(alert).to_contain_text("Billing is suspended")
+    expect(alert).to_contain_text("7 wrong of 20")
+    expect(page.locator('#categories tr[data-category="billing"]')).to_contain_text("suspended")
+
+    alert.get_by_role("link", name="Review and resume…").click()
+    suspension = page.locator("#suspension")
+    expect(suspension).to_contain_text("Suspended since")
+    suspension.get_by_role("button", name="Resume automatic actions").click()
+    # The reason is required (checked on the server; the form sets no `required`).
+    expect(page.locator("#suspension .errorlist")).to_contain_text("required")
+    assert CategoryWatch.objects.get(category=billing).suspended_at is not None
+
+    page.get_by_label("Reason for resuming (it goes in the audit log)").fill("upstream fixed")
+    page.get_by_role("button", name="Resume automatic actions").click()
+    expect(page.locator(".messages")).to_contain_text("Billing resumed")
+    expect(page.locator("#suspension")).to_have_count(0)
+    assert CategoryWatch.objects.get(category=billing).suspended_at is None
+    assert AuditLog.objects.get(action="resume").detail["reason"] == "upstream fixed"
+    assert js_errors == []
