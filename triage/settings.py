@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "triage",
+    "triage.actions",
     "reviews",
 ]
 
@@ -170,6 +171,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=TRIAGE_RETRAIN_HOUR, minute=TRIAGE_RETRAIN_MINUTE),
     },
     "classify-stuck-items": {"task": "triage.tasks.classify_stuck", "schedule": 60.0},
+    "sweep-webhook-deliveries": {
+        "task": "triage.actions.tasks.sweep_deliveries",
+        "schedule": 30.0,
+    },
 }
 
 # --- Triage -----------------------------------------------------------------
@@ -197,3 +202,17 @@ TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
 TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)
 # Fewest active training examples per category before retrain will run.
 TRIAGE_MIN_EXAMPLES_PER_CATEGORY = env_int("TRIAGE_MIN_EXAMPLES_PER_CATEGORY", 5)
+
+# --- Webhooks (triage.actions) ----------------------------------------------
+# Deliver to private, loopback or link-local addresses (and plain http to them). Off in
+# production: a webhook URL must not reach internal services. The demo and tests turn it on.
+TRIAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAGE_WEBHOOK_ALLOW_PRIVATE", False)
+# Seconds one attempt may take (connect, send, first byte and the answer).
+TRIAGE_WEBHOOK_TIMEOUT_SECONDS = env_int("TRIAGE_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Retries: base·2^(n-1) seconds capped at the cap, jittered, for the window (a day).
+TRIAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_BASE_SECONDS", 30)
+TRIAGE_WEBHOOK_RETRY_CAP_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_CAP_SECONDS", 7200)
+TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS", 86_400)
+# The sweep re-queues a delivery only this long after it fell due, so deliveries that
+# are merely waiting behind a long queue are not queued twice.
+TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS = env_int("TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS", 120)
