@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
@@ -37,6 +39,19 @@ class CategoryAdmin(admin.ModelAdmin[Category]):
     prepopulated_fields = {"slug": ["name"]}
     # A webhook typed without a scheme means https (Django 6's default), not http.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.is_in_use():
+            fields.append("slug")
+        return fields
+
+    def get_prepopulated_fields(
+        self, request: HttpRequest, obj: Category | None = None
+    ) -> dict[str, Any]:
+        if obj is not None and obj.is_in_use():
+            return {}
+        return dict(super().get_prepopulated_fields(request, obj))
 
     @admin.display(description="routing with the champion")
     def routing_now(self, obj: Category) -> str:

@@ -37,7 +37,9 @@ def bearer_token(request: HttpRequest) -> ApiToken:
         )
     api_token = ApiToken.objects.filter(token_hash=hash_token(token.strip())).first()
     if api_token is None or not api_token.is_active:
-        raise TokenRejected("invalid or revoked API token", challenge='Bearer error="invalid_token"')
+        raise TokenRejected(
+            "invalid or revoked API token", challenge='Bearer error="invalid_token"'
+        )
     ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
     return api_token
 

@@ -214,9 +214,7 @@ def decide(scored: ScoredItem, policy: Policy, *, draw: float) -> Decision:
 
     def decision(route: Route, reason: Reason, audit: bool = False) -> Decision:
         category = scored.label if route is Route.AUTO else None
-        return Decision(
-            route, reason, rule.threshold, audit, rule.mode, rule.lower_bound, category
-        )
+        return Decision(route, reason, rule.threshold, audit, rule.mode, rule.lower_bound, category)
 
     if rule.threshold is None:
         return decision(Route.REVIEW, Reason.TARGET_UNREACHABLE)

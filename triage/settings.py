@@ -197,6 +197,8 @@ TRIAGE_MAX_BATCH = 1000
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
 # An item still unclassified this long after ingest is re-queued by the sweep.
 TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
+# Re-queues (each waiting twice as long as the last) before an item goes to review unscored.
+TRIAGE_STUCK_MAX_ATTEMPTS = env_int("TRIAGE_STUCK_MAX_ATTEMPTS", 5)
 # Items per classify task (one API batch of up to TRIAGE_MAX_BATCH is one task); bigger
 # chunks embed faster, smaller ones finish sooner.
 TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)

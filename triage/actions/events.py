@@ -131,7 +131,6 @@ def emit_many(new_events: Sequence[NewEvent]) -> list[Event]:
     Event.objects.bulk_create(events, batch_size=500)
     deliveries = _fan_out(events, new_events, now)
     if deliveries:
-
         ids = [d.pk for d in deliveries]
         transaction.on_commit(_queue(queue_deliveries, ids), robust=True)
     return events
@@ -163,8 +162,7 @@ def _fan_out(events: list[Event], new_events: Sequence[NewEvent], now: datetime)
         )
         for event, new in zip(events, new_events, strict=True)
         for endpoint, types, categories in filters
-        if (not types or new.type in types)
-        and (not categories or new.category_id in categories)
+        if (not types or new.type in types) and (not categories or new.category_id in categories)
     ]
     # PostgreSQL returns the ids; SQLite 3.35+ too (Django uses RETURNING on both).
     return Delivery.objects.bulk_create(deliveries, batch_size=500)
