@@ -17,6 +17,12 @@ from .models import Alert, Delivery, Endpoint, Event, Rule
 
 
 class EndpointForm(forms.ModelForm[Endpoint]):
+    url = forms.URLField(
+        label="URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text="https, and a public address (unless TRIAGE_WEBHOOK_ALLOW_PRIVATE is on).",
+    )
     event_types = forms.MultipleChoiceField(
         choices=[(t.value, t.value) for t in EventType],
         widget=forms.CheckboxSelectMultiple,
