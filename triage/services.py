@@ -350,7 +350,17 @@ def requeue_stuck_items(*, now: datetime | None = None, limit: int = 10_000) -> 
     rows = list(candidates.order_by("pk").values_list("pk", "classify_attempts")[:limit])
     give_up = [pk for pk, attempts in rows if attempts >= settings.TRIAGE_STUCK_MAX_ATTEMPTS]
     if give_up:
-        classify_items(item_ids=give_up, unscored=True)
+        with transaction.atomic():
+            sent = classify_items(item_ids=give_up, unscored=True)
+            if sent:
+                Alert.raise_alert(
+                    kind="classification_lost",
+                    message=(
+                        f"Items were re-queued {settings.TRIAGE_STUCK_MAX_ATTEMPTS} times and "
+                        "never classified (are the Celery workers running?); sent to review."
+                    ),
+                    count=sent,
+                )
     by_attempts: dict[int, list[int]] = {}
     for pk, attempts in rows:
         if attempts < settings.TRIAGE_STUCK_MAX_ATTEMPTS:

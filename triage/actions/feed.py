@@ -3,10 +3,20 @@
 Ordering by id alone would skip events: ids are handed out at insert, but a
 transaction holding a smaller id can commit after a poller has already read past
 it. So each event records its writer's transaction id (see Event), the feed orders
-by (txid, id), and a read returns only events whose transaction is older than the
-oldest one still running (PostgreSQL's snapshot xmin). Nothing below that horizon
-can still appear, so a cursor never moves past an event that has yet to commit.
-SQLite lets one writer commit at a time, in id order, so (0, id) is enough there.
+by (txid, id), and a read returns only events below a horizon no open transaction of
+this database lies under. Nothing below it can still appear, so a cursor never moves
+past an event that has yet to commit. SQLite lets one writer commit at a time, in id
+order, so (0, id) is enough there.
+
+The horizon on PostgreSQL, in two statements:
+1. X = the next transaction id to be assigned (the snapshot's xmax), and A = the ids
+   of the transactions this database's sessions hold (pg_stat_activity, read after
+   that snapshot was taken, so it lists every one assigned before X that is open);
+2. the feed query itself: horizon = the smallest id in its own snapshot's in-progress
+   list whose low 32 bits are in A, or X if none is.
+A transaction below the horizon has an id < X, so if it were still open it would be in
+A and in the in-progress list, and the horizon would be at or below it. Transactions of
+other databases on the same server are not in A, so they do not hold the feed back.
 """
 
 from collections.abc import Sequence
@@ -46,6 +56,31 @@ def parse_cursor(after: str | None) -> tuple[int, int]:
     return int(txid), int(event_id)
 
 
+# Low 32 bits: pg_stat_activity shows 32-bit xids, snapshots 64-bit ones.
+HORIZON_SQL = """
+    txid < (
+        SELECT coalesce(min(x::text::bigint), %s)
+        FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+        WHERE mod(x::text::bigint, 4294967296) = ANY(%s)
+    )
+"""
+
+
+def _open_transactions() -> tuple[int, list[int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+                   array_remove(array_agg(backend_xid::text::bigint), NULL)
+            FROM pg_stat_activity
+            WHERE datname = current_database()
+            """
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0]), list(row[1] or [])
+
+
 def read_events(*, after: str | None, limit: int, types: Sequence[str] = ()) -> FeedPage:
     if not 1 <= limit <= MAX_LIMIT:
         raise FeedError("limit", f"must be between 1 and {MAX_LIMIT}, not {limit}")
@@ -54,8 +89,9 @@ def read_events(*, after: str | None, limit: int, types: Sequence[str] = ()) -> 
     if types:
         events = events.filter(type__in=list(types))
     if connection.vendor == "postgresql":
-        events = events.extra(  # noqa: S610 - constant SQL, no user input
-            where=["txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"]
+        next_xid, open_xids = _open_transactions()
+        events = events.extra(  # noqa: S610 - constant SQL; the values are parameters
+            where=[HORIZON_SQL], params=[next_xid, open_xids]
         )
     page = list(events.order_by("txid", "pk")[: limit + 1])
     has_more = len(page) > limit
