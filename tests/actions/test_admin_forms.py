@@ -103,7 +103,9 @@ def test_bad_rules_are_form_errors_naming_the_field(fields, field, message):
 
 def test_a_rule_form_keeps_keywords_one_per_line_and_wraps_a_single_value(categories):
     form = rule_form(
-        condition="keywords", keywords="refund\n  chargeback \n\n", action="route",
+        condition="keywords",
+        keywords="refund\n  chargeback \n\n",
+        action="route",
         category=categories["billing"].pk,
     )
     assert form.is_valid(), form.errors

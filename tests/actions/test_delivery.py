@@ -29,7 +29,9 @@ def send(event_type="item.routed", item=None, capture=None):
     return event, Delivery.objects.get(event=event)
 
 
-def test_an_event_reaches_the_receiver_signed(endpoint, receiver, django_capture_on_commit_callbacks):
+def test_an_event_reaches_the_receiver_signed(
+    endpoint, receiver, django_capture_on_commit_callbacks
+):
     event, delivery = send(capture=django_capture_on_commit_callbacks)
     assert receiver.event_ids() == [event.event_id]
     got = receiver.received[0]

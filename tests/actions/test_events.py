@@ -37,9 +37,7 @@ def set_policy(**fields):
 
 def test_an_auto_routed_item_gets_an_item_routed_event(champion):
     set_policy(default_threshold=0.0, audit_rate=0)
-    item = make_item(
-        "refund the double charge on my card invoice", metadata={"channel": "email"}
-    )
+    item = make_item("refund the double charge on my card invoice", metadata={"channel": "email"})
     services.classify_items(item_ids=[item.pk])
     event = Event.objects.get(item=item)
     payload = event.payload
@@ -70,7 +68,9 @@ def test_items_sent_to_review_get_no_routed_event(champion):
 
 
 def test_a_rule_routes_before_the_model_and_counts_its_hit(champion, categories):
-    set_policy(target_precision=0.99, min_support=10_000, audit_rate=0)  # the model alone would never auto-act
+    set_policy(
+        target_precision=0.99, min_support=10_000, audit_rate=0
+    )  # the model alone would never auto-act
     Rule.objects.create(
         name="vip-to-outage",
         condition=Rule.Condition.METADATA,

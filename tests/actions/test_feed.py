@@ -48,9 +48,7 @@ def test_the_feed_filters_by_type(client, auth_headers):
     reviewed = emit_events(1, "item.reviewed")
     body = client.get(URL, {"type": "item.corrected"}, **auth_headers).json()
     assert [e["id"] for e in body["events"]] == [corrected[0].event_id]
-    both = client.get(
-        URL + "?type=item.corrected&type=item.reviewed", **auth_headers
-    ).json()
+    both = client.get(URL + "?type=item.corrected&type=item.reviewed", **auth_headers).json()
     assert [e["id"] for e in both["events"]] == [corrected[0].event_id, reviewed[0].event_id]
     comma = client.get(URL, {"type": "item.corrected,item.reviewed"}, **auth_headers).json()
     assert comma["events"] == both["events"]
