@@ -207,8 +207,9 @@ TRIAGE_MIN_EXAMPLES_PER_CATEGORY = env_int("TRIAGE_MIN_EXAMPLES_PER_CATEGORY", 5
 
 # --- Webhooks (triage.actions) ----------------------------------------------
 # Deliver to private, loopback or link-local addresses (and plain http to them). Off in
-# production: a webhook URL must not reach internal services. The demo and tests turn it on.
-TRIAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAGE_WEBHOOK_ALLOW_PRIVATE", False)
+# production: a webhook URL must not reach internal services. On by default only with
+# DEBUG (the demo's receiver runs on 127.0.0.1); the tests turn it on where they need it.
+TRIAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAGE_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 # Seconds one attempt may take (connect, send, first byte and the answer).
 TRIAGE_WEBHOOK_TIMEOUT_SECONDS = env_int("TRIAGE_WEBHOOK_TIMEOUT_SECONDS", 10)
 # Retries: base·2^(n-1) seconds capped at the cap, jittered, for the window (a day).

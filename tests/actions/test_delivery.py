@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.factories import make_item
 from triage.actions import delivery as delivery_service
 from triage.actions.events import emit
-from triage.actions.models import Delivery, Endpoint, Event
+from triage.actions.models import Delivery, Endpoint
 
 pytestmark = pytest.mark.django_db
 
