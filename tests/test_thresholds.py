@@ -1,8 +1,8 @@
-"""Tests for per-category auto-action thresholds."""
+"""Certified thresholds: fixed-sequence testing with an exact binomial bound."""
 
 from __future__ import annotations
 
-import time
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -11,147 +11,188 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from triage.thresholds import (
-    coverage_at_precision,
-    derive_threshold,
+    candidate_grid,
+    certify_threshold,
+    clopper_pearson_lower,
+    correct_needed,
+    first_support,
     risk_coverage_curve,
     wilson_lower_bound,
+    wilson_threshold,
 )
 
 Sample = tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]
 
 
 @st.composite
-def held_out_predictions(draw: st.DrawFn, max_size: int = 500) -> Sample:
-    """Confidences in [0, 1] (with frequent ties) and correctness at a drawn accuracy.
+def evidence(draw: st.DrawFn, max_size: int = 1500) -> Sample:
+    """Confidences in [0, 1] (ties drawn often) and correctness rising with confidence.
 
-    Correctness comes from a drawn seed and accuracy rather than one boolean per
-    item, so high-accuracy sets that actually earn a threshold are common.
+    Drawn from a seed rather than value by value, so large sets stay fast.
     """
     n = draw(st.integers(0, max_size))
-    value = st.one_of(st.floats(0, 1), st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]))
-    confidences = np.array(draw(st.lists(value, min_size=n, max_size=n)), dtype=np.float64)
-    accuracy = draw(st.sampled_from([0.5, 0.9, 0.97, 0.99, 1.0]) | st.floats(0, 1))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    correct = rng.random(n) < accuracy
+    confidences = rng.random(n)
+    if draw(st.booleans()):  # heavy ties
+        confidences = rng.choice([0.0, 0.5, 0.9, 0.99, 1.0], size=n)
+    floor = draw(st.sampled_from([0.5, 0.9, 0.97, 0.99, 1.0]) | st.floats(0, 1))
+    correct = rng.random(n) < floor + (1 - floor) * confidences
     return confidences, correct
 
 
-targets = st.floats(0.5, 1.0, exclude_min=True, exclude_max=True)
+targets = st.sampled_from([0.5, 0.8, 0.9, 0.95]) | st.floats(0.5, 0.97)
 
 
-@settings(max_examples=300, deadline=None)
-@given(held_out_predictions(), targets, st.integers(1, 60))
-def test_returned_threshold_meets_target_with_enough_support(
+@settings(max_examples=150, deadline=None)
+@given(evidence(), targets, st.integers(1, 60))
+def test_a_certified_threshold_passes_every_test_before_it_and_the_first_after_fails(
     sample: Sample, target: float, min_support: int
 ) -> None:
     confidences, correct = sample
-    result = derive_threshold(
-        confidences, correct, target_precision=target, min_support=min_support
-    )
-    event("never auto-acts" if result.threshold is None else "threshold found")
+    result = certify_threshold(confidences, correct, target=target, min_support=min_support)
+    grid = candidate_grid(confidences, start=first_support(target, 0.05, min_support))
+
+    def passes(t: float) -> bool:
+        chosen = confidences >= t
+        return clopper_pearson_lower(int(correct[chosen].sum()), int(chosen.sum())) >= target
+
+    event("never auto-acts" if result.threshold is None else "certified")
     if result.threshold is None:
         assert (result.support, result.coverage, result.precision) == (0, 0.0, None)
+        assert len(grid) == 0 or not passes(grid[0])
         return
     selected = confidences >= result.threshold
-    support = int(selected.sum())
-    successes = int(correct[selected].sum())
-    assert support == result.support >= min_support
-    assert wilson_lower_bound(successes, support) >= target
-    assert result.lower_bound == wilson_lower_bound(successes, support)
-    assert result.precision == pytest.approx(successes / support)
-    assert result.coverage == pytest.approx(support / len(confidences))
-
-
-@settings(max_examples=300, deadline=None)
-@given(held_out_predictions(max_size=60), targets, st.integers(1, 10))
-def test_returned_threshold_is_the_lowest_qualifying_candidate(
-    sample: Sample, target: float, min_support: int
-) -> None:
-    confidences, correct = sample
-    qualifying = [
-        t
-        for t in np.unique(confidences)
-        if (confidences >= t).sum() >= min_support
-        and wilson_lower_bound(int(correct[confidences >= t].sum()), int((confidences >= t).sum()))
-        >= target
-    ]
-    expected = min(qualifying) if len(confidences) >= min_support and qualifying else None
-    result = derive_threshold(
-        confidences, correct, target_precision=target, min_support=min_support
+    assert result.support == int(selected.sum()) >= min_support
+    assert result.lower_bound == pytest.approx(
+        clopper_pearson_lower(int(correct[selected].sum()), int(selected.sum()))
     )
-    assert result.threshold == expected
+    assert result.lower_bound >= target
+    i = list(grid).index(result.threshold)
+    assert all(passes(t) for t in grid[: i + 1])
+    assert i == len(grid) - 1 or not passes(grid[i + 1])
 
 
-def test_too_few_examples_never_auto_acts() -> None:
-    result = derive_threshold(np.full(12, 0.99), np.ones(12, bool), target_precision=0.5)
+@settings(max_examples=100, deadline=None)
+@given(evidence(max_size=400), st.integers(0, 2**32 - 1))
+def test_the_grid_is_chosen_from_confidences_alone(sample: Sample, seed: int) -> None:
+    confidences, _ = sample
+    shuffled = np.random.default_rng(seed).permutation(confidences)
+    assert np.array_equal(candidate_grid(confidences, start=30), candidate_grid(shuffled, start=30))
+
+
+def test_clopper_pearson_known_values() -> None:
+    # n out of n right: the bound is delta ** (1 / n).
+    assert clopper_pearson_lower(50, 50) == pytest.approx(0.05 ** (1 / 50))
+    # Matches scipy.stats.binomtest(95, 100, alternative="greater").proportion_ci().
+    assert clopper_pearson_lower(95, 100) == pytest.approx(0.89775, abs=1e-4)
+    assert clopper_pearson_lower(0, 20) == 0.0
+    assert clopper_pearson_lower(0, 0) == 0.0
+    # A laxer delta gives a tighter (higher) bound.
+    assert clopper_pearson_lower(95, 100, delta=0.2) > clopper_pearson_lower(95, 100)
+
+
+def test_evidence_needed_at_common_targets() -> None:
+    # The issue's arithmetic: about 60 error-free items for 95%, about 300 for 99%.
+    assert correct_needed(0.95) == 59
+    assert correct_needed(0.99) == 299
+    assert correct_needed(0.9) == 29
+    assert correct_needed(0.95, error_rate=0.06) is None  # observed 94% < target
+    assert correct_needed(1.0) is None
+
+
+@pytest.mark.parametrize(("target", "error_rate"), [(0.9, 0.05), (0.95, 0.02), (0.97, 0.01)])
+def test_evidence_needed_is_the_smallest_count_whose_bound_clears(
+    target: float, error_rate: float
+) -> None:
+    n = correct_needed(target, error_rate=error_rate)
+    assert n is not None
+
+    def bound(m: int) -> float:
+        return clopper_pearson_lower(m - math.ceil(error_rate * m), m)
+
+    assert bound(n) >= target
+    assert bound(n - 2) < target  # within an item of the smallest (errors are whole)
+
+
+def test_too_little_evidence_says_how_much_is_needed() -> None:
+    result = certify_threshold(np.full(52, 0.99), np.ones(52, bool), target=0.99)
     assert result.threshold is None
-    assert result.coverage == 0.0
-    assert "not enough" in result.reason
-    assert "12 < 30" in result.reason
+    assert result.needed == 598
+    assert "needs about 598 correct predictions above the threshold" in result.reason
+    assert "at least 299 with no error" in result.reason
+    assert "has 52 of 52" in result.reason
 
 
-def test_selected_set_needs_min_support_too() -> None:
-    # Only the top 10 are reliably right; everything below is a coin flip.
-    confidences = np.concatenate([np.full(10, 0.99), np.linspace(0.5, 0.9, 90)])
-    correct = np.concatenate([np.ones(10, bool), np.arange(90) % 2 == 0])
-    result = derive_threshold(confidences, correct, target_precision=0.7)
+def test_more_evidence_cannot_fix_a_model_below_the_target() -> None:
+    # Enough items, but the most confident ones are only 80% right.
+    confidences = np.linspace(0.5, 1.0, 400)
+    correct = np.arange(400) % 5 != 0
+    result = certify_threshold(confidences, correct, target=0.9)
     assert result.threshold is None
-    assert "best achievable lower bound" in result.reason
-    assert "< target 70.0%" in result.reason
+    assert result.needed is None
+    assert "more evidence will not certify it" in result.reason
+
+
+def test_a_near_miss_says_how_many_more_would_do() -> None:
+    # 97% right at the top against a 95% target: certifiable with more of the same.
+    confidences = np.linspace(0.5, 1.0, 130)
+    correct = np.arange(130) % 33 != 0
+    result = certify_threshold(confidences, correct, target=0.95)
+    assert result.threshold is None
+    assert result.needed is not None and result.needed > 130
+    assert f"needs about {result.needed} correct predictions" in result.reason
 
 
 def test_perfect_classifier_automates_everything() -> None:
     confidences = np.linspace(0.4, 1.0, 200)
-    result = derive_threshold(confidences, np.ones(200, bool), target_precision=0.95)
+    result = certify_threshold(confidences, np.ones(200, bool), target=0.95)
     assert result.threshold == pytest.approx(0.4)
-    assert result.coverage == 1.0
-    assert result.support == 200
-    assert result.precision == 1.0
+    assert (result.coverage, result.support, result.precision) == (1.0, 200, 1.0)
     assert result.lower_bound is not None and result.lower_bound >= 0.95
-    assert "≥ target 95.0% at threshold 0.400" in result.reason
+
+
+def test_the_walk_stops_at_the_first_failure() -> None:
+    # A perfect top, then a bad patch, then a perfect tail: the pooled set at the
+    # very bottom would pass again, but the walk stopped at the bad patch.
+    confidences = np.linspace(1.0, 0.0, 1000)
+    correct = np.ones(1000, bool)
+    correct[300:380] = False
+    result = certify_threshold(confidences, correct, target=0.9)
+    full = clopper_pearson_lower(int(correct.sum()), 1000)
+    assert full >= 0.9
+    assert result.threshold is not None and result.threshold > confidences[400]
 
 
 def test_ties_are_selected_together() -> None:
-    # 40 right at 0.9 and then 40 at 0.8 of which 20 are wrong: the tie at 0.8
-    # cannot be split to keep just its correct half.
-    confidences = np.concatenate([np.full(40, 0.9), np.full(40, 0.8)])
-    correct = np.concatenate([np.ones(60, bool), np.zeros(20, bool)])
-    result = derive_threshold(confidences, correct, target_precision=0.9)
+    confidences = np.concatenate([np.full(200, 0.9), np.full(200, 0.8)])
+    correct = np.concatenate([np.ones(300, bool), np.zeros(100, bool)])
+    result = certify_threshold(confidences, correct, target=0.9)
     assert result.threshold == 0.9
-    assert result.support == 40
-    assert result.coverage == 0.5
+    assert result.support == 200
 
 
 @pytest.mark.parametrize("target", [0.0, -0.1, 1.01, float("nan")])
 def test_invalid_target_raises(target: float) -> None:
-    with pytest.raises(ValueError, match="target_precision"):
-        derive_threshold(np.ones(50), np.ones(50, bool), target_precision=target)
+    with pytest.raises(ValueError, match="target precision"):
+        certify_threshold(np.ones(50), np.ones(50, bool), target=target)
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.5, 0.7, -0.1])
+def test_invalid_delta_raises(delta: float) -> None:
+    with pytest.raises(ValueError, match="delta"):
+        certify_threshold(np.ones(50), np.ones(50, bool), target=0.9, delta=delta)
 
 
 def test_mismatched_lengths_raise() -> None:
     with pytest.raises(ValueError, match="length"):
-        derive_threshold(np.ones(50), np.ones(49, bool), target_precision=0.9)
+        certify_threshold(np.ones(50), np.ones(49, bool), target=0.9)
 
 
-def test_wilson_known_values() -> None:
+def test_the_old_wilson_rule_is_kept_for_comparison() -> None:
     assert wilson_lower_bound(95, 100) == pytest.approx(0.8883, abs=1e-4)
-    assert wilson_lower_bound(10, 10) == pytest.approx(0.7225, abs=1e-4)
-    assert wilson_lower_bound(0, 0) == 0.0
-    assert wilson_lower_bound(0, 20) == 0.0
-    # A looser confidence level gives a tighter (higher) bound.
-    assert wilson_lower_bound(95, 100, confidence=0.8) > wilson_lower_bound(95, 100)
-
-
-def test_handles_100k_points_quickly() -> None:
-    rng = np.random.default_rng(7)
-    confidences = rng.random(100_000)
-    correct = rng.random(100_000) < confidences
-    start = time.perf_counter()
-    result = derive_threshold(confidences, correct, target_precision=0.95)
-    assert time.perf_counter() - start < 2.0
-    assert result.threshold is not None
-    # Correct with probability = confidence, so roughly the top 10%+ qualifies.
-    assert 0.85 < result.threshold < 0.95
+    confidences = np.linspace(0.4, 1.0, 200)
+    old = wilson_threshold(confidences, np.ones(200, bool), target=0.95)
+    assert old.threshold == pytest.approx(0.4)
 
 
 def test_risk_coverage_curve_is_downsampled_and_ends_at_full_coverage() -> None:
@@ -164,20 +205,5 @@ def test_risk_coverage_curve_is_downsampled_and_ends_at_full_coverage() -> None:
     assert coverages == sorted(coverages)
     assert coverages[0] == pytest.approx(0.05)
     assert coverages[-1] == 1.0
-    assert curve[-1].threshold == confidences.min()
     assert all(p.lower_bound <= p.precision for p in curve)
     assert risk_coverage_curve(np.array([]), np.array([], bool)) == []
-
-
-def test_coverage_at_precision_matches_derive_threshold() -> None:
-    confidences = np.linspace(0.4, 1.0, 200)
-    correct = confidences > 0.5
-    result = derive_threshold(confidences, correct, target_precision=0.95)
-    assert coverage_at_precision(confidences, correct, target_precision=0.95) == (
-        result.coverage,
-        result.precision,
-    )
-    assert coverage_at_precision(np.ones(5), np.ones(5, bool), target_precision=0.9) == (
-        0.0,
-        None,
-    )

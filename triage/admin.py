@@ -80,6 +80,8 @@ class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
     list_display = [
         "__str__",
         "target_precision",
+        "delta",
+        "certification",
         "default_threshold",
         "audit_rate",
         "min_support",
@@ -99,6 +101,9 @@ class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
         AuditLog.record(
             actor=_actor(request),
             action="policy",
+            target_precision=obj.target_precision,
+            delta=obj.delta,
+            certification=obj.certification,
             default_threshold=obj.default_threshold,
             audit_rate=obj.audit_rate,
         )

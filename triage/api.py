@@ -1,4 +1,4 @@
-"""The HTTP API on django-ninja: items in, the events feed out. OpenAPI at /api/docs.
+"""The HTTP API on django-ninja: items in, the events feed and metrics out. OpenAPI at /api/docs.
 
 Authentication is a bearer token; only its sha256 is stored (ApiToken).
 Errors are JSON: {"error": "<what was wrong>"}, plus "errors" (each bad item's
@@ -20,6 +20,7 @@ from . import services
 from .actions.feed import MAX_LIMIT, FeedError, read_events
 from .intake import InvalidItems, parse_items
 from .models import ApiToken, Item, Prediction, hash_token
+from .monitoring.metrics import metrics_snapshot
 
 
 class TokenRejected(Exception):
@@ -321,3 +322,16 @@ def events_feed(request: HttpRequest, query: Query[EventsQuery]) -> Any:
             "has_more": page.has_more,
         },
     )
+
+
+# --- Metrics -----------------------------------------------------------------
+
+
+@api.get(
+    "/metrics",
+    response={200: dict[str, Any], 401: ErrorOut},
+    summary="Certified thresholds and automation, per category and pooled",
+)
+def metrics(request: HttpRequest) -> Any:
+    """See triage.monitoring.metrics.metrics_snapshot for the fields."""
+    return Status(200, metrics_snapshot())

@@ -8,8 +8,26 @@ from django.db import models
 from django.utils import timezone
 
 UNIT_INTERVAL = [MinValueValidator(0.0), MaxValueValidator(1.0)]
-# A target precision below 50% would mean "wrong more often than right".
-TARGET_RANGE = [MinValueValidator(0.5), MaxValueValidator(1.0)]
+
+
+def validate_target(value: float) -> None:
+    if not 0 < value <= 1:
+        raise ValidationError(
+            "a target precision must be above 0 and at most 1 (e.g. 0.95), got %(value)s",
+            params={"value": value},
+        )
+
+
+def validate_delta(value: float) -> None:
+    if not 0 < value < 0.5:
+        raise ValidationError(
+            "delta (the chance the guarantee fails) must be above 0 and below 0.5 "
+            "(e.g. 0.05), got %(value)s",
+            params={"value": value},
+        )
+
+
+TARGET_RANGE = [validate_target]
 
 
 class Category(models.Model):
@@ -37,8 +55,8 @@ class Category(models.Model):
         blank=True,
         validators=TARGET_RANGE,
         help_text=(
-            "Target precision for this category (0.5–1). The threshold is then derived from "
-            "held-out data and wins over a raw threshold."
+            "Target precision for this category (above 0, at most 1). The threshold is then "
+            "certified on out-of-fold predictions and wins over a raw threshold."
         ),
     )
     is_active = models.BooleanField(default=True)
@@ -83,23 +101,47 @@ class RoutingPolicy(models.Model):
 
     Per category, the first that is set decides: the category's target
     precision, its raw threshold, the global target precision, the global
-    threshold. A target precision becomes a threshold derived from the champion's
-    held-out predictions (see triage.policy).
+    threshold. A target precision becomes a threshold certified on the champion's
+    out-of-fold predictions at level delta, per category or pooled (see
+    triage.policy and triage.thresholds).
     """
+
+    class Certification(models.TextChoices):
+        PER_CATEGORY = "per_category", "per category (each category's promise on its own)"
+        ALL_CATEGORIES = "all_categories", "all categories at once (delta split across them)"
+        POOLED = "pooled", "pooled (one threshold; the promise covers auto-actions as a whole)"
 
     target_precision = models.FloatField(
         null=True,
         blank=True,
         validators=TARGET_RANGE,
         help_text=(
-            "Global target precision (0.5–1), e.g. 0.95. When set, each category's threshold is "
-            "the lowest at which the 95% lower confidence bound of held-out precision reaches it."
+            "Global target precision, above 0 and at most 1, e.g. 0.95. When set, each "
+            "category's threshold is certified on out-of-fold predictions: the precision of "
+            "its auto-actions is at least the target with probability 1 − delta."
+        ),
+    )
+    delta = models.FloatField(
+        default=0.05,
+        validators=[validate_delta],
+        help_text=(
+            "Chance the certified guarantee fails (one-sided), above 0 and below 0.5; 0.05 means "
+            "the promise holds with 95% confidence."
+        ),
+    )
+    certification = models.CharField(
+        max_length=20,
+        choices=Certification.choices,
+        default=Certification.PER_CATEGORY,
+        help_text=(
+            "Scope of the promise. Pooled certifies one threshold over all categories that "
+            "follow the global target: use it where per-category evidence is thin."
         ),
     )
     min_support = models.PositiveIntegerField(
         default=30,
         validators=[MinValueValidator(1)],
-        help_text="Fewest held-out predictions a derived threshold may rest on.",
+        help_text="Fewest evidence predictions a certified threshold may rest on.",
     )
     default_threshold = models.FloatField(
         default=0.9,
@@ -123,6 +165,10 @@ class RoutingPolicy(models.Model):
             models.CheckConstraint(
                 condition=models.Q(audit_rate__gte=0, audit_rate__lte=1),
                 name="policy_audit_rate_in_unit_interval",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(delta__gt=0, delta__lt=0.5),
+                name="policy_delta_in_open_half_interval",
             ),
         ]
 
@@ -247,7 +293,8 @@ class ModelVersion(models.Model):
     artifact_sha256 = models.CharField(max_length=64)
     temperature = models.FloatField(default=1.0)
     metrics = models.JSONField(default=dict, blank=True)
-    # Calibrated held-out predictions: what thresholds are derived from.
+    # Calibrated predictions on labelled examples this version did not train on (for a
+    # head: out-of-fold over all examples): the evidence thresholds are certified on.
     holdout = models.JSONField(default=dict, blank=True)
     thresholds = models.JSONField(
         default=dict, blank=True, help_text="Thresholds derived when this version was created."
@@ -300,7 +347,7 @@ class Prediction(models.Model):
     reason = models.CharField(max_length=30)
     threshold = models.FloatField(null=True, blank=True)
     # Which rule produced the threshold: "threshold" (raw) or "target_precision",
-    # and for the latter the held-out precision lower bound at that threshold.
+    # and for the latter the certified precision lower bound at that threshold.
     mode = models.CharField(max_length=20, blank=True)
     lower_bound = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

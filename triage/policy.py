@@ -1,11 +1,19 @@
-"""From the admin's settings and the champion's held-out predictions to routing rules.
+"""From the admin's settings and a model's evidence to routing rules.
 
-A raw threshold is used as it is. A target precision becomes, per category,
-the lowest threshold at which the 95% lower confidence bound of precision on
-the champion's held-out predictions reaches the target (triage.thresholds).
-The held-out predictions are stored with each model version, so thresholds
-follow the model: a new champion gets thresholds derived from its own
-predictions, and changing a target re-derives them at once.
+A raw threshold is used as it is. A target precision becomes a threshold
+*certified* on the model version's evidence (triage.thresholds): calibrated
+out-of-fold predictions on every labelled example, stored with the version, so
+thresholds follow the model and changing a target re-derives them at once.
+
+Certification scope is a policy setting (RoutingPolicy.certification):
+- per category: each category's threshold is certified on that category's
+  predictions at level delta; the promise holds for each category on its own;
+- all categories: the same, with delta split evenly across the certified
+  categories (Bonferroni), so the promise holds for all of them at once;
+- pooled: one threshold, certified on the predictions of every category that
+  follows the global target, so the promise covers those auto-actions as a
+  whole. Where per-category evidence is thin this still automates. Categories
+  with their own target or raw threshold keep their own rule.
 """
 
 from collections.abc import Sequence
@@ -16,26 +24,34 @@ import numpy as np
 
 from . import routing
 from .models import Category, ModelVersion, RoutingPolicy
-from .thresholds import derive_threshold
+from .thresholds import DEFAULT_DELTA, Certification, certify_threshold
 
-CONFIDENCE_LEVEL = 0.95
+Mode = RoutingPolicy.Certification
 
 
 @dataclass(frozen=True)
 class HoldoutPredictions:
-    """A model's calibrated predictions on the held-out examples.
+    """A model's calibrated predictions on labelled examples it did not train on.
 
+    For a head these are out-of-fold predictions over all labelled examples
+    (cross-fitting); the name is kept from when they were a fixed holdout.
     truth is -1 where the true category is one the model cannot predict.
+    example_ids, when known, say which TrainingExample each row is.
     """
 
     labels: tuple[str, ...]
     predicted: np.ndarray
     confidence: np.ndarray
     truth: np.ndarray
+    example_ids: tuple[int, ...] = ()
 
     @classmethod
     def from_scores(
-        cls, labels: Sequence[str], probs: np.ndarray, true_labels: Sequence[str]
+        cls,
+        labels: Sequence[str],
+        probs: np.ndarray,
+        true_labels: Sequence[str],
+        example_ids: Sequence[int] = (),
     ) -> "HoldoutPredictions":
         index = {label: i for i, label in enumerate(labels)}
         return cls(
@@ -43,6 +59,7 @@ class HoldoutPredictions:
             predicted=probs.argmax(axis=1),
             confidence=probs.max(axis=1),
             truth=np.array([index.get(t, -1) for t in true_labels], dtype=int),
+            example_ids=tuple(example_ids),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -51,6 +68,7 @@ class HoldoutPredictions:
             "predicted": self.predicted.tolist(),
             "confidence": [round(float(c), 6) for c in self.confidence],
             "truth": self.truth.tolist(),
+            "example_ids": list(self.example_ids),
         }
 
     @classmethod
@@ -62,25 +80,96 @@ class HoldoutPredictions:
             predicted=np.array(data["predicted"], dtype=int),
             confidence=np.array(data["confidence"], dtype=float),
             truth=np.array(data["truth"], dtype=int),
+            example_ids=tuple(data.get("example_ids", ())),
         )
+
+    def __len__(self) -> int:
+        return len(self.confidence)
 
     def for_category(self, slug: str) -> tuple[np.ndarray, np.ndarray]:
         """Confidences of predictions of this category, and whether each was right."""
-        if slug not in self.labels:
-            return np.zeros(0), np.zeros(0, dtype=bool)
-        k = self.labels.index(slug)
-        chosen = self.predicted == k
-        return self.confidence[chosen], self.truth[chosen] == k
+        return self.for_categories([slug])
+
+    def for_categories(self, slugs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions of any of these categories: confidences, and whether each was right."""
+        ks = [self.labels.index(s) for s in slugs if s in self.labels]
+        chosen = np.isin(self.predicted, ks)
+        return self.confidence[chosen], (self.truth == self.predicted)[chosen]
 
 
 @dataclass(frozen=True)
 class RuleReport:
-    """A category's rule, with what it would have done on the held-out set."""
+    """A category's rule, with what it would have done on the evidence."""
 
     slug: str
     rule: routing.Rule
-    coverage: float | None  # share of this category's held-out predictions automated
+    coverage: float | None  # share of this category's evidence predictions automated
     precision: float | None  # their precision
+    support: int = 0  # evidence predictions of this category (the bound's n is `selected`)
+    selected: int = 0  # how many of them the threshold automates
+    needed: int | None = None  # correct predictions needed when the target cannot be certified
+    scope: str = ""  # "category", "all categories" or "pooled"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The policy numbers certification needs, detached from the database row."""
+
+    target: float | None
+    default_threshold: float
+    min_support: int
+    delta: float
+    mode: str
+
+    @classmethod
+    def of(cls, policy: RoutingPolicy) -> "Settings":
+        return cls(
+            target=policy.target_precision,
+            default_threshold=policy.default_threshold,
+            min_support=policy.min_support,
+            delta=policy.delta,
+            mode=policy.certification,
+        )
+
+
+NO_EVIDENCE = "no evidence for this model: cannot derive a threshold"
+
+
+def _raw_rule(slug: str, threshold: float, holdout: HoldoutPredictions | None) -> RuleReport:
+    confidences, correct = (
+        holdout.for_category(slug) if holdout else (np.zeros(0), np.zeros(0, dtype=bool))
+    )
+    chosen = confidences >= threshold
+    return RuleReport(
+        slug,
+        routing.Rule(threshold, routing.Mode.THRESHOLD),
+        coverage=float(chosen.mean()) if len(chosen) else None,
+        precision=float(correct[chosen].mean()) if chosen.any() else None,
+        support=len(chosen),
+        selected=int(chosen.sum()),
+    )
+
+
+def _certified_rule(
+    slug: str, result: Certification, *, support: int, scope: str, selected: int | None = None
+) -> RuleReport:
+    rule = routing.Rule(
+        result.threshold,
+        routing.Mode.TARGET_PRECISION,
+        result.target,
+        lower_bound=result.lower_bound,
+        note=result.reason,
+    )
+    return RuleReport(
+        slug,
+        rule,
+        coverage=result.coverage if support else None,
+        precision=result.precision,
+        support=support,
+        selected=result.support if selected is None else selected,
+        needed=result.needed,
+        scope=scope,
+    )
 
 
 def category_rule(
@@ -90,69 +179,134 @@ def category_rule(
     threshold: float,
     holdout: HoldoutPredictions | None,
     min_support: int,
+    delta: float = DEFAULT_DELTA,
+    scope: str = "category",
 ) -> RuleReport:
-    confidences, correct = (
-        holdout.for_category(slug) if holdout else (np.zeros(0), np.zeros(0, dtype=bool))
-    )
+    """One category's rule, certified on its own predictions."""
     if target is None:
-        chosen = confidences >= threshold
-        return RuleReport(
-            slug,
-            routing.Rule(threshold, routing.Mode.THRESHOLD),
-            coverage=float(chosen.mean()) if len(chosen) else None,
-            precision=float(correct[chosen].mean()) if chosen.any() else None,
-        )
+        return _raw_rule(slug, threshold, holdout)
     if holdout is None:
-        note = "no held-out predictions for this model: cannot derive a threshold"
-        rule = routing.Rule(None, routing.Mode.TARGET_PRECISION, target, note=note)
-        return RuleReport(slug, rule, coverage=None, precision=None)
-    result = derive_threshold(
-        confidences,
-        correct,
-        target_precision=target,
-        confidence_level=CONFIDENCE_LEVEL,
-        min_support=min_support,
+        rule = routing.Rule(None, routing.Mode.TARGET_PRECISION, target, note=NO_EVIDENCE)
+        return RuleReport(slug, rule, coverage=None, precision=None, scope=scope)
+    confidences, correct = holdout.for_category(slug)
+    result = certify_threshold(
+        confidences, correct, target=target, delta=delta, min_support=min_support
     )
-    rule = routing.Rule(
-        result.threshold,
-        routing.Mode.TARGET_PRECISION,
-        target,
-        lower_bound=result.lower_bound,
-        note=result.reason,
+    return _certified_rule(slug, result, support=len(confidences), scope=scope)
+
+
+def pooled_certification(
+    slugs: Sequence[str], *, target: float, holdout: HoldoutPredictions, settings: Settings
+) -> Certification:
+    """One threshold certified on the predictions of all these categories together."""
+    confidences, correct = holdout.for_categories(slugs)
+    return certify_threshold(
+        confidences, correct, target=target, delta=settings.delta, min_support=settings.min_support
     )
-    return RuleReport(slug, rule, coverage=result.coverage, precision=result.precision)
+
+
+def derive_rules(
+    targets: dict[str, float | None],
+    *,
+    thresholds: dict[str, float],
+    holdout: HoldoutPredictions | None,
+    settings: Settings,
+) -> list[RuleReport]:
+    """Every category's rule. ``targets[slug]`` None means a raw threshold.
+
+    Categories whose target is the global one are the ones pooling applies to.
+    """
+    certified = [slug for slug, target in targets.items() if target is not None]
+    pooled = [
+        slug
+        for slug in certified
+        if settings.mode == Mode.POOLED and targets[slug] == settings.target
+    ]
+    delta = settings.delta
+    if settings.mode == Mode.ALL_CATEGORIES and certified:
+        delta = settings.delta / len(certified)
+    reports: dict[str, RuleReport] = {}
+    if pooled and holdout is not None and settings.target is not None:
+        result = pooled_certification(
+            pooled, target=settings.target, holdout=holdout, settings=settings
+        )
+        for slug in pooled:
+            confidences, _ = holdout.for_category(slug)
+            chosen = (
+                confidences >= result.threshold
+                if result.threshold is not None
+                else np.zeros(len(confidences), dtype=bool)
+            )
+            reports[slug] = RuleReport(
+                slug,
+                routing.Rule(
+                    result.threshold,
+                    routing.Mode.TARGET_PRECISION,
+                    settings.target,
+                    lower_bound=result.lower_bound,
+                    note=f"pooled over {len(pooled)} categories: {result.reason}",
+                ),
+                coverage=float(chosen.mean()) if len(chosen) else None,
+                precision=result.precision,
+                support=len(chosen),
+                selected=int(chosen.sum()),
+                needed=result.needed,
+                scope="pooled",
+            )
+    for slug, target in targets.items():
+        if slug in reports:
+            continue
+        reports[slug] = category_rule(
+            slug,
+            target=target,
+            threshold=thresholds[slug],
+            holdout=holdout,
+            min_support=settings.min_support,
+            delta=delta,
+            scope="all categories" if settings.mode == Mode.ALL_CATEGORIES else "category",
+        )
+    return [reports[slug] for slug in targets]
+
+
+def category_settings(category: Category, policy: RoutingPolicy) -> tuple[float | None, float]:
+    """(target, raw threshold): the first that is set decides: category target, category
+    threshold, global target, global threshold."""
+    threshold = category.threshold if category.threshold is not None else policy.default_threshold
+    if category.target_precision is not None:
+        return category.target_precision, threshold
+    if category.threshold is not None:
+        return None, threshold
+    return policy.target_precision, threshold
+
+
+def rule_reports(version: ModelVersion | None) -> list[RuleReport]:
+    """Every active category's rule under the current policy and this model version."""
+    return reports_for(HoldoutPredictions.from_json(version.holdout) if version else None)
+
+
+def reports_for(holdout: HoldoutPredictions | None) -> list[RuleReport]:
+    """Every active category's rule under the current policy, certified on this evidence."""
+    policy = RoutingPolicy.current()
+    categories = list(Category.objects.filter(is_active=True))
+    chosen = {c.slug: category_settings(c, policy) for c in categories}
+    return derive_rules(
+        {slug: target for slug, (target, _) in chosen.items()},
+        thresholds={slug: threshold for slug, (_, threshold) in chosen.items()},
+        holdout=holdout,
+        settings=Settings.of(policy),
+    )
 
 
 def rule_for_category(
     category: Category, *, policy: RoutingPolicy, holdout: HoldoutPredictions | None
 ) -> RuleReport:
-    """The first setting that is set decides: category target, category threshold,
-    global target, global threshold."""
-    if category.target_precision is not None:
-        target = category.target_precision
-    elif category.threshold is not None:
-        target = None
-    else:
-        target = policy.target_precision
-    return category_rule(
-        category.slug,
-        target=target,
-        threshold=category.threshold
-        if category.threshold is not None
-        else policy.default_threshold,
-        holdout=holdout,
-        min_support=policy.min_support,
-    )
-
-
-def rule_reports(version: ModelVersion | None) -> list[RuleReport]:
-    """Every active category's rule under the current policy and this model version."""
-    policy = RoutingPolicy.current()
-    holdout = HoldoutPredictions.from_json(version.holdout) if version else None
-    return [
-        rule_for_category(category, policy=policy, holdout=holdout)
-        for category in Category.objects.filter(is_active=True)
-    ]
+    """This category's rule in context (pooling and a split delta depend on the others)."""
+    del policy, holdout  # kept for callers; the rule depends on every active category
+    champion = ModelVersion.objects.champion()
+    for report in rule_reports(champion):
+        if report.slug == category.slug:
+            return report
+    return _raw_rule(category.slug, 1.0, None)
 
 
 def routing_policy(version: ModelVersion | None) -> routing.Policy:
@@ -170,11 +324,14 @@ def thresholds_snapshot(version: ModelVersion) -> dict[str, Any]:
     return {
         r.slug: {
             "mode": r.rule.mode.value,
+            "scope": r.scope,
             "target": r.rule.target,
             "threshold": r.rule.threshold,
             "lower_bound": r.rule.lower_bound,
             "coverage": r.coverage,
             "precision": r.precision,
+            "support": r.support,
+            "needed": r.needed,
             "note": r.rule.note,
         }
         for r in rule_reports(version)
@@ -183,32 +340,55 @@ def thresholds_snapshot(version: ModelVersion) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Automation:
-    """What a target precision would automate on held-out predictions."""
+    """What a rule set would automate on evidence."""
 
-    target: float
-    coverage: float  # share of all held-out items automated
+    target: float | None
+    coverage: float  # share of all evidence items automated
     precision: float | None  # precision of those automated items
     per_category: dict[str, RuleReport]
 
 
-def automation_at(
-    holdout: HoldoutPredictions, target: float, *, min_support: int = 30
-) -> Automation:
-    reports = {
-        slug: category_rule(
-            slug, target=target, threshold=1.0, holdout=holdout, min_support=min_support
-        )
-        for slug in holdout.labels
-    }
+def automation_of(holdout: HoldoutPredictions, reports: Sequence[RuleReport]) -> Automation:
+    """Share of the evidence these rules automate, and its precision."""
     chosen = np.zeros(len(holdout.confidence), dtype=bool)
-    for k, slug in enumerate(holdout.labels):
-        threshold = reports[slug].rule.threshold
-        if threshold is not None:
+    for report in reports:
+        threshold = report.rule.threshold
+        if threshold is not None and report.slug in holdout.labels:
+            k = holdout.labels.index(report.slug)
             chosen |= (holdout.predicted == k) & (holdout.confidence >= threshold)
     correct = holdout.predicted == holdout.truth
+    targets = {r.rule.target for r in reports}
     return Automation(
-        target=target,
+        target=targets.pop() if len(targets) == 1 else None,
         coverage=float(chosen.mean()) if len(chosen) else 0.0,
         precision=float(correct[chosen].mean()) if chosen.any() else None,
-        per_category=reports,
+        per_category={r.slug: r for r in reports},
     )
+
+
+def automation_at(
+    holdout: HoldoutPredictions,
+    target: float,
+    *,
+    min_support: int = 30,
+    delta: float = DEFAULT_DELTA,
+    mode: str = Mode.PER_CATEGORY,
+) -> Automation:
+    """What one target for every category would automate on this evidence."""
+    settings = Settings(
+        target=target, default_threshold=1.0, min_support=min_support, delta=delta, mode=mode
+    )
+    reports = derive_rules(
+        dict.fromkeys(holdout.labels, target),
+        thresholds=dict.fromkeys(holdout.labels, 1.0),
+        holdout=holdout,
+        settings=settings,
+    )
+    return automation_of(holdout, reports)
+
+
+def automation_now(holdout: HoldoutPredictions | None) -> float | None:
+    """Share of a version's evidence the current policy would automate (None: no evidence)."""
+    if holdout is None or not len(holdout):
+        return None
+    return automation_of(holdout, reports_for(holdout)).coverage

@@ -1,115 +1,243 @@
-"""Confidence thresholds that let the model act on its own, per category.
+"""Confidence thresholds that let the model act on its own, with a guarantee.
 
-An admin picks a target precision, say 95%. For one category we take the
-held-out items the model *predicted* as that category, with their calibrated
-confidences and whether each prediction was right. Automating every prediction
-with confidence ``>= t`` has some precision on that held-out set, but a precision
-measured on 40 items is a noisy estimate. So we demand that the *lower bound* of
-a Wilson score interval on that precision clears the target: with small or
-shaky evidence the model keeps asking a human.
+The promise to an admin: "automatic actions of this category are at least
+``target`` precise". A threshold ``t`` automates every prediction of the
+category with calibrated confidence ``>= t``. We *certify* ``t`` on labelled
+evidence the model did not train on (out-of-fold predictions, see
+triage.training.fit): with probability at least ``1 - delta`` over the evidence,
+the true precision of every certified threshold is at least the target.
 
-Among thresholds that qualify we pick the lowest, because a lower threshold
-automates more items. Pure numpy/scipy: no Django, no database.
+How (fixed-sequence testing, as in Learn-then-Test, Angelopoulos et al. 2021):
+
+1. Candidate thresholds form a grid chosen from the confidences alone, before
+   correctness is looked at: the most conservative keeps the most confident
+   ``first_support`` items, later ones add items in even steps down to the
+   least confident prediction.
+2. They are tested from the most conservative down. Each test asks whether the
+   exact one-sided Clopper-Pearson lower bound (level ``delta``) of precision
+   clears the target. The first failure stops the walk; the last success is the
+   threshold. Because the order is fixed in advance and we stop at the first
+   failure, no multiple-testing correction is needed however long the grid is.
+
+Assumptions: evidence items are exchangeable with the items the threshold will
+be applied to, and, given the confidences, their correctness is independent.
+The scope is one category (``per category``), or one threshold over every
+category together (``pooled``: the promise then covers the auto-actions as a
+whole), or all categories at once (``delta`` split across them).
+
+The old rule (take the lowest threshold whose two-sided 95% Wilson bound
+passes, out of every distinct confidence) is kept as ``wilson_threshold`` only
+so benchmarks and tests can show why it was replaced: choosing among hundreds
+of tests after seeing them certifies a wrong threshold more often than it says.
+
+Pure numpy/scipy: no Django, no database.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
+from scipy.stats import beta, norm
 
 __all__ = [
+    "DEFAULT_DELTA",
+    "Certification",
     "CoveragePoint",
-    "ThresholdResult",
-    "coverage_at_precision",
-    "derive_threshold",
+    "certify_threshold",
+    "clopper_pearson_lower",
+    "correct_needed",
     "risk_coverage_curve",
     "wilson_lower_bound",
+    "wilson_threshold",
 ]
 
+DEFAULT_DELTA = 0.05
+# Most candidate thresholds tested; a finer grid only adds near-duplicate tests.
+GRID_POINTS = 100
 
-def wilson_lower_bound(successes: int, n: int, confidence: float = 0.95) -> float:
-    """Lower end of the two-sided Wilson score interval for ``successes / n``.
 
-    Unlike the normal approximation, Wilson behaves sensibly near 0% and 100%
-    and for small ``n``: 10 out of 10 gives about 0.72, not 1.0. Returns 0.0
-    when ``n == 0`` (no evidence supports any precision).
+def clopper_pearson_lower(successes: int, n: int, delta: float = DEFAULT_DELTA) -> float:
+    """Exact one-sided lower confidence bound for a binomial proportion.
+
+    P(bound > true p) <= delta for every true p. 0.0 when there is no success.
     """
+    _check_delta(delta)
     if n < 0 or not 0 <= successes <= n:
         raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
-    bound = _wilson_lower_bounds(np.array([successes]), np.array([n]), _z_score(confidence))
-    return float(bound[0])
+    return float(_cp_lower(np.array([successes]), np.array([n]), delta)[0])
+
+
+def correct_needed(
+    target: float, delta: float = DEFAULT_DELTA, *, error_rate: float = 0.0
+) -> int | None:
+    """Fewest predictions, with this observed error rate, whose bound clears ``target``.
+
+    With no errors this is the smallest n with ``delta ** (1/n) >= target``, e.g.
+    59 for 95% and 299 for 99% at delta 0.05. None when the observed precision
+    ``1 - error_rate`` is not above the target: no amount of such evidence helps.
+    """
+    _check_target(target)
+    _check_delta(delta)
+    if not 0 <= error_rate < 1:
+        raise ValueError(f"error_rate must be in [0, 1), got {error_rate}")
+    if target == 1.0 or 1 - error_rate <= target:
+        return None
+    if error_rate == 0:
+        return math.ceil(math.log(delta) / math.log(target))
+
+    def passes(n: int) -> bool:
+        return clopper_pearson_lower(n - math.ceil(error_rate * n), n, delta) >= target
+
+    high = 1
+    while not passes(high):
+        high *= 2
+        if high > 10**9:
+            return None
+    low = high // 2
+    # Smallest passing n in (low, high]; the bound is close enough to monotone in n
+    # at a fixed error rate for a bisection to land within an item or two.
+    while high - low > 1:
+        mid = (low + high) // 2
+        if passes(mid):
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 @dataclass(frozen=True)
-class ThresholdResult:
-    """The derived threshold for one category and why.
+class Certification:
+    """The certified threshold for one scope (a category, or pooled) and why.
 
-    ``threshold`` is None when the category must never auto-act. The other
-    numbers describe the automated held-out set (confidence >= threshold):
-    ``support`` items with observed ``precision`` and Wilson ``lower_bound``,
-    being ``coverage`` of all the category's held-out predictions. With no
-    threshold nothing is automated: support 0, coverage 0.0, precision and
-    lower_bound None. ``reason`` is a sentence for the admin.
+    ``threshold`` None: never auto-act. ``support`` evidence items are selected
+    (confidence >= threshold), ``successes`` of them correct, with exact lower
+    bound ``lower_bound``; ``coverage`` is their share of the ``n_total``
+    evidence items. ``needed`` is, when nothing could be certified, about how
+    many correct predictions above the most conservative threshold would make
+    the target certifiable (None when more evidence like this cannot help).
     """
 
     threshold: float | None
+    target: float
+    delta: float
+    n_total: int
     support: int
+    successes: int
     precision: float | None
     lower_bound: float | None
     coverage: float
     reason: str
+    needed: int | None = None
+
+    @property
+    def certified(self) -> bool:
+        return self.threshold is not None
 
 
-def derive_threshold(
+def first_support(target: float, delta: float, min_support: int) -> int:
+    """Items the most conservative candidate keeps: a function of the settings only.
+
+    Fewer than ``correct_needed(target, delta)`` items cannot pass even when all
+    are right, so starting there would stop the walk at once; twice that leaves
+    room for a stray error, which otherwise ends the walk before it starts.
+    """
+    zero_error = correct_needed(target, delta)
+    floor = 2 * zero_error if zero_error is not None else 1
+    return max(min_support, floor)
+
+
+def candidate_grid(
+    confidences: npt.ArrayLike, *, start: int, points: int = GRID_POINTS
+) -> npt.NDArray[np.float64]:
+    """Candidate thresholds, most conservative first, from confidences alone.
+
+    The k-th candidate is the confidence of the ``count_k``-th most confident
+    item, with counts evenly spaced from ``start`` to all items. Empty when
+    there are fewer than ``start`` items.
+    """
+    conf = np.sort(np.asarray(confidences, dtype=np.float64))[::-1]
+    n = len(conf)
+    if n < start or n == 0:
+        return np.zeros(0)
+    counts = np.unique(np.linspace(start, n, num=min(points, n - start + 1)).round().astype(int))
+    return np.unique(conf[counts - 1])[::-1]
+
+
+def certify_threshold(
     confidences: npt.ArrayLike,
     correct: npt.ArrayLike,
     *,
-    target_precision: float,
-    confidence_level: float = 0.95,
+    target: float,
+    delta: float = DEFAULT_DELTA,
     min_support: int = 30,
-) -> ThresholdResult:
-    """Lowest confidence threshold whose precision lower bound meets the target.
-
-    Candidates are the distinct confidence values; a candidate selects every
-    prediction with confidence ``>= candidate``. It qualifies when the
-    selection has at least ``min_support`` items and the Wilson lower bound of
-    its precision (at ``confidence_level``) is ``>= target_precision``. The
-    lower bound is not monotone in the threshold, so every candidate is
-    checked, in O(n log n) overall.
-    """
-    if not 0 < target_precision <= 1:
-        raise ValueError(f"target_precision must be in (0, 1], got {target_precision}")
+) -> Certification:
+    """The lowest threshold certified by fixed-sequence testing (see the module doc)."""
+    _check_target(target)
+    _check_delta(delta)
     if min_support < 1:
         raise ValueError(f"min_support must be >= 1, got {min_support}")
-    curve = _Curve.build(confidences, correct, confidence_level)
-
-    if curve.n_total < min_support:
-        return _never(f"not enough held-out examples ({curve.n_total} < {min_support})")
-
-    supported = curve.n_selected >= min_support
-    qualifying = np.flatnonzero(supported & (curve.lower_bounds >= target_precision))
-    if len(qualifying) == 0:
-        best = float(curve.lower_bounds[supported].max())
-        return _never(f"best achievable lower bound is {best:.1%} < target {target_precision:.1%}")
-
-    # Candidates run from the highest threshold down, so the last qualifying
-    # one is the lowest threshold, automating the most items.
-    i = qualifying[-1]
-    support = int(curve.n_selected[i])
-    lower_bound = float(curve.lower_bounds[i])
-    threshold = float(curve.thresholds[i])
-    return ThresholdResult(
+    conf, right = _as_arrays(confidences, correct)
+    n = len(conf)
+    start = first_support(target, delta, min_support)
+    zero_error = correct_needed(target, delta)
+    if zero_error is None:
+        return _never(
+            target,
+            delta,
+            n,
+            "a 100% target cannot be certified from a finite sample",
+            needed=None,
+        )
+    if n < start:
+        return _never(
+            target,
+            delta,
+            n,
+            f"needs about {start} correct predictions above the threshold "
+            f"(at least {zero_error} with no error); has {int(right.sum())} of {n}",
+            needed=start,
+        )
+    grid = candidate_grid(conf, start=start)
+    support = (conf[None, :] >= grid[:, None]).sum(axis=1)
+    successes = ((conf[None, :] >= grid[:, None]) & right[None, :]).sum(axis=1)
+    bounds = _cp_lower(successes, support, delta)
+    passed = bounds >= target
+    # The walk stops at the first failure: only the leading run of passes counts.
+    run = int(np.argmin(passed)) if not passed.all() else len(passed)
+    if run == 0:
+        s0, n0 = int(successes[0]), int(support[0])
+        error_rate = 1 - s0 / n0
+        needed = correct_needed(target, delta, error_rate=error_rate)
+        if needed is None:
+            reason = (
+                f"the {n0} most confident predictions are {s0 / n0:.1%} right, not above the "
+                f"target {target:.1%}: more evidence will not certify it; it needs a better "
+                "model or a lower target"
+            )
+        else:
+            reason = (
+                f"needs about {needed} correct predictions above the threshold "
+                f"(at the observed {s0 / n0:.1%}); has {s0} of {n0}"
+            )
+        return _never(target, delta, n, reason, needed=needed)
+    i = run - 1
+    threshold, sel, ok = float(grid[i]), int(support[i]), int(successes[i])
+    return Certification(
         threshold=threshold,
-        support=support,
-        precision=float(curve.successes[i]) / support,
-        lower_bound=lower_bound,
-        coverage=support / curve.n_total,
+        target=target,
+        delta=delta,
+        n_total=n,
+        support=sel,
+        successes=ok,
+        precision=ok / sel,
+        lower_bound=float(bounds[i]),
+        coverage=sel / n,
         reason=(
-            f"lower bound {lower_bound:.1%} ≥ target {target_precision:.1%} "
-            f"at threshold {threshold:.3f}"
+            f"{ok} of {sel} right above {threshold:.3f}: precision ≥ {float(bounds[i]):.1%} "
+            f"with {1 - delta:.0%} confidence, target {target:.1%}"
         ),
     )
 
@@ -128,116 +256,168 @@ def risk_coverage_curve(
     confidences: npt.ArrayLike,
     correct: npt.ArrayLike,
     *,
-    confidence_level: float = 0.95,
+    delta: float = DEFAULT_DELTA,
     points: int = 20,
 ) -> list[CoveragePoint]:
     """Share automated vs precision as the threshold drops, down-sampled for display.
 
     Returns at most ``points`` points in order of increasing coverage (falling
-    threshold), roughly evenly spaced in coverage; the last one is the lowest
-    threshold, i.e. coverage 1.0. Empty input gives an empty list.
+    threshold); the last one is coverage 1.0. The bound shown is the pointwise
+    Clopper-Pearson bound: for display, not a certificate.
     """
     if points < 1:
         raise ValueError(f"points must be >= 1, got {points}")
-    curve = _Curve.build(confidences, correct, confidence_level)
+    curve = _Curve.build(confidences, correct)
     if curve.n_total == 0:
         return []
-    # For each evenly spaced coverage goal take the first threshold reaching it;
-    # thresholds sitting on ties can jump past several goals, hence unique().
     goals = np.ceil(np.arange(1, points + 1) / points * curve.n_total)
     picks = np.unique(np.searchsorted(curve.n_selected, goals, side="left"))
+    bounds = _cp_lower(curve.successes[picks], curve.n_selected[picks], delta)
     return [
         CoveragePoint(
             threshold=float(curve.thresholds[i]),
             coverage=float(curve.n_selected[i]) / curve.n_total,
             precision=float(curve.successes[i] / curve.n_selected[i]),
-            lower_bound=float(curve.lower_bounds[i]),
+            lower_bound=float(b),
         )
-        for i in picks
+        for i, b in zip(picks, bounds, strict=True)
     ]
 
 
-def coverage_at_precision(
+# --- The old rule, kept for comparison only --------------------------------------------
+
+
+def wilson_lower_bound(successes: int, n: int, confidence: float = 0.95) -> float:
+    """Lower end of the two-sided Wilson score interval for ``successes / n``."""
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    bound = _wilson_lower_bounds(np.array([successes]), np.array([n]), _z_score(confidence))
+    return float(bound[0])
+
+
+def wilson_threshold(
     confidences: npt.ArrayLike,
     correct: npt.ArrayLike,
     *,
-    target_precision: float,
+    target: float,
     confidence_level: float = 0.95,
     min_support: int = 30,
-) -> tuple[float, float | None]:
-    """(share automated, precision achieved) at the derived threshold, for reports.
+) -> Certification:
+    """The replaced rule: the lowest distinct confidence whose Wilson bound passes.
 
-    ``(0.0, None)`` when nothing may be automated.
+    Every candidate is tested and the best-looking one kept, so the stated
+    confidence does not hold (see tests/test_certification.py). Not used for routing.
     """
-    result = derive_threshold(
-        confidences,
-        correct,
-        target_precision=target_precision,
-        confidence_level=confidence_level,
-        min_support=min_support,
+    _check_target(target)
+    curve = _Curve.build(confidences, correct)
+    delta = (1 - confidence_level) / 2
+    if curve.n_total < min_support:
+        return _never(target, delta, curve.n_total, "not enough evidence", needed=None)
+    bounds = _wilson_lower_bounds(curve.successes, curve.n_selected, _z_score(confidence_level))
+    qualifying = np.flatnonzero((curve.n_selected >= min_support) & (bounds >= target))
+    if len(qualifying) == 0:
+        return _never(target, delta, curve.n_total, "no threshold passes", needed=None)
+    i = qualifying[-1]
+    sel, ok = int(curve.n_selected[i]), int(curve.successes[i])
+    return Certification(
+        threshold=float(curve.thresholds[i]),
+        target=target,
+        delta=delta,
+        n_total=curve.n_total,
+        support=sel,
+        successes=ok,
+        precision=ok / sel,
+        lower_bound=float(bounds[i]),
+        coverage=sel / curve.n_total,
+        reason="Wilson bound passes (old rule)",
     )
-    return result.coverage, result.precision
+
+
+# --- Internals ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Curve:
-    """Selected-set statistics for every candidate threshold, highest first.
-
-    Entry ``i`` describes automating everything with confidence >=
-    ``thresholds[i]``: ``n_selected[i]`` items, ``successes[i]`` of them right.
-    """
+    """Selected-set statistics at every distinct confidence, highest first."""
 
     n_total: int
     thresholds: npt.NDArray[np.float64]
     n_selected: npt.NDArray[np.int64]
     successes: npt.NDArray[np.int64]
-    lower_bounds: npt.NDArray[np.float64]
 
     @classmethod
-    def build(
-        cls, confidences: npt.ArrayLike, correct: npt.ArrayLike, confidence_level: float
-    ) -> _Curve:
-        conf = np.asarray(confidences, dtype=np.float64)
-        right = np.asarray(correct, dtype=bool)
-        if conf.ndim != 1 or right.ndim != 1:
-            raise ValueError("confidences and correct must be 1-D arrays")
-        if len(conf) != len(right):
-            raise ValueError(
-                f"confidences and correct differ in length ({len(conf)} != {len(right)})"
-            )
-        if not np.all(np.isfinite(conf)):
-            raise ValueError("confidences must be finite")
-        z = _z_score(confidence_level)
-
-        # Sort once, descending: then "confidence >= t" is always a prefix and
-        # the prefix counts come from cumulative sums.
+    def build(cls, confidences: npt.ArrayLike, correct: npt.ArrayLike) -> _Curve:
+        conf, right = _as_arrays(confidences, correct)
+        # Sorted descending, "confidence >= t" is a prefix; tied confidences are
+        # selected together, so a candidate's prefix ends at the last copy of its value.
         order = np.argsort(-conf, kind="stable")
         conf_sorted = conf[order]
         cum_successes = np.cumsum(right[order], dtype=np.int64)
-        # Tied confidences are selected together, so a candidate's prefix must
-        # end at the last copy of its value. The final item always ends one
-        # (when there is a final item at all).
         is_last_copy = np.append(conf_sorted[1:] != conf_sorted[:-1], len(conf) > 0)
         ends = np.flatnonzero(is_last_copy)
-        n_selected = (ends + 1).astype(np.int64)
-        successes = cum_successes[ends]
         return cls(
             n_total=len(conf),
             thresholds=conf_sorted[ends],
-            n_selected=n_selected,
-            successes=successes,
-            lower_bounds=_wilson_lower_bounds(successes, n_selected, z),
+            n_selected=(ends + 1).astype(np.int64),
+            successes=cum_successes[ends],
         )
 
 
-def _never(reason: str) -> ThresholdResult:
-    return ThresholdResult(
-        threshold=None, support=0, precision=None, lower_bound=None, coverage=0.0, reason=reason
+def _as_arrays(
+    confidences: npt.ArrayLike, correct: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    conf = np.asarray(confidences, dtype=np.float64)
+    right = np.asarray(correct, dtype=bool)
+    if conf.ndim != 1 or right.ndim != 1:
+        raise ValueError("confidences and correct must be 1-D arrays")
+    if len(conf) != len(right):
+        raise ValueError(f"confidences and correct differ in length ({len(conf)} != {len(right)})")
+    if not np.all(np.isfinite(conf)):
+        raise ValueError("confidences must be finite")
+    return conf, right
+
+
+def _never(
+    target: float, delta: float, n: int, reason: str, *, needed: int | None
+) -> Certification:
+    return Certification(
+        threshold=None,
+        target=target,
+        delta=delta,
+        n_total=n,
+        support=0,
+        successes=0,
+        precision=None,
+        lower_bound=None,
+        coverage=0.0,
+        reason=reason,
+        needed=needed,
     )
 
 
+def _check_target(target: float) -> None:
+    if not 0 < target <= 1:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+
+
+def _check_delta(delta: float) -> None:
+    if not 0 < delta < 0.5:
+        raise ValueError(f"delta must be in (0, 0.5), got {delta}")
+
+
+def _cp_lower(
+    successes: npt.NDArray[np.int64], n: npt.NDArray[np.int64], delta: float
+) -> npt.NDArray[np.float64]:
+    """Vectorised one-sided Clopper-Pearson lower bound; 0.0 where successes == 0."""
+    s = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    safe = s > 0
+    bound = beta.ppf(delta, np.where(safe, s, 1.0), np.where(safe, m - s + 1, 1.0))
+    result: npt.NDArray[np.float64] = np.where(safe, bound, 0.0)
+    return result
+
+
 def _z_score(confidence: float) -> float:
-    """Two-sided critical value, e.g. 1.96 for 95%."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence level must be in (0, 1), got {confidence}")
     return float(norm.ppf(1 - (1 - confidence) / 2))
@@ -246,11 +426,6 @@ def _z_score(confidence: float) -> float:
 def _wilson_lower_bounds(
     successes: npt.NDArray[np.int64], n: npt.NDArray[np.int64], z: float
 ) -> npt.NDArray[np.float64]:
-    """Vectorised Wilson lower bound; 0.0 where n == 0.
-
-    The single scalar entry point also goes through here, so a bound recomputed
-    by ``wilson_lower_bound`` matches the one thresholds were chosen on bit for bit.
-    """
     s = successes.astype(np.float64)
     m = n.astype(np.float64)
     safe_m = np.where(m > 0, m, 1.0)
@@ -259,6 +434,5 @@ def _wilson_lower_bounds(
     centre = p + z2 / (2 * safe_m)
     margin = z * np.sqrt(p * (1 - p) / safe_m + z2 / (4 * safe_m * safe_m))
     bound = (centre - margin) / (1 + z2 / safe_m)
-    # Rounding can push the bound a hair below 0 when p == 0.
     result: npt.NDArray[np.float64] = np.where(m > 0, np.maximum(bound, 0.0), 0.0)
     return result

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from triage import training
 from triage.ml.heads import ArtifactError
-from triage.models import ModelVersion
+from triage.models import ModelVersion, RoutingPolicy
 from triage.scoring import ClassificationError
 
 
@@ -18,7 +18,8 @@ def num(value: float | None) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Measure a model version on the current holdout: per-class scores, calibration, "
+        "Measure a model version on examples it did not train on (new ones, else its "
+        "out-of-fold evidence): per-class scores, calibration, "
         "and how much each target precision would automate."
     )
 
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         m = report.metrics
         out = self.stdout.write
-        out(f"{chosen} [{chosen.kind}] on {m['n']} holdout examples; encoder {chosen.encoder}")
+        out(f"{chosen} [{chosen.kind}] on {report.measured_on}; encoder {chosen.encoder}")
         out("")
         out(f"{'category':<16}{'precision':>10}{'recall':>10}{'F1':>8}{'support':>9}")
         for label, row in m["per_class"].items():
@@ -68,7 +69,11 @@ class Command(BaseCommand):
                 f"{b.mean_confidence:>11.3f}{b.accuracy:>10.3f}"
             )
         out("")
-        out("Risk–coverage: share automated at a target precision (95% lower bound ≥ target)")
+        policy = RoutingPolicy.current()
+        out(
+            "Risk–coverage: share automated at a target precision (certified at delta "
+            f"{policy.delta:g}, {policy.get_certification_display()})"
+        )
         slugs = list(report.automation[0].per_category) if report.automation else []
         header = f"  {'target':<8}{'overall':>9}{'precision':>11}" + "".join(
             f"{s[:14]:>16}" for s in slugs

@@ -8,8 +8,9 @@ from triage import training
 
 class Command(BaseCommand):
     help = (
-        "Train a candidate model on the training examples and promote it only if its "
-        "holdout macro-F1 is at least the champion's on the same holdout."
+        "Train a candidate head on all labelled examples (cross-fitted: thresholds are certified "
+        "on out-of-fold predictions) and promote it only through the gate: not worse than the "
+        "champion under a paired test on examples neither trained on, and no large automation drop."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,11 +39,17 @@ class Command(BaseCommand):
         version = result.version
         metrics = version.metrics
         self.stdout.write(
-            f"{version}: holdout macro-F1 {metrics['macro_f1']:.3f}, accuracy "
+            f"{version}: out-of-sample macro-F1 {metrics['macro_f1']:.3f}, accuracy "
             f"{metrics['accuracy']:.3f} on {metrics['n']} examples; ECE "
             f"{metrics['ece_uncalibrated']:.3f} → {metrics['ece']:.3f} "
             f"(temperature {version.temperature:.2f})"
         )
         style = self.style.SUCCESS if result.promoted else self.style.WARNING
-        verdict = "promoted" if result.promoted else "not promoted"
+        verdict = (
+            "promoted"
+            if result.promoted
+            else "held for an admin"
+            if result.held
+            else "not promoted"
+        )
         self.stdout.write(style(f"{verdict}: {result.message}"))

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0004_leaner_item_indexes"),
+        ("triage", "0005_certification"),
     ]
 
     operations = [

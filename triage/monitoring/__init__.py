@@ -1,0 +1,1 @@
+"""What the admins watch: certified thresholds and automation now (metrics)."""

@@ -1,0 +1,60 @@
+"""Retraining, the promotion gate, promotion and roll back, and evaluation.
+
+- snapshot: which examples a model learns from, and which it never saw;
+- fit: cross-fitted heads (out-of-fold evidence), fine-tuned and ready models;
+- gate: the promotion rule (paired test, automation check), pure;
+- retrain: snapshot → fit → gate → record;
+- promote: recording the verdict, promotion (make_champion) and roll back;
+- evaluate: a version measured as it would serve.
+"""
+
+from .evaluate import Evaluation, evaluate_version
+from .fit import (
+    Candidate,
+    CrossFit,
+    cross_fit_head,
+    fit_calibrated_head,
+    sequence_classifier_candidate,
+    train_fine_tuned_candidate,
+    train_head_candidate,
+)
+from .gate import GateDecision, GateInputs, PairedComparison, decide, paired_bootstrap
+from .promote import make_champion, promote_version, record_gate, rollback
+from .retrain import (
+    RetrainResult,
+    compare_with_champion,
+    gate_and_record,
+    register_sequence_classifier,
+    retrain,
+)
+from .snapshot import Examples, RetrainError, snapshot_examples, unseen_by
+
+__all__ = [
+    "Candidate",
+    "CrossFit",
+    "Evaluation",
+    "Examples",
+    "GateDecision",
+    "GateInputs",
+    "PairedComparison",
+    "RetrainError",
+    "RetrainResult",
+    "compare_with_champion",
+    "cross_fit_head",
+    "decide",
+    "evaluate_version",
+    "fit_calibrated_head",
+    "gate_and_record",
+    "make_champion",
+    "paired_bootstrap",
+    "promote_version",
+    "record_gate",
+    "register_sequence_classifier",
+    "retrain",
+    "rollback",
+    "sequence_classifier_candidate",
+    "snapshot_examples",
+    "train_fine_tuned_candidate",
+    "train_head_candidate",
+    "unseen_by",
+]

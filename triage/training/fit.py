@@ -1,0 +1,275 @@
+"""Training candidates: a cross-fitted head, a fine-tuned encoder, a ready classifier.
+
+Cross-fitting: K heads each score the examples they did not train on, giving
+out-of-fold (OOF) predictions for every labelled example; the served head is
+trained on all of them. The OOF predictions calibrate the temperature and are
+the evidence thresholds are certified on. The assumption this adds: a head
+trained on all n examples is at least as precise above a threshold as the heads
+trained on (K-1)/K of them, so evidence about the fold heads carries over to
+the served head. benchmarks/quality.py measures how far it strays.
+"""
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from reviews.models import TrainingExample
+
+from ..ml.calibration import expected_calibration_error, fit_temperature, softmax
+from ..ml.encoder import configured_spec, encoder_for
+from ..ml.evaluation import score_metrics
+from ..ml.heads import LinearHead, save_head, train_logistic_head
+from ..models import ModelVersion
+from ..policy import HoldoutPredictions
+from ..scoring import embed_items
+from .snapshot import (
+    TRAINED_ON_ALL,
+    TRAINED_ON_NONE,
+    TRAINED_ON_TRAIN_SPLIT,
+    Examples,
+    RetrainError,
+)
+
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    head: LinearHead  # trained on everything, with the temperature fitted out of fold
+    oof_probs: np.ndarray  # calibrated out-of-fold probabilities, in head.labels order
+    ece_uncalibrated: float  # out-of-fold ECE before temperature scaling
+
+
+def cross_fit_head(
+    vectors: np.ndarray, labels: Sequence[str], *, folds: int = FOLDS, seed: int = 0
+) -> CrossFit:
+    """Served head on all examples; K fold heads give calibrated out-of-fold probabilities."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = list(labels)
+    head = train_logistic_head(vectors, labels)
+    k = max(2, min(folds, min(labels.count(label) for label in head.labels)))
+    y = np.array(labels)
+    oof = np.zeros((len(labels), len(head.labels)))
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # A class with fewer than k members is allowed: its fold heads simply miss it.
+        warnings.filterwarnings("ignore", message="The least populated class")
+        splits = list(splitter.split(vectors, y))
+    for train_idx, test_idx in splits:
+        if len(set(y[train_idx])) < 2:
+            oof[test_idx] = 0.0  # nothing learnable: a uniform guess
+            continue
+        fold_head = train_logistic_head(vectors[train_idx], list(y[train_idx]))
+        fold_logits = fold_head.logits(vectors[test_idx])
+        # A fold may miss a rare class; give it a logit no softmax will pick.
+        oof[test_idx] = -1e4
+        for j, label in enumerate(fold_head.labels):
+            oof[test_idx, head.labels.index(label)] = fold_logits[:, j]
+    targets = np.array([head.labels.index(label) for label in labels])
+    temperature = fit_temperature(oof, targets)
+    return CrossFit(
+        head=LinearHead(head.labels, head.weights, head.bias, temperature),
+        oof_probs=softmax(oof, temperature),
+        ece_uncalibrated=expected_calibration_error(softmax(oof), targets),
+    )
+
+
+def fit_calibrated_head(vectors: np.ndarray, labels: Sequence[str]) -> tuple[LinearHead, float]:
+    """Train on all examples with the temperature fitted out of fold (kept for benchmarks)."""
+    fit = cross_fit_head(vectors, labels)
+    return fit.head, fit.ece_uncalibrated
+
+
+@dataclass
+class Candidate:
+    """A measured model, not yet recorded: what the gate compares with the champion.
+
+    ``evidence`` are its calibrated predictions on examples it did not train on
+    (``evidence_probs`` the full rows, for the gate); ``trained_on`` says which
+    examples it learned from (see snapshot.unseen_by).
+    """
+
+    kind: str
+    labels: tuple[str, ...]
+    temperature: float
+    spec: dict[str, Any]
+    model_id: str  # the embedding space (heads) or the model's own id
+    metrics: dict[str, Any]
+    evidence: HoldoutPredictions
+    evidence_probs: np.ndarray
+    trained_on: str
+    # Writes the artifact (given a suggested path and metadata to embed in it)
+    # and returns (path, sha256).
+    save: Callable[[Path, dict[str, Any]], tuple[str, str]]
+
+    def probs_for(self, example_ids: Sequence[int]) -> np.ndarray:
+        row = {pk: i for i, pk in enumerate(self.evidence.example_ids)}
+        return self.evidence_probs[[row[pk] for pk in example_ids]]
+
+
+def _save_head(head: LinearHead, spec: dict[str, Any]) -> Callable[..., tuple[str, str]]:
+    def save(path: Path, metadata: dict[str, Any]) -> tuple[str, str]:
+        metadata = metadata | {
+            "encoder_spec": spec,
+            "label_map": list(head.labels),
+            "calibration": {"method": "temperature", "temperature": head.temperature},
+        }
+        return str(path), save_head(head, path, metadata=metadata)
+
+    return save
+
+
+def _evidence_metrics(
+    labels: Sequence[str], probs: np.ndarray, examples: Sequence[TrainingExample]
+) -> dict[str, Any]:
+    return score_metrics(labels, probs, [ex.category.slug for ex in examples])
+
+
+def train_head_candidate(spec: dict[str, Any], examples: Examples) -> Candidate:
+    """A head over cached embeddings, cross-fitted on every example."""
+    encoder = encoder_for(spec)
+    vectors = embed_items([ex.item for ex in examples.all], encoder)
+    truth = [ex.category.slug for ex in examples.all]
+    fit = cross_fit_head(vectors, truth)
+    metrics = _evidence_metrics(fit.head.labels, fit.oof_probs, examples.all)
+    metrics["ece_uncalibrated"] = fit.ece_uncalibrated
+    metrics["measured_on"] = "out_of_fold"
+    return Candidate(
+        kind=ModelVersion.Kind.HEAD,
+        labels=fit.head.labels,
+        temperature=fit.head.temperature,
+        spec=spec,
+        model_id=encoder.encoder_id,
+        metrics=metrics,
+        evidence=HoldoutPredictions.from_scores(
+            fit.head.labels, fit.oof_probs, truth, [ex.pk for ex in examples.all]
+        ),
+        evidence_probs=fit.oof_probs,
+        trained_on=TRAINED_ON_ALL,
+        save=_save_head(fit.head, spec),
+    )
+
+
+def _need_both_splits(examples: Examples, what: str) -> None:
+    if not examples.train or not examples.holdout:
+        raise RetrainError(
+            f"{what} needs examples in both the train and the holdout split; have "
+            f"{len(examples.train)} train and {len(examples.holdout)} holdout"
+        )
+
+
+def train_fine_tuned_candidate(
+    examples: Examples, *, progress: Callable[[int, int], None] | None = None
+) -> Candidate:
+    """Fine-tune the encoder on the train split, then head and calibration on its embeddings.
+
+    The encoder has seen the train split, so its embeddings of those examples are
+    over-confident: the temperature is fitted on the holdout split, which neither
+    the encoder nor the head trained on, and the holdout is the evidence.
+    """
+    from ..ml.encoder import resolve_model_dir
+    from ..ml.finetune import fine_tune_encoder
+
+    _need_both_splits(examples, "fine-tuning")
+    base = configured_spec()
+    if base["class"] != "triage.ml.encoder.TransformerEncoder":
+        raise RetrainError(
+            "--fine-tune needs the torch encoder runtime (TRIAGE_ENCODER_RUNTIME=torch)"
+        )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
+    out_dir = Path(settings.TRIAGE_ARTIFACT_DIR) / f"encoder-{stamp}"
+    train, holdout = examples.train, examples.holdout
+    fine_tune_encoder(
+        resolve_model_dir(base["path"]),
+        [ex.text for ex in train],
+        [ex.category.slug for ex in train],
+        out_dir=out_dir,
+        max_length=min(int(base["max_length"]), 128),
+        progress=progress,
+    )
+    spec = base | {"path": str(out_dir)}
+    encoder = encoder_for(spec)
+    x_train = embed_items([ex.item for ex in train], encoder)
+    x_holdout = embed_items([ex.item for ex in holdout], encoder)
+    head = train_logistic_head(x_train, [ex.category.slug for ex in train])
+    truth = [ex.category.slug for ex in holdout]
+    index = {label: i for i, label in enumerate(head.labels)}
+    known = [i for i, t in enumerate(truth) if t in index]
+    logits = head.logits(x_holdout)
+    temperature = (
+        fit_temperature(logits[known], np.array([index[truth[i]] for i in known])) if known else 1.0
+    )
+    head = LinearHead(head.labels, head.weights, head.bias, temperature)
+    probs = softmax(logits, temperature)
+    metrics = _evidence_metrics(head.labels, probs, holdout)
+    metrics["ece_uncalibrated"] = score_metrics(head.labels, softmax(logits), truth)["ece"]
+    metrics["measured_on"] = "holdout_split"
+    return Candidate(
+        kind=ModelVersion.Kind.HEAD,
+        labels=head.labels,
+        temperature=temperature,
+        spec=spec,
+        model_id=encoder.encoder_id,
+        metrics=metrics,
+        evidence=HoldoutPredictions.from_scores(
+            head.labels, probs, truth, [ex.pk for ex in holdout]
+        ),
+        evidence_probs=probs,
+        trained_on=TRAINED_ON_TRAIN_SPLIT,
+        save=_save_head(head, spec),
+    )
+
+
+def sequence_classifier_candidate(
+    model_dir: Path, label_map: dict[str, str], examples: Examples
+) -> Candidate:
+    """A ready sequence-classification model, calibrated and measured like a head.
+
+    It never saw our examples: its temperature is fitted on the train split and
+    the holdout split is its evidence.
+    """
+    from ..ml.encoder import file_sha256
+    from ..ml.seqcls import SequenceClassifier
+
+    _need_both_splits(examples, "a ready classifier")
+    categories = sorted({ex.category.slug for ex in examples.all})
+    spec = {"path": str(model_dir), "label_map": label_map, "max_length": 256}
+    classifier = SequenceClassifier(
+        model_dir,
+        label_map=label_map,
+        categories=categories,
+        max_tokens=settings.TRIAGE_BATCH_TOKENS,
+    )
+    labels = tuple(classifier.labels)
+    train, holdout = examples.train, examples.holdout
+    train_logits = classifier.logits([ex.text for ex in train])
+    index = {label: i for i, label in enumerate(labels)}
+    known = [i for i, ex in enumerate(train) if ex.category.slug in index]
+    targets = np.array([index[train[i].category.slug] for i in known])
+    temperature = fit_temperature(train_logits[known], targets) if known else 1.0
+    holdout_logits = classifier.logits([ex.text for ex in holdout])
+    truth = [ex.category.slug for ex in holdout]
+    probs = softmax(holdout_logits, temperature)
+    metrics = _evidence_metrics(labels, probs, holdout)
+    metrics["ece_uncalibrated"] = score_metrics(labels, softmax(holdout_logits), truth)["ece"]
+    metrics["measured_on"] = "holdout_split"
+    weights = model_dir / "model.safetensors"
+    return Candidate(
+        kind=ModelVersion.Kind.SEQUENCE_CLASSIFIER,
+        labels=labels,
+        temperature=temperature,
+        spec=spec,
+        model_id=classifier.model_id,
+        metrics=metrics,
+        evidence=HoldoutPredictions.from_scores(labels, probs, truth, [ex.pk for ex in holdout]),
+        evidence_probs=probs,
+        trained_on=TRAINED_ON_NONE,
+        save=lambda path, metadata: (str(weights), file_sha256(weights)),
+    )

@@ -1,0 +1,198 @@
+"""Retrain: snapshot, fit, gate against the champion, record."""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from reviews.models import TrainingExample
+
+from ..ml.encoder import configured_spec
+from ..ml.heads import ArtifactError
+from ..models import Category, ModelVersion
+from ..policy import HoldoutPredictions, automation_now
+from ..scoring import ClassificationError, version_scores
+from .fit import (
+    Candidate,
+    sequence_classifier_candidate,
+    train_fine_tuned_candidate,
+    train_head_candidate,
+)
+from .gate import GateInputs, PairedComparison, decide, macro_f1, paired_bootstrap
+from .promote import record_gate
+from .snapshot import Examples, examples_trained_on, snapshot_examples, snapshot_record, unseen_by
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    version: ModelVersion
+    promoted: bool
+    message: str
+    held: bool = False
+
+
+def _restricted(labels: Sequence[str], probs: np.ndarray, active: list[str]) -> np.ndarray:
+    """Predicted index into ``active`` once the model may only choose active categories."""
+    columns = [i for i, label in enumerate(labels) if label in active]
+    if not columns:
+        return np.full(len(probs), -1)
+    best = np.asarray(probs)[:, columns].argmax(axis=1)
+    return np.array([active.index(labels[columns[b]]) for b in best])
+
+
+def compare_with_champion(
+    candidate: Candidate, examples: Examples, champion: ModelVersion
+) -> PairedComparison | None:
+    """Both models on the examples neither trained on, over today's active categories."""
+    active = sorted(Category.objects.filter(is_active=True).values_list("slug", flat=True))
+    evidence = set(candidate.evidence.example_ids)
+    shared = [
+        ex
+        for ex in unseen_by(champion, examples.all)
+        if ex.pk in evidence and ex.category.slug in active
+    ]
+    if not shared:
+        return None
+    scores = version_scores(champion, [ex.item for ex in shared])
+    truth = np.array([active.index(ex.category.slug) for ex in shared])
+    candidate_pred = _restricted(
+        candidate.labels, candidate.probs_for([ex.pk for ex in shared]), active
+    )
+    champion_pred = _restricted(scores.labels, scores.probs, active)
+    return paired_bootstrap(truth, candidate_pred, champion_pred, len(active))
+
+
+def retrain(
+    *,
+    actor: str = "system",
+    fine_tune: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> RetrainResult:
+    """Train a candidate on the active examples and promote it only through the gate."""
+    examples = snapshot_examples()
+    candidate = train_head_candidate(configured_spec(), examples)
+    notes = []
+    if fine_tune:
+        tuned = train_fine_tuned_candidate(examples, progress=progress)
+        # Both measured on the holdout split, which the tuned encoder did not see.
+        ids = list(tuned.evidence.example_ids)
+        labels = sorted(set(candidate.labels) | set(tuned.labels))
+        truth = np.array(
+            [labels.index(ex.category.slug) for ex in examples.all if ex.pk in set(ids)]
+        )
+        head_f1 = macro_f1(
+            truth, _restricted(candidate.labels, candidate.probs_for(ids), labels), len(labels)
+        )
+        tuned_f1 = macro_f1(
+            truth, _restricted(tuned.labels, tuned.evidence_probs, labels), len(labels)
+        )
+        better = tuned_f1 > head_f1
+        notes.append(
+            f"fine-tuned macro-F1 {tuned_f1:.3f} vs head-only {head_f1:.3f} on the "
+            f"{len(ids)} holdout examples: kept {'fine-tuned' if better else 'head-only'}"
+        )
+        if better:
+            candidate = tuned
+    return gate_and_record(candidate, examples, actor=actor, notes=notes)
+
+
+def gate_and_record(
+    candidate: Candidate, examples: Examples, *, actor: str, notes: list[str]
+) -> RetrainResult:
+    champion = ModelVersion.objects.champion()
+    evidence = len(candidate.evidence)
+    snapshot = snapshot_record(examples, trained_on=candidate.trained_on, evidence=evidence)
+    candidate_automation = automation_now(candidate.evidence)
+    comparison: PairedComparison | None = None
+    hold = False
+    if champion is None:
+        promote, message = (
+            True,
+            f"first model: out-of-sample macro-F1 {candidate.metrics['macro_f1']:.3f}",
+        )
+    else:
+        try:
+            comparison = compare_with_champion(candidate, examples, champion)
+        except (ArtifactError, ClassificationError):
+            logger.exception(
+                "champion %s cannot be scored; the candidate is measured alone", champion
+            )
+            champion = None
+            promote, message = True, "the champion cannot be scored; the candidate replaces it"
+    if champion is not None:
+        decision = decide(
+            GateInputs(
+                comparison=comparison,
+                candidate_examples=snapshot["train"],
+                champion_examples=examples_trained_on(champion),
+                candidate_automation=candidate_automation,
+                champion_automation=automation_now(HoldoutPredictions.from_json(champion.holdout)),
+            )
+        )
+        promote, hold, message = decision.promote, decision.hold_for_admin, decision.message
+    if examples.left_out:
+        notes.append(f"left out, too few examples: {', '.join(examples.left_out)}")
+    if notes:
+        message += " (" + "; ".join(notes) + ")"
+    metrics = candidate.metrics | {
+        "automation_at_current_targets": candidate_automation,
+        "gate": None
+        if comparison is None
+        else {
+            "n": comparison.n,
+            "candidate_macro_f1": comparison.candidate_f1,
+            "champion_macro_f1": comparison.champion_f1,
+            "difference_low": comparison.low,
+            "difference_high": comparison.high,
+        },
+        "champion_macro_f1_same_examples": None if comparison is None else comparison.champion_f1,
+    }
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
+    path, sha = candidate.save(
+        Path(settings.TRIAGE_ARTIFACT_DIR) / f"head-{stamp}.safetensors",
+        {
+            "encoder": candidate.model_id,
+            "snapshot": snapshot,
+            "metrics": {k: v for k, v in metrics.items() if k not in ("per_class", "gate")},
+        },
+    )
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            kind=candidate.kind,
+            encoder=candidate.model_id,
+            encoder_spec=candidate.spec,
+            labels=list(candidate.labels),
+            artifact_path=path,
+            artifact_sha256=sha,
+            temperature=candidate.temperature,
+            metrics=metrics,
+            holdout=candidate.evidence.as_json(),
+            training_snapshot=snapshot,
+            gate_decision=message,
+        )
+        record_gate(version, promote=promote, message=message, actor=actor, hold=hold)
+    logger.info("retrain: %s", message)
+    return RetrainResult(version=version, promoted=promote, message=message, held=hold)
+
+
+def register_sequence_classifier(
+    *, model_dir: Path, label_map: dict[str, str], actor: str = "command"
+) -> RetrainResult:
+    """Measure a ready classifier on the holdout; it is promoted only through the gate."""
+    examples = snapshot_examples()
+    candidate = sequence_classifier_candidate(model_dir.resolve(), label_map, examples)
+    return gate_and_record(candidate, examples, actor=actor, notes=[f"ready model {model_dir}"])
+
+
+def unseen_examples(version: ModelVersion) -> list[TrainingExample]:
+    examples = list(
+        TrainingExample.objects.active().select_related("item", "category").order_by("pk")
+    )
+    return unseen_by(version, examples)
