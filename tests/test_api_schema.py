@@ -51,3 +51,10 @@ def test_a_1000_item_batch_is_answered_in_at_most_10_queries(
     assert again.status_code == 200
     assert len(again.json()["items"]) == 1000
     assert all(i["prediction"] and i["decision"] for i in again.json()["items"])
+
+
+def test_metrics_are_served_on_the_api_with_a_token(client, auth_headers, categories):
+    assert client.get("/api/metrics").status_code == 401
+    response = client.get("/api/metrics", **auth_headers)
+    assert response.status_code == 200
+    assert isinstance(response.json(), dict)
