@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -127,35 +128,32 @@ def deliver(*, delivery_id: int, now: datetime | None = None) -> str:
     """Make one attempt if the delivery is due and first in its item's line; say what happened."""
     now = now or timezone.now()
     timeout = settings.TRIAGE_WEBHOOK_TIMEOUT_SECONDS
-    with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint", "event")
-            .filter(pk=delivery_id, state=Delivery.State.PENDING)
-            .first()
+    earlier_of_item = Delivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        item_id=OuterRef("item_id"),
+        state=Delivery.State.PENDING,
+        event_id__lt=OuterRef("event_id"),
+    )
+    # Taking the lease is one conditional UPDATE: of two workers holding the same task,
+    # only one matches the row. Nobody else sends it until the attempt had time to finish.
+    leased = (
+        Delivery.objects.filter(
+            pk=delivery_id,
+            state=Delivery.State.PENDING,
+            next_attempt_at__lte=now,
+            endpoint__is_active=True,
         )
-        if delivery is None:
-            return "not pending"
-        if delivery.next_attempt_at > now:
-            return "not due"
-        endpoint = delivery.endpoint
-        if not endpoint.is_active:
-            return "endpoint inactive"
-        if delivery.item_id is not None and (
-            Delivery.objects.filter(
-                endpoint_id=endpoint.pk,
-                item_id=delivery.item_id,
-                state=Delivery.State.PENDING,
-                event_id__lt=delivery.event_id,
-            ).exists()
-        ):
-            return "waiting for an earlier event of the item"
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        # The lease: nobody else sends it until the attempt had time to finish.
-        delivery.next_attempt_at = now + timedelta(seconds=timeout + 30)
-        delivery.save(update_fields=["attempts", "last_attempt_at", "next_attempt_at"])
-    event = delivery.event
+        .exclude(Exists(earlier_of_item))
+        .update(
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+            next_attempt_at=now + timedelta(seconds=timeout + 30),
+        )
+    )
+    if not leased:
+        return _why_not(delivery_id, now)
+    delivery = Delivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
+    event, endpoint = delivery.event, delivery.endpoint
     body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False)
     headers = signed_headers(
         secret=endpoint.secret, msg_id=event.event_id, timestamp=int(time.time()), body=body
@@ -163,6 +161,17 @@ def deliver(*, delivery_id: int, now: datetime | None = None) -> str:
     headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     result = post(endpoint.url, body.encode(), headers, timeout=timeout)
     return record_attempt(delivery=delivery, result=result)
+
+
+def _why_not(delivery_id: int, now: datetime) -> str:
+    delivery = Delivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None or delivery.state != Delivery.State.PENDING:
+        return "not pending"
+    if delivery.next_attempt_at > now:
+        return "not due"
+    if not delivery.endpoint.is_active:
+        return "endpoint inactive"
+    return "waiting for an earlier event of the item"
 
 
 def record_attempt(*, delivery: Delivery, result: AttemptResult) -> str:
@@ -205,7 +214,7 @@ def record_attempt(*, delivery: Delivery, result: AttemptResult) -> str:
             )
             if successor is not None:
                 transaction.on_commit(lambda: queue_deliveries([successor]), robust=True)
-    logger.info("delivery %s of %s: %s", delivery.pk, delivery.event.event_id, outcome)
+    logger.debug("delivery %s of %s: %s", delivery.pk, delivery.event.event_id, outcome)
     return outcome
 
 
