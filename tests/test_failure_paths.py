@@ -170,3 +170,13 @@ def test_the_sweep_counts_attempts_and_backs_off(categories, settings):
     assert item.status == Item.Status.IN_REVIEW
     assert item.review_tasks.get().reason == "model_unavailable"
     assert Alert.objects.get(kind="classification_lost").count == 1
+
+
+def test_open_alerts_are_shown_on_the_admin_home_page(client, champion):
+    Path(champion.artifact_path).unlink()
+    services.classify_items(item_ids=[make_item("refund my card").pk])
+    client.force_login(make_user("root", group=ADMINS))
+    body = client.get("/admin/").content.decode()
+    assert "model_unavailable" in body and "items went to review" in body
+    Alert.objects.update(resolved_at=timezone.now())
+    assert "items went to review" not in client.get("/admin/").content.decode()
