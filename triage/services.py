@@ -268,8 +268,11 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
                             category=category,
                             decided_by=decided_by,
                             reason=decision.reason.value,
-                            confidence=scored.confidence if scored else None,
-                            model_version=champion.pk if champion and scored else None,
+                            # A rule's decision is not the model's: no confidence to report.
+                            confidence=scored.confidence if scored and not decision.rule else None,
+                            model_version=(
+                                champion.pk if champion and scored and not decision.rule else None
+                            ),
                             rule=decision.rule,
                             audit=decision.audit,
                         ),

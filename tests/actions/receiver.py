@@ -23,6 +23,7 @@ class Received:
     body: dict[str, Any]
     verified: bool
     path: str
+    answer: object = 200
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Receiver:
                             json.loads(raw),
                             verified,
                             self.path,
+                            action,
                         )
                     )
                 if action == "hang":

@@ -243,3 +243,37 @@ def test_retries_last_about_a_day(jitter, settings):
         elapsed += delivery_service.retry_delay(attempts, rng=Fixed()).total_seconds()
     # Waiting the full delay (cap 2 h) a day holds ~17 attempts; half of it (1 h), ~31.
     assert 15 <= attempts <= 32
+
+
+def test_under_every_fault_each_event_arrives_in_item_order_with_its_id(
+    endpoint, receiver, webhook_settings
+):
+    """Down, 500, hang, redirect, 502 in random order: retried until all arrive."""
+    webhook_settings.TRIAGE_WEBHOOK_TIMEOUT_SECONDS = 0.3
+    receiver.hang_seconds = 0.6
+    rng = random.Random(7)
+    receiver.script = [rng.choice([500, "hang", "redirect", 502, 200, 200]) for _ in range(60)]
+    items = [make_item(f"item {i}") for i in range(6)]
+    types = ["item.routed", "item.reviewed", "item.corrected"]
+    with transaction.atomic():
+        events = [emit(t, item=item, data={}) for t in types for item in items]
+    ids = {e.event_id for e in events}
+    now = timezone.now()
+    for _ in range(40):
+        pending = list(
+            Delivery.objects.filter(state=Delivery.State.PENDING).values_list("pk", flat=True)
+        )
+        if not pending:
+            break
+        now += timedelta(hours=3)  # past any backoff or lease
+        for pk in pending:
+            delivery_service.deliver(delivery_id=pk, now=now)
+    assert not Delivery.objects.exclude(state=Delivery.State.SUCCEEDED).exists()
+    assert set(receiver.counts()) == ids  # every event, nothing else
+    assert all(r.verified for r in receiver.received)
+    assert sum(receiver.counts().values()) > len(ids)  # faults forced retries, same ids
+    accepted = [r.event_id for r in receiver.received if r.answer in (200, "hang") and r.verified]
+    by_event = {e.event_id: e for e in events}
+    for item in items:
+        firsts = list(dict.fromkeys(e for e in accepted if by_event[e].item_id == item.pk))
+        assert [by_event[e].type for e in firsts][:3] == types

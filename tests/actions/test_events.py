@@ -93,6 +93,7 @@ def test_a_rule_routes_before_the_model_and_counts_its_hit(champion, categories)
     assert plain.status == "in_review"
     data = Event.objects.get(item=vip).payload["data"]
     assert (data["reason"], data["rule"], data["category"]) == ("rule", "vip-to-outage", "outage")
+    assert (data["confidence"], data["model_version"]) == (None, None)
     rule = Rule.objects.get()
     assert rule.hits == 1 and rule.last_hit_at is not None
 
