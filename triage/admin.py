@@ -1,7 +1,6 @@
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -37,8 +36,9 @@ class CategoryAdmin(admin.ModelAdmin[Category]):
     ]
     list_editable = ["threshold", "target_precision", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
-    # A webhook typed without a scheme means https (Django 6's default), not http.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    # Webhooks are Endpoints now (Actions → Endpoints, filtered by category), signed and
+    # retried; the old per-category URL is not offered, so nobody relies on it.
+    exclude = ["webhook_url"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
