@@ -1,15 +1,17 @@
 import random
 import socket
+import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.factories import make_item
 from triage.actions import delivery as delivery_service
+from triage.actions import events as events_module
 from triage.actions.events import emit
 from triage.actions.models import Delivery, Endpoint
 
@@ -277,3 +279,36 @@ def test_under_every_fault_each_event_arrives_in_item_order_with_its_id(
     for item in items:
         firsts = list(dict.fromkeys(e for e in accepted if by_event[e].item_id == item.pk))
         assert [by_event[e].type for e in firsts][:3] == types
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_with_the_same_task_send_it_once(endpoint, receiver, monkeypatch):
+    """A sweep's duplicate and the original task racing: the lease lets one through."""
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent row locks need PostgreSQL")
+    monkeypatch.setattr(events_module, "queue_deliveries", lambda ids: None)  # we run them
+    receiver.script = ["hang"]
+    receiver.hang_seconds = 0.5
+    with transaction.atomic():
+        event = emit("item.routed", item=make_item("x"), data={})
+    delivery = Delivery.objects.get(event=event)
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(delivery_service.deliver(delivery_id=delivery.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert receiver.event_ids() == [event.event_id]
+    assert sorted(outcomes)[0] == "delivered"
+    assert set(sorted(outcomes)[1:]) <= {"not due", "not pending"}
+    delivery.refresh_from_db()
+    assert delivery.attempts == 1

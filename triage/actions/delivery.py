@@ -141,8 +141,11 @@ def deliver(*, delivery_id: int, now: datetime | None = None) -> str:
             pk=delivery_id,
             state=Delivery.State.PENDING,
             next_attempt_at__lte=now,
-            endpoint__is_active=True,
         )
+        # Subqueries, not a join: with a join Django would update "WHERE id IN (…)" and
+        # PostgreSQL would not re-check state and next_attempt_at against a concurrent
+        # lease. Written this way both are re-checked on the locked row.
+        .filter(Exists(Endpoint.objects.filter(pk=OuterRef("endpoint_id"), is_active=True)))
         .exclude(Exists(earlier_of_item))
         .update(
             attempts=F("attempts") + 1,
