@@ -115,3 +115,32 @@ def test_a_rule_form_keeps_keywords_one_per_line_and_wraps_a_single_value(catego
     assert form.is_valid(), form.errors
     assert form.save().metadata_values == ["vip"]
     assert Rule.objects.count() == 2
+
+
+def test_admins_redeliver_selected_deliveries_from_the_list(
+    client, endpoint, receiver, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    from tests.factories import make_item
+    from triage.actions.events import emit
+    from triage.actions.models import Delivery
+
+    receiver.script = [500]
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        event = emit("item.routed", item=make_item("x"), data={})
+    delivery = Delivery.objects.get(event=event)
+    Delivery.objects.filter(pk=delivery.pk).update(state=Delivery.State.FAILED)
+    client.force_login(make_user("root", group=ADMINS))
+    listing = client.get("/admin/actions/delivery/", {"state__exact": "failed"})
+    assert "receiver says no" in listing.content.decode()  # the answer's excerpt
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/actions/delivery/",
+            {"action": "redeliver_selected", "_selected_action": [delivery.pk]},
+            follow=True,
+        )
+    assert "Queued 1 deliveries again" in response.content.decode()
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (Delivery.State.SUCCEEDED, 2)
+    assert receiver.event_ids() == [event.event_id, event.event_id]
