@@ -139,33 +139,22 @@ def baseline_posts(n: int, work: Path) -> float:
 def start_workers(concurrency: int, queue: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "triage",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(concurrency),
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            "error",
+            sys.executable, "-m", "celery", "-A", "triage", "worker", "--pool", "prefork",
+            "--concurrency", str(concurrency), "-Q", queue, "-n", f"{queue}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "error",
         ],
         cwd=ROOT,
         env=env,
-    )
+    )  # fmt: skip
 
 
-def wait_for_workers(app, timeout: float = 60) -> None:
+def wait_for_workers(app, queue: str, timeout: float = 60) -> None:
+    """Until our own workers answer a ping (not some other worker on the same broker)."""
+    import socket
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if app.control.ping(timeout=1.0):
+        if app.control.ping(destination=[f"{queue}@{socket.gethostname()}"], timeout=1.0):
             return
     raise RuntimeError("the workers did not come up")
 
@@ -189,7 +178,7 @@ def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, s
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     app.conf.task_default_queue = queue
     workers = start_workers(concurrency, queue, worker_env)
-    wait_for_workers(app)
+    wait_for_workers(app, queue)
 
     tag = uuid.uuid4().hex[:6]
     items = Item.objects.bulk_create(
