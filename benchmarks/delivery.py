@@ -77,6 +77,10 @@ def run_receiver(port_file: str, out_file: str, expected: int, secret: str) -> N
             self.send_header("Content-Length", "0")
             self.end_headers()
 
+    import signal
+
+    # Terminated by the parent when deliveries stall: write what arrived, then exit.
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -159,6 +163,22 @@ def wait_for_workers(app, queue: str, timeout: float = 60) -> None:
     raise RuntimeError("the workers did not come up")
 
 
+def wait_for_receipts(receiver: subprocess.Popen, endpoint, stall: float = 120) -> None:
+    """Until the receiver has every event, or no delivery succeeded for `stall` seconds."""
+    from triage.actions.models import Delivery
+
+    done, last_change = -1, time.monotonic()
+    while receiver.poll() is None:
+        now_done = Delivery.objects.filter(endpoint=endpoint, state="succeeded").count()
+        if now_done != done:
+            done, last_change = now_done, time.monotonic()
+        elif time.monotonic() - last_change > stall:
+            print(f"deliveries stalled at {done}; stopping the receiver", flush=True)
+            receiver.terminate()
+        time.sleep(1)
+    receiver.wait(30)
+
+
 def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, str]) -> dict:
     from django.db import transaction
     from django.db.models import Count
@@ -214,7 +234,7 @@ def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, s
             committed[event.event_id] = stamp[0]
     produced = time.time() - started
     try:
-        receiver.wait(timeout=max(120, n / 20))
+        wait_for_receipts(receiver, endpoint)
     finally:
         workers.terminate()
         workers.wait(60)
@@ -229,7 +249,7 @@ def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, s
         "decisions": n,
         "received": len(receipts),
         "signatures_ok": sum(ok for _, ok in receipts.values()),
-        "events_per_s": n / (last - min(committed.values())),
+        "events_per_s": len(receipts) / (last - min(committed.values())),
         "commit_rate_per_s": n / produced,
         "p50_ms": 1000 * statistics.median(latencies),
         "p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))],
@@ -330,12 +350,15 @@ def main() -> None:
     if not args.skip_classify:
         print("part 2: ingest-and-classify, no endpoint vs one endpoint …", flush=True)
         results["classify"] = classify_cost(args.classify_rounds, args.classify_batch, args.history)
+        print("part 2 result: " + json.dumps(results["classify"]), flush=True)
     print("baseline: bare signed POSTs …", flush=True)
     results["baseline_posts_per_s"] = baseline_posts(min(args.decisions, 2000), work)
+    print(f"baseline result: {results['baseline_posts_per_s']:.0f} POST/s", flush=True)
     results["delivery"] = []
     for concurrency in [int(w) for w in args.workers.split(",")]:
         print(f"part 1: {args.decisions} decisions, {concurrency} worker process(es) …", flush=True)
         results["delivery"].append(delivery_round(args.decisions, concurrency, work, worker_env))
+        print("part 1 result: " + json.dumps(results["delivery"][-1]), flush=True)
 
     print()
     print(f"baseline (one bare loop of signed POSTs): {results['baseline_posts_per_s']:.0f} POST/s")
