@@ -195,8 +195,9 @@ def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, s
     endpoint.url = f"http://127.0.0.1:{port}/hooks"
     endpoint.save()
 
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    app.conf.task_default_queue = queue
+    # One queue for the whole run (Celery caches the default queue at first use); each
+    # round's workers start after the previous round's have stopped.
+    queue = app.conf.task_default_queue
     workers = start_workers(concurrency, queue, worker_env)
     wait_for_workers(app, queue)
 
@@ -298,10 +299,15 @@ def classify_cost(rounds: int, batch: int, history: int) -> dict:
 
     one_round("warm-up", 0)
     times: dict[str, list[float]] = {"none": [], "endpoint": []}
+    ratios = []
     for r in range(rounds):
+        # Back to back, in alternating order: a load swing on a shared machine hits both.
         order = ["none", "endpoint"] if r % 2 == 0 else ["endpoint", "none"]
+        pair = {}
         for label in order:
-            times[label].append(one_round(label, (r * 2 + order.index(label) + 1) * batch))
+            pair[label] = one_round(label, (r * 2 + order.index(label) + 1) * batch)
+            times[label].append(pair[label])
+        ratios.append(pair["endpoint"] / pair["none"])
     none = sum(times["none"])
     with_endpoint = sum(times["endpoint"])
     return {
@@ -310,6 +316,8 @@ def classify_cost(rounds: int, batch: int, history: int) -> dict:
         "items_per_s_none": rounds * batch / none,
         "items_per_s_endpoint": rounds * batch / with_endpoint,
         "overhead_pct": 100 * (with_endpoint / none - 1),
+        "paired_median_overhead_pct": 100 * (statistics.median(ratios) - 1),
+        "paired_ratios": [round(x, 3) for x in ratios],
         "events_written": Event.objects.filter(item__external_id__startswith="c-endpoint").count(),
     }
 
@@ -345,6 +353,9 @@ def main() -> None:
             slug=slug, defaults={"name": label, "description": description, "action_queue": slug}
         )
     worker_env = os.environ | {"DJANGO_SETTINGS_MODULE": "triage.settings"}
+    from triage.celery import app
+
+    app.conf.task_default_queue = f"bench-{uuid.uuid4().hex[:8]}"
 
     results: dict = {}
     if not args.skip_classify:
@@ -378,6 +389,7 @@ def main() -> None:
             f"ingest+classify ({c['rounds']}×{c['batch']} items each, alternating): "
             f"{c['items_per_s_none']:.0f} items/s without an endpoint, "
             f"{c['items_per_s_endpoint']:.0f} with one → outbox overhead {c['overhead_pct']:+.1f}% "
+            f"(median of paired rounds {c['paired_median_overhead_pct']:+.1f}%) "
             f"({c['events_written']} events written)"
         )
     print("RESULT_JSON " + json.dumps(results))
