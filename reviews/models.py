@@ -40,10 +40,11 @@ class ReviewTask(models.Model):
         RULE = "rule"
         MODEL_UNAVAILABLE = "model_unavailable"
         CATEGORY_INACTIVE = "category_inactive"
+        SUSPENDED = "suspended"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="review_tasks")
     reason = models.CharField(max_length=30, choices=Reason.choices)
-    # Higher first. Audit samples wait behind items that are actually stuck.
+    # Higher first among non-audit tasks; audits are interleaved (see claim_next_task).
     priority = models.IntegerField(default=0)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

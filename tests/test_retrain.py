@@ -1,9 +1,10 @@
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from reviews.models import ReviewTask, TrainingExample
+from reviews.models import ReviewTask
 from reviews.services import record_training_example
 from triage import scoring, services, training
 from triage.actions.models import Alert
@@ -11,6 +12,7 @@ from triage.ml.encoder import get_encoder
 from triage.ml.heads import load_head
 from triage.models import AuditLog, Item, ModelVersion, Prediction, RoutingPolicy
 from triage.scoring import embed_items
+from triage.training import fit
 
 from .factories import make_item, make_labelled_history
 
@@ -42,32 +44,62 @@ def test_first_model_is_promoted_with_a_checked_artifact(categories):
     assert AuditLog.objects.filter(action="promote").exists()
 
 
-def test_a_worse_candidate_is_not_promoted(categories):
+def add_examples(categories, copies: int, start: int = 100) -> None:
+    """Fresh labelled examples (new wording, so new items) of every category."""
+    from .factories import KEYWORD_TEXTS
+
+    for k in range(start, start + copies):
+        for slug, texts in KEYWORD_TEXTS.items():
+            for text in texts:
+                item = make_item(f"{text} case {k}", status=Item.Status.RESOLVED)
+                record_training_example(item=item, category=categories[slug], source="review")
+
+
+def test_a_worse_candidate_is_not_promoted(categories, monkeypatch):
     labelled_history(categories)
     champion = training.retrain().version
-    # Corrupt the training labels only; the holdout stays true, so the candidate measures worse.
-    for example in TrainingExample.objects.active().filter(split="train"):
-        wrong = {"billing": "outage", "outage": "other", "other": "billing"}[example.category.slug]
-        record_training_example(item=example.item, category=categories[wrong], source="review")
+    add_examples(categories, copies=4)
+    # A broken trainer: the candidate learns shuffled labels.
+    real = fit.train_logistic_head
+
+    def shuffled(vectors, labels, **kwargs):
+        rng = np.random.default_rng(0)
+        return real(vectors, list(rng.permutation(labels)), **kwargs)
+
+    monkeypatch.setattr(fit, "train_logistic_head", shuffled)
     result = training.retrain()
     assert not result.promoted
-    assert "kept champion" in result.message
+    assert "kept champion: candidate is worse" in result.message
+    assert "on the same" in result.message and "examples neither trained on" in result.message
     assert result.version.status == ModelVersion.Status.REJECTED
     assert ModelVersion.objects.champion() == champion
 
 
-def test_an_equal_candidate_is_promoted_and_the_old_champion_retired(categories):
+def test_a_candidate_with_nothing_new_keeps_the_champion(categories):
     labelled_history(categories)
     first = training.retrain().version
     second = training.retrain()
-    assert second.promoted
+    assert not second.promoted
+    assert "kept champion" in second.message
+    assert ModelVersion.objects.champion() == first
+
+
+def test_a_candidate_with_much_more_data_replaces_the_champion(categories):
+    labelled_history(categories)
+    first = training.retrain().version
+    add_examples(categories, copies=8)
+    second = training.retrain()
+    assert second.promoted, second.message
     first.refresh_from_db()
     assert first.status == ModelVersion.Status.RETIRED
+    gate = second.version.metrics["gate"]
+    assert gate["n"] == second.version.training_snapshot["train"] - first.training_snapshot["train"]
 
 
 def test_rollback_brings_back_the_previous_champion(categories):
     labelled_history(categories)
     first = training.retrain().version
+    add_examples(categories, copies=8)
     second = training.retrain().version
     assert training.rollback(actor="user:admin") == first
     second.refresh_from_db()

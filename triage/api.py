@@ -19,8 +19,9 @@ from ninja.errors import ValidationError as NinjaValidationError
 from . import services
 from .actions.feed import MAX_LIMIT, FeedError, read_events
 from .intake import InvalidItems, parse_items
-from .models import ApiToken, Item, Prediction, hash_token
+from .models import ApiToken, Item, Prediction
 from .monitoring.metrics import metrics_snapshot
+from .text import normalize_external_id
 
 
 class TokenRejected(Exception):
@@ -36,8 +37,8 @@ def bearer_token(request: HttpRequest) -> ApiToken:
         raise TokenRejected(
             "missing bearer token: send 'Authorization: Bearer <token>'", challenge="Bearer"
         )
-    api_token = ApiToken.objects.filter(token_hash=hash_token(token.strip())).first()
-    if api_token is None or not api_token.is_active:
+    api_token = ApiToken.authenticate(token.strip())
+    if api_token is None:
         raise TokenRejected(
             "invalid or revoked API token", challenge='Bearer error="invalid_token"'
         )
@@ -284,6 +285,8 @@ def ingest(request: HttpRequest) -> Any:
     summary="One item: its status, prediction, decision and final category",
 )
 def item_detail(request: HttpRequest, external_id: str) -> Any:
+    # Stored ids are NFC-normalised and stripped (see intake): look up the same form.
+    external_id = normalize_external_id(external_id)
     item = Item.objects.select_related("final_category").filter(external_id=external_id).first()
     if item is None:
         return error(404, f"no item with external_id {external_id!r}")

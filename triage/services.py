@@ -4,6 +4,8 @@ Retraining, the promotion gate and roll back live in triage.training.
 """
 
 import logging
+import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -11,7 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,13 +24,24 @@ from .actions.events import EventType, NewEvent, emit_many, item_data
 from .actions.models import Alert
 from .actions.rules import active_item_rules, count_hits
 from .intake import ItemIn
-from .models import Category, Item, ModelVersion, Prediction
+from .models import Category, Item, ModelVersion, Prediction, RoutingPolicy
+from .monitoring.audits import live_routing_policy, record_audit_samples
 from .policy import routing_policy
 from .scoring import IN_CHUNK, ClassificationError, Scores, version_scores, zero_shot_scores
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 3
+# Tries of one ingest transaction: concurrent batches that share new ids can collide
+# (unique-index waits, deadlocks) more than once under load.
+INGEST_ATTEMPTS = 4
+# PostgreSQL's SQLSTATEs for errors that roll back a transaction which may then succeed.
+TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction was rolled back, retry it."""
+    return getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 class IngestConflict(Exception):
@@ -112,13 +125,15 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
         raise NotConfigured(
             "no active categories: an admin must create at least one before items can be routed"
         )
-    for attempt in range(2):
+    for attempt in range(1, INGEST_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 new, existing = _split_new_and_existing(items)
+                # Inserted in id order: two batches that share new ids then wait on each
+                # other's first shared id instead of each holding one the other needs.
                 created = Item.objects.bulk_create(
                     Item(external_id=i.external_id, text=i.text, metadata=i.metadata, source=source)
-                    for i in new
+                    for i in sorted(new, key=lambda i: i.external_id)
                 )
                 ids = [item.pk for item in created]
                 chunk = settings.TRIAGE_CLASSIFY_CHUNK
@@ -132,8 +147,15 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
         except IntegrityError:
             # A concurrent request stored one of these ids between our read and
             # write; read again so it is reported as existing (or a conflict).
-            if attempt == 1:
+            if attempt == INGEST_ATTEMPTS:
                 raise
+        except OperationalError as exc:
+            # A deadlock or serialization failure rolled the whole batch back: nothing
+            # was written, so trying again is safe. Anything else is not transient.
+            if not is_transient(exc) or attempt == INGEST_ATTEMPTS:
+                raise
+            logger.warning("ingest: %s; retrying (attempt %d)", exc, attempt + 1)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
     by_id = {i.external_id: i for i in created} | existing
     ordered = list(dict.fromkeys(i.external_id for i in items))
     return IngestResult(
@@ -190,17 +212,17 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
         return 0
     champion = ModelVersion.objects.champion()
     categories = {c.slug: c for c in Category.objects.all()}
+    # Scoring (embedding) is the slow part; it happens outside the routing transaction.
+    scores, failure = (None, "") if unscored else _score(champion, items, categories)
+    now = timezone.now()
     policy = replace(
-        routing_policy(champion),
+        live_routing_policy(routing_policy(champion), policy=RoutingPolicy.current(), now=now),
         item_rules=active_item_rules(),
         inactive=frozenset(slug for slug, c in categories.items() if not c.is_active),
     )
-    # Scoring (embedding) is the slow part; it happens outside the routing transaction.
-    scores, failure = (None, "") if unscored else _score(champion, items, categories)
     row_of = {item.pk: row for row, item in enumerate(items)}
     by_pk = {item.pk: item for item in items}
     model_decided_by = f"model:v{champion.pk}" if champion else "model"
-    now = timezone.now()
 
     with transaction.atomic():
         locked = list(
@@ -209,7 +231,8 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
             .filter(pk__in=[item.pk for item in items])
             .values_list("pk", flat=True)
         )
-        predictions, tasks, events = [], [], []
+        # decisions[i] is the decision behind predictions[i] (for the audit records).
+        predictions, decisions, tasks, events = [], [], [], []
         # Grouped UPDATEs (one per outcome) rather than bulk_update's per-row CASE.
         routed_to: dict[tuple[str, str], list[int]] = {}
         to_review: list[int] = []
@@ -235,6 +258,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
             if decision.rule:
                 rule_hits[decision.rule] += 1
             if scores is not None and scored is not None:
+                decisions.append(decision)
                 predictions.append(
                     Prediction(
                         item_id=item_id,
@@ -290,6 +314,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
                     )
                 )
         Prediction.objects.bulk_create(predictions)
+        record_audit_samples(predictions=predictions, decisions=decisions)
         Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
         for (slug, decided_by), routed_ids in routed_to.items():
             Item.objects.filter(pk__in=routed_ids).update(
@@ -388,4 +413,6 @@ def _task_reason(decision: routing.Decision) -> str:
         return ReviewTask.Reason.CATEGORY_INACTIVE
     if decision.reason is routing.Reason.COLD_START:
         return ReviewTask.Reason.COLD_START
+    if decision.reason is routing.Reason.SUSPENDED:
+        return ReviewTask.Reason.SUSPENDED
     return ReviewTask.Reason.LOW_CONFIDENCE

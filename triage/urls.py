@@ -9,6 +9,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="reviews:queue"), name="home"),
     path("api/", api.urls),
     path("reviews/", include("reviews.urls")),
+    path("cockpit/", include("triage.cockpit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
