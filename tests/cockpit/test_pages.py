@@ -177,3 +177,20 @@ def test_the_overview_shows_the_pooled_certification_beside_the_categories(admin
     html = admin_client.get("/cockpit/").content.decode()
     assert 'id="pooled"' in html and "(in force)" in html
     assert "billing, other, outage" in html or "billing, outage, other" in html
+
+
+def test_the_overview_counts_failed_webhook_deliveries_per_category(admin_client, champion):
+    from triage.actions.models import Delivery, Endpoint, Event
+
+    billing = Category.objects.get(slug="billing")
+    endpoint = Endpoint.objects.create(url="https://receiver.example/hook")
+    for state in [Delivery.State.FAILED, Delivery.State.FAILED, Delivery.State.SUCCEEDED]:
+        item = make_item(status=Item.Status.ROUTED, final_category=billing)
+        event = Event.objects.create(type="item.routed", item=item, payload={})
+        Delivery.objects.create(event=event, endpoint=endpoint, item_id=item.pk, state=state)
+    data = overview()
+    failed = {r.category.slug: r.failed_deliveries for r in data.rows}
+    assert failed == {"billing": 2, "other": 0, "outage": 0}
+    html = admin_client.get("/cockpit/").content.decode()
+    row = html.split('data-category="billing"')[1].split("</tr>")[0]
+    assert '?state__exact=failed">2</a>' in row

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from reviews.models import Review, ReviewTask
 
+from ..actions.models import Delivery
 from ..models import AuditSample, Category, Item, Prediction
 from ..monitoring.metrics import metrics_snapshot
 
@@ -32,6 +33,7 @@ class CategoryRow:
     live: dict[str, Any]  # and in metrics_snapshot()["live"]["categories"]
     open_tasks: int
     oldest_task_at: datetime | None
+    failed_deliveries: int = 0  # webhook deliveries that gave up, over the trend window
 
     @property
     def precision(self) -> dict[str, Any]:
@@ -89,6 +91,10 @@ class Overview:
         return sum(r.open_tasks for r in self.rows)
 
     @property
+    def failed_deliveries(self) -> int:
+        return sum(r.failed_deliveries for r in self.rows)
+
+    @property
     def oldest_task_at(self) -> datetime | None:
         times = [r.oldest_task_at for r in self.rows if r.oldest_task_at is not None]
         return min(times) if times else None
@@ -111,12 +117,25 @@ def queue_by_category() -> dict[str, dict[str, Any]]:
     return {str(r["label"]): r for r in rows}
 
 
+def failed_deliveries_by_category(*, since: datetime) -> dict[str, int]:
+    """Webhook deliveries that failed for good, per category of their item."""
+    category = Item.objects.filter(pk=OuterRef("item_id")).values("final_category__slug")[:1]
+    rows: Iterable[Any] = (
+        Delivery.objects.filter(state=Delivery.State.FAILED, created_at__gte=since)
+        .annotate(slug=Subquery(category))
+        .values("slug")
+        .annotate(n=Count("id"))
+    )
+    return {str(r["slug"]): int(r["n"]) for r in rows}
+
+
 def overview(*, now: datetime | None = None, days: int = TREND_DAYS) -> Overview:
     now = now or timezone.now()
     snapshot = metrics_snapshot()
     certs = {c["slug"]: c for c in snapshot["categories"]}
     live = (snapshot.get("live") or {}).get("categories") or {}
     queue = queue_by_category()
+    failed = failed_deliveries_by_category(since=now - timedelta(days=days))
     rows = [
         CategoryRow(
             category=category,
@@ -124,6 +143,7 @@ def overview(*, now: datetime | None = None, days: int = TREND_DAYS) -> Overview
             live=live.get(category.slug) or {},
             open_tasks=int(queue.get(category.slug, {}).get("n", 0)),
             oldest_task_at=queue.get(category.slug, {}).get("oldest"),
+            failed_deliveries=failed.get(category.slug, 0),
         )
         for category in Category.objects.filter(is_active=True)
         if category.slug in certs
