@@ -288,3 +288,33 @@ def test_live_precision_since_the_last_change_leaves_out_older_audits(categories
         1.0,
     )
     assert billing.window.precision.audited == 3
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong", "verified"),
+    [
+        (30, 0, True),  # 30 of 30: one-sided 95% bound 0.905 ≥ 0.9
+        (29, 1, False),  # 29 of 30: bound 0.851 < 0.9
+        (20, 0, None),  # fewer than min_support audits: no verdict yet
+    ],
+)
+def test_audits_verify_the_certified_promise_once_there_are_enough(
+    categories, right, wrong, verified
+):
+    RoutingPolicy.objects.update_or_create(
+        pk=1, defaults={"target_precision": 0.9, "min_support": 30}
+    )
+    now = timezone.now()
+    for correct in [True] * right + [False] * wrong:
+        item = make_item()
+        AuditSample.objects.create(
+            item=item,
+            prediction=make_prediction(item, categories["billing"]),
+            category=categories["billing"],
+            probability=0.05,
+            audited_at=now,
+            correct=correct,
+        )
+    (billing,) = [c for c in live_report().categories if c.slug == "billing"]
+    assert billing.check["verified"] is verified
+    assert billing.check["audited"] == right + wrong
