@@ -9,6 +9,7 @@ from django.utils import timezone
 from reviews.models import ReviewTask, TrainingExample
 from reviews.services import claim_next_task, submit_review
 from triage import services, training
+from triage.actions.models import Event
 from triage.models import (
     AuditLog,
     AuditSample,
@@ -106,6 +107,10 @@ def test_a_run_of_wrong_audits_suspends_the_category_and_everything_goes_to_revi
         "billing",
         10,
     )
+
+    (event,) = Event.objects.filter(type="policy.suspended")
+    data = event.payload["data"]
+    assert (data["category"], data["wrong"], data["audited"]) == ("billing", 10, 10)
 
     (item,) = _classify()
     prediction = Prediction.objects.get(item=item)

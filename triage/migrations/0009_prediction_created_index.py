@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0007_audits_and_drift_watch"),
+        ("triage", "0008_stuck_sweep_attempts"),
     ]
 
     operations = [
