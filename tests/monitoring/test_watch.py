@@ -75,6 +75,8 @@ def test_an_audit_that_disagrees_corrects_the_item_and_becomes_a_training_exampl
     assert (sample.correct, sample.audited_category.slug) == (False, "outage")
     (example,) = TrainingExample.objects.active().filter(item=item)
     assert (example.category.slug, example.source) == ("outage", "audit")
+    (corrected,) = Event.objects.filter(type="item.corrected", item=item)
+    assert corrected.payload["data"]["previous_category"] == "billing"
 
 
 def test_an_audit_that_agrees_is_counted_right(champion, analyst):
