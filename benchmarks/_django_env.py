@@ -23,6 +23,8 @@ def setup_django(*, runtime: str | None = None, workdir: str | None = None) -> P
     os.environ["DEBUG"] = "0"
     os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
     os.environ.setdefault("ALLOWED_HOSTS", "localhost")
+    # Benchmarks talk plain HTTP on 127.0.0.1: no HTTPS redirect or secure-only cookies.
+    os.environ.setdefault("TRIAGE_HTTPS", "0")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}")

@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from triage.admin_base import ReadOnlyAdmin
+
 from .models import Review, ReviewTask, TrainingExample
 
 
 @admin.register(ReviewTask)
-class ReviewTaskAdmin(admin.ModelAdmin[ReviewTask]):
+class ReviewTaskAdmin(ReadOnlyAdmin[ReviewTask]):
     list_display = [
         "pk",
         "item",
@@ -19,7 +21,7 @@ class ReviewTaskAdmin(admin.ModelAdmin[ReviewTask]):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin[Review]):
+class ReviewAdmin(ReadOnlyAdmin[Review]):
     list_display = [
         "item",
         "reviewer",
@@ -32,7 +34,7 @@ class ReviewAdmin(admin.ModelAdmin[Review]):
 
 
 @admin.register(TrainingExample)
-class TrainingExampleAdmin(admin.ModelAdmin[TrainingExample]):
+class TrainingExampleAdmin(ReadOnlyAdmin[TrainingExample]):
     list_display = ["pk", "category", "source", "split", "created_at", "superseded_at"]
     list_filter = ["source", "split", "category"]
     raw_id_fields = ["item"]

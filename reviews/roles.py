@@ -16,8 +16,21 @@ ANALYST_PERMISSIONS = [
     ("triage", "view_item"),
     ("triage", "view_category"),
 ]
-# Admins manage everything in these apps: categories, thresholds, tokens, models.
+# Admins manage everything in these apps: categories, thresholds, tokens, models...
 ADMIN_APPS = ["triage", "reviews"]
+# ...except these records, which they may only view: the audit log (append-only) and what
+# decisions and training rest on (changed only through the product's own, logged flows).
+VIEW_ONLY_MODELS = [
+    ("triage", "auditlog"),
+    ("triage", "item"),
+    ("triage", "embedding"),
+    ("triage", "prediction"),
+    ("reviews", "reviewtask"),
+    ("reviews", "review"),
+    ("reviews", "trainingexample"),
+]
+# Admins review too (the queue asks for add_review); it creates a Review through the flow.
+ADMIN_EXTRA_PERMISSIONS = [("reviews", "add_review")]
 
 
 def ensure_roles(**kwargs: Any) -> None:
@@ -31,4 +44,12 @@ def ensure_roles(**kwargs: Any) -> None:
         if (p.content_type.app_label, p.codename) in ANALYST_PERMISSIONS
     ]
     analysts.permissions.set(analyst_perms)
-    admins.permissions.set(Permission.objects.filter(content_type__app_label__in=ADMIN_APPS))
+    admins.permissions.set(
+        p
+        for p in Permission.objects.filter(content_type__app_label__in=ADMIN_APPS).select_related(
+            "content_type"
+        )
+        if (p.content_type.app_label, p.content_type.model) not in VIEW_ONLY_MODELS
+        or p.codename.startswith("view_")
+        or (p.content_type.app_label, p.codename) in ADMIN_EXTRA_PERMISSIONS
+    )

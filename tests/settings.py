@@ -6,6 +6,9 @@ from pathlib import Path
 
 os.environ["TRIAGE_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "test-only-secret")
+# The test client and live server speak plain HTTP (tests of the HTTPS settings run
+# `check --deploy` in a subprocess with production variables).
+os.environ.setdefault("TRIAGE_HTTPS", "0")
 os.environ.setdefault("TRIAGE_ENCODER_CLASS", "tests.fakes.FakeEncoder")
 os.environ.setdefault("TRIAGE_ARTIFACT_DIR", tempfile.mkdtemp(prefix="triage-test-models-"))
 

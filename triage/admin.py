@@ -1,9 +1,15 @@
+from typing import Any
+
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from . import training
+from .admin_base import AuditedAdmin, ReadOnlyAdmin
 from .ml.heads import ArtifactError
 from .models import (
     ApiToken,
@@ -23,7 +29,9 @@ def _actor(request: HttpRequest) -> str:
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin[Category]):
+class CategoryAdmin(AuditedAdmin[Category]):
+    audit_action = "category"
+
     list_display = [
         "slug",
         "name",
@@ -53,15 +61,15 @@ class CategoryAdmin(admin.ModelAdmin[Category]):
             return f"threshold {rule.threshold:.3f} (derived{coverage}): {rule.note}"
         return f"threshold {rule.threshold:.3f} (raw{coverage})"
 
-    def save_model(self, request: HttpRequest, obj: Category, form: object, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        AuditLog.record(
-            actor=_actor(request), action="category", slug=obj.slug, threshold=obj.threshold
-        )
-
 
 @admin.register(RoutingPolicy)
-class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
+class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
+    audit_action = "policy"
+    # updated_at changes on every save: it would show as a change in every entry.
+    audit_fields = [
+        f.name for f in RoutingPolicy._meta.concrete_fields if f.name not in {"updated_at"}
+    ]
+
     list_display = [
         "__str__",
         "target_precision",
@@ -69,6 +77,8 @@ class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
         "certification",
         "default_threshold",
         "audit_rate",
+        "audit_floor",
+        "blind_review",
         "min_support",
         "updated_at",
     ]
@@ -79,19 +89,8 @@ class RoutingPolicyAdmin(admin.ModelAdmin[RoutingPolicy]):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def save_model(
-        self, request: HttpRequest, obj: RoutingPolicy, form: object, change: bool
-    ) -> None:
-        super().save_model(request, obj, form, change)
-        AuditLog.record(
-            actor=_actor(request),
-            action="policy",
-            target_precision=obj.target_precision,
-            delta=obj.delta,
-            certification=obj.certification,
-            default_threshold=obj.default_threshold,
-            audit_rate=obj.audit_rate,
-        )
+    def audit_target(self, obj: RoutingPolicy) -> str:
+        return "routing policy"
 
 
 @admin.register(ModelVersion)
@@ -102,6 +101,11 @@ class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
     actions = ["promote", "roll_back"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    # Predictions point at their version: a deleted version would orphan the record of
+    # which model decided what. Versions are retired or rejected, never deleted.
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
     @admin.action(description="Promote the selected version to champion")
@@ -128,54 +132,76 @@ class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin[Item]):
+class ItemAdmin(ReadOnlyAdmin[Item]):
     list_display = ["external_id", "status", "final_category", "decided_by", "received_at"]
     list_filter = ["status", "final_category", "source"]
     search_fields = ["external_id", "text"]
-    readonly_fields = ["received_at", "decided_at"]
 
 
 @admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin[Prediction]):
+class PredictionAdmin(ReadOnlyAdmin[Prediction]):
     list_display = ["item", "label", "confidence", "route", "reason", "model_version"]
     list_filter = ["route", "reason", "label"]
     raw_id_fields = ["item"]
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+class ApiTokenAdmin(AuditedAdmin[ApiToken]):
+    audit_action = "token"
+    # Never the hash: the log says which token changed, not anything derived from its value.
+    audit_fields = ["name", "prefix", "created_at", "revoked_at"]
     list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     actions = ["revoke"]
 
-    def save_model(self, request: HttpRequest, obj: ApiToken, form: object, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
-        # New token: generate it here and show it once; only its hash is stored.
+        # New token: generated here; only its hash is stored. The plain value rides on
+        # this request's object to response_add, which shows it once; it is never put
+        # in a message (the default message storage is a cookie) or the session.
         token, plain = ApiToken.issue(obj.name)
-        obj.pk = token.pk
-        self.message_user(
+        obj.pk, obj.token_hash, obj.prefix = token.pk, token.token_hash, token.prefix
+        obj.created_at = token.created_at
+        obj._state.adding = False
+        obj._issued_value = plain  # type: ignore[attr-defined]
+        self._record(request, self.audit_target(obj), None, self.audit_snapshot(obj))
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        plain = getattr(obj, "_issued_value", None)
+        if plain is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(
             request,
-            f"Token for {obj.name}: {plain} — copy it now, it will not be shown again.",
-            messages.WARNING,
+            "admin/triage/apitoken/issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"API token {obj.name!r} created",
+                "opts": self.opts,
+                "token": obj,
+                "plain": plain,
+            },
         )
+        # Not kept by the browser's cache or any proxy: it is shown once.
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        from django.utils import timezone
-
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} token(s).")
+        with transaction.atomic():
+            tokens = list(queryset.select_for_update().filter(revoked_at__isnull=True))
+            for token in tokens:
+                before = self.audit_snapshot(token)
+                token.revoked_at = timezone.now()
+                token.save(update_fields=["revoked_at"])
+                self._record(request, self.audit_target(token), before, self.audit_snapshot(token))
+        self.message_user(request, f"Revoked {len(tokens)} token(s).")
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin[AuditLog]):
+class AuditLogAdmin(ReadOnlyAdmin[AuditLog]):
     list_display = ["at", "actor", "action", "detail"]
     list_filter = ["action"]
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False

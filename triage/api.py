@@ -17,8 +17,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import services
 from .intake import InvalidItems, parse_items
-from .models import ApiToken, Item, hash_token
+from .models import ApiToken, Item
 from .monitoring.metrics import metrics_snapshot
+from .text import normalize_external_id
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -39,8 +40,8 @@ def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
             response = error(401, "missing bearer token: send 'Authorization: Bearer <token>'")
             response["WWW-Authenticate"] = "Bearer"
             return response
-        api_token = ApiToken.objects.filter(token_hash=hash_token(token.strip())).first()
-        if api_token is None or not api_token.is_active:
+        api_token = ApiToken.authenticate(token.strip())
+        if api_token is None:
             response = error(401, "invalid or revoked API token")
             response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
@@ -135,6 +136,8 @@ def items_collection(request: HttpRequest) -> HttpResponse:
 @require_GET
 @token_required
 def item_detail(request: HttpRequest, external_id: str) -> HttpResponse:
+    # Stored ids are NFC-normalised and stripped (see intake): look up the same form.
+    external_id = normalize_external_id(external_id)
     item = Item.objects.select_related("final_category").filter(external_id=external_id).first()
     if item is None:
         return error(404, f"no item with external_id {external_id!r}")

@@ -4,12 +4,15 @@ Every problem is reported with the item's position and the field, so a client
 can fix a 1,000-item batch without guessing.
 """
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+
+from .text import is_blank, normalize_external_id, unstorable_string
 
 ALLOWED_FIELDS = {"external_id", "text", "metadata", "label"}
 
@@ -38,22 +41,6 @@ class InvalidItems(Exception):
         super().__init__("; ".join(f"item {e.index}: {e.field}: {e.message}" for e in errors))
 
 
-def unstorable_string(value: str) -> str | None:
-    """Why a database cannot store this string, or None.
-
-    PostgreSQL refuses NUL in text and jsonb, and a lone surrogate (valid in
-    JSON as an escape) cannot be encoded as UTF-8 by any backend: both would
-    otherwise surface as a 500 at insert time.
-    """
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must not contain lone surrogates (invalid Unicode)"
-    return None
-
-
 def unstorable_json(value: object) -> str | None:
     """Why a database cannot store this JSON value, or None.
 
@@ -77,6 +64,21 @@ def unstorable_json(value: object) -> str | None:
     return None
 
 
+def oversized_json(value: object) -> str | None:
+    """Why this JSON value is too big to store as metadata, or None.
+
+    Measured as compact UTF-8 JSON, the form in which it is stored and sent on.
+    """
+    limit = settings.TRIAGE_MAX_METADATA_BYTES
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    except RecursionError:
+        return "is nested too deeply"
+    if size > limit:
+        return f"is {size:,} bytes as JSON; the limit is {limit:,} (TRIAGE_MAX_METADATA_BYTES)"
+    return None
+
+
 def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn | list[FieldError]:
     if not isinstance(raw, dict):
         return [FieldError(index, "(item)", "must be a JSON object")]
@@ -88,14 +90,22 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
         )
 
     external_id = raw.get("external_id")
-    if external_id is None or (isinstance(external_id, str) and not external_id.strip()):
-        errors.append(FieldError(index, "external_id", "is required"))
-    elif not isinstance(external_id, str | int) or isinstance(external_id, bool):
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if external_id is not None and not isinstance(external_id, str):
         errors.append(FieldError(index, "external_id", "must be a string"))
-    elif len(str(external_id)) > 255:
-        errors.append(FieldError(index, "external_id", "is longer than 255 characters"))
-    elif problem := unstorable_string(str(external_id)):
+        external_id = None
+    elif external_id is None or is_blank(external_id):
+        errors.append(FieldError(index, "external_id", "is required"))
+        external_id = None
+    elif problem := unstorable_string(external_id):
         errors.append(FieldError(index, "external_id", problem))
+        external_id = None
+    else:
+        # Normalised before the length check, so the limit applies to what is stored.
+        external_id = normalize_external_id(external_id)
+        if len(external_id) > 255:
+            errors.append(FieldError(index, "external_id", "is longer than 255 characters"))
 
     text = raw.get("text")
     limit = settings.TRIAGE_MAX_TEXT_CHARS
@@ -103,21 +113,22 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
         errors.append(FieldError(index, "text", "is required"))
     elif not isinstance(text, str):
         errors.append(FieldError(index, "text", "must be a string"))
-    elif not text.strip():
-        errors.append(FieldError(index, "text", "must not be empty"))
     elif len(text) > limit:
         errors.append(
             FieldError(index, "text", f"is {len(text):,} characters; the limit is {limit:,}")
         )
     elif problem := unstorable_string(text):
         errors.append(FieldError(index, "text", problem))
+    elif is_blank(text):
+        shows = "" if not text.strip() else " (it has only invisible characters)"
+        errors.append(FieldError(index, "text", f"must not be empty{shows}"))
 
     metadata = raw.get("metadata", {})
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
         errors.append(FieldError(index, "metadata", "must be a JSON object"))
-    elif problem := unstorable_json(metadata):
+    elif problem := unstorable_json(metadata) or oversized_json(metadata):
         errors.append(FieldError(index, "metadata", problem))
 
     label = raw.get("label")
@@ -126,9 +137,9 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
 
     if errors:
         return errors
-    assert isinstance(text, str) and isinstance(metadata, dict)
+    assert isinstance(external_id, str) and isinstance(text, str) and isinstance(metadata, dict)
     return ItemIn(
-        external_id=str(external_id).strip(),
+        external_id=external_id,
         text=text,
         metadata=metadata,
         label=(label.strip() or None) if isinstance(label, str) else None,

@@ -1,8 +1,11 @@
 import hashlib
+import hmac
 import secrets
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -132,6 +135,20 @@ class RoutingPolicy(models.Model):
         default=0.05,
         validators=UNIT_INTERVAL,
         help_text="Share of auto-routed items also sent to review, to measure real precision.",
+    )
+    audit_floor = models.PositiveIntegerField(
+        default=20,
+        help_text=(
+            "Fewest audits per category per week: a quiet category is audited at a higher "
+            "rate (up to every auto-action) so its live precision rests on enough evidence."
+        ),
+    )
+    blind_review = models.BooleanField(
+        default=False,
+        help_text=(
+            "Hide the model's suggestion on every review task, not only on audits, so no "
+            "decision is anchored on the model's answer."
+        ),
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -357,17 +374,39 @@ class ApiToken(models.Model):
         obj = cls.objects.create(name=name, token_hash=hash_token(token), prefix=token[:8])
         return obj, token
 
+    @classmethod
+    def authenticate(cls, plain: str) -> "ApiToken | None":
+        """The active token whose value is `plain`, or None.
+
+        The lookup is by the sha256 of the presented value, through the unique
+        index. Timing can at most reveal how many leading characters of that
+        *hash* matched a stored hash, which says nothing useful about any token
+        (finding a value with a chosen hash prefix is a preimage search, and
+        tokens carry 256 bits of randomness). The hashes are then compared once
+        more with hmac.compare_digest, so the decision itself is constant-time.
+        """
+        presented = hash_token(plain)
+        token = cls.objects.filter(token_hash=presented).first()
+        if token is None or not hmac.compare_digest(token.token_hash, presented):
+            return None
+        return token if token.is_active else None
+
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
 
 
 class AuditLog(models.Model):
-    """Who changed the routing policy or the champion model, and when."""
+    """Who changed what, when, with the values before and after.
+
+    Append-only: the admin offers no add, change or delete, and on PostgreSQL a
+    trigger (migration 0006) refuses UPDATE and DELETE on the table itself, so an
+    entry cannot be rewritten even with the application's own database role.
+    """
 
     actor = models.CharField(max_length=150)
     action = models.CharField(max_length=50)
-    detail = models.JSONField(default=dict, blank=True)
+    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -380,6 +419,62 @@ class AuditLog(models.Model):
     def record(cls, *, actor: str, action: str, **detail: Any) -> "AuditLog":
         return cls.objects.create(actor=actor, action=action, detail=detail)
 
+    @classmethod
+    def record_change(
+        cls,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+        **detail: Any,
+    ) -> "AuditLog":
+        """Log a change to `target` with the values before and after it.
+
+        `before` is None for something created, `after` None for something
+        deleted. `changed` lists the fields whose value differs, so a reader
+        sees at a glance what an edit did (snapshot() builds both mappings).
+        """
+        old, new = dict(before or {}), dict(after or {})
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        return cls.record(
+            actor=actor,
+            action=action,
+            target=target,
+            before=before if before is None else old,
+            after=after if after is None else new,
+            changed=changed,
+            **detail,
+        )
+
+
+def snapshot(obj: models.Model, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The stored values of a model instance's fields (foreign keys as ids), for the audit log."""
+    wanted = set(fields) if fields is not None else None
+    values: dict[str, Any] = {}
+    for field in obj._meta.concrete_fields:
+        if wanted is None or field.name in wanted or field.attname in wanted:
+            values[field.attname] = field.value_from_object(obj)
+    return values
+
 
 def actor_name(user: Any) -> str:
     return f"user:{user.get_username()}" if user is not None else "system"
+
+
+# Registered with this app; defined apart to keep this file about the core objects.
+from .monitoring.models import AuditSample, CategoryWatch  # noqa: E402
+
+__all__ = [
+    "ApiToken",
+    "AuditLog",
+    "AuditSample",
+    "Category",
+    "CategoryWatch",
+    "Embedding",
+    "Item",
+    "ModelVersion",
+    "Prediction",
+    "RoutingPolicy",
+]

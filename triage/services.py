@@ -4,26 +4,39 @@ Retraining, the promotion gate and roll back live in triage.training.
 """
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from reviews.models import ReviewTask, TrainingExample, split_for
 
 from . import routing
 from .intake import ItemIn
-from .models import Category, Item, ModelVersion, Prediction
+from .models import Category, Item, ModelVersion, Prediction, RoutingPolicy
+from .monitoring.audits import live_routing_policy, record_audit_samples
 from .policy import routing_policy
 from .scoring import IN_CHUNK, version_scores, zero_shot_scores
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 3
+# Tries of one ingest transaction: concurrent batches that share new ids can collide
+# (unique-index waits, deadlocks) more than once under load.
+INGEST_ATTEMPTS = 4
+# PostgreSQL's SQLSTATEs for errors that roll back a transaction which may then succeed.
+TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction was rolled back, retry it."""
+    return getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 class IngestConflict(Exception):
@@ -107,13 +120,15 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
         raise NotConfigured(
             "no active categories: an admin must create at least one before items can be routed"
         )
-    for attempt in range(2):
+    for attempt in range(1, INGEST_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 new, existing = _split_new_and_existing(items)
+                # Inserted in id order: two batches that share new ids then wait on each
+                # other's first shared id instead of each holding one the other needs.
                 created = Item.objects.bulk_create(
                     Item(external_id=i.external_id, text=i.text, metadata=i.metadata, source=source)
-                    for i in new
+                    for i in sorted(new, key=lambda i: i.external_id)
                 )
                 ids = [item.pk for item in created]
                 chunk = settings.TRIAGE_CLASSIFY_CHUNK
@@ -127,8 +142,15 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
         except IntegrityError:
             # A concurrent request stored one of these ids between our read and
             # write; read again so it is reported as existing (or a conflict).
-            if attempt == 1:
+            if attempt == INGEST_ATTEMPTS:
                 raise
+        except OperationalError as exc:
+            # A deadlock or serialization failure rolled the whole batch back: nothing
+            # was written, so trying again is safe. Anything else is not transient.
+            if not is_transient(exc) or attempt == INGEST_ATTEMPTS:
+                raise
+            logger.warning("ingest: %s; retrying (attempt %d)", exc, attempt + 1)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
     by_id = {i.external_id: i for i in created} | existing
     ordered = list(dict.fromkeys(i.external_id for i in items))
     return IngestResult(
@@ -182,11 +204,11 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
     champion = ModelVersion.objects.champion()
     # Scoring (embedding) is the slow part; it happens outside the routing transaction.
     scores = version_scores(champion, items) if champion else zero_shot_scores(items)
-    policy = routing_policy(champion)
+    now = timezone.now()
+    policy = live_routing_policy(routing_policy(champion), policy=RoutingPolicy.current(), now=now)
     by_slug = Category.objects.in_bulk(list(scores.labels), field_name="slug")
     row_of = {item.pk: row for row, item in enumerate(items)}
     decided_by = f"model:v{champion.pk}" if champion else "model"
-    now = timezone.now()
 
     with transaction.atomic():
         locked = list(
@@ -195,7 +217,7 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
             .filter(pk__in=[item.pk for item in items])
             .values_list("pk", "external_id")
         )
-        predictions, tasks = [], []
+        predictions, decisions, tasks = [], [], []
         # Grouped UPDATEs (one per outcome) rather than bulk_update's per-row CASE.
         routed_to: dict[str, list[int]] = {}
         to_review: list[int] = []
@@ -207,6 +229,7 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
                 label=label, confidence=float(row[top[0]]), cold_start=champion is None
             )
             decision = routing.decide(scored, policy, draw=routing.audit_draw(external_id))
+            decisions.append(decision)
             predictions.append(
                 Prediction(
                     item_id=item_id,
@@ -239,6 +262,7 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
                     )
                 )
         Prediction.objects.bulk_create(predictions)
+        record_audit_samples(predictions=predictions, decisions=decisions)
         Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
         for label, routed_ids in routed_to.items():
             Item.objects.filter(pk__in=routed_ids).update(
@@ -267,4 +291,6 @@ def _task_reason(decision: routing.Decision) -> str:
         return ReviewTask.Reason.AUDIT_SAMPLE
     if decision.reason is routing.Reason.COLD_START:
         return ReviewTask.Reason.COLD_START
+    if decision.reason is routing.Reason.SUSPENDED:
+        return ReviewTask.Reason.SUSPENDED
     return ReviewTask.Reason.LOW_CONFIDENCE

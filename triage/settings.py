@@ -6,11 +6,13 @@ run in-process. Production sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
@@ -48,14 +50,14 @@ def env_int(name: str, default: int) -> int:
 
 
 DEBUG = env_bool("DEBUG", False)
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off: export SECRET_KEY, or run `make install` "
-            "on a development checkout to write a local .env"
-        )
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+if not DEBUG and SECRET_KEY in {"", DEVELOPMENT_SECRET_KEY}:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off (and not to the development key): export "
+        "SECRET_KEY, or run `make install` on a development checkout to write a local .env"
+    )
+SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = [
     h.strip()
@@ -76,12 +78,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "triage",
     "reviews",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Before anything reads the body, form or session: an oversized API body is a JSON 413,
+    # a NUL in a path, query, form or cookie a 400, not a 500.
+    "triage.middleware.ApiBodyLimit",
+    "triage.middleware.RejectUnstorableInput",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -90,6 +99,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "triage.urls"
@@ -112,7 +123,11 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=60,
+        # A persistent connection is checked before each request reuses it, so one the
+        # database dropped (a restart, a failover) is replaced instead of giving a 500.
+        conn_health_checks=True,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -120,6 +135,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out login before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "reviews:queue"
@@ -144,11 +164,89 @@ STORAGES = {
     },
 }
 
+# --- Security -----------------------------------------------------------------
+# TRIAGE_HTTPS: the site is served over HTTPS (directly or behind a TLS proxy). On by
+# default when DEBUG is off; it turns on secure cookies, the HTTPS redirect and HSTS,
+# each of which can also be set on its own.
+HTTPS = env_bool("TRIAGE_HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+# Pages take the CSRF token from the template (htmx sends it as a header), never the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+# Both reach beyond this site (every subdomain; browsers' preload lists), so opt-in.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy, the header it sets (e.g. X-Forwarded-Proto) tells Django
+# the request was HTTPS. Set it only when the proxy always sets or strips that header.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp): scripts and styles only from this site. The pages
+# have no inline scripts; htmx's own inline indicator styles are turned off in base.html.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
+}
+
+# Login throttling (django-axes): after TRIAGE_LOGIN_FAILURE_LIMIT failures for one
+# username from one address, that pair is refused (429) for TRIAGE_LOGIN_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = env_int("TRIAGE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("TRIAGE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# --- Logging ------------------------------------------------------------------
+# Everything goes to stderr through the root logger: Django's own default sends errors
+# to a console handler only when DEBUG is on, so with DEBUG off a traceback (a 500, a
+# failed on_commit hand-off, a failed task) would be logged nowhere.
+# TRIAGE_LOG_FORMAT=json writes one JSON object per line, for log collectors.
+TRIAGE_LOG_FORMAT = os.environ.get("TRIAGE_LOG_FORMAT", "text").strip().lower() or "text"
+if TRIAGE_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"TRIAGE_LOG_FORMAT={TRIAGE_LOG_FORMAT!r}: use 'text' or 'json'")
+TRIAGE_LOG_LEVEL = os.environ.get("TRIAGE_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+if TRIAGE_LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"TRIAGE_LOG_LEVEL={TRIAGE_LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"triage": {"handlers": ["console"], "level": "INFO"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    # StreamHandler writes to stderr.
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": TRIAGE_LOG_FORMAT}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        # No handlers of their own: they propagate to the root's, once each.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # Python warnings (Django captures them into logging): the same stream and format.
+        "py.warnings": {"handlers": [], "propagate": True},
+        "celery": {"level": "INFO"},
+        "triage": {"level": TRIAGE_LOG_LEVEL},
+        "reviews": {"level": TRIAGE_LOG_LEVEL},
+    },
 }
 
 # --- Celery -----------------------------------------------------------------
@@ -161,6 +259,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = TIME_ZONE
+# Keep the logging configured above in workers (stderr, JSON on request) rather than
+# Celery's own; task failures reach it through the "celery" logger.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 TRIAGE_RETRAIN_HOUR = env_int("TRIAGE_RETRAIN_HOUR", 2)
 TRIAGE_RETRAIN_MINUTE = env_int("TRIAGE_RETRAIN_MINUTE", 0)
@@ -188,8 +289,17 @@ TRIAGE_BATCH_TOKENS = env_int("TRIAGE_BATCH_TOKENS", 1024)
 TRIAGE_ARTIFACT_DIR = Path(os.environ.get("TRIAGE_ARTIFACT_DIR", BASE_DIR / "var" / "models"))
 # Longest text accepted by ingest, in characters (documented in the README).
 TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 20_000)
+# Largest metadata object accepted by ingest: bytes of its compact UTF-8 JSON (README).
+TRIAGE_MAX_METADATA_BYTES = env_int("TRIAGE_MAX_METADATA_BYTES", 16_384)
 TRIAGE_MAX_BATCH = 1000
+# Largest request body (Django's DATA_UPLOAD_MAX_MEMORY_SIZE, default 2.5 MB); the API
+# answers a bigger one with a JSON 413 naming the limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRIAGE_MAX_BODY_BYTES", 2_621_440)
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
+# Share of claims that take an audit task first while audits wait (reviews.services).
+TRIAGE_AUDIT_SHARE = float(os.environ.get("TRIAGE_AUDIT_SHARE", "0.25"))
+# Rolling window of live precision, next to "since the last model or threshold change".
+TRIAGE_LIVE_WINDOW_DAYS = env_int("TRIAGE_LIVE_WINDOW_DAYS", 28)
 # An item still unclassified this long after ingest is re-queued by the sweep.
 TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
 # Items per classify task (one API batch of up to TRIAGE_MAX_BATCH is one task); bigger

@@ -4,11 +4,22 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from . import services, training
 
 
-@shared_task(acks_late=True)
+# A lost connection (a database restart, a failover) or a deadlock is transient: retry
+# with exponential backoff (1, 2, 4... s, jittered, at most a minute apart) instead of
+# leaving the items to the stuck-item sweep. classify_items is safe to run twice.
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=6,
+)
 def classify_items(item_ids: list[int]) -> int:
     return services.classify_items(item_ids=item_ids)
 

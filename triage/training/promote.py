@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from ..ml.heads import load_head
 from ..models import AuditLog, ModelVersion
+from ..monitoring.watch import restart_watches
 from ..policy import thresholds_snapshot
 from .snapshot import RetrainError
 
@@ -24,9 +25,18 @@ def record_gate(
     elif hold:
         AuditLog.record(actor=actor, action="hold", version=version.pk, reason=message)
     else:
+        before = version.status
         version.status = ModelVersion.Status.REJECTED
         version.save(update_fields=["status"])
-        AuditLog.record(actor=actor, action="reject", version=version.pk, reason=message)
+        AuditLog.record_change(
+            actor=actor,
+            action="reject",
+            target=f"model version {version.pk}",
+            before={"status": before},
+            after={"status": version.status},
+            version=version.pk,
+            reason=message,
+        )
 
 
 def make_champion(
@@ -49,9 +59,18 @@ def make_champion(
     # roll back goes one step further back instead of flip-flopping.
     version.promoted_at = version.promoted_at or timezone.now()
     version.save(update_fields=["status", "promoted_at"])
-    AuditLog.record(
-        actor=actor, action=action, version=version.pk, previous=previous_ids, reason=reason
+    AuditLog.record_change(
+        actor=actor,
+        action=action,
+        target="champion",
+        before={"champion": previous_ids},
+        after={"champion": [version.pk]},
+        version=version.pk,
+        reason=reason,
     )
+    # Verdicts on the old model say nothing about this one: the drift watch starts
+    # over and lifts any suspension (logged per category).
+    restart_watches(version=version, actor=actor)
 
 
 def _check_loadable(version: ModelVersion) -> None:

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from triage.models import ApiToken
+from triage.models import ApiToken, AuditLog, snapshot
 
 
 class Command(BaseCommand):
@@ -22,6 +22,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"a token named {name!r} already exists; revoke it or pick a new name"
             )
-        _, token = ApiToken.issue(name)
+        issued, token = ApiToken.issue(name)
+        AuditLog.record_change(
+            actor="command",
+            action="token",
+            target=f"apitoken:{issued}",
+            before=None,
+            after=snapshot(issued, ["name", "prefix", "created_at", "revoked_at"]),
+        )
         self.stdout.write(token)
         self.stderr.write(f"Token {name!r} created. Store it now: it cannot be shown again.")

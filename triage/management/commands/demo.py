@@ -56,6 +56,13 @@ class Command(BaseCommand):
             # The demo's point: automate what can be automated at 90% precision.
             policy.target_precision = DEMO_TARGET_PRECISION
             policy.save()
+            AuditLog.record_change(
+                actor="demo",
+                action="policy",
+                target="routing policy",
+                before={"target_precision": None},
+                after={"target_precision": DEMO_TARGET_PRECISION},
+            )
 
         # A fixed random subset: the same rows on every run, so a rerun reuses them.
         rng = random.Random(0)

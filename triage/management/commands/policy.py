@@ -4,7 +4,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
+from triage.models import snapshot as audit_snapshot
+from triage.monitoring.live import live_report, live_table
 from triage.monitoring.metrics import metrics_snapshot
+from triage.monitoring.watch import WatchError, resume_category
 
 
 def number(value: str, option: str, *, interval: str) -> float:
@@ -53,8 +56,22 @@ class Command(BaseCommand):
             choices=[c.value for c in RoutingPolicy.Certification],
             help="scope of the promise: per_category, all_categories (delta split) or pooled",
         )
+        audits = parser.add_argument_group("audits and the drift watch")
+        audits.add_argument("--audit-rate", help="share of auto-actions audited (0–1)")
+        audits.add_argument(
+            "--audit-floor", help="fewest audits per category per week (an integer ≥ 0)"
+        )
+        audits.add_argument(
+            "--blind-review", choices=["on", "off"], help="hide suggestions on every task"
+        )
+        audits.add_argument("--resume", metavar="CATEGORY", help="lift a drift suspension")
+        audits.add_argument("--reason", help="why (required with --resume; audit-logged)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["resume"] is not None or options["reason"] is not None:
+            self.resume(options["resume"], options["reason"])
+        if any(options[k] is not None for k in ("audit_rate", "audit_floor", "blind_review")):
+            self.set_audits(options["audit_rate"], options["audit_floor"], options["blind_review"])
         target, threshold = options["target_precision"], options["threshold"]
         slug = options["category"]
         delta, mode = options["delta"], options["certification"]
@@ -71,12 +88,19 @@ class Command(BaseCommand):
 
     def set_certification(self, delta: str | None, mode: str | None) -> None:
         policy = RoutingPolicy.current()
+        before = audit_snapshot(policy, ["delta", "certification"])
         if delta is not None:
             policy.delta = number(delta, "--delta", interval="(0, 0.5)")
         if mode is not None:
             policy.certification = mode
         policy.save()
-        AuditLog.record(actor="command", action="policy", delta=policy.delta, certification=mode)
+        AuditLog.record_change(
+            actor="command",
+            action="policy",
+            target="routing policy",
+            before=before,
+            after=audit_snapshot(policy, ["delta", "certification"]),
+        )
 
     def set_rule(
         self, slug: str | None, target: str | None, threshold: str | None, *, clear: bool
@@ -88,17 +112,22 @@ class Command(BaseCommand):
             value = number(threshold, "--threshold", interval="[0, 1]")
         if clear and not slug:
             raise CommandError("--clear needs --category")
+        fields = ["target_precision", "threshold", "default_threshold"]
         if slug:
-            category = Category.objects.filter(slug=slug).first()
+            category = Category.objects.select_for_update().filter(slug=slug).first()
             if category is None:
                 known = ", ".join(Category.objects.values_list("slug", flat=True))
                 raise CommandError(f"unknown category {slug!r} (known: {known or 'none'})")
+            before = audit_snapshot(category, fields)
             # One setting per category: a target replaces a raw threshold and vice versa.
             category.target_precision = value if target is not None else None
             category.threshold = value if threshold is not None else None
             category.save(update_fields=["target_precision", "threshold"])
+            changed: Category | RoutingPolicy = category
+            where = f"category:{slug}"
         else:
             policy = RoutingPolicy.current()
+            before = audit_snapshot(policy, fields)
             if target is not None:
                 policy.target_precision = value
             else:
@@ -106,14 +135,49 @@ class Command(BaseCommand):
                 policy.target_precision = None
                 policy.default_threshold = value
             policy.save()
-        AuditLog.record(
+            changed, where = policy, "routing policy"
+        AuditLog.record_change(
             actor="command",
             action="policy",
-            category=slug,
-            target_precision=value if target is not None else None,
-            threshold=value if threshold is not None else None,
-            cleared=clear,
+            target=where,
+            before=before,
+            after=audit_snapshot(changed, fields),
         )
+
+    def resume(self, slug: str | None, reason: str | None) -> None:
+        if slug is None:
+            raise CommandError("--reason goes with --resume CATEGORY")
+        try:
+            resume_category(slug=slug, reason=reason or "", actor="command")
+        except WatchError as exc:
+            option = "--reason" if exc.field == "reason" else "--resume"
+            raise CommandError(f"{option}: {exc}") from exc
+        self.stdout.write(f"resumed {slug}: it auto-acts again and its drift watch starts over")
+
+    def set_audits(self, rate: str | None, floor: str | None, blind: str | None) -> None:
+        policy = RoutingPolicy.current()
+        fields = ["audit_rate", "audit_floor", "blind_review"]
+        before = audit_snapshot(policy, fields)
+        if rate is not None:
+            policy.audit_rate = number(rate, "--audit-rate", interval="[0, 1]")
+        if floor is not None:
+            try:
+                policy.audit_floor = int(floor)
+            except ValueError:
+                raise CommandError(f"--audit-floor: {floor!r} is not an integer") from None
+            if policy.audit_floor < 0:
+                raise CommandError(f"--audit-floor: {floor} is below 0")
+        if blind is not None:
+            policy.blind_review = blind == "on"
+        with transaction.atomic():
+            policy.save()
+            AuditLog.record_change(
+                actor="command",
+                action="audit_policy",
+                target="routing policy",
+                before=before,
+                after=audit_snapshot(policy, fields),
+            )
 
     def show(self) -> None:
         snapshot = metrics_snapshot()
@@ -135,7 +199,9 @@ class Command(BaseCommand):
                 else f"threshold {policy.default_threshold:.2f}"
             )
             + f"; delta {policy.delta:g}; certification {policy.certification}; "
-            f"audit rate {policy.audit_rate:.0%}; min support {policy.min_support}"
+            f"audit rate {policy.audit_rate:.0%} (floor {policy.audit_floor}/category/week); "
+            f"blind review {'on' if policy.blind_review else 'audits only'}; "
+            f"min support {policy.min_support}"
         )
         out(f"guarantee: {snapshot['guarantee']}")
         out(
@@ -167,3 +233,6 @@ class Command(BaseCommand):
                 f"overall: the current rules automate {fmt(overall['automation_share'], '.1%')}"
                 f" of the evidence, {fmt(overall['evidence_precision'], '.1%')} right"
             )
+        out("")
+        for line in live_table(live_report()):
+            out(line)
