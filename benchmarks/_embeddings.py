@@ -18,6 +18,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "var" / "bench-cache"
+CHUNK = 2000
 
 
 def message_vectors(messages: Sequence, encoder) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -29,15 +30,20 @@ def message_vectors(messages: Sequence, encoder) -> np.ndarray:  # type: ignore[
     if path.exists():
         with np.load(path) as data:
             cached = dict(zip(data["ids"].tolist(), data["vectors"], strict=True))
-    missing = [m for m in messages if m.id not in cached]
-    if missing:
-        started = time.perf_counter()
-        print(f"embedding {len(missing)} messages with {encoder.encoder_id} ...", flush=True)
-        fresh = encoder.encode([m.text for m in missing]).astype(np.float32)
-        print(f"  {time.perf_counter() - started:.0f}s", flush=True)
-        cached.update((m.id, v) for m, v in zip(missing, fresh, strict=True))
+    missing = list({m.id: m for m in messages if m.id not in cached}.values())
+    started = time.perf_counter()
+    for start in range(0, len(missing), CHUNK):
+        # In chunks, saved as they finish: an interrupted run keeps what it embedded.
+        part = missing[start : start + CHUNK]
+        fresh = encoder.encode([m.text for m in part]).astype(np.float32)
+        cached.update((m.id, v) for m, v in zip(part, fresh, strict=True))
         ids = np.array(list(cached))
         np.savez(path, ids=ids, vectors=np.stack([cached[i] for i in ids]))
+        print(
+            f"embedded {start + len(part)}/{len(missing)} messages with {encoder.encoder_id} "
+            f"({time.perf_counter() - started:.0f}s)",
+            flush=True,
+        )
     return np.stack([cached[m.id] for m in messages])
 
 

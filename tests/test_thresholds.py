@@ -15,8 +15,8 @@ from triage.thresholds import (
     certify_threshold,
     clopper_pearson_lower,
     correct_needed,
-    first_support,
     risk_coverage_curve,
+    walk_starts,
     wilson_lower_bound,
     wilson_threshold,
 )
@@ -45,31 +45,48 @@ targets = st.sampled_from([0.5, 0.8, 0.9, 0.95]) | st.floats(0.5, 0.97)
 
 @settings(max_examples=150, deadline=None)
 @given(evidence(), targets, st.integers(1, 60))
-def test_a_certified_threshold_passes_every_test_before_it_and_the_first_after_fails(
+def test_a_certified_threshold_ends_a_leading_run_of_passes_of_some_walk(
     sample: Sample, target: float, min_support: int
 ) -> None:
     confidences, correct = sample
     result = certify_threshold(confidences, correct, target=target, min_support=min_support)
-    grid = candidate_grid(confidences, start=first_support(target, 0.05, min_support))
+    starts, level = walk_starts(
+        len(confidences), target=target, delta=0.05, min_support=min_support
+    )
 
     def passes(t: float) -> bool:
         chosen = confidences >= t
-        return clopper_pearson_lower(int(correct[chosen].sum()), int(chosen.sum())) >= target
+        return clopper_pearson_lower(int(correct[chosen].sum()), int(chosen.sum()), level) >= target
 
-    event("never auto-acts" if result.threshold is None else "certified")
+    # Each walk certifies the end of its leading run of passes; the lowest wins.
+    ends = []
+    for start in starts:
+        grid = candidate_grid(confidences, start=start)
+        run = 0
+        while run < len(grid) and passes(grid[run]):
+            run += 1
+        if run:
+            ends.append(grid[run - 1])
+    event("never auto-acts" if result.threshold is None else f"certified, {len(starts)} walks")
     if result.threshold is None:
         assert (result.support, result.coverage, result.precision) == (0, 0.0, None)
-        assert len(grid) == 0 or not passes(grid[0])
+        assert ends == []
         return
+    assert result.threshold == min(ends)
     selected = confidences >= result.threshold
     assert result.support == int(selected.sum()) >= min_support
+    assert result.lower_bound is not None and result.lower_bound >= target
     assert result.lower_bound == pytest.approx(
-        clopper_pearson_lower(int(correct[selected].sum()), int(selected.sum()))
+        clopper_pearson_lower(int(correct[selected].sum()), int(selected.sum()), level)
     )
-    assert result.lower_bound >= target
-    i = list(grid).index(result.threshold)
-    assert all(passes(t) for t in grid[: i + 1])
-    assert i == len(grid) - 1 or not passes(grid[i + 1])
+
+
+def test_walks_start_at_growing_sizes_and_share_delta() -> None:
+    assert walk_starts(50, target=0.95, delta=0.05, min_support=30) == ([118], 0.05)
+    starts, level = walk_starts(5000, target=0.95, delta=0.05, min_support=30)
+    assert level == pytest.approx(0.05 / 3)
+    assert starts == [starts[0], 4 * starts[0], 16 * starts[0]]
+    assert starts[0] == 2 * correct_needed(0.95, 0.05 / 3)
 
 
 @settings(max_examples=100, deadline=None)

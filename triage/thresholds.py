@@ -14,10 +14,14 @@ How (fixed-sequence testing, as in Learn-then-Test, Angelopoulos et al. 2021):
    ``first_support`` items, later ones add items in even steps down to the
    least confident prediction.
 2. They are tested from the most conservative down. Each test asks whether the
-   exact one-sided Clopper-Pearson lower bound (level ``delta``) of precision
-   clears the target. The first failure stops the walk; the last success is the
-   threshold. Because the order is fixed in advance and we stop at the first
-   failure, no multiple-testing correction is needed however long the grid is.
+   exact one-sided Clopper-Pearson lower bound of precision clears the target.
+   The first failure stops the walk; the last success is the threshold.
+   Because the order is fixed in advance and we stop at the first failure, no
+   multiple-testing correction is needed however long the grid is.
+3. With enough evidence, up to three walks start at growing sizes (top 2·n₀,
+   8·n₀, 32·n₀ items), each at level delta / 3, and the lowest threshold any of
+   them certifies wins (union bound): one unlucky error among the first few
+   dozen items no longer ends the search.
 
 Assumptions: evidence items are exchangeable with the items the threshold will
 be applied to, and, given the confidences, their correctness is independent.
@@ -49,6 +53,7 @@ __all__ = [
     "certify_threshold",
     "clopper_pearson_lower",
     "correct_needed",
+    "walk_starts",
     "risk_coverage_curve",
     "wilson_lower_bound",
     "wilson_threshold",
@@ -57,6 +62,9 @@ __all__ = [
 DEFAULT_DELTA = 0.05
 # Most candidate thresholds tested; a finer grid only adds near-duplicate tests.
 GRID_POINTS = 100
+# Walks from several starting sizes (see walk_starts).
+MAX_WALKS = 3
+WALK_SPACING = 4
 
 
 def clopper_pearson_lower(successes: int, n: int, delta: float = DEFAULT_DELTA) -> float:
@@ -149,6 +157,26 @@ def first_support(target: float, delta: float, min_support: int) -> int:
     return max(min_support, floor)
 
 
+def walk_starts(
+    n: int, *, target: float, delta: float, min_support: int
+) -> tuple[list[int], float]:
+    """Where the walks start (items kept by their first candidate), and their level.
+
+    One walk from a small start stops for good at an early unlucky error, even
+    when larger sets would pass easily. So, when there are enough items, up to
+    MAX_WALKS walks start at sizes growing by WALK_SPACING, each tested at
+    delta / walks: by the union bound the chance that any of them certifies a
+    wrong threshold stays at most delta. The lowest certified threshold wins.
+    Depends on the number of items and the settings only, never on correctness.
+    """
+    for walks in range(MAX_WALKS, 1, -1):
+        first = first_support(target, delta / walks, min_support)
+        starts = [first * WALK_SPACING**j for j in range(walks)]
+        if starts[-1] <= n:
+            return starts, delta / walks
+    return [first_support(target, delta, min_support)], delta
+
+
 def candidate_grid(
     confidences: npt.ArrayLike, *, start: int, points: int = GRID_POINTS
 ) -> npt.NDArray[np.float64]:
@@ -181,7 +209,6 @@ def certify_threshold(
         raise ValueError(f"min_support must be >= 1, got {min_support}")
     conf, right = _as_arrays(confidences, correct)
     n = len(conf)
-    start = first_support(target, delta, min_support)
     zero_error = correct_needed(target, delta)
     if zero_error is None:
         return _never(
@@ -191,26 +218,36 @@ def certify_threshold(
             "a 100% target cannot be certified from a finite sample",
             needed=None,
         )
-    if n < start:
+    starts, level = walk_starts(n, target=target, delta=delta, min_support=min_support)
+    if n < starts[0]:
         return _never(
             target,
             delta,
             n,
-            f"needs about {start} correct predictions above the threshold "
+            f"needs about {starts[0]} correct predictions above the threshold "
             f"(at least {zero_error} with no error); has {int(right.sum())} of {n}",
-            needed=start,
+            needed=starts[0],
         )
-    grid = candidate_grid(conf, start=start)
-    support = (conf[None, :] >= grid[:, None]).sum(axis=1)
-    successes = ((conf[None, :] >= grid[:, None]) & right[None, :]).sum(axis=1)
-    bounds = _cp_lower(successes, support, delta)
-    passed = bounds >= target
-    # The walk stops at the first failure: only the leading run of passes counts.
-    run = int(np.argmin(passed)) if not passed.all() else len(passed)
-    if run == 0:
-        s0, n0 = int(successes[0]), int(support[0])
-        error_rate = 1 - s0 / n0
-        needed = correct_needed(target, delta, error_rate=error_rate)
+    best: tuple[float, int, int, float] | None = None
+    first_test: tuple[int, int] | None = None
+    for start in starts:
+        grid = candidate_grid(conf, start=start)
+        selected = conf[None, :] >= grid[:, None]
+        support = selected.sum(axis=1)
+        successes = (selected & right[None, :]).sum(axis=1)
+        bounds = _cp_lower(successes, support, level)
+        passed = bounds >= target
+        if first_test is None:
+            first_test = int(successes[0]), int(support[0])
+        # A walk stops at its first failure: only its leading run of passes counts.
+        run = int(np.argmin(passed)) if not passed.all() else len(passed)
+        if run and (best is None or grid[run - 1] < best[0]):
+            i = run - 1
+            best = float(grid[i]), int(support[i]), int(successes[i]), float(bounds[i])
+    if best is None:
+        assert first_test is not None
+        s0, n0 = first_test
+        needed = correct_needed(target, level, error_rate=1 - s0 / n0)
         if needed is None:
             reason = (
                 f"the {n0} most confident predictions are {s0 / n0:.1%} right, not above the "
@@ -223,8 +260,7 @@ def certify_threshold(
                 f"(at the observed {s0 / n0:.1%}); has {s0} of {n0}"
             )
         return _never(target, delta, n, reason, needed=needed)
-    i = run - 1
-    threshold, sel, ok = float(grid[i]), int(support[i]), int(successes[i])
+    threshold, sel, ok, bound = best
     return Certification(
         threshold=threshold,
         target=target,
@@ -233,10 +269,10 @@ def certify_threshold(
         support=sel,
         successes=ok,
         precision=ok / sel,
-        lower_bound=float(bounds[i]),
+        lower_bound=bound,
         coverage=sel / n,
         reason=(
-            f"{ok} of {sel} right above {threshold:.3f}: precision ≥ {float(bounds[i]):.1%} "
+            f"{ok} of {sel} right above {threshold:.3f}: precision ≥ {bound:.1%} "
             f"with {1 - delta:.0%} confidence, target {target:.1%}"
         ),
     )
