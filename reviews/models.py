@@ -37,10 +37,11 @@ class ReviewTask(models.Model):
         LOW_CONFIDENCE = "low_confidence"
         AUDIT_SAMPLE = "audit_sample"
         COLD_START = "cold_start"
+        SUSPENDED = "suspended"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="review_tasks")
     reason = models.CharField(max_length=30, choices=Reason.choices)
-    # Higher first. Audit samples wait behind items that are actually stuck.
+    # Higher first among non-audit tasks; audits are interleaved (see claim_next_task).
     priority = models.IntegerField(default=0)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

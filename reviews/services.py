@@ -1,5 +1,6 @@
 """The analysts' writes: claiming tasks under a lease, and recording decisions."""
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -8,6 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from triage.models import Category, Item, Prediction, actor_name
+from triage.monitoring.audits import record_audit_verdict
+from triage.monitoring.watch import check_category
 
 from .models import Review, ReviewTask, TrainingExample, split_for
 
@@ -36,8 +39,33 @@ def current_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None
     )
 
 
-def claim_next_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None:
-    """Give the user one task that nobody else holds, highest priority first.
+_claim_rng = random.Random()
+
+
+def _next_claimable(now: datetime, *, audits_first: bool) -> ReviewTask | None:
+    claimable = ReviewTask.objects.claimable(now).select_for_update(skip_locked=True)
+    audit = ReviewTask.Reason.AUDIT_SAMPLE
+    audits = claimable.filter(reason=audit).order_by("id")
+    others = claimable.exclude(reason=audit).order_by("-priority", "id")
+    for tasks in (audits, others) if audits_first else (others, audits):
+        candidate = tasks.first()
+        if candidate is not None:
+            return candidate
+    return None
+
+
+def claim_next_task(
+    *, user: Any, now: datetime | None = None, rng: random.Random | None = None
+) -> ReviewTask | None:
+    """Give the user one task that nobody else holds.
+
+    Audits are interleaved with the other tasks: each claim looks at the oldest
+    audit first with probability TRIAGE_AUDIT_SHARE (default 1 in 4), otherwise
+    at the other tasks, highest priority first; either way it falls back to the
+    other kind when its first choice is empty. So while both kinds wait, about
+    that share of claims are audits, and a long low-confidence backlog never
+    starves them (a strict priority order would). Which tasks are audits stays
+    invisible on the card (see reviews.views).
 
     On PostgreSQL, SELECT … FOR UPDATE SKIP LOCKED lets concurrent analysts
     pass over each other's rows instead of queueing behind them. The guarded
@@ -48,14 +76,10 @@ def claim_next_task(*, user: Any, now: datetime | None = None) -> ReviewTask | N
     held = current_task(user=user, now=now)
     if held is not None:
         return held
+    audits_first = (rng or _claim_rng).random() < settings.TRIAGE_AUDIT_SHARE
     for _ in range(20):
         with transaction.atomic():
-            candidate = (
-                ReviewTask.objects.claimable(now)
-                .select_for_update(skip_locked=True)
-                .order_by("-priority", "id")
-                .first()
-            )
+            candidate = _next_claimable(now, audits_first=audits_first)
             if candidate is None:
                 return None
             won = (
@@ -128,13 +152,16 @@ def submit_review(
         item.decided_by = actor_name(user)
         item.decided_at = now
         item.save(update_fields=["final_category", "status", "decided_by", "decided_at"])
+        is_audit = task.reason == ReviewTask.Reason.AUDIT_SAMPLE
         record_training_example(
             item=item,
             category=category,
-            source=(
-                TrainingExample.Source.AUDIT
-                if task.reason == ReviewTask.Reason.AUDIT_SAMPLE
-                else TrainingExample.Source.REVIEW
-            ),
+            source=TrainingExample.Source.AUDIT if is_audit else TrainingExample.Source.REVIEW,
         )
+        if is_audit:
+            # The verdict feeds live precision and the drift watch; a watch that
+            # alarms suspends the category in this same transaction.
+            sample = record_audit_verdict(item_id=item.pk, audited_category=category, now=now)
+            if sample is not None:
+                check_category(category=sample.category, now=now)
     return review

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.middleware import HtmxDetails
 
-from triage.models import Category
+from triage.models import Category, RoutingPolicy
 
 from .models import ReviewTask
 from .services import ReviewError, claim_next_task, submit_review
@@ -19,8 +19,14 @@ class HtmxHttpRequest(HttpRequest):
 TEMPLATE = "reviews/queue.html"
 
 
+def is_blind(task: ReviewTask) -> bool:
+    """Audits are always blind: shown the model's answer, analysts tend to agree with it,
+    and the audit would measure that instead of the model's precision."""
+    return task.reason == ReviewTask.Reason.AUDIT_SAMPLE or RoutingPolicy.current().blind_review
+
+
 def _card_context(request: HtmxHttpRequest, task: ReviewTask | None) -> dict[str, object]:
-    prediction = task.item.latest_prediction() if task else None
+    prediction = task.item.latest_prediction() if task and not is_blind(task) else None
     categories = list(Category.objects.filter(is_active=True))
     names = {c.slug: c.name for c in categories}
     suggestions = [

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, User
 from reviews.models import ReviewTask
 from reviews.roles import ADMINS, ANALYSTS
 from reviews.services import record_training_example
-from triage.models import ApiToken, Category, Item
+from triage.models import ApiToken, Category, Item, ModelVersion, Prediction
 
 _ids = itertools.count(1)
 
@@ -63,6 +63,28 @@ def make_task(item: Item | None = None, **fields: Any) -> ReviewTask:
     item = item or make_item(status=Item.Status.IN_REVIEW)
     fields.setdefault("reason", ReviewTask.Reason.LOW_CONFIDENCE)
     return ReviewTask.objects.create(item=item, **fields)
+
+
+def make_prediction(
+    item: Item,
+    label: Category,
+    *,
+    confidence: float = 0.99,
+    route: str = Prediction.Route.AUTO,
+    reason: str = "above_threshold",
+    model_version: ModelVersion | None = None,
+    **fields: Any,
+) -> Prediction:
+    return Prediction.objects.create(
+        item=item,
+        label=label,
+        confidence=confidence,
+        scores=[{"label": label.slug, "confidence": confidence}],
+        route=route,
+        reason=reason,
+        model_version=model_version,
+        **fields,
+    )
 
 
 def make_user(username: str | None = None, *, group: str = ANALYSTS, password: str = "pw") -> User:

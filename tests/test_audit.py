@@ -146,7 +146,13 @@ def test_a_policy_change_in_the_admin_records_the_old_and_new_values(client, cat
     policy = RoutingPolicy.current()
     client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "0.75", "audit_rate": "0.05", "min_support": "30", **CERTIFICATION},
+        {
+            "default_threshold": "0.75",
+            "audit_rate": "0.05",
+            "audit_floor": "20",
+            "min_support": "30",
+            **CERTIFICATION,
+        },
     )
     entry = AuditLog.objects.get(action="policy")
     assert entry.detail["before"]["default_threshold"] == 0.9

@@ -10,6 +10,9 @@ from .factories import make_task, make_user
 
 pytestmark = pytest.mark.django_db
 
+# The policy form's other required fields, at their defaults.
+CERTIFICATION = {"delta": "0.05", "certification": "per_category"}
+
 
 def test_analysts_cannot_change_thresholds(client, analyst, categories):
     policy = RoutingPolicy.current()
@@ -18,7 +21,14 @@ def test_analysts_cannot_change_thresholds(client, analyst, categories):
     client.force_login(analyst)
     url = f"/admin/triage/routingpolicy/{policy.pk}/change/"
     response = client.post(
-        url, {"default_threshold": "0.1", "audit_rate": "0", "min_support": "30"}
+        url,
+        {
+            "default_threshold": "0.1",
+            "audit_rate": "0",
+            "min_support": "30",
+            "audit_floor": "20",
+            **CERTIFICATION,
+        },
     )
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
@@ -36,8 +46,8 @@ def test_admins_change_thresholds_in_the_admin_and_it_is_audited(client, categor
             "default_threshold": "0.75",
             "audit_rate": "0.1",
             "min_support": "30",
-            "delta": "0.05",
-            "certification": "per_category",
+            "audit_floor": "20",
+            **CERTIFICATION,
         },
     )
     assert response.status_code == 302, response.content
@@ -51,12 +61,42 @@ def test_a_threshold_outside_zero_to_one_is_a_form_error(client, categories):
     policy = RoutingPolicy.current()
     response = client.post(
         f"/admin/triage/routingpolicy/{policy.pk}/change/",
-        {"default_threshold": "1.5", "audit_rate": "0", "min_support": "30"},
+        {
+            "default_threshold": "1.5",
+            "audit_rate": "0",
+            "min_support": "30",
+            "audit_floor": "20",
+            **CERTIFICATION,
+        },
     )
     assert response.status_code == 200
     assert "Ensure this value is less than or equal to 1.0" in response.content.decode()
     policy.refresh_from_db()
     assert policy.default_threshold == 0.9
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("audit_rate", "1.5", "Ensure this value is less than or equal to 1.0"),
+        ("audit_rate", "-0.1", "Ensure this value is greater than or equal to 0.0"),
+        ("audit_floor", "-1", "Ensure this value is greater than or equal to 0"),
+    ],
+)
+def test_an_audit_rate_or_floor_out_of_range_is_a_form_error_on_that_field(
+    client, categories, field, value, message
+):
+    client.force_login(make_user("root", group=ADMINS))
+    policy = RoutingPolicy.current()
+    data = {"default_threshold": "0.9", "audit_rate": "0.05", "min_support": "30"}
+    data |= {"audit_floor": "20", **CERTIFICATION, field: value}
+    response = client.post(f"/admin/triage/routingpolicy/{policy.pk}/change/", data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert message in errors[field][0]
+    policy.refresh_from_db()
+    assert (policy.audit_rate, policy.audit_floor) == (0.05, 20)
 
 
 def test_people_outside_both_groups_cannot_review(client, categories):
@@ -116,6 +156,7 @@ def test_a_bad_delta_or_target_is_a_form_error_on_that_field(
         "default_threshold": "0.9",
         "audit_rate": "0",
         "min_support": "30",
+        "audit_floor": "20",
         "delta": "0.05",
         "certification": "pooled",
         field: value,

@@ -83,3 +83,33 @@ def test_audit_draw_is_stable_and_spread():
     assert all(0 <= d < 1 for d in draws)
     share = sum(d < 0.1 for d in draws) / len(draws)
     assert 0.07 < share < 0.13
+
+
+@pytest.mark.parametrize(
+    ("label", "draw", "audited", "probability"),
+    [
+        ("billing", 0.19, True, 0.2),  # a low-volume category audited at its floor rate
+        ("billing", 0.21, False, None),
+        ("outage", 0.04, True, 0.05),  # no rate of its own: the global rate
+        ("outage", 0.06, False, None),
+    ],
+)
+def test_audits_use_each_category_rate_and_record_it(label, draw, audited, probability):
+    policy = Policy(default=Rule(0.5), audit_rate=0.05, audit_rates={"billing": 0.2})
+    decision = decide(ScoredItem(label, 0.9), policy, draw=draw)
+    assert decision.route is Route.AUTO
+    assert decision.audit is audited
+    assert decision.audit_probability == probability
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.5, 1.0])
+def test_a_suspended_category_sends_everything_to_review(confidence):
+    policy = Policy(default=Rule(0.5), audit_rate=1.0, suspended=frozenset({"outage"}))
+    decision = decide(ScoredItem("outage", confidence), policy, draw=0.0)
+    assert (decision.route, decision.reason, decision.audit) == (
+        Route.REVIEW,
+        Reason.SUSPENDED,
+        False,
+    )
+    other = decide(ScoredItem("billing", 1.0), policy, draw=0.5)
+    assert other.route is Route.AUTO

@@ -77,6 +77,8 @@ class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
         "certification",
         "default_threshold",
         "audit_rate",
+        "audit_floor",
+        "blind_review",
         "min_support",
         "updated_at",
     ]

@@ -136,6 +136,20 @@ class RoutingPolicy(models.Model):
         validators=UNIT_INTERVAL,
         help_text="Share of auto-routed items also sent to review, to measure real precision.",
     )
+    audit_floor = models.PositiveIntegerField(
+        default=20,
+        help_text=(
+            "Fewest audits per category per week: a quiet category is audited at a higher "
+            "rate (up to every auto-action) so its live precision rests on enough evidence."
+        ),
+    )
+    blind_review = models.BooleanField(
+        default=False,
+        help_text=(
+            "Hide the model's suggestion on every review task, not only on audits, so no "
+            "decision is anchored on the model's answer."
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -447,3 +461,20 @@ def snapshot(obj: models.Model, fields: Iterable[str] | None = None) -> dict[str
 
 def actor_name(user: Any) -> str:
     return f"user:{user.get_username()}" if user is not None else "system"
+
+
+# Registered with this app; defined apart to keep this file about the core objects.
+from .monitoring.models import AuditSample, CategoryWatch  # noqa: E402
+
+__all__ = [
+    "ApiToken",
+    "AuditLog",
+    "AuditSample",
+    "Category",
+    "CategoryWatch",
+    "Embedding",
+    "Item",
+    "ModelVersion",
+    "Prediction",
+    "RoutingPolicy",
+]

@@ -22,6 +22,9 @@ class Reason(StrEnum):
     COLD_START = "cold_start"
     # A target precision the category cannot reach on held-out data: never auto-act.
     TARGET_UNREACHABLE = "target_unreachable"
+    # The drift watch found live precision below target: a person decides until a new
+    # model is promoted or an admin resumes the category.
+    SUSPENDED = "suspended"
 
 
 class Mode(StrEnum):
@@ -56,12 +59,24 @@ class Rule:
 
 @dataclass(frozen=True)
 class Policy:
+    """Everything routing needs, already computed from the database.
+
+    audit_rates holds per-category audit probabilities (stratified sampling with a
+    floor, see triage.monitoring.audits); a category without one uses audit_rate.
+    suspended holds the categories the drift watch has stopped from auto-acting.
+    """
+
     default: Rule
     rules: Mapping[str, Rule] = field(default_factory=dict)
     audit_rate: float = 0.0
+    audit_rates: Mapping[str, float] = field(default_factory=dict)
+    suspended: frozenset[str] = frozenset()
 
     def rule_for(self, label: str) -> Rule:
         return self.rules.get(label, self.default)
+
+    def audit_rate_for(self, label: str) -> float:
+        return self.audit_rates.get(label, self.audit_rate)
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,8 @@ class Decision:
 
     route AUTO with audit=True means: act on the model's label now, and also
     ask a person, so the precision of automatic actions is measured for real.
+    audit_probability is the chance this item had of being audited (its
+    category's audit rate), kept so live precision can weight by its inverse.
     """
 
     route: Route
@@ -78,6 +95,7 @@ class Decision:
     audit: bool = False
     mode: Mode | None = None
     lower_bound: float | None = None
+    audit_probability: float | None = None
 
 
 def audit_draw(external_id: str) -> float:
@@ -92,13 +110,20 @@ def decide(scored: ScoredItem, policy: Policy, *, draw: float) -> Decision:
         return Decision(Route.REVIEW, Reason.COLD_START, threshold=None)
     rule = policy.rule_for(scored.label)
 
-    def decision(route: Route, reason: Reason, audit: bool = False) -> Decision:
-        return Decision(route, reason, rule.threshold, audit, rule.mode, rule.lower_bound)
+    def decision(
+        route: Route, reason: Reason, audit: bool = False, probability: float | None = None
+    ) -> Decision:
+        return Decision(
+            route, reason, rule.threshold, audit, rule.mode, rule.lower_bound, probability
+        )
 
+    if scored.label in policy.suspended:
+        return decision(Route.REVIEW, Reason.SUSPENDED)
     if rule.threshold is None:
         return decision(Route.REVIEW, Reason.TARGET_UNREACHABLE)
     if scored.confidence < rule.threshold:
         return decision(Route.REVIEW, Reason.BELOW_THRESHOLD)
-    if draw < policy.audit_rate:
-        return decision(Route.AUTO, Reason.AUDIT_SAMPLE, audit=True)
+    rate = policy.audit_rate_for(scored.label)
+    if draw < rate:
+        return decision(Route.AUTO, Reason.AUDIT_SAMPLE, audit=True, probability=rate)
     return decision(Route.AUTO, Reason.ABOVE_THRESHOLD)

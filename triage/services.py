@@ -19,7 +19,8 @@ from reviews.models import ReviewTask, TrainingExample, split_for
 
 from . import routing
 from .intake import ItemIn
-from .models import Category, Item, ModelVersion, Prediction
+from .models import Category, Item, ModelVersion, Prediction, RoutingPolicy
+from .monitoring.audits import live_routing_policy, record_audit_samples
 from .policy import routing_policy
 from .scoring import IN_CHUNK, version_scores, zero_shot_scores
 
@@ -203,11 +204,11 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
     champion = ModelVersion.objects.champion()
     # Scoring (embedding) is the slow part; it happens outside the routing transaction.
     scores = version_scores(champion, items) if champion else zero_shot_scores(items)
-    policy = routing_policy(champion)
+    now = timezone.now()
+    policy = live_routing_policy(routing_policy(champion), policy=RoutingPolicy.current(), now=now)
     by_slug = Category.objects.in_bulk(list(scores.labels), field_name="slug")
     row_of = {item.pk: row for row, item in enumerate(items)}
     decided_by = f"model:v{champion.pk}" if champion else "model"
-    now = timezone.now()
 
     with transaction.atomic():
         locked = list(
@@ -216,7 +217,7 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
             .filter(pk__in=[item.pk for item in items])
             .values_list("pk", "external_id")
         )
-        predictions, tasks = [], []
+        predictions, decisions, tasks = [], [], []
         # Grouped UPDATEs (one per outcome) rather than bulk_update's per-row CASE.
         routed_to: dict[str, list[int]] = {}
         to_review: list[int] = []
@@ -228,6 +229,7 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
                 label=label, confidence=float(row[top[0]]), cold_start=champion is None
             )
             decision = routing.decide(scored, policy, draw=routing.audit_draw(external_id))
+            decisions.append(decision)
             predictions.append(
                 Prediction(
                     item_id=item_id,
@@ -260,6 +262,7 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
                     )
                 )
         Prediction.objects.bulk_create(predictions)
+        record_audit_samples(predictions=predictions, decisions=decisions)
         Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
         for label, routed_ids in routed_to.items():
             Item.objects.filter(pk__in=routed_ids).update(
@@ -288,4 +291,6 @@ def _task_reason(decision: routing.Decision) -> str:
         return ReviewTask.Reason.AUDIT_SAMPLE
     if decision.reason is routing.Reason.COLD_START:
         return ReviewTask.Reason.COLD_START
+    if decision.reason is routing.Reason.SUSPENDED:
+        return ReviewTask.Reason.SUSPENDED
     return ReviewTask.Reason.LOW_CONFIDENCE

@@ -116,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "triage.cockpit.context_processors.cockpit",
             ],
         },
     }
@@ -300,6 +301,10 @@ TRIAGE_MAX_BATCH = 1000
 # answers a bigger one with a JSON 413 naming the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRIAGE_MAX_BODY_BYTES", 2_621_440)
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
+# Share of claims that take an audit task first while audits wait (reviews.services).
+TRIAGE_AUDIT_SHARE = float(os.environ.get("TRIAGE_AUDIT_SHARE", "0.25"))
+# Rolling window of live precision, next to "since the last model or threshold change".
+TRIAGE_LIVE_WINDOW_DAYS = env_int("TRIAGE_LIVE_WINDOW_DAYS", 28)
 # An item still unclassified this long after ingest is re-queued by the sweep.
 TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
 # Items per classify task (one API batch of up to TRIAGE_MAX_BATCH is one task); bigger

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/metrics", api.metrics, name="api-metrics"),
     path("api/items/<path:external_id>", api.item_detail, name="api-item"),
     path("reviews/", include("reviews.urls")),
+    path("cockpit/", include("triage.cockpit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

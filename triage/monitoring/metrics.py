@@ -17,6 +17,7 @@ from ..policy import (
     pooled_certification,
     reports_for,
 )
+from .live import live_report
 
 
 def guarantee_statement(policy: RoutingPolicy) -> str:
@@ -105,6 +106,8 @@ def metrics_snapshot() -> dict[str, Any]:
             "min_support": policy.min_support,
             "default_threshold": policy.default_threshold,
             "audit_rate": policy.audit_rate,
+            "audit_floor": policy.audit_floor,
+            "blind_review": policy.blind_review,
         },
         "guarantee": guarantee_statement(policy),
         "champion": None
@@ -126,4 +129,6 @@ def metrics_snapshot() -> dict[str, Any]:
             "automation_share": _round(overall.coverage),
             "evidence_precision": _round(overall.precision),
         },
+        # What the audits see in production: live precision, automation, drift state.
+        "live": live_report().as_json(),
     }

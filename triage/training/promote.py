@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from ..ml.heads import load_head
 from ..models import AuditLog, ModelVersion
+from ..monitoring.watch import restart_watches
 from ..policy import thresholds_snapshot
 from .snapshot import RetrainError
 
@@ -67,6 +68,9 @@ def make_champion(
         version=version.pk,
         reason=reason,
     )
+    # Verdicts on the old model say nothing about this one: the drift watch starts
+    # over and lifts any suspension (logged per category).
+    restart_watches(version=version, actor=actor)
 
 
 def _check_loadable(version: ModelVersion) -> None:

@@ -5,7 +5,9 @@ from django.db import transaction
 
 from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
 from triage.models import snapshot as audit_snapshot
+from triage.monitoring.live import live_report, live_table
 from triage.monitoring.metrics import metrics_snapshot
+from triage.monitoring.watch import WatchError, resume_category
 
 
 def number(value: str, option: str, *, interval: str) -> float:
@@ -54,8 +56,22 @@ class Command(BaseCommand):
             choices=[c.value for c in RoutingPolicy.Certification],
             help="scope of the promise: per_category, all_categories (delta split) or pooled",
         )
+        audits = parser.add_argument_group("audits and the drift watch")
+        audits.add_argument("--audit-rate", help="share of auto-actions audited (0–1)")
+        audits.add_argument(
+            "--audit-floor", help="fewest audits per category per week (an integer ≥ 0)"
+        )
+        audits.add_argument(
+            "--blind-review", choices=["on", "off"], help="hide suggestions on every task"
+        )
+        audits.add_argument("--resume", metavar="CATEGORY", help="lift a drift suspension")
+        audits.add_argument("--reason", help="why (required with --resume; audit-logged)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["resume"] is not None or options["reason"] is not None:
+            self.resume(options["resume"], options["reason"])
+        if any(options[k] is not None for k in ("audit_rate", "audit_floor", "blind_review")):
+            self.set_audits(options["audit_rate"], options["audit_floor"], options["blind_review"])
         target, threshold = options["target_precision"], options["threshold"]
         slug = options["category"]
         delta, mode = options["delta"], options["certification"]
@@ -128,6 +144,41 @@ class Command(BaseCommand):
             after=audit_snapshot(changed, fields),
         )
 
+    def resume(self, slug: str | None, reason: str | None) -> None:
+        if slug is None:
+            raise CommandError("--reason goes with --resume CATEGORY")
+        try:
+            resume_category(slug=slug, reason=reason or "", actor="command")
+        except WatchError as exc:
+            option = "--reason" if exc.field == "reason" else "--resume"
+            raise CommandError(f"{option}: {exc}") from exc
+        self.stdout.write(f"resumed {slug}: it auto-acts again and its drift watch starts over")
+
+    def set_audits(self, rate: str | None, floor: str | None, blind: str | None) -> None:
+        policy = RoutingPolicy.current()
+        fields = ["audit_rate", "audit_floor", "blind_review"]
+        before = audit_snapshot(policy, fields)
+        if rate is not None:
+            policy.audit_rate = number(rate, "--audit-rate", interval="[0, 1]")
+        if floor is not None:
+            try:
+                policy.audit_floor = int(floor)
+            except ValueError:
+                raise CommandError(f"--audit-floor: {floor!r} is not an integer") from None
+            if policy.audit_floor < 0:
+                raise CommandError(f"--audit-floor: {floor} is below 0")
+        if blind is not None:
+            policy.blind_review = blind == "on"
+        with transaction.atomic():
+            policy.save()
+            AuditLog.record_change(
+                actor="command",
+                action="audit_policy",
+                target="routing policy",
+                before=before,
+                after=audit_snapshot(policy, fields),
+            )
+
     def show(self) -> None:
         snapshot = metrics_snapshot()
         policy = RoutingPolicy.current()
@@ -148,7 +199,9 @@ class Command(BaseCommand):
                 else f"threshold {policy.default_threshold:.2f}"
             )
             + f"; delta {policy.delta:g}; certification {policy.certification}; "
-            f"audit rate {policy.audit_rate:.0%}; min support {policy.min_support}"
+            f"audit rate {policy.audit_rate:.0%} (floor {policy.audit_floor}/category/week); "
+            f"blind review {'on' if policy.blind_review else 'audits only'}; "
+            f"min support {policy.min_support}"
         )
         out(f"guarantee: {snapshot['guarantee']}")
         out(
@@ -180,3 +233,6 @@ class Command(BaseCommand):
                 f"overall: the current rules automate {fmt(overall['automation_share'], '.1%')}"
                 f" of the evidence, {fmt(overall['evidence_precision'], '.1%')} right"
             )
+        out("")
+        for line in live_table(live_report()):
+            out(line)

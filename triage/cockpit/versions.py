@@ -1,0 +1,214 @@
+"""Model versions as an admin reads them: truthful statuses, summaries, comparisons.
+
+Metrics are the ones stored on each version when it was measured; automation is
+what triage.policy derives for that version under today's rules. Nothing is
+re-scored here.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..ml.calibration import ReliabilityBin, reliability_table
+from ..ml.encoder import file_sha256
+from ..models import AuditLog, ModelVersion
+from ..policy import HoldoutPredictions, RuleReport, automation_now, reports_for
+from ..training.gate import MAX_AUTOMATION_DROP
+
+
+@dataclass(frozen=True)
+class Status:
+    label: str
+    css: str
+    explanation: str
+
+
+def status_of(version: ModelVersion) -> Status:
+    """What happened to a version, in words that match its history.
+
+    The stored status alone misleads: a roll back marks the champion it replaces
+    "rejected", although that version passed the gate and served.
+    """
+    S = ModelVersion.Status
+    if version.status == S.CHAMPION:
+        return Status("champion", "ok", "classifies new items now")
+    if version.status == S.RETIRED:
+        return Status("retired", "muted", "served as champion, then replaced by a newer one")
+    if version.status == S.REJECTED and version.promoted_at is not None:
+        return Status(
+            "rolled back", "warn", "passed the gate and served, then an admin rolled it back"
+        )
+    if version.status == S.REJECTED:
+        return Status("rejected by the gate", "bad", "the gate kept the champion")
+    return Status("passed the gate, not promoted", "muted", "waiting for an admin's promotion")
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: ModelVersion
+    status: Status
+    reports: list[RuleReport]  # today's rules, certified on this version's evidence
+    evidence: int  # predictions the automation figures rest on
+    automation: float | None  # share of them today's rules automate
+
+    @property
+    def macro_f1(self) -> float | None:
+        return self.version.macro_f1
+
+    @property
+    def ece(self) -> float | None:
+        value = self.version.metrics.get("ece")
+        return float(value) if value is not None else None
+
+    def report_for(self, slug: str) -> RuleReport | None:
+        return next((r for r in self.reports if r.slug == slug), None)
+
+
+def summarize(version: ModelVersion) -> VersionSummary:
+    holdout = HoldoutPredictions.from_json(version.holdout)
+    return VersionSummary(
+        version=version,
+        status=status_of(version),
+        reports=reports_for(holdout),
+        evidence=0 if holdout is None else len(holdout),
+        automation=automation_now(holdout),
+    )
+
+
+def artifact_problem(version: ModelVersion) -> str | None:
+    """Why the version's artifact cannot be trusted, or None when it checks out.
+
+    Read fresh every time (not through the loader's cache), so a file changed on
+    disk since it was last loaded is caught before a promotion.
+    """
+    path = Path(version.artifact_path)
+    if not path.is_file():
+        return f"the artifact {path} is missing"
+    actual = file_sha256(path)
+    if actual != version.artifact_sha256:
+        return (
+            f"the artifact {path} has sha256 {actual[:12]}…, but {version.artifact_sha256[:12]}… "
+            "was recorded when it was trained: the file changed"
+        )
+    return None
+
+
+def reliability(version: ModelVersion, n_bins: int = 10) -> list[ReliabilityBin]:
+    """The reliability table of the version's held-out top-label confidences."""
+    holdout = HoldoutPredictions.from_json(version.holdout)
+    if holdout is None:
+        return []
+    known = holdout.truth >= 0
+    if not known.any():
+        return []
+    conf = holdout.confidence[known]
+    k = len(holdout.labels)
+    # reliability_table reads only each row's top probability and its argmax, so a
+    # row holding the stored top confidence (the rest spread evenly) gives the same table.
+    probs = np.repeat(((1.0 - conf) / max(k - 1, 1))[:, None], k, axis=1)
+    probs[np.arange(len(conf)), holdout.predicted[known]] = conf
+    return reliability_table(probs, holdout.truth[known], n_bins=n_bins)
+
+
+@dataclass(frozen=True)
+class Confusion:
+    labels: list[str]
+    rows: list[list[int]]  # rows: true category; columns: predicted
+    n: int
+
+
+def confusion(version: ModelVersion) -> Confusion | None:
+    holdout = HoldoutPredictions.from_json(version.holdout)
+    if holdout is None:
+        return None
+    labels = list(holdout.labels)
+    k = len(labels)
+    known = holdout.truth >= 0
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (holdout.truth[known], holdout.predicted[known]), 1)
+    return Confusion(labels, matrix.tolist(), int(known.sum()))
+
+
+@dataclass(frozen=True)
+class CategoryComparison:
+    slug: str
+    precision: tuple[float | None, float | None]
+    recall: tuple[float | None, float | None]
+    automation: tuple[float | None, float | None]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: VersionSummary
+    b: VersionSummary
+    categories: list[CategoryComparison]
+    confusion: tuple[Confusion | None, Confusion | None]
+
+    @property
+    def automation_change(self) -> float | None:
+        """b's automation minus a's, each on its own evidence under today's rules."""
+        if self.a.automation is None or self.b.automation is None:
+            return None
+        return self.b.automation - self.a.automation
+
+    @property
+    def automation_drop_blocks(self) -> bool:
+        """Whether the gate would hold b for an admin for cutting automation."""
+        change = self.automation_change
+        return change is not None and -change > MAX_AUTOMATION_DROP
+
+
+def compare(a: ModelVersion, b: ModelVersion) -> Comparison:
+    left, right = summarize(a), summarize(b)
+    slugs = sorted(
+        set(a.metrics.get("per_class", {}))
+        | set(b.metrics.get("per_class", {}))
+        | {r.slug for r in left.reports}
+    )
+
+    def metric(v: ModelVersion, slug: str, key: str) -> float | None:
+        value = v.metrics.get("per_class", {}).get(slug, {}).get(key)
+        return float(value) if value is not None else None
+
+    def automation(s: VersionSummary, slug: str) -> float | None:
+        report = s.report_for(slug)
+        return report.coverage if report is not None else None
+
+    return Comparison(
+        a=left,
+        b=right,
+        categories=[
+            CategoryComparison(
+                slug,
+                (metric(a, slug, "precision"), metric(b, slug, "precision")),
+                (metric(a, slug, "recall"), metric(b, slug, "recall")),
+                (automation(left, slug), automation(right, slug)),
+            )
+            for slug in slugs
+        ],
+        confusion=(confusion(a), confusion(b)),
+    )
+
+
+def rollback_target() -> ModelVersion | None:
+    """The version a roll back would bring back: the query triage.training.rollback runs,
+    read here to show the comparison before anything changes."""
+    return (
+        ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED)
+        .exclude(promoted_at__isnull=True)
+        .order_by("-promoted_at")
+        .first()
+    )
+
+
+def history_of(version: ModelVersion) -> list[AuditLog]:
+    return [
+        entry
+        for entry in AuditLog.objects.filter(
+            action__in=["promote", "reject", "hold", "rollback"]
+        ).order_by("at")
+        if entry.detail.get("version") == version.pk
+        or version.pk in (entry.detail.get("previous") or [])
+        or version.pk in ((entry.detail.get("before") or {}).get("champion") or [])
+    ]

@@ -1,0 +1,110 @@
+"""Audit sampling: per-category rates with a weekly floor, and the samples' verdicts.
+
+Sampling is stratified by the model's label. Each category is audited at the
+policy's audit rate, raised for quiet categories so that about `audit_floor`
+of its auto-actions are audited per week while volume allows:
+
+    rate_c = min(1, max(audit_rate, audit_floor / V_c))
+
+where V_c is the number of the category's auto-actions over the last 7 days.
+A category with V_c ≤ floor (including one with no history yet) has every
+auto-action audited. The rate used is stored on each AuditSample, so live
+precision can weight verdicts by its inverse.
+"""
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+
+from triage import routing
+from triage.models import AuditSample, Category, CategoryWatch, Prediction, RoutingPolicy
+
+FLOOR_PERIOD = timedelta(days=7)
+
+
+def audit_rate_for(*, base_rate: float, floor: int, weekly_volume: int) -> float:
+    """The audit probability that meets the weekly floor, never below the base rate."""
+    if floor <= 0:
+        return base_rate
+    if weekly_volume <= floor:
+        return 1.0
+    return min(1.0, max(base_rate, floor / weekly_volume))
+
+
+def audit_rates(*, policy: RoutingPolicy, now: datetime | None = None) -> dict[str, float]:
+    """Each active category's audit probability for the next items."""
+    now = now or timezone.now()
+    volumes = dict(
+        Prediction.objects.filter(route=Prediction.Route.AUTO, created_at__gte=now - FLOOR_PERIOD)
+        .values_list("label__slug")
+        .annotate(n=Count("id"))
+        .values_list("label__slug", "n")
+    )
+    return {
+        slug: audit_rate_for(
+            base_rate=policy.audit_rate,
+            floor=policy.audit_floor,
+            weekly_volume=volumes.get(slug, 0),
+        )
+        for slug in Category.objects.filter(is_active=True).values_list("slug", flat=True)
+    }
+
+
+def suspended_categories() -> frozenset[str]:
+    return frozenset(
+        CategoryWatch.objects.filter(suspended_at__isnull=False).values_list(
+            "category__slug", flat=True
+        )
+    )
+
+
+def live_routing_policy(
+    base: routing.Policy, *, policy: RoutingPolicy, now: datetime | None = None
+) -> routing.Policy:
+    """The routing policy with today's audit rates and the drift watch's suspensions."""
+    return replace(
+        base,
+        audit_rates=audit_rates(policy=policy, now=now),
+        suspended=suspended_categories(),
+    )
+
+
+def record_audit_samples(
+    *, predictions: Sequence[Prediction], decisions: Sequence[routing.Decision]
+) -> list[AuditSample]:
+    """One AuditSample per audited prediction (predictions must already be saved)."""
+    samples = [
+        AuditSample(
+            item_id=prediction.item_id,
+            prediction=prediction,
+            category_id=prediction.label_id,
+            model_version_id=prediction.model_version_id,
+            probability=decision.audit_probability,
+            sampled_at=prediction.created_at,
+        )
+        for prediction, decision in zip(predictions, decisions, strict=True)
+        if decision.audit and decision.audit_probability
+    ]
+    return AuditSample.objects.bulk_create(samples)
+
+
+def record_audit_verdict(
+    *, item_id: int, audited_category: Category, now: datetime
+) -> AuditSample | None:
+    """Store an audit's verdict on the item's open sample; None if it has none."""
+    sample = (
+        AuditSample.objects.select_for_update()
+        .filter(item_id=item_id, audited_at__isnull=True)
+        .order_by("-id")
+        .first()
+    )
+    if sample is None:
+        return None
+    sample.audited_at = now
+    sample.audited_category = audited_category
+    sample.correct = sample.category_id == audited_category.pk
+    sample.save(update_fields=["audited_at", "audited_category", "correct"])
+    return sample

@@ -1,0 +1,94 @@
+"""Live precision from audit verdicts, with an exact 95% interval. Pure: no database.
+
+Each audited auto-action is a Bernoulli trial: was the model right? With equal
+audit probabilities the count of right answers is binomial and the
+Clopper–Pearson interval is exact (its coverage is at least the nominal level
+for every true precision and every n).
+
+Audit probabilities are not equal: each category has its own rate, and a quiet
+category's rate is raised to meet the weekly floor. A plain average of verdicts
+would then over-represent the quiet categories. Each verdict is therefore
+weighted by 1/probability (inverse-probability weighting; the Hájek ratio
+estimator Σwᵢyᵢ / Σwᵢ), and the interval is Clopper–Pearson evaluated at Kish's
+effective sample size n_eff = (Σw)² / Σw² with x_eff = p̂·n_eff — the
+Korn–Graubard (1998) interval for proportions from weighted samples. With equal
+weights it is exactly Clopper–Pearson; with unequal weights it is approximate,
+and benchmarks/live_precision.py measures its coverage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import beta
+
+__all__ = ["PrecisionEstimate", "clopper_pearson", "weighted_precision"]
+
+
+def clopper_pearson(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided exact interval for a binomial proportion (accepts non-integer counts)."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    tail = (1 - confidence) / 2
+    lower = 0.0 if successes <= 0 else float(beta.ppf(tail, successes, n - successes + 1))
+    upper = 1.0 if successes >= n else float(beta.ppf(1 - tail, successes + 1, n - successes))
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class PrecisionEstimate:
+    """Precision of auto-actions estimated from audits.
+
+    precision is None when nothing was audited. audited counts verdicts;
+    correct counts the right ones; effective_n is Kish's effective sample size
+    (equal to audited when all audit probabilities are equal).
+    """
+
+    audited: int
+    correct: int
+    precision: float | None
+    lower: float
+    upper: float
+    effective_n: float
+    method: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "audited": self.audited,
+            "correct": self.correct,
+            "precision": None if self.precision is None else round(self.precision, 4),
+            "interval": [round(self.lower, 4), round(self.upper, 4)],
+            "effective_n": round(self.effective_n, 1),
+            "method": self.method,
+        }
+
+
+CLOPPER_PEARSON = "clopper-pearson"
+KORN_GRAUBARD = "ipw-hajek+clopper-pearson-at-kish-n-eff"
+
+
+def weighted_precision(
+    correct: Sequence[bool], probabilities: Sequence[float], confidence: float = 0.95
+) -> PrecisionEstimate:
+    """Precision of all auto-actions from audit verdicts drawn with these probabilities."""
+    y = np.asarray(correct, dtype=bool)
+    p = np.asarray(probabilities, dtype=float)
+    if y.shape != p.shape:
+        raise ValueError("one audit probability per verdict")
+    if len(p) and (np.any(p <= 0) or np.any(p > 1)):
+        raise ValueError("audit probabilities must be in (0, 1]")
+    n, right = len(y), int(y.sum())
+    if n == 0:
+        return PrecisionEstimate(0, 0, None, 0.0, 1.0, 0.0, CLOPPER_PEARSON)
+    w = 1.0 / p
+    if np.allclose(w, w[0]):
+        lower, upper = clopper_pearson(right, n, confidence)
+        return PrecisionEstimate(n, right, right / n, lower, upper, float(n), CLOPPER_PEARSON)
+    estimate = float((w * y).sum() / w.sum())
+    n_eff = float(w.sum() ** 2 / (w**2).sum())
+    lower, upper = clopper_pearson(estimate * n_eff, n_eff, confidence)
+    return PrecisionEstimate(n, right, estimate, lower, upper, n_eff, KORN_GRAUBARD)

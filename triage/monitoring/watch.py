@@ -1,0 +1,192 @@
+"""The drift watch in production: check after each audit, suspend, resume.
+
+After every audit verdict the category's CUSUM (triage.monitoring.drift) is
+recomputed over the verdicts of its current segment. On alarm the category is
+suspended: routing sends all of its items to review (reason "suspended") until
+a new champion is promoted or an admin resumes it with a reason. Every
+suspension and resumption is written to the audit log.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from triage.models import (
+    AuditLog,
+    AuditSample,
+    Category,
+    CategoryWatch,
+    ModelVersion,
+    RoutingPolicy,
+)
+
+from .drift import CusumDesign, cusum_design, cusum_path
+
+logger = logging.getLogger(__name__)
+
+DRIFT_ACTOR = "drift-watch"
+
+
+class WatchError(Exception):
+    """A request about the drift watch that cannot be carried out; the message says why."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def target_for(category: Category, policy: RoutingPolicy) -> float | None:
+    """The precision this category promises, with the routing policy's precedence:
+    the category's target, else none if it has a raw threshold, else the global target."""
+    if category.target_precision is not None:
+        return category.target_precision
+    if category.threshold is not None:
+        return None
+    return policy.target_precision
+
+
+def design_for(category: Category, policy: RoutingPolicy) -> CusumDesign | None:
+    """No target (raw thresholds only) or a target of 100% means nothing to watch against."""
+    target = target_for(category, policy)
+    return cusum_design(target) if target is not None and target < 1 else None
+
+
+def _segment_verdicts(watch: CategoryWatch) -> list[bool]:
+    verdicts = AuditSample.objects.filter(
+        category_id=watch.category_id,
+        audited_at__gte=watch.watch_from,
+        correct__isnull=False,
+    )
+    champion = ModelVersion.objects.champion()
+    if champion is not None:
+        verdicts = verdicts.filter(model_version=champion)
+    return [
+        bool(c) for c in verdicts.order_by("audited_at", "id").values_list("correct", flat=True)
+    ]
+
+
+def _locked_watch(category: Category, now: datetime) -> CategoryWatch:
+    CategoryWatch.objects.get_or_create(category=category, defaults={"watch_from": _start(now)})
+    return CategoryWatch.objects.select_for_update().get(category=category)
+
+
+def _start(now: datetime) -> datetime:
+    # A category first watched mid-way counts the verdicts since the champion took over.
+    champion = ModelVersion.objects.champion()
+    return champion.promoted_at if champion and champion.promoted_at else now
+
+
+@dataclass(frozen=True)
+class WatchCheck:
+    watch: CategoryWatch
+    design: CusumDesign | None
+    newly_suspended: bool
+
+
+def check_category(*, category: Category, now: datetime | None = None) -> WatchCheck:
+    """Recompute the category's statistic over its segment; suspend it on alarm."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        watch = _locked_watch(category, now)
+        design = design_for(category, RoutingPolicy.current())
+        verdicts = _segment_verdicts(watch)
+        path = cusum_path(verdicts, design) if design else []
+        watch.statistic = path[-1] if path else 0.0
+        watch.outcomes = len(verdicts)
+        alarm = design is not None and watch.statistic >= design.threshold
+        newly = alarm and watch.suspended_at is None
+        if newly:
+            assert design is not None
+            wrong = verdicts.count(False)
+            watch.suspended_at = now
+            watch.suspension = {
+                "reason": (
+                    f"live precision below the {design.target:.1%} target: {wrong} wrong of "
+                    f"{len(verdicts)} audited since {watch.watch_from:%Y-%m-%d %H:%M}"
+                ),
+                "statistic": round(watch.statistic, 4),
+                "audited": len(verdicts),
+                "wrong": wrong,
+                **design.as_json(),
+            }
+        watch.save()
+        if newly:
+            AuditLog.record(
+                actor=DRIFT_ACTOR, action="suspend", category=category.slug, **watch.suspension
+            )
+            emit_policy_suspended(category=category, detail=watch.suspension, at=now)
+            logger.warning("drift watch suspended %s: %s", category.slug, watch.suspension)
+    return WatchCheck(watch=watch, design=design, newly_suspended=newly)
+
+
+def emit_policy_suspended(*, category: Category, detail: dict[str, Any], at: datetime) -> None:
+    """The one place a `policy.suspended` event is emitted.
+
+    The events outbox (triage.actions.events) is not in this codebase yet; when
+    it lands this becomes `events.emit("policy.suspended", category=category,
+    data=detail | {"suspended_at": at.isoformat()})`, called here, inside the
+    suspension's transaction. Until then the audit log row is the record.
+    """
+
+
+def resume_category(
+    *, slug: str, reason: str, actor: str, now: datetime | None = None
+) -> CategoryWatch:
+    """An admin lifts a suspension; the watch starts a fresh segment."""
+    now = now or timezone.now()
+    reason = reason.strip()
+    if not reason:
+        raise WatchError("give a reason for resuming (it goes in the audit log)", field="reason")
+    with transaction.atomic():
+        category = Category.objects.filter(slug=slug).first()
+        if category is None:
+            known = ", ".join(Category.objects.values_list("slug", flat=True))
+            raise WatchError(
+                f"unknown category {slug!r} (known: {known or 'none'})", field="category"
+            )
+        watch = CategoryWatch.objects.select_for_update().filter(category=category).first()
+        if watch is None or watch.suspended_at is None:
+            raise WatchError(f"category {slug!r} is not suspended", field="category")
+        suspended_at = watch.suspended_at
+        _restart(watch, now)
+        AuditLog.record(
+            actor=actor,
+            action="resume",
+            category=slug,
+            reason=reason,
+            suspended_at=suspended_at.isoformat(),
+        )
+    return watch
+
+
+def restart_watches(*, version: ModelVersion, actor: str, now: datetime | None = None) -> None:
+    """A new champion: every category's watch starts over and suspensions are lifted.
+
+    Called in the transaction that changes the champion; the verdicts gathered on
+    the old model say nothing about the new one.
+    """
+    now = now or timezone.now()
+    for category in Category.objects.all():
+        watch = _locked_watch(category, now)
+        if watch.suspended_at is not None:
+            AuditLog.record(
+                actor=actor,
+                action="resume",
+                category=category.slug,
+                reason=f"model v{version.pk} became champion",
+                suspended_at=watch.suspended_at.isoformat(),
+            )
+        _restart(watch, now)
+
+
+def _restart(watch: CategoryWatch, now: datetime) -> None:
+    watch.suspended_at = None
+    watch.suspension = {}
+    watch.statistic = 0.0
+    watch.outcomes = 0
+    watch.watch_from = now
+    watch.save()
