@@ -37,6 +37,9 @@ class ReviewTask(models.Model):
         LOW_CONFIDENCE = "low_confidence"
         AUDIT_SAMPLE = "audit_sample"
         COLD_START = "cold_start"
+        RULE = "rule"
+        MODEL_UNAVAILABLE = "model_unavailable"
+        CATEGORY_INACTIVE = "category_inactive"
         SUSPENDED = "suspended"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="review_tasks")

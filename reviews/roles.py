@@ -16,8 +16,9 @@ ANALYST_PERMISSIONS = [
     ("triage", "view_item"),
     ("triage", "view_category"),
 ]
-# Admins manage everything in these apps: categories, thresholds, tokens, models...
-ADMIN_APPS = ["triage", "reviews"]
+# Admins manage everything in these apps: categories, thresholds, tokens, models,
+# webhook endpoints, deliveries and rules...
+ADMIN_APPS = ["triage", "actions", "reviews"]
 # ...except these records, which they may only view: the audit log (append-only) and what
 # decisions and training rest on (changed only through the product's own, logged flows).
 VIEW_ONLY_MODELS = [

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.models import Category, Item, Prediction, actor_name
 from triage.monitoring.audits import record_audit_verdict
 from triage.monitoring.watch import check_category
@@ -134,14 +135,17 @@ def submit_review(
 
         item = task.item
         prediction: Prediction | None = item.latest_prediction()
+        # What the item was before this decision: an auto-action or an earlier review
+        # that this one overturns is an `item.corrected`.
+        previous = item.final_category
+        previous_decided_by = item.decided_by
+        agreed = prediction.label_id == category.pk if prediction is not None else None
         review = Review.objects.create(
             task=task,
             item=item,
             reviewer=user,
             category=category,
-            agreed_with_model=(
-                prediction.label_id == category.pk if prediction is not None else None
-            ),
+            agreed_with_model=agreed,
             seconds_spent=seconds_spent,
             created_at=now,
         )
@@ -152,6 +156,15 @@ def submit_review(
         item.decided_by = actor_name(user)
         item.decided_at = now
         item.save(update_fields=["final_category", "status", "decided_by", "decided_at"])
+        _emit_review_events(
+            item=item,
+            task=task,
+            category=category,
+            prediction=prediction,
+            agreed=agreed,
+            previous=previous,
+            previous_decided_by=previous_decided_by,
+        )
         is_audit = task.reason == ReviewTask.Reason.AUDIT_SAMPLE
         record_training_example(
             item=item,
@@ -165,3 +178,53 @@ def submit_review(
             if sample is not None:
                 check_category(category=sample.category, now=now)
     return review
+
+
+def _emit_review_events(
+    *,
+    item: Item,
+    task: ReviewTask,
+    category: Category,
+    prediction: Prediction | None,
+    agreed: bool | None,
+    previous: Category | None,
+    previous_decided_by: str,
+) -> None:
+    """`item.reviewed` always; `item.corrected` when an earlier action is overturned."""
+    common: dict[str, Any] = {
+        "category": category,
+        "decided_by": item.decided_by,
+        "confidence": prediction.confidence if prediction else None,
+        "model_version": prediction.model_version_id if prediction else None,
+    }
+    events = [
+        NewEvent(
+            type=EventType.ITEM_REVIEWED,
+            item_id=item.pk,
+            category_id=category.pk,
+            data=item_data(
+                item,
+                reason=task.reason,
+                agreed_with_model=agreed,
+                model_label=prediction.label.slug if prediction else None,
+                audit=task.reason == ReviewTask.Reason.AUDIT_SAMPLE,
+                **common,
+            ),
+        )
+    ]
+    if previous is not None and previous.pk != category.pk:
+        events.append(
+            NewEvent(
+                type=EventType.ITEM_CORRECTED,
+                item_id=item.pk,
+                category_id=category.pk,
+                data=item_data(
+                    item,
+                    reason="audit" if task.reason == ReviewTask.Reason.AUDIT_SAMPLE else "review",
+                    previous_category=previous.slug,
+                    previous_decided_by=previous_decided_by,
+                    **common,
+                ),
+            )
+        )
+    emit_many(events)

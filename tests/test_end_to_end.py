@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 
+import kombu.pools
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
@@ -37,7 +38,12 @@ def drop_broker_connections() -> None:
     if celery_app._pool is not None:
         celery_app._pool.force_close_all()
         celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    # A fresh AMQP helper: the old one cached its producer pool and, worse, the default
+    # queue and routes of the first worker test, so a later test's tasks would go there.
+    celery_app.__dict__.pop("amqp", None)
+    # kombu also keeps connection and producer pools per broker URL, process-wide: a
+    # second worker test on the same URL would otherwise get the closed ones back.
+    kombu.pools.reset()
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from triage import services, training
+from triage.actions.models import Alert
 from triage.ml.heads import ArtifactError, load_head
-from triage.models import ModelVersion, Prediction, RoutingPolicy
+from triage.models import Item, ModelVersion, Prediction, RoutingPolicy
 from triage.policy import HoldoutPredictions, category_rule, rule_reports
-from triage.scoring import ClassificationError
 
 from .factories import make_item, make_labelled_history
 
@@ -166,8 +166,12 @@ def test_artifact_metadata_records_encoder_labels_calibration_snapshot_and_metri
 def test_a_version_whose_encoder_changed_is_not_served(champion):
     ModelVersion.objects.filter(pk=champion.pk).update(encoder="something-else:123")
     item = make_item("refund")
-    with pytest.raises(ClassificationError, match="encoder"):
-        services.classify_items(item_ids=[item.pk])
+    services.classify_items(item_ids=[item.pk])
+    # Never routed by a model that changed: a person decides, and admins are told why.
+    item.refresh_from_db()
+    assert item.status == Item.Status.IN_REVIEW
+    assert item.review_tasks.get().reason == "model_unavailable"
+    assert "encoder" in Alert.objects.get(kind="model_unavailable", resolved_at=None).message
 
 
 def test_admins_see_why_a_category_does_or_does_not_auto_act(client, champion):

@@ -1,12 +1,15 @@
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import override_settings
+from django.utils import timezone
 
 from reviews.models import ReviewTask
 from reviews.services import record_training_example
 from triage import scoring, services, training
+from triage.actions.models import Alert
 from triage.ml.encoder import get_encoder
-from triage.ml.heads import ArtifactError, load_head
+from triage.ml.heads import load_head
 from triage.models import AuditLog, Item, ModelVersion, Prediction, RoutingPolicy
 from triage.scoring import embed_items
 from triage.training import fit
@@ -115,10 +118,14 @@ def test_a_tampered_artifact_is_refused(categories):
         fh.write(bytes([byte[0] ^ 0xFF]))
     scoring.clear_caches()
     item = make_item("refund my card")
-    with pytest.raises(ArtifactError, match="sha256"):
-        services.classify_items(item_ids=[item.pk])
+    services.classify_items(item_ids=[item.pk])
+    # Refused, and the item is not left in `received` to be re-queued forever.
     item.refresh_from_db()
-    assert item.status == Item.Status.RECEIVED
+    assert item.status == Item.Status.IN_REVIEW
+    assert item.review_tasks.get().reason == "model_unavailable"
+    assert not item.predictions.exists()
+    alert = Alert.objects.get(kind="model_unavailable", resolved_at=None)
+    assert "sha256" in alert.message
 
 
 def test_classify_routes_confident_items_and_queues_the_rest(categories):
@@ -182,5 +189,7 @@ def test_items_whose_classification_failed_stay_received_and_are_swept(
     item = Item.objects.get(external_id="lost-1")
     assert result.created == [item]
     assert item.status == Item.Status.RECEIVED
-    assert services.stuck_item_ids(older_than=timedelta(0)) == [item.pk]
-    assert services.stuck_item_ids(older_than=timedelta(minutes=5)) == []
+    with override_settings(TRIAGE_STUCK_AFTER_SECONDS=300):
+        assert services.requeue_stuck_items() == []
+        later = timezone.now() + timedelta(minutes=6)
+        assert services.requeue_stuck_items(now=later) == [item.pk]

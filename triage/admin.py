@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -43,8 +43,22 @@ class CategoryAdmin(AuditedAdmin[Category]):
     ]
     list_editable = ["threshold", "target_precision", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
-    # A webhook typed without a scheme means https (Django 6's default), not http.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    # Webhooks are Endpoints now (Actions → Endpoints, filtered by category), signed and
+    # retried; the old per-category URL is not offered, so nobody relies on it.
+    exclude = ["webhook_url"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.is_in_use():
+            fields.append("slug")
+        return fields
+
+    def get_prepopulated_fields(
+        self, request: HttpRequest, obj: Category | None = None
+    ) -> dict[str, Any]:
+        if obj is not None and obj.is_in_use():
+            return {}
+        return dict(super().get_prepopulated_fields(request, obj))
 
     @admin.display(description="routing with the champion")
     def routing_now(self, obj: Category) -> str:

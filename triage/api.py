@@ -1,29 +1,152 @@
-"""The API: POST /api/items, GET /api/items/<external_id>, GET /api/metrics.
+"""The HTTP API on django-ninja: items in, the events feed and metrics out. OpenAPI at /api/docs.
 
 Authentication is a bearer token; only its sha256 is stored (ApiToken).
-Errors are JSON with a message naming what was wrong.
+Errors are JSON: {"error": "<what was wrong>"}, plus "errors" (each bad item's
+index, field and message) or "conflicts" where that helps a client fix its request.
+Item bodies are parsed by triage.intake (shared with the file import), so every
+bad field of a 1,000-item batch is reported at once, by index.
 """
 
 import json
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from ninja import Field, NinjaAPI, Query, Schema, Status
+from ninja.errors import ValidationError as NinjaValidationError
 
 from . import services
+from .actions.feed import MAX_LIMIT, FeedError, read_events
 from .intake import InvalidItems, parse_items
-from .models import ApiToken, Item
+from .models import ApiToken, Item, Prediction
 from .monitoring.metrics import metrics_snapshot
 from .text import normalize_external_id
 
 
+class TokenRejected(Exception):
+    def __init__(self, message: str, challenge: str) -> None:
+        self.challenge = challenge
+        super().__init__(message)
+
+
+def bearer_token(request: HttpRequest) -> ApiToken:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenRejected(
+            "missing bearer token: send 'Authorization: Bearer <token>'", challenge="Bearer"
+        )
+    api_token = ApiToken.authenticate(token.strip())
+    if api_token is None:
+        raise TokenRejected(
+            "invalid or revoked API token", challenge='Bearer error="invalid_token"'
+        )
+    ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+    return api_token
+
+
+api = NinjaAPI(
+    title="Triage API",
+    version="1",
+    description=(
+        "Push items in (one, or a batch of up to 1,000) and read every decision back "
+        "through the events feed. Send `Authorization: Bearer <token>`."
+    ),
+    auth=bearer_token,
+    urls_namespace="api",
+)
+
+
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
+
+
+@api.exception_handler(TokenRejected)
+def token_rejected(request: HttpRequest, exc: TokenRejected) -> HttpResponse:
+    response = error(401, str(exc))
+    response["WWW-Authenticate"] = exc.challenge
+    return response
+
+
+@api.exception_handler(NinjaValidationError)
+def invalid_parameters(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    errors = [
+        {"field": str(e["loc"][-1]) if e.get("loc") else "(request)", "message": e["msg"]}
+        for e in exc.errors
+    ]
+    return error(
+        400,
+        "invalid parameters: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+        errors=errors,
+    )
+
+
+# --- Schemas -----------------------------------------------------------------
+
+
+class ItemIn(Schema):
+    external_id: str = Field(max_length=255, description="Your id; ingest is idempotent on it.")
+    text: str = Field(min_length=1, description="At most TRIAGE_MAX_TEXT_CHARS characters.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PredictionOut(Schema):
+    label: str
+    confidence: float
+    model_version: int | None
+    scores: list[dict[str, Any]]
+
+
+class DecisionOut(Schema):
+    route: Literal["auto", "review"]
+    reason: str
+    threshold: float | None
+
+
+class ItemOut(Schema):
+    external_id: str
+    status: Literal["received", "routed", "in_review", "resolved"]
+    received_at: str
+    prediction: PredictionOut | None
+    decision: DecisionOut | None
+    final_category: str | None
+    decided_by: str | None
+
+
+class BatchOut(Schema):
+    created: int
+    existing: int
+    items: list[ItemOut]
+
+
+class FieldErrorOut(Schema):
+    index: int | None = None
+    field: str
+    message: str
+
+
+class ErrorOut(Schema):
+    error: str
+    errors: list[FieldErrorOut] | None = None
+
+
+class EventOut(Schema):
+    id: str = Field(description="evt_…; the webhook-id header of its deliveries.")
+    type: str
+    schema_version: int
+    timestamp: str
+    data: dict[str, Any]
+
+
+class EventsPage(Schema):
+    events: list[EventOut]
+    next: str = Field(description="Pass as `after` to read on; unchanged when nothing is new.")
+    has_more: bool
+
+
+ITEM_BODY_SCHEMA = ItemIn.model_json_schema()
+ITEM_BODY_SCHEMA.pop("title", None)
 
 
 def reject_non_json_constant(name: str) -> None:
@@ -31,28 +154,19 @@ def reject_non_json_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            response = error(401, "missing bearer token: send 'Authorization: Bearer <token>'")
-            response["WWW-Authenticate"] = "Bearer"
-            return response
-        api_token = ApiToken.authenticate(token.strip())
-        if api_token is None:
-            response = error(401, "invalid or revoked API token")
-            response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-            return response
-        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
-        return view(request, *args, **kwargs)
-
-    return wrapper
+def latest_predictions(item_ids: list[int]) -> dict[int, Prediction]:
+    """The newest prediction of each item, in one query."""
+    latest: dict[int, Prediction] = {}
+    for prediction in (
+        Prediction.objects.filter(item_id__in=item_ids)
+        .select_related("label")
+        .order_by("item_id", "-id")
+    ):
+        latest.setdefault(prediction.item_id, prediction)
+    return latest
 
 
-def item_json(item: Item) -> dict[str, Any]:
-    prediction = item.latest_prediction()
+def item_json(item: Item, prediction: Prediction | None) -> dict[str, Any]:
     return {
         "external_id": item.external_id,
         "status": item.status,
@@ -81,10 +195,36 @@ def item_json(item: Item) -> dict[str, Any]:
     }
 
 
-@csrf_exempt
-@require_POST
-@token_required
-def items_collection(request: HttpRequest) -> HttpResponse:
+# --- Items -------------------------------------------------------------------
+
+
+@api.post(
+    "/items",
+    response={200: ItemOut | BatchOut, 201: ItemOut | BatchOut, 400: ErrorOut, 401: ErrorOut},
+    summary="Ingest one item or a batch of up to 1,000",
+    description=(
+        "201 when anything new was stored, 200 when every item already existed with the "
+        "same text. 400 names each bad item's index and field (nothing is stored), 409 a "
+        "conflicting external_id, 415 a body that is not JSON, 503 when no category exists. "
+        "Classification is queued after the commit."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            ITEM_BODY_SCHEMA,
+                            {"type": "array", "items": ITEM_BODY_SCHEMA, "maxItems": 1000},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+def ingest(request: HttpRequest) -> Any:
     if request.content_type != "application/json":
         return error(415, "send JSON with 'Content-Type: application/json'")
     try:
@@ -120,32 +260,81 @@ def items_collection(request: HttpRequest) -> HttpResponse:
             conflicts=[{"index": i, "external_id": e} for i, e in exc.conflicts],
         )
     # Re-read so a classification that already ran (in-process tasks) is shown.
-    fresh = Item.objects.in_bulk([i.pk for i in result.items])
+    ids = [i.pk for i in result.items]
+    fresh = Item.objects.select_related("final_category").in_bulk(ids)
+    predictions = latest_predictions(ids)
     by_eid = {item.external_id: item for item in fresh.values()}
-    body = [item_json(by_eid[i.external_id]) for i in items if i.external_id in by_eid]
+    body = [
+        item_json(by_eid[i.external_id], predictions.get(by_eid[i.external_id].pk))
+        for i in items
+        if i.external_id in by_eid
+    ]
     body = list({b["external_id"]: b for b in body}.values())
     status = 201 if result.created else 200
     if is_batch:
-        return JsonResponse(
+        return Status(
+            status,
             {"created": len(result.created), "existing": len(result.existing), "items": body},
-            status=status,
         )
-    return JsonResponse(body[0], status=status)
+    return Status(status, body[0])
 
 
-@require_GET
-@token_required
-def item_detail(request: HttpRequest, external_id: str) -> HttpResponse:
+@api.get(
+    "/items/{path:external_id}",
+    response={200: ItemOut, 401: ErrorOut, 404: ErrorOut},
+    summary="One item: its status, prediction, decision and final category",
+)
+def item_detail(request: HttpRequest, external_id: str) -> Any:
     # Stored ids are NFC-normalised and stripped (see intake): look up the same form.
     external_id = normalize_external_id(external_id)
     item = Item.objects.select_related("final_category").filter(external_id=external_id).first()
     if item is None:
         return error(404, f"no item with external_id {external_id!r}")
-    return JsonResponse(item_json(item))
+    return Status(200, item_json(item, latest_predictions([item.pk]).get(item.pk)))
 
 
-@require_GET
-@token_required
-def metrics(request: HttpRequest) -> HttpResponse:
-    """Certified thresholds and automation, per category and pooled (see metrics_snapshot)."""
-    return JsonResponse(metrics_snapshot())
+# --- Events ------------------------------------------------------------------
+
+
+class EventsQuery(Schema):
+    after: str | None = Field(None, description="The `next` of the previous page.")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    type: list[str] = Field(default_factory=list, description="Only these types (repeatable).")
+
+
+@api.get(
+    "/events",
+    response={200: EventsPage, 400: ErrorOut, 401: ErrorOut},
+    summary="Every committed event, in a stable order, from a cursor",
+    description=(
+        "Poll with the `next` of the previous answer as `after`: no event is ever skipped, "
+        "even when transactions commit out of order. Each entry is the webhook payload."
+    ),
+)
+def events_feed(request: HttpRequest, query: Query[EventsQuery]) -> Any:
+    types = [t for value in query.type for t in value.split(",") if t]
+    try:
+        page = read_events(after=query.after, limit=query.limit, types=types)
+    except FeedError as exc:
+        return error(400, str(exc), errors=[{"field": exc.field, "message": str(exc)}])
+    return Status(
+        200,
+        {
+            "events": [event.payload for event in page.events],
+            "next": page.next_cursor,
+            "has_more": page.has_more,
+        },
+    )
+
+
+# --- Metrics -----------------------------------------------------------------
+
+
+@api.get(
+    "/metrics",
+    response={200: dict[str, Any], 401: ErrorOut},
+    summary="Certified thresholds and automation, per category and pooled",
+)
+def metrics(request: HttpRequest) -> Any:
+    """See triage.monitoring.metrics.metrics_snapshot for the fields."""
+    return Status(200, metrics_snapshot())

@@ -78,6 +78,26 @@ class Category(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    def is_in_use(self) -> bool:
+        """Items, predictions or model labels refer to it by slug."""
+        if self.pk is None:
+            return False
+        return (
+            Item.objects.filter(final_category_id=self.pk).exists()
+            or Prediction.objects.filter(label_id=self.pk).exists()
+        )
+
+    def clean(self) -> None:
+        # Model versions label by slug, and webhooks and the feed carry it: renaming it
+        # under existing items would silently change what those labels mean.
+        if self.pk is None:
+            return
+        stored = Category.objects.filter(pk=self.pk).values_list("slug", flat=True).first()
+        if stored is not None and stored != self.slug and self.is_in_use():
+            raise ValidationError(
+                {"slug": f"items already use the slug {stored!r}; it cannot change"}
+            )
+
 
 class RoutingPolicy(models.Model):
     """The single, admin-edited policy that turns predictions into decisions.
@@ -214,6 +234,9 @@ class Item(models.Model):
     # Who decided the final category: "model:<version>", "user:<username>" or "import".
     decided_by = models.CharField(max_length=150, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The stuck-item sweep's bookkeeping: how often it re-queued the item, and not before when.
+    classify_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    classify_after = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ItemQuerySet.as_manager()
 

@@ -4,10 +4,14 @@ No database, no model: everything it needs is passed in, so the rules can be
 read here in one place and tested with plain tables.
 """
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+import re2
 
 
 class Route(StrEnum):
@@ -22,6 +26,12 @@ class Reason(StrEnum):
     COLD_START = "cold_start"
     # A target precision the category cannot reach on held-out data: never auto-act.
     TARGET_UNREACHABLE = "target_unreachable"
+    # An admin's rule decided before the model (route to its category, or force review).
+    RULE = "rule"
+    # The model's label is a category an admin switched off: a person decides.
+    CATEGORY_INACTIVE = "category_inactive"
+    # Scoring failed (missing or tampered artifact, encoder error, unmapped label).
+    MODEL_UNAVAILABLE = "model_unavailable"
     # The drift watch found live precision below target: a person decides until a new
     # model is promoted or an admin resumes the category.
     SUSPENDED = "suspended"
@@ -57,6 +67,72 @@ class Rule:
     note: str = ""
 
 
+# RE2 runs in time linear in the text whatever the pattern, so `(a+)+$` on a long text
+# cannot hang classification; max_mem caps what one compiled pattern may hold.
+RE2_MAX_MEM = 8 << 20
+
+
+class RuleSyntaxError(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """A compiled RE2 pattern (case-insensitive); RuleSyntaxError says why it is invalid."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = RE2_MAX_MEM
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        message = exc.args[0] if exc.args else exc
+        if isinstance(message, bytes):
+            message = message.decode(errors="replace")
+        raise RuleSyntaxError(str(message)) from None
+
+
+@dataclass(frozen=True)
+class ItemRule:
+    """An admin's rule, applied before the model: the first that matches decides.
+
+    Exactly one condition is set: keywords (any, case-insensitive substring), a
+    regular expression (RE2 syntax, searched case-insensitively), or a metadata
+    field whose value equals one of metadata_values (JSON equality: "1" is not 1).
+    route AUTO sends the item to `category`; REVIEW forces review.
+    """
+
+    name: str
+    route: Route
+    category: str | None = None
+    keywords: tuple[str, ...] = ()
+    pattern: str = ""
+    metadata_field: str = ""
+    metadata_values: tuple[object, ...] = ()
+
+    def matches(self, text: str, metadata: Mapping[str, object]) -> bool:
+        if self.keywords:
+            folded = text.casefold()
+            return any(k.casefold() in folded for k in self.keywords if k)
+        if self.pattern:
+            return compile_pattern(self.pattern).search(text) is not None
+        if self.metadata_field:
+            if self.metadata_field not in metadata:
+                return False
+            value = metadata[self.metadata_field]
+            return any(json_equal(value, v) for v in self.metadata_values)
+        return False
+
+
+def json_equal(a: object, b: object) -> bool:
+    """Equality as JSON sees it: 1 == 1.0, but true is not 1 and "1" is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
 @dataclass(frozen=True)
 class Policy:
     """Everything routing needs, already computed from the database.
@@ -71,6 +147,10 @@ class Policy:
     audit_rate: float = 0.0
     audit_rates: Mapping[str, float] = field(default_factory=dict)
     suspended: frozenset[str] = frozenset()
+    # Admins' rules, in order, applied before the model.
+    item_rules: tuple[ItemRule, ...] = ()
+    # Categories switched off: never auto-routed, by the model or by a rule.
+    inactive: frozenset[str] = frozenset()
 
     def rule_for(self, label: str) -> Rule:
         return self.rules.get(label, self.default)
@@ -96,6 +176,9 @@ class Decision:
     mode: Mode | None = None
     lower_bound: float | None = None
     audit_probability: float | None = None
+    # Where an AUTO decision sends the item; the rule that decided, if one did.
+    category: str | None = None
+    rule: str | None = None
 
 
 def audit_draw(external_id: str) -> float:
@@ -104,17 +187,62 @@ def audit_draw(external_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def first_matching_rule(
+    rules: tuple[ItemRule, ...], text: str, metadata: Mapping[str, object]
+) -> ItemRule | None:
+    return next((r for r in rules if r.matches(text, metadata)), None)
+
+
+def decide_item(
+    *,
+    text: str,
+    metadata: Mapping[str, object],
+    scored: ScoredItem | None,
+    policy: Policy,
+    draw: float,
+) -> Decision:
+    """Route one item: the admins' rules first, then the model.
+
+    scored None means the model could not score the item: unless a rule decides,
+    a person does (reason model_unavailable).
+    """
+    matched = first_matching_rule(policy.item_rules, text, metadata)
+    if matched is not None:
+        if matched.route is Route.REVIEW:
+            return Decision(Route.REVIEW, Reason.RULE, threshold=None, rule=matched.name)
+        if matched.category is None or matched.category in policy.inactive:
+            return Decision(
+                Route.REVIEW, Reason.CATEGORY_INACTIVE, threshold=None, rule=matched.name
+            )
+        return Decision(
+            Route.AUTO, Reason.RULE, threshold=None, category=matched.category, rule=matched.name
+        )
+    if scored is None:
+        return Decision(Route.REVIEW, Reason.MODEL_UNAVAILABLE, threshold=None)
+    return decide(scored, policy, draw=draw)
+
+
 def decide(scored: ScoredItem, policy: Policy, *, draw: float) -> Decision:
-    """Route one item. `draw` is the item's audit_draw()."""
+    """Route one item by the model's score alone. `draw` is the item's audit_draw()."""
     if scored.cold_start:
         return Decision(Route.REVIEW, Reason.COLD_START, threshold=None)
+    if scored.label in policy.inactive:
+        return Decision(Route.REVIEW, Reason.CATEGORY_INACTIVE, threshold=None)
     rule = policy.rule_for(scored.label)
 
     def decision(
         route: Route, reason: Reason, audit: bool = False, probability: float | None = None
     ) -> Decision:
+        category = scored.label if route is Route.AUTO else None
         return Decision(
-            route, reason, rule.threshold, audit, rule.mode, rule.lower_bound, probability
+            route,
+            reason,
+            rule.threshold,
+            audit,
+            rule.mode,
+            rule.lower_bound,
+            probability,
+            category=category,
         )
 
     if scored.label in policy.suspended:

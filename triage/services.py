@@ -6,23 +6,28 @@ Retraining, the promotion gate and roll back live in triage.training.
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from reviews.models import ReviewTask, TrainingExample, split_for
 
 from . import routing
+from .actions.events import EventType, NewEvent, emit_many, item_data
+from .actions.models import Alert
+from .actions.rules import active_item_rules, count_hits
 from .intake import ItemIn
 from .models import Category, Item, ModelVersion, Prediction, RoutingPolicy
 from .monitoring.audits import live_routing_policy, record_audit_samples
 from .policy import routing_policy
-from .scoring import IN_CHUNK, version_scores, zero_shot_scores
+from .scoring import IN_CHUNK, ClassificationError, Scores, version_scores, zero_shot_scores
 
 logger = logging.getLogger(__name__)
 
@@ -190,66 +195,113 @@ def import_history(*, items: Sequence[ItemIn], categories: dict[str, Category]) 
     return IngestResult(created=created, existing=list(existing.values()))
 
 
-def classify_items(*, item_ids: Sequence[int]) -> int:
+def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
     """Score and route received items with the champion; returns how many were routed.
+
+    The admins' rules decide first, then the model. If scoring fails (a missing or
+    tampered artifact, an encoder error, a label with no category) the items go to
+    review with reason model_unavailable and admins get an alert: an item is never
+    left in `received`. `unscored` skips the model (the stuck sweep's last resort).
+    Each auto-routed item gets an `item.routed` event in the routing transaction.
 
     Safe to run twice on the same ids (a redelivered task): items already past
     `received` are skipped, and rows are locked while they are routed.
     """
-    items = list(
-        Item.objects.pending().filter(pk__in=list(item_ids)).only("pk", "text").order_by("pk")
-    )
+    items = list(Item.objects.pending().filter(pk__in=list(item_ids)).order_by("pk"))
     if not items:
         return 0
     champion = ModelVersion.objects.champion()
+    categories = {c.slug: c for c in Category.objects.all()}
     # Scoring (embedding) is the slow part; it happens outside the routing transaction.
-    scores = version_scores(champion, items) if champion else zero_shot_scores(items)
+    scores, failure = (None, "") if unscored else _score(champion, items, categories)
     now = timezone.now()
-    policy = live_routing_policy(routing_policy(champion), policy=RoutingPolicy.current(), now=now)
-    by_slug = Category.objects.in_bulk(list(scores.labels), field_name="slug")
+    policy = replace(
+        live_routing_policy(routing_policy(champion), policy=RoutingPolicy.current(), now=now),
+        item_rules=active_item_rules(),
+        inactive=frozenset(slug for slug, c in categories.items() if not c.is_active),
+    )
     row_of = {item.pk: row for row, item in enumerate(items)}
-    decided_by = f"model:v{champion.pk}" if champion else "model"
+    by_pk = {item.pk: item for item in items}
+    model_decided_by = f"model:v{champion.pk}" if champion else "model"
 
     with transaction.atomic():
         locked = list(
             Item.objects.pending()
             .select_for_update(skip_locked=True)
             .filter(pk__in=[item.pk for item in items])
-            .values_list("pk", "external_id")
+            .values_list("pk", flat=True)
         )
-        predictions, decisions, tasks = [], [], []
+        # decisions[i] is the decision behind predictions[i] (for the audit records).
+        predictions, decisions, tasks, events = [], [], [], []
         # Grouped UPDATEs (one per outcome) rather than bulk_update's per-row CASE.
-        routed_to: dict[str, list[int]] = {}
+        routed_to: dict[tuple[str, str], list[int]] = {}
         to_review: list[int] = []
-        for item_id, external_id in locked:
-            row = scores.probs[row_of[item_id]]
-            top = np.argsort(-row)[:TOP_K]
-            label = scores.labels[top[0]]
-            scored = routing.ScoredItem(
-                label=label, confidence=float(row[top[0]]), cold_start=champion is None
-            )
-            decision = routing.decide(scored, policy, draw=routing.audit_draw(external_id))
-            decisions.append(decision)
-            predictions.append(
-                Prediction(
-                    item_id=item_id,
-                    model_version=champion,
-                    label=by_slug[label],
-                    confidence=scored.confidence,
-                    scores=[
-                        {"label": scores.labels[i], "confidence": round(float(row[i]), 6)}
-                        for i in top
-                    ],
-                    route=decision.route.value,
-                    reason=decision.reason.value,
-                    threshold=decision.threshold,
-                    mode=decision.mode.value if decision.mode else "",
-                    lower_bound=decision.lower_bound,
-                    created_at=now,
+        rule_hits: Counter[str] = Counter()
+        for item_id in locked:
+            item = by_pk[item_id]
+            scored, top = None, []
+            if scores is not None:
+                row = scores.probs[row_of[item_id]]
+                top = list(np.argsort(-row)[:TOP_K])
+                scored = routing.ScoredItem(
+                    label=scores.labels[top[0]],
+                    confidence=float(row[top[0]]),
+                    cold_start=champion is None,
                 )
+            decision = routing.decide_item(
+                text=item.text,
+                metadata=item.metadata,
+                scored=scored,
+                policy=policy,
+                draw=routing.audit_draw(item.external_id),
             )
-            if decision.route is routing.Route.AUTO:
-                routed_to.setdefault(label, []).append(item_id)
+            if decision.rule:
+                rule_hits[decision.rule] += 1
+            if scores is not None and scored is not None:
+                decisions.append(decision)
+                predictions.append(
+                    Prediction(
+                        item_id=item_id,
+                        model_version=champion,
+                        label=categories[scored.label],
+                        confidence=scored.confidence,
+                        scores=[
+                            {"label": scores.labels[i], "confidence": round(float(row[i]), 6)}
+                            for i in top
+                        ],
+                        route=decision.route.value,
+                        reason=decision.reason.value,
+                        threshold=decision.threshold,
+                        mode=decision.mode.value if decision.mode else "",
+                        lower_bound=decision.lower_bound,
+                        created_at=now,
+                    )
+                )
+            if decision.route is routing.Route.AUTO and decision.category:
+                decided_by = f"rule:{decision.rule}" if decision.rule else model_decided_by
+                routed_to.setdefault((decision.category, decided_by), []).append(item_id)
+                category = categories[decision.category]
+                events.append(
+                    NewEvent(
+                        type=EventType.ITEM_ROUTED,
+                        item_id=item_id,
+                        category_id=category.pk,
+                        occurred_at=now,
+                        data=item_data(
+                            item,
+                            category=category,
+                            decided_by=decided_by,
+                            reason=decision.reason.value,
+                            # A rule's decision is not the model's: no confidence to report.
+                            confidence=scored.confidence if scored and not decision.rule else None,
+                            model_version=(
+                                champion.pk if champion and scored and not decision.rule else None
+                            ),
+                            rule=decision.rule,
+                            audit=decision.audit,
+                        ),
+                    )
+                )
             else:
                 to_review.append(item_id)
             if decision.route is routing.Route.REVIEW or decision.audit:
@@ -264,31 +316,101 @@ def classify_items(*, item_ids: Sequence[int]) -> int:
         Prediction.objects.bulk_create(predictions)
         record_audit_samples(predictions=predictions, decisions=decisions)
         Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
-        for label, routed_ids in routed_to.items():
+        for (slug, decided_by), routed_ids in routed_to.items():
             Item.objects.filter(pk__in=routed_ids).update(
                 status=Item.Status.ROUTED,
-                final_category=by_slug[label],
+                final_category=categories[slug],
                 decided_by=decided_by,
                 decided_at=now,
             )
         ReviewTask.objects.bulk_create(tasks)
+        emit_many(events)
+        count_hits(rule_hits, now=now)
+        if failure and locked:
+            Alert.raise_alert(
+                kind="model_unavailable",
+                message=f"Scoring failed; items went to review instead: {failure}",
+                count=len(locked),
+            )
     return len(locked)
 
 
-def stuck_item_ids(*, older_than: timedelta, limit: int = 10_000) -> list[int]:
-    """Items still `received` well after ingest: their classification was lost or failed."""
-    cutoff = timezone.now() - older_than
-    return list(
-        Item.objects.pending()
-        .filter(received_at__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
+def _score(
+    champion: ModelVersion | None, items: list[Item], categories: dict[str, Category]
+) -> tuple[Scores | None, str]:
+    """The champion's scores for the items, or None and why it could not score them."""
+    try:
+        scores = version_scores(champion, items) if champion else zero_shot_scores(items)
+        unmapped = sorted(set(scores.labels) - set(categories))
+        if unmapped:
+            raise ClassificationError(
+                f"the model's label(s) {', '.join(map(repr, unmapped))} have no category"
+            )
+    except Exception as exc:
+        # Any failure here (corrupt file, encoder crash, bad label map) must not leave
+        # items in `received` to be re-queued forever: log it, and people decide.
+        logger.exception("scoring %d item(s) failed; sending them to review", len(items))
+        return None, f"{type(exc).__name__}: {exc}"
+    return scores, ""
+
+
+def requeue_stuck_items(*, now: datetime | None = None, limit: int = 10_000) -> list[int]:
+    """Re-queue items whose classification was lost; returns the ids re-queued.
+
+    Items merely waiting behind a long queue are left alone: while the queue is
+    moving (something was classified within TRIAGE_STUCK_AFTER_SECONDS), only items
+    received before the newest classified one count as stuck, since the workers have
+    already passed them. Each re-queue counts an attempt and doubles the wait before
+    the next; after TRIAGE_STUCK_MAX_ATTEMPTS the item goes to review, unscored.
+    """
+    now = now or timezone.now()
+    stuck_after = timedelta(seconds=settings.TRIAGE_STUCK_AFTER_SECONDS)
+    latest = (
+        Prediction.objects.order_by("-id").values_list("created_at", "item__received_at").first()
     )
+    candidates = (
+        Item.objects.pending()
+        .filter(received_at__lt=now - stuck_after)
+        .filter(Q(classify_after__isnull=True) | Q(classify_after__lte=now))
+    )
+    if latest is not None and latest[0] >= now - stuck_after:
+        candidates = candidates.filter(received_at__lte=latest[1])
+    rows = list(candidates.order_by("pk").values_list("pk", "classify_attempts")[:limit])
+    give_up = [pk for pk, attempts in rows if attempts >= settings.TRIAGE_STUCK_MAX_ATTEMPTS]
+    if give_up:
+        with transaction.atomic():
+            sent = classify_items(item_ids=give_up, unscored=True)
+            if sent:
+                Alert.raise_alert(
+                    kind="classification_lost",
+                    message=(
+                        f"Items were re-queued {settings.TRIAGE_STUCK_MAX_ATTEMPTS} times and "
+                        "never classified (are the Celery workers running?); sent to review."
+                    ),
+                    count=sent,
+                )
+    by_attempts: dict[int, list[int]] = {}
+    for pk, attempts in rows:
+        if attempts < settings.TRIAGE_STUCK_MAX_ATTEMPTS:
+            by_attempts.setdefault(attempts, []).append(pk)
+    requeued: list[int] = []
+    for attempts, ids in by_attempts.items():
+        Item.objects.filter(pk__in=ids).update(
+            classify_attempts=attempts + 1, classify_after=now + stuck_after * 2 ** (attempts + 1)
+        )
+        requeued.extend(ids)
+    return sorted(requeued)
 
 
 def _task_reason(decision: routing.Decision) -> str:
     if decision.audit:
         return ReviewTask.Reason.AUDIT_SAMPLE
+    if decision.reason is routing.Reason.RULE:
+        return ReviewTask.Reason.RULE
+    if decision.reason is routing.Reason.MODEL_UNAVAILABLE:
+        return ReviewTask.Reason.MODEL_UNAVAILABLE
+    if decision.reason is routing.Reason.CATEGORY_INACTIVE:
+        return ReviewTask.Reason.CATEGORY_INACTIVE
     if decision.reason is routing.Reason.COLD_START:
         return ReviewTask.Reason.COLD_START
     if decision.reason is routing.Reason.SUSPENDED:

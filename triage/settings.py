@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "triage",
+    "triage.actions",
     "reviews",
 ]
 
@@ -276,6 +277,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=TRIAGE_RETRAIN_HOUR, minute=TRIAGE_RETRAIN_MINUTE),
     },
     "classify-stuck-items": {"task": "triage.tasks.classify_stuck", "schedule": 60.0},
+    "sweep-webhook-deliveries": {
+        "task": "triage.actions.tasks.sweep_deliveries",
+        "schedule": 30.0,
+    },
 }
 
 # --- Triage -----------------------------------------------------------------
@@ -307,8 +312,25 @@ TRIAGE_AUDIT_SHARE = float(os.environ.get("TRIAGE_AUDIT_SHARE", "0.25"))
 TRIAGE_LIVE_WINDOW_DAYS = env_int("TRIAGE_LIVE_WINDOW_DAYS", 28)
 # An item still unclassified this long after ingest is re-queued by the sweep.
 TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
+# Re-queues (each waiting twice as long as the last) before an item goes to review unscored.
+TRIAGE_STUCK_MAX_ATTEMPTS = env_int("TRIAGE_STUCK_MAX_ATTEMPTS", 5)
 # Items per classify task (one API batch of up to TRIAGE_MAX_BATCH is one task); bigger
 # chunks embed faster, smaller ones finish sooner.
 TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)
 # Fewest active training examples per category before retrain will run.
 TRIAGE_MIN_EXAMPLES_PER_CATEGORY = env_int("TRIAGE_MIN_EXAMPLES_PER_CATEGORY", 5)
+
+# --- Webhooks (triage.actions) ----------------------------------------------
+# Deliver to private, loopback or link-local addresses (and plain http to them). Off in
+# production: a webhook URL must not reach internal services. On by default only with
+# DEBUG (the demo's receiver runs on 127.0.0.1); the tests turn it on where they need it.
+TRIAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAGE_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+# Seconds one attempt may take (connect, send, first byte and the answer).
+TRIAGE_WEBHOOK_TIMEOUT_SECONDS = env_int("TRIAGE_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Retries: base·2^(n-1) seconds capped at the cap, jittered, for the window (a day).
+TRIAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_BASE_SECONDS", 30)
+TRIAGE_WEBHOOK_RETRY_CAP_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_CAP_SECONDS", 7200)
+TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS", 86_400)
+# The sweep re-queues a delivery only this long after it fell due, so deliveries that
+# are merely waiting behind a long queue are not queued twice.
+TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS = env_int("TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS", 120)

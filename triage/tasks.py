@@ -1,7 +1,5 @@
 """Celery tasks: thin wrappers that take ids and call services."""
 
-from datetime import timedelta
-
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
@@ -27,7 +25,7 @@ def classify_items(item_ids: list[int]) -> int:
 @shared_task
 def classify_stuck() -> int:
     """Re-queue items whose classification was lost (a crash, a broker outage)."""
-    ids = services.stuck_item_ids(older_than=timedelta(seconds=settings.TRIAGE_STUCK_AFTER_SECONDS))
+    ids = services.requeue_stuck_items()
     chunk = settings.TRIAGE_CLASSIFY_CHUNK
     for start in range(0, len(ids), chunk):
         classify_items.delay(ids[start : start + chunk])

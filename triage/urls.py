@@ -3,13 +3,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from . import api
+from .api import api
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="reviews:queue"), name="home"),
-    path("api/items", api.items_collection, name="api-items"),
-    path("api/metrics", api.metrics, name="api-metrics"),
-    path("api/items/<path:external_id>", api.item_detail, name="api-item"),
+    path("api/", api.urls),
     path("reviews/", include("reviews.urls")),
     path("cockpit/", include("triage.cockpit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from reviews.roles import ADMINS, ANALYSTS
 from triage import services, training
+from triage.actions.models import Endpoint
 from triage.demo_data import DESKS, DemoDataMissing, load_messages
 from triage.intake import ItemIn
 from triage.models import ApiToken, AuditLog, Category, Item, ModelVersion, RoutingPolicy
@@ -18,6 +19,8 @@ DEMO_USERS = {
     "analyst": ("triage-analyst", ANALYSTS),
 }
 CHUNK = 250
+DEMO_WEBHOOK_PORT = 8001
+DEMO_WEBHOOK_URL = f"http://127.0.0.1:{DEMO_WEBHOOK_PORT}/webhooks"
 DEMO_TARGET_PRECISION = 0.9
 
 
@@ -107,8 +110,27 @@ class Command(BaseCommand):
             user.groups.add(Group.objects.get(name=group))
         ApiToken.objects.filter(name="demo").delete()
         _, token = ApiToken.issue("demo")
+        endpoint = self.register_demo_endpoint()
 
         self.stdout.write(self.style.SUCCESS("\nDemo ready."))
         for username, (password, group) in DEMO_USERS.items():
             self.stdout.write(f"  {group[:-1]:8} login: {username} / {password}")
         self.stdout.write(f"  API token: {token}")
+        self.stdout.write(
+            f"  Webhooks for the request desk go to {endpoint.url} (off until its receiver runs):"
+            f"\n    .venv/bin/python manage.py listen_webhooks --port {DEMO_WEBHOOK_PORT} "
+            f"--secret {endpoint.secret} --activate"
+        )
+
+    def register_demo_endpoint(self) -> Endpoint:
+        """An endpoint for the request desk at listen_webhooks' address, off until it runs."""
+        endpoint, made = Endpoint.objects.get_or_create(
+            url=DEMO_WEBHOOK_URL,
+            defaults={
+                "description": "The demo receiver: manage.py listen_webhooks --port 8001",
+                "is_active": False,
+            },
+        )
+        if made:
+            endpoint.categories.set(Category.objects.filter(slug="request"))
+        return endpoint

@@ -1,0 +1,249 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from triage import routing
+
+from .delivery import redeliver
+from .endpoints import EndpointError, check_destination
+from .events import EventType
+from .models import Alert, Delivery, Endpoint, Event, Rule
+
+
+class EndpointForm(forms.ModelForm[Endpoint]):
+    url = forms.URLField(
+        label="URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text="https, and a public address (unless TRIAGE_WEBHOOK_ALLOW_PRIVATE is on).",
+    )
+    event_types = forms.MultipleChoiceField(
+        choices=[(t.value, t.value) for t in EventType],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None ticked means every type.",
+    )
+
+    class Meta:
+        model = Endpoint
+        fields = ["url", "description", "is_active", "event_types", "categories"]
+        widgets = {"categories": forms.CheckboxSelectMultiple}
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        try:
+            check_destination(url)
+        except EndpointError as exc:
+            raise forms.ValidationError(f"This URL {exc}.") from None
+        return url
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin[Endpoint]):
+    form = EndpointForm
+    list_display = ["url", "is_active", "delivered", "pending", "failed", "disabled_reason"]
+    readonly_fields = ["secret", "disabled_reason", "created_at"]
+    actions = ["redeliver_failed"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Endpoint]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_delivered=Count("deliveries", filter=Q(deliveries__state="succeeded")),
+                n_pending=Count("deliveries", filter=Q(deliveries__state="pending")),
+                n_failed=Count("deliveries", filter=Q(deliveries__state="failed")),
+            )
+        )
+
+    def _deliveries_link(self, obj: Endpoint, state: str, count: int) -> str:
+        url = reverse("admin:actions_delivery_changelist")
+        return format_html(
+            '<a href="{}?endpoint__id__exact={}&state__exact={}">{}</a>', url, obj.pk, state, count
+        )
+
+    @admin.display(description="delivered")
+    def delivered(self, obj: Any) -> str:
+        return self._deliveries_link(obj, "succeeded", obj.n_delivered)
+
+    @admin.display(description="pending")
+    def pending(self, obj: Any) -> str:
+        return self._deliveries_link(obj, "pending", obj.n_pending)
+
+    @admin.display(description="failed")
+    def failed(self, obj: Any) -> str:
+        return self._deliveries_link(obj, "failed", obj.n_failed)
+
+    def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
+        if obj.is_active:
+            obj.disabled_reason = ""
+        super().save_model(request, obj, form, change)
+        if not change:
+            self.message_user(
+                request,
+                f"Endpoint added. Its signing secret is {obj.secret} (also shown on its page).",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Redeliver the failed deliveries of the selected endpoints")
+    def redeliver_failed(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        ids = Delivery.objects.filter(endpoint__in=queryset, state=Delivery.State.FAILED)
+        count = redeliver(delivery_ids=ids.values_list("pk", flat=True))
+        self.message_user(request, f"Queued {count} deliveries again.")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin[Delivery]):
+    list_display = [
+        "id",
+        "event_type",
+        "event_id",
+        "endpoint",
+        "state",
+        "attempts",
+        "last_status_code",
+        "response_excerpt",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["state", "endpoint", "event__type"]
+    list_select_related = ["event", "endpoint"]
+    readonly_fields = [f.name for f in Delivery._meta.fields] + ["payload"]
+    actions = ["redeliver_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="type")
+    def event_type(self, obj: Delivery) -> str:
+        return obj.event.type
+
+    @admin.display(description="event id")
+    def event_id(self, obj: Delivery) -> str:
+        return obj.event.event_id
+
+    @admin.display(description="response")
+    def response_excerpt(self, obj: Delivery) -> str:
+        text = obj.last_response or obj.last_error
+        return text[:80] + ("…" if len(text) > 80 else "")
+
+    @admin.display(description="payload")
+    def payload(self, obj: Delivery) -> Any:
+        return obj.event.payload
+
+    @admin.action(description="Redeliver the selected deliveries")
+    def redeliver_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = redeliver(delivery_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Queued {count} deliveries again (same event ids).")
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin[Event]):
+    list_display = ["id", "type", "event_id", "item", "created_at"]
+    list_filter = ["type"]
+    raw_id_fields = ["item"]
+    readonly_fields = ["public_id", "type", "item", "schema_version", "payload", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class RuleForm(forms.ModelForm[Rule]):
+    keywords = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="One per line; matched case-insensitively anywhere in the text.",
+    )
+    metadata_values = forms.JSONField(
+        required=False,
+        help_text='A value or a JSON list of values, e.g. ["vip", "press"]. true is not "true".',
+    )
+
+    class Meta:
+        model = Rule
+        fields = [
+            "name",
+            "position",
+            "is_active",
+            "condition",
+            "keywords",
+            "pattern",
+            "metadata_field",
+            "metadata_values",
+            "action",
+            "category",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and isinstance(self.instance.keywords, list):
+            self.initial["keywords"] = "\n".join(self.instance.keywords)
+
+    def clean_keywords(self) -> list[str]:
+        raw: str = self.cleaned_data.get("keywords") or ""
+        return [line.strip() for line in raw.splitlines() if line.strip()]
+
+    def clean_metadata_values(self) -> list[object]:
+        value = self.cleaned_data.get("metadata_values")
+        if value is None:
+            return []
+        return value if isinstance(value, list) else [value]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        condition = data.get("condition")
+        if condition == Rule.Condition.KEYWORDS and not data.get("keywords"):
+            self.add_error("keywords", "Give at least one keyword.")
+        if condition == Rule.Condition.REGEX:
+            pattern = data.get("pattern") or ""
+            if not pattern:
+                self.add_error("pattern", "Give a regular expression.")
+            else:
+                try:
+                    routing.compile_pattern(pattern)
+                except routing.RuleSyntaxError as exc:
+                    self.add_error("pattern", f"This regular expression does not compile: {exc}.")
+        if condition == Rule.Condition.METADATA:
+            if not data.get("metadata_field"):
+                self.add_error("metadata_field", "Name the metadata field.")
+            if not data.get("metadata_values"):
+                self.add_error("metadata_values", "Give at least one value.")
+        if data.get("action") == Rule.Action.ROUTE and not data.get("category"):
+            self.add_error("category", "A rule that routes needs a category.")
+        return data
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin[Rule]):
+    form = RuleForm
+    list_display = ["name", "position", "is_active", "condition", "action", "category", "hits"]
+    list_editable = ["position", "is_active"]
+    readonly_fields = ["hits", "last_hit_at"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin[Alert]):
+    list_display = ["kind", "message", "count", "first_at", "last_at", "resolved_at"]
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["kind", "message", "count", "first_at", "last_at", "resolved_at"]
+    actions = ["resolve"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Mark the selected alerts resolved")
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        self.message_user(request, f"Resolved {count} alert(s).")

@@ -1,0 +1,208 @@
+"""Outbox events, webhook endpoints, their deliveries, and the rules applied before the model."""
+
+import base64
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from triage.models import Category, Item
+
+
+class Event(models.Model):
+    """Something that happened to an item (or a category), written in the same transaction.
+
+    This is the outbox: the row exists if and only if the decision committed, and
+    deliveries and the events feed are read from it. `txid` is the writing
+    transaction's id on PostgreSQL (0 on SQLite, which commits one writer at a time);
+    the feed orders by (txid, id) and only reads below the oldest running transaction,
+    so a poller never skips an event that commits late.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=50)
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField()
+    txid = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["txid", "id"], name="event_feed_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+    @property
+    def event_id(self) -> str:
+        return f"evt_{self.public_id.hex}"
+
+
+def generate_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Endpoint(models.Model):
+    """A webhook destination: where events go, signed with a secret Triage generated."""
+
+    url = models.URLField(max_length=500, unique=True, verbose_name="URL")
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100, default=generate_secret, editable=False)
+    is_active = models.BooleanField(default=True)
+    # Empty means every type / every category.
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="Event types it receives; none ticked means all."
+    )
+    categories = models.ManyToManyField(
+        Category,
+        blank=True,
+        related_name="+",
+        help_text="Categories it receives; none selected means all.",
+    )
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class Delivery(models.Model):
+    """One event on its way to one endpoint: every attempt, the next try and the outcome.
+
+    `next_attempt_at` doubles as the lease of an attempt in flight: it is pushed past
+    the request timeout before the request is sent, so a worker killed mid-delivery
+    leaves a row the sweep picks up again once the lease has run out.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # Copied from the event so per-item ordering is one indexed lookup.
+    item_id = models.BigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Failures after this make the delivery `failed` (a day after it was created or redelivered).
+    retry_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_response = models.CharField(max_length=500, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_endpoint")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state="pending"),
+                name="delivery_due_idx",
+            ),
+            models.Index(
+                fields=["endpoint", "item_id", "event"],
+                condition=models.Q(state="pending"),
+                name="delivery_item_order_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.endpoint} ({self.state})"
+
+
+class Rule(models.Model):
+    """A deterministic rule applied before the model, in order; the first match decides."""
+
+    class Condition(models.TextChoices):
+        KEYWORDS = "keywords", "text contains any of the keywords"
+        REGEX = "regex", "text matches the regular expression"
+        METADATA = "metadata", "a metadata field equals one of the values"
+
+    class Action(models.TextChoices):
+        ROUTE = "route", "route to the category"
+        REVIEW = "review", "send to review"
+
+    name = models.SlugField(max_length=80, unique=True)
+    position = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
+    is_active = models.BooleanField(default=True)
+    condition = models.CharField(max_length=10, choices=Condition.choices)
+    keywords = models.JSONField(
+        default=list, blank=True, help_text="For keywords: matched case-insensitively."
+    )
+    pattern = models.CharField(
+        max_length=500, blank=True, help_text="For regex: RE2 syntax (linear time)."
+    )
+    metadata_field = models.CharField(max_length=100, blank=True)
+    metadata_values = models.JSONField(default=list, blank=True)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    hits = models.PositiveBigIntegerField(default=0, editable=False)
+    last_hit_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(action="route") | models.Q(category__isnull=False),
+                name="route_rule_has_a_category",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """Something an admin must look at (e.g. the model could not score items).
+
+    One open alert per kind: a repeat bumps its count and time instead of piling up.
+    """
+
+    kind = models.CharField(max_length=50)
+    message = models.TextField()
+    count = models.PositiveIntegerField(default=1)
+    first_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(resolved_at__isnull=True), name="one_open_alert"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message[:60]}"
+
+    @classmethod
+    def raise_alert(cls, *, kind: str, message: str, count: int = 1) -> "Alert":
+        now = timezone.now()
+        alert = cls.objects.select_for_update().filter(kind=kind, resolved_at__isnull=True).first()
+        if alert is None:
+            return cls.objects.create(
+                kind=kind, message=message, count=count, first_at=now, last_at=now
+            )
+        alert.message = message
+        alert.count += count
+        alert.last_at = now
+        alert.save(update_fields=["message", "count", "last_at"])
+        return alert
