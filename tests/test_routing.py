@@ -49,7 +49,13 @@ def test_threshold_table(label, confidence, route, reason, threshold):
 def test_the_decision_records_the_mode_and_bound_that_produced_it():
     decision = decide(ScoredItem("fraud", 0.9), POLICY, draw=0.99)
     assert decision == Decision(
-        Route.AUTO, Reason.ABOVE_THRESHOLD, 0.81, False, Mode.TARGET_PRECISION, 0.953, "fraud"
+        Route.AUTO,
+        Reason.ABOVE_THRESHOLD,
+        0.81,
+        False,
+        Mode.TARGET_PRECISION,
+        0.953,
+        category="fraud",
     )
     raw = decide(ScoredItem("billing", 0.9), POLICY, draw=0.99)
     assert (raw.mode, raw.lower_bound) == (Mode.THRESHOLD, None)

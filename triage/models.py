@@ -369,6 +369,14 @@ class Prediction(models.Model):
     lower_bound = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        indexes = [
+            # Per-category volumes over the last week set the audit rates on every classify
+            # call, and live automation rates read a window: both filter on creation time.
+            # Appending to a time index is cheap next to a full scan per call.
+            models.Index(fields=["created_at"], name="prediction_created_idx")
+        ]
+
     def __str__(self) -> str:
         return f"{self.item_id}: {self.label_id} {self.confidence:.2f} -> {self.route}"
 

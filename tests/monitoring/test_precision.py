@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from triage.monitoring.precision import clopper_pearson, weighted_precision
+from triage.monitoring.precision import clopper_pearson, one_sided_lower, weighted_precision
 
 
 def test_clopper_pearson_matches_known_values():
@@ -65,3 +65,9 @@ def test_weights_recover_overall_precision_where_strata_differ():
     assert weighted.method != "clopper-pearson"
     assert covered / 400 >= 0.93
     assert naive_covered / 400 <= 0.05
+
+
+def test_the_one_sided_bound_is_the_two_sided_interval_at_twice_the_level():
+    estimate = weighted_precision([True] * 95 + [False] * 5, [0.05] * 100)
+    assert one_sided_lower(estimate, 0.05) == pytest.approx(clopper_pearson(95, 100, 0.90)[0])
+    assert one_sided_lower(weighted_precision([], []), 0.05) == 0.0

@@ -9,6 +9,7 @@ from django.utils import timezone
 from reviews.models import ReviewTask, TrainingExample
 from reviews.services import claim_next_task, submit_review
 from triage import services, training
+from triage.actions.models import Event
 from triage.models import (
     AuditLog,
     AuditSample,
@@ -74,6 +75,8 @@ def test_an_audit_that_disagrees_corrects_the_item_and_becomes_a_training_exampl
     assert (sample.correct, sample.audited_category.slug) == (False, "outage")
     (example,) = TrainingExample.objects.active().filter(item=item)
     assert (example.category.slug, example.source) == ("outage", "audit")
+    (corrected,) = Event.objects.filter(type="item.corrected", item=item)
+    assert corrected.payload["data"]["previous_category"] == "billing"
 
 
 def test_an_audit_that_agrees_is_counted_right(champion, analyst):
@@ -106,6 +109,10 @@ def test_a_run_of_wrong_audits_suspends_the_category_and_everything_goes_to_revi
         "billing",
         10,
     )
+
+    (event,) = Event.objects.filter(type="policy.suspended")
+    data = event.payload["data"]
+    assert (data["category"], data["wrong"], data["audited"]) == ("billing", 10, 10)
 
     (item,) = _classify()
     prediction = Prediction.objects.get(item=item)
@@ -288,3 +295,33 @@ def test_live_precision_since_the_last_change_leaves_out_older_audits(categories
         1.0,
     )
     assert billing.window.precision.audited == 3
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong", "verified"),
+    [
+        (30, 0, True),  # 30 of 30: one-sided 95% bound 0.905 ≥ 0.9
+        (29, 1, False),  # 29 of 30: bound 0.851 < 0.9
+        (20, 0, None),  # fewer than min_support audits: no verdict yet
+    ],
+)
+def test_audits_verify_the_certified_promise_once_there_are_enough(
+    categories, right, wrong, verified
+):
+    RoutingPolicy.objects.update_or_create(
+        pk=1, defaults={"target_precision": 0.9, "min_support": 30}
+    )
+    now = timezone.now()
+    for correct in [True] * right + [False] * wrong:
+        item = make_item()
+        AuditSample.objects.create(
+            item=item,
+            prediction=make_prediction(item, categories["billing"]),
+            category=categories["billing"],
+            probability=0.05,
+            audited_at=now,
+            correct=correct,
+        )
+    (billing,) = [c for c in live_report().categories if c.slug == "billing"]
+    assert billing.check["verified"] is verified
+    assert billing.check["audited"] == right + wrong

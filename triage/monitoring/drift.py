@@ -21,9 +21,9 @@ however often it is looked at. A naive test repeated after every audit has no
 such guarantee: its false alarms accumulate with every look.
 
 With α = 1/1000 (h = 6.91), simulated at p = p₀ = 0.95 exactly (the worst case
-the promise allows), it false-alarms in 2.7% of 2,000-verdict streams; a drop
-to 0.89 is flagged after a median of about 200 audited verdicts (90% within
-about 390). benchmarks/drift_watch.py reproduces these figures.
+the promise allows), it false-alarms in 2.2% of 2,000-verdict streams; a drop
+to 0.89 is flagged after a median of 203 audited verdicts (90% within 377;
+benchmarks/drift_watch.py, 2,000 streams).
 """
 
 from __future__ import annotations

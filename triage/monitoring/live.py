@@ -26,7 +26,7 @@ from triage.models import (
 )
 
 from .audits import audit_rates
-from .precision import PrecisionEstimate, weighted_precision
+from .precision import PrecisionEstimate, one_sided_lower, weighted_precision
 from .watch import design_for
 
 # Audit-log actions that change what an auto-action means: a new champion or a threshold.
@@ -75,6 +75,7 @@ class CategoryLive:
     since_change: Span
     window: Span
     drift: dict[str, Any]
+    check: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -83,7 +84,30 @@ class CategoryLive:
             "since_change": self.since_change.as_json(),
             "window": self.window.as_json(),
             "drift": self.drift,
+            "audit_certification": self.check,
         }
+
+
+def audit_certification(
+    estimate: PrecisionEstimate, *, target: float | None, delta: float, min_support: int
+) -> dict[str, Any]:
+    """The certified promise checked on audits: a random sample of live auto-actions.
+
+    Certification rests on labelled history; audits since the last change are a
+    random sample of the auto-actions the current threshold actually takes. With
+    at least min_support of them, the exact one-sided lower bound at 1 − δ must
+    reach the target for the promise to count as verified on live traffic.
+    """
+    lower = one_sided_lower(estimate, delta)
+    enough = estimate.audited >= min_support
+    verified = None if target is None or not enough else lower >= target
+    return {
+        "audited": estimate.audited,
+        "min_support": min_support,
+        "delta": delta,
+        "lower_bound": round(lower, 4),
+        "verified": verified,
+    }
 
 
 @dataclass(frozen=True)
@@ -193,6 +217,12 @@ def live_report(*, now: datetime | None = None) -> LiveReport:
             since_change=per_since.get(category.slug, empty),
             window=per_window.get(category.slug, empty),
             drift=_drift_state(watches.get(category.pk), category, policy),
+            check=audit_certification(
+                per_since.get(category.slug, empty).precision,
+                target=design.target if design else None,
+                delta=policy.delta,
+                min_support=policy.min_support,
+            ),
         )
         for category in Category.objects.filter(is_active=True)
     ]
@@ -212,10 +242,15 @@ def live_table(report: LiveReport) -> list[str]:
     lines = [
         f"live precision of auto-actions from blind audits (95% exact interval; since {since} "
         f"and over {settings.TRIAGE_LIVE_WINDOW_DAYS} days):",
-        f"{'category':<16}{'since change':<34}{'window':<34}{'automated':>10}{'audit':>8}  drift",
+        f"{'category':<16}{'since change':<34}{'window':<34}{'automated':>10}{'audit':>8}"
+        f"  {'on audits':<13}drift",
     ]
-    rows = [(c.slug, c.since_change, c.window, c.audit_rate, c.drift) for c in report.categories]
-    for slug, since_change, window, rate, drift in rows:
+    rows = [
+        (c.slug, c.since_change, c.window, c.audit_rate, c.drift, c.check)
+        for c in report.categories
+    ]
+    for slug, since_change, window, rate, drift, check in rows:
+        verified = {True: "verified", False: "NOT verified", None: "—"}[check["verified"]]
         automated = since_change.automation.rate
         if drift["state"] == "suspended":
             watch = f"SUSPENDED: {drift['suspension'].get('reason', '')}"
@@ -226,7 +261,8 @@ def live_table(report: LiveReport) -> list[str]:
             watch = f"watching ({drift['statistic']:.2f} of {design['threshold']:.2f})"
         lines.append(
             f"{slug:<16}{_fmt(since_change):<34}{_fmt(window):<34}"
-            f"{'—' if automated is None else f'{automated:.1%}':>10}{rate:>8.1%}  {watch}"
+            f"{'—' if automated is None else f'{automated:.1%}':>10}{rate:>8.1%}"
+            f"  {verified:<13}{watch}"
         )
     overall = report.overall_since_change
     lines.append(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import beta
 
-__all__ = ["PrecisionEstimate", "clopper_pearson", "weighted_precision"]
+__all__ = ["PrecisionEstimate", "clopper_pearson", "one_sided_lower", "weighted_precision"]
 
 
 def clopper_pearson(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -92,3 +92,15 @@ def weighted_precision(
     n_eff = float(w.sum() ** 2 / (w**2).sum())
     lower, upper = clopper_pearson(estimate * n_eff, n_eff, confidence)
     return PrecisionEstimate(n, right, estimate, lower, upper, n_eff, KORN_GRAUBARD)
+
+
+def one_sided_lower(estimate: PrecisionEstimate, delta: float) -> float:
+    """Exact one-sided lower bound at level 1 − δ (same effective n as the interval).
+
+    The certification's form: with probability at least 1 − δ the precision of
+    all auto-actions is at least this. 0.0 when nothing was audited.
+    """
+    if estimate.precision is None:
+        return 0.0
+    n = estimate.effective_n
+    return clopper_pearson(estimate.precision * n, n, 1 - 2 * delta)[0]

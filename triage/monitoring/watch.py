@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from triage.actions import events
 from triage.models import (
     AuditLog,
     AuditSample,
@@ -124,13 +125,13 @@ def check_category(*, category: Category, now: datetime | None = None) -> WatchC
 
 
 def emit_policy_suspended(*, category: Category, detail: dict[str, Any], at: datetime) -> None:
-    """The one place a `policy.suspended` event is emitted.
-
-    The events outbox (triage.actions.events) is not in this codebase yet; when
-    it lands this becomes `events.emit("policy.suspended", category=category,
-    data=detail | {"suspended_at": at.isoformat()})`, called here, inside the
-    suspension's transaction. Until then the audit log row is the record.
-    """
+    """Emit `policy.suspended` through the outbox, in the suspension's transaction,
+    so subscribers learn that the category's items now all wait for a person."""
+    events.emit(
+        events.EventType.POLICY_SUSPENDED,
+        category=category,
+        data={"category": category.slug, "suspended_at": at.isoformat(), **detail},
+    )
 
 
 def resume_category(
