@@ -101,6 +101,15 @@ def test_a_nul_in_a_cookie_is_a_400():
     assert "cookie 'sessionid'" in response.content.decode()
 
 
+def test_a_nul_in_a_header_is_a_400(analyst):
+    # django-axes stores the User-Agent of a failed login: on PostgreSQL this was a 500.
+    response = Client().post(
+        "/accounts/login/", {"username": "alice", "password": "wrong"}, HTTP_USER_AGENT="ua\x00"
+    )
+    assert response.status_code == 400
+    assert "header 'User-Agent' must not contain NUL" in response.content.decode()
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite stores NUL")
 def test_without_the_middleware_an_admin_filter_with_nul_is_a_server_error(settings, categories):
     # The failure the middleware exists for, so this file's 400s cannot pass by accident.

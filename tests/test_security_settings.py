@@ -125,6 +125,19 @@ def test_each_security_setting_comes_from_the_environment():
     assert values["SECURE_PROXY_SSL_HEADER"] is None
 
 
+def test_with_debug_on_the_policy_is_report_only_so_django_error_pages_work():
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CONTENT_SECURITY_POLICY is None,"
+        " s.CONTENT_SECURITY_POLICY_REPORT_ONLY == s.CSP_POLICY)"
+    )
+    done = run(
+        ["-c", script], DJANGO_SETTINGS_MODULE="triage.settings", TRIAGE_ENV_FILE="", DEBUG="1"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
+
+
 @pytest.mark.django_db
 def test_pages_carry_a_content_security_policy_without_inline_scripts(client):
     response = client.get("/accounts/login/")

@@ -17,8 +17,8 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 def unstorable_input(request: HttpRequest) -> str | None:
     """What in this request cannot be stored (or even queried for), or None.
 
-    A NUL in a path, a query parameter (an admin filter, a search), a form field
-    or a cookie otherwise reaches PostgreSQL, which refuses it with an error that
+    A NUL in a path, a query parameter (an admin filter, a search), a form field,
+    a cookie or a header otherwise reaches PostgreSQL, which refuses it with an error that
     surfaces as a 500. JSON bodies are checked field by field by the API itself.
     """
     if problem := unstorable_string(request.path_info):
@@ -39,6 +39,10 @@ def unstorable_input(request: HttpRequest) -> str | None:
     for key, value in request.COOKIES.items():
         if problem := unstorable_string(key) or unstorable_string(value):
             return f"cookie {key!r} {problem}"
+    # Headers too: django-axes stores the User-Agent and Accept of every failed login.
+    for key, value in request.headers.items():
+        if problem := unstorable_string(value):
+            return f"header {key!r} {problem}"
     return None
 
 

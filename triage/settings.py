@@ -190,7 +190,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # Content-Security-Policy (django-csp): scripts and styles only from this site. The pages
 # have no inline scripts; htmx's own inline indicator styles are turned off in base.html.
-CONTENT_SECURITY_POLICY = {
+CSP_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
@@ -204,6 +204,10 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
     }
 }
+# Enforced, except with DEBUG on: Django's technical error pages use inline styles and
+# scripts, so a developer gets the same policy as report-only (violations in the console).
+CONTENT_SECURITY_POLICY = None if DEBUG else CSP_POLICY
+CONTENT_SECURITY_POLICY_REPORT_ONLY = CSP_POLICY if DEBUG else None
 
 # Login throttling (django-axes): after TRIAGE_LOGIN_FAILURE_LIMIT failures for one
 # username from one address, that pair is refused (429) for TRIAGE_LOGIN_COOLOFF_MINUTES.

@@ -1,4 +1,4 @@
-"""The Content-Security-Policy blocks nothing the product's own pages need."""
+"""The Content-Security-Policy blocks nothing the pages need: queue, admin, cockpit."""
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -60,6 +60,10 @@ def test_admin_and_queue_pages_run_under_the_csp_without_violations(
         f"/admin/triage/category/{categories['billing'].pk}/change/",
         "/admin/triage/category/add/",
         "/admin/triage/auditlog/",
+        "/cockpit/",
+        "/cockpit/categories/billing/",
+        "/cockpit/models/",
+        "/cockpit/audit/",
     ]:
         response = page.goto(f"{live_server.url}{path}")
         assert response is not None and response.status == 200, path
