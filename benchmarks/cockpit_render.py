@@ -8,7 +8,7 @@ stock Django admin index rendered the same way in the same run (the baseline).
 Server-side time only: no network, no browser.
 
     .venv/bin/python benchmarks/cockpit_render.py
-    DATABASE_URL=sqlite:////tmp/wt10-demo.sqlite3 .venv/bin/python benchmarks/cockpit_render.py
+    DATABASE_URL=sqlite:////tmp/triage-demo.sqlite3 .venv/bin/python benchmarks/cockpit_render.py
 """
 
 import argparse

@@ -15,7 +15,7 @@ delivery tasks on Redis; no worker consumes them here). Target: at most 10% slow
 
 Run from the project root:
   .venv/bin/python benchmarks/delivery.py [--decisions 10000] [--workers 1,4]
-      [--postgres postgres://postgres@127.0.0.1:5432/triage_wt7_bench]
+      [--postgres postgres://postgres@127.0.0.1:5432/triage_bench]
       [--redis redis://127.0.0.1:6379/7] [--classify-rounds 3]
 """
 
@@ -329,7 +329,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--decisions", type=int, default=10_000)
     parser.add_argument("--workers", default="1,4")
-    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/triage_wt7_bench")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/triage_bench")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
     parser.add_argument("--classify-rounds", type=int, default=3)
     parser.add_argument("--classify-batch", type=int, default=1000)
@@ -398,7 +398,7 @@ def main() -> None:
 def urlsplit_path(url: str) -> str:
     from urllib.parse import urlsplit
 
-    return urlsplit(url).path.lstrip("/") or "triage_wt7_bench"
+    return urlsplit(url).path.lstrip("/") or "triage_bench"
 
 
 if __name__ == "__main__":
