@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -46,6 +46,8 @@ class CategoryAdmin(AuditedAdmin[Category]):
     # Webhooks are Endpoints now (Actions → Endpoints, filtered by category), signed and
     # retried; the old per-category URL is not offered, so nobody relies on it.
     exclude = ["webhook_url"]
+    # The changelist formset still builds the legacy URL field; https is its default scheme.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
