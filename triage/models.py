@@ -1,11 +1,8 @@
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -427,80 +424,16 @@ class ApiToken(models.Model):
         return self.revoked_at is None
 
 
-class AuditLog(models.Model):
-    """Who changed what, when, with the values before and after.
-
-    Append-only: the admin offers no add, change or delete, and on PostgreSQL a
-    trigger (migration 0006) refuses UPDATE and DELETE on the table itself, so an
-    entry cannot be rewritten even with the application's own database role.
-    """
-
-    actor = models.CharField(max_length=150)
-    action = models.CharField(max_length=50)
-    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-at"]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
-
-    @classmethod
-    def record(cls, *, actor: str, action: str, **detail: Any) -> "AuditLog":
-        return cls.objects.create(actor=actor, action=action, detail=detail)
-
-    @classmethod
-    def record_change(
-        cls,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        before: Mapping[str, Any] | None,
-        after: Mapping[str, Any] | None,
-        **detail: Any,
-    ) -> "AuditLog":
-        """Log a change to `target` with the values before and after it.
-
-        `before` is None for something created, `after` None for something
-        deleted. `changed` lists the fields whose value differs, so a reader
-        sees at a glance what an edit did (snapshot() builds both mappings).
-        """
-        old, new = dict(before or {}), dict(after or {})
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        return cls.record(
-            actor=actor,
-            action=action,
-            target=target,
-            before=before if before is None else old,
-            after=after if after is None else new,
-            changed=changed,
-            **detail,
-        )
-
-
-def snapshot(obj: models.Model, fields: Iterable[str] | None = None) -> dict[str, Any]:
-    """The stored values of a model instance's fields (foreign keys as ids), for the audit log."""
-    wanted = set(fields) if fields is not None else None
-    values: dict[str, Any] = {}
-    for field in obj._meta.concrete_fields:
-        if wanted is None or field.name in wanted or field.attname in wanted:
-            values[field.attname] = field.value_from_object(obj)
-    return values
-
-
-def actor_name(user: Any) -> str:
-    return f"user:{user.get_username()}" if user is not None else "system"
-
-
 # Registered with this app; defined apart to keep this file about the core objects.
+from .audit_log import AuditLog, actor_name, snapshot  # noqa: E402
 from .monitoring.models import AuditSample, CategoryWatch  # noqa: E402
 
 __all__ = [
     "ApiToken",
     "AuditLog",
     "AuditSample",
+    "actor_name",
+    "snapshot",
     "Category",
     "CategoryWatch",
     "Embedding",
