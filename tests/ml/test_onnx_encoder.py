@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from triage.ml import onnx_encoder
+from triage.ml import onnx_encoder, onnx_export
 from triage.ml.onnx_encoder import (
     INT8_FILENAME,
     MANIFEST_FILENAME,
@@ -132,7 +132,7 @@ def test_export_is_idempotent(
     model_dir: Path, export_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in export_dir.iterdir()}
-    monkeypatch.setattr(onnx_encoder, "_build_export", _must_not_build)
+    monkeypatch.setattr(onnx_export, "_build_export", _must_not_build)
     assert export_onnx_int8(model_dir, export_dir) == export_dir
     assert {p.name: p.stat().st_mtime_ns for p in export_dir.iterdir()} == before
 
@@ -288,7 +288,7 @@ def test_export_replaces_a_stale_export_and_then_keeps_it(
     fake_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "export"
-    monkeypatch.setattr(onnx_encoder, "_build_export", _fake_build)
+    monkeypatch.setattr(onnx_export, "_build_export", _fake_build)
     export_onnx_int8(fake_model, out)
     first = (out / INT8_FILENAME).read_bytes()
     (out / "leftover-from-old-export").write_text("x")
@@ -298,7 +298,7 @@ def test_export_replaces_a_stale_export_and_then_keeps_it(
     assert (out / INT8_FILENAME).read_bytes() != first
     assert not (out / "leftover-from-old-export").exists()
 
-    monkeypatch.setattr(onnx_encoder, "_build_export", _must_not_build)
+    monkeypatch.setattr(onnx_export, "_build_export", _must_not_build)
     export_onnx_int8(fake_model, out)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".old"))] == []
 
@@ -307,7 +307,7 @@ def test_a_damaged_export_is_rebuilt_by_an_explicit_export(
     fake_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "export"
-    monkeypatch.setattr(onnx_encoder, "_build_export", _fake_build)
+    monkeypatch.setattr(onnx_export, "_build_export", _fake_build)
     export_onnx_int8(fake_model, out)
     good = (out / INT8_FILENAME).read_bytes()
     (out / INT8_FILENAME).write_bytes(b"garbage")
@@ -323,18 +323,18 @@ def test_a_crash_mid_export_leaves_no_half_export(
         raise KeyboardInterrupt
 
     out = tmp_path / "export"
-    monkeypatch.setattr(onnx_encoder, "_build_export", crash)
+    monkeypatch.setattr(onnx_export, "_build_export", crash)
     with pytest.raises(KeyboardInterrupt):
         export_onnx_int8(fake_model, out)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
     # A previous export survives a crashed re-export untouched.
-    monkeypatch.setattr(onnx_encoder, "_build_export", _fake_build)
+    monkeypatch.setattr(onnx_export, "_build_export", _fake_build)
     export_onnx_int8(fake_model, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     (fake_model / "model.safetensors").write_bytes(b"new weights")
-    monkeypatch.setattr(onnx_encoder, "_build_export", crash)
+    monkeypatch.setattr(onnx_export, "_build_export", crash)
     with pytest.raises(KeyboardInterrupt):
         export_onnx_int8(fake_model, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -346,7 +346,7 @@ def test_export_refuses_to_replace_a_directory_that_is_not_an_export(
     out = tmp_path / "precious"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    monkeypatch.setattr(onnx_encoder, "_build_export", _must_not_build)
+    monkeypatch.setattr(onnx_export, "_build_export", _must_not_build)
     with pytest.raises(FileExistsError, match="refusing to replace"):
         export_onnx_int8(fake_model, out)
     assert (out / "notes.txt").read_text() == "keep me"
