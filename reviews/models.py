@@ -1,5 +1,6 @@
 import hashlib
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -29,6 +30,12 @@ class ReviewTaskQuerySet(models.QuerySet["ReviewTask"]):
             models.Q(claimed_by__isnull=True) | models.Q(lease_expires_at__lt=now)
         )
 
+    def offered_to(self, user: Any, *, senior: bool) -> "ReviewTaskQuerySet":
+        """What this user may take: not the senior queue unless senior, never their own
+        decision's second review."""
+        tasks = self if senior else self.filter(senior_only=False)
+        return tasks.exclude(excluded_reviewer=user)
+
 
 class ReviewTask(models.Model):
     """An item waiting for a person's decision, claimed with an expiring lease."""
@@ -41,6 +48,12 @@ class ReviewTask(models.Model):
         MODEL_UNAVAILABLE = "model_unavailable"
         CATEGORY_INACTIVE = "category_inactive"
         SUSPENDED = "suspended"
+        # An analyst was not sure and sent it up; only seniors may take it.
+        ESCALATED = "escalated"
+        # A second, independent look at a decision (random share, confident overturns, bulk).
+        SECOND_REVIEW = "second_review"
+        # The second review disagreed with the first: a senior settles it.
+        DISAGREEMENT = "disagreement"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="review_tasks")
     reason = models.CharField(max_length=30, choices=Reason.choices)
@@ -50,6 +63,12 @@ class ReviewTask(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The senior queue: only admins and senior analysts may claim these (reviews.roles.is_senior).
+    senior_only = models.BooleanField(default=False)
+    # Someone who must not take this task: the first reviewer, for a second review.
+    excluded_reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 

@@ -9,6 +9,8 @@ from django.contrib.auth.models import Group, Permission
 
 ANALYSTS = "analysts"
 ADMINS = "admins"
+# Analysts trusted with the senior queue (escalations, disagreements). Admins are seniors too.
+SENIORS = "senior analysts"
 
 ANALYST_PERMISSIONS = [
     ("reviews", "add_review"),
@@ -37,6 +39,7 @@ ADMIN_EXTRA_PERMISSIONS = [("reviews", "add_review")]
 def ensure_roles(**kwargs: Any) -> None:
     analysts, _ = Group.objects.get_or_create(name=ANALYSTS)
     admins, _ = Group.objects.get_or_create(name=ADMINS)
+    seniors, _ = Group.objects.get_or_create(name=SENIORS)
     analyst_perms = [
         p
         for p in Permission.objects.filter(
@@ -45,6 +48,7 @@ def ensure_roles(**kwargs: Any) -> None:
         if (p.content_type.app_label, p.codename) in ANALYST_PERMISSIONS
     ]
     analysts.permissions.set(analyst_perms)
+    seniors.permissions.set(analyst_perms)
     admins.permissions.set(
         p
         for p in Permission.objects.filter(content_type__app_label__in=ADMIN_APPS).select_related(
@@ -54,3 +58,10 @@ def ensure_roles(**kwargs: Any) -> None:
         or p.codename.startswith("view_")
         or (p.content_type.app_label, p.codename) in ADMIN_EXTRA_PERMISSIONS
     )
+
+
+def is_senior(user: Any) -> bool:
+    """Who may take the senior queue: superusers, admins and senior analysts."""
+    if not user.is_authenticated:
+        return False
+    return bool(user.is_superuser) or user.groups.filter(name__in=[ADMINS, SENIORS]).exists()

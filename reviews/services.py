@@ -14,6 +14,7 @@ from triage.monitoring.audits import record_audit_verdict
 from triage.monitoring.watch import check_category
 
 from .models import Review, ReviewTask, TrainingExample, split_for
+from .roles import is_senior
 
 
 class ReviewError(Exception):
@@ -43,8 +44,14 @@ def current_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None
 _claim_rng = random.Random()
 
 
-def _next_claimable(now: datetime, *, audits_first: bool) -> ReviewTask | None:
-    claimable = ReviewTask.objects.claimable(now).select_for_update(skip_locked=True)
+def _next_claimable(
+    now: datetime, *, user: Any, senior: bool, audits_first: bool
+) -> ReviewTask | None:
+    claimable = (
+        ReviewTask.objects.claimable(now)
+        .offered_to(user, senior=senior)
+        .select_for_update(skip_locked=True)
+    )
     audit = ReviewTask.Reason.AUDIT_SAMPLE
     audits = claimable.filter(reason=audit).order_by("id")
     others = claimable.exclude(reason=audit).order_by("-priority", "id")
@@ -78,9 +85,10 @@ def claim_next_task(
     if held is not None:
         return held
     audits_first = (rng or _claim_rng).random() < settings.TRIAGE_AUDIT_SHARE
+    senior = is_senior(user)
     for _ in range(20):
         with transaction.atomic():
-            candidate = _next_claimable(now, audits_first=audits_first)
+            candidate = _next_claimable(now, user=user, senior=senior, audits_first=audits_first)
             if candidate is None:
                 return None
             won = (

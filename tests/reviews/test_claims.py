@@ -124,3 +124,20 @@ def test_concurrent_claims_never_hand_out_a_task_twice(categories):
         t.join(timeout=60)
     assert len(claimed) == len(set(claimed)), "a task was claimed twice"
     assert set(claimed) == tasks
+
+
+def test_the_senior_queue_is_only_offered_to_seniors(categories):
+    from reviews.roles import SENIORS
+
+    escalated = make_task(reason=ReviewTask.Reason.ESCALATED, senior_only=True, priority=5)
+    ordinary = make_task()
+    assert claim_next_task(user=make_user()) == ordinary
+    assert claim_next_task(user=make_user()) is None
+    assert claim_next_task(user=make_user(group=SENIORS)) == escalated
+
+
+def test_a_second_review_is_never_offered_to_the_first_reviewer(categories):
+    first = make_user()
+    task = make_task(reason=ReviewTask.Reason.SECOND_REVIEW, excluded_reviewer=first)
+    assert claim_next_task(user=first) is None
+    assert claim_next_task(user=make_user()) == task
