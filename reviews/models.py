@@ -90,6 +90,11 @@ class Review(models.Model):
     agreed_with_model = models.BooleanField(null=True)
     seconds_spent = models.FloatField(null=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Decided together with other tasks from the similar-items panel (reviews.bulk).
+    bulk = models.BooleanField(default=False)
+    # The model's confidence in its own label when this decision was made (null: none),
+    # so "overturned a confident prediction" is answerable later (reviews.trust).
+    model_confidence = models.FloatField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.reviewer} → {self.category_id} on {self.item_id}"
@@ -98,6 +103,11 @@ class Review(models.Model):
 class TrainingExampleQuerySet(models.QuerySet["TrainingExample"]):
     def active(self) -> "TrainingExampleQuerySet":
         return self.filter(superseded_at__isnull=True)
+
+    def trusted(self) -> "TrainingExampleQuerySet":
+        """Active examples a model may learn from or be measured on: not a quarantined
+        analyst's label that an admin has not released (reviews.trust.quarantine)."""
+        return self.active().exclude(held_label__state=HeldLabel.State.HELD)
 
 
 class TrainingExample(models.Model):
@@ -137,3 +147,9 @@ class TrainingExample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category_id}: {self.text[:40]}"
+
+
+# Registered with this app; defined apart to keep this file about the queue's objects.
+from .trust.models import HeldLabel, Quarantine, ReviewCheck  # noqa: E402
+
+__all__ = ["HeldLabel", "Quarantine", "Review", "ReviewCheck", "ReviewTask", "TrainingExample"]

@@ -15,6 +15,7 @@ from triage.monitoring.watch import check_category
 
 from .models import Review, ReviewTask, TrainingExample, split_for
 from .roles import is_senior
+from .trust.second_review import after_review
 
 
 class ReviewError(Exception):
@@ -120,6 +121,7 @@ def submit_review(
     category_slug: str,
     seconds_spent: float | None = None,
     now: datetime | None = None,
+    bulk: bool = False,
 ) -> Review:
     """Record an analyst's decision: route the item and keep it as a training example."""
     now = now or timezone.now()
@@ -156,6 +158,7 @@ def submit_review(
             agreed_with_model=agreed,
             seconds_spent=seconds_spent,
             created_at=now,
+            bulk=bulk,
         )
         task.completed_at = now
         task.save(update_fields=["completed_at"])
@@ -185,6 +188,7 @@ def submit_review(
             sample = record_audit_verdict(item_id=item.pk, audited_category=category, now=now)
             if sample is not None:
                 check_category(category=sample.category, now=now)
+        after_review(review)  # second reviews and quarantine (reviews.trust)
     return review
 
 
