@@ -10,6 +10,7 @@ senior's decision, recorded like any other, is final.
 """
 
 import random
+
 from django.conf import settings
 
 from triage.models import Prediction, RoutingPolicy
