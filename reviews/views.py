@@ -17,12 +17,18 @@ class HtmxHttpRequest(HttpRequest):
 
 
 TEMPLATE = "reviews/queue.html"
+BLIND_REASONS = [
+    ReviewTask.Reason.AUDIT_SAMPLE,
+    ReviewTask.Reason.SECOND_REVIEW,
+    ReviewTask.Reason.DISAGREEMENT,
+]
 
 
 def is_blind(task: ReviewTask) -> bool:
     """Audits are always blind: shown the model's answer, analysts tend to agree with it,
-    and the audit would measure that instead of the model's precision."""
-    return task.reason == ReviewTask.Reason.AUDIT_SAMPLE or RoutingPolicy.current().blind_review
+    and the audit would measure that instead of the model's precision. Second reviews and
+    disagreements too, so agreement measures the first reviewer (reviews.trust)."""
+    return task.reason in BLIND_REASONS or RoutingPolicy.current().blind_review
 
 
 def _card_context(request: HtmxHttpRequest, task: ReviewTask | None) -> dict[str, object]:

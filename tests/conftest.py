@@ -1,5 +1,6 @@
 import pytest
 
+from reviews.similar import clear_indexes
 from triage import scoring
 from triage.ml.encoder import clear_encoders
 
@@ -12,6 +13,7 @@ def _fresh_process_caches():
     yield
     clear_encoders()
     scoring.clear_caches()
+    clear_indexes()
 
 
 @pytest.fixture

@@ -1,0 +1,220 @@
+"""Similar items: the nearest resolved items (and open tasks) by cached embedding.
+
+Exact cosine search by brute force: each process keeps the unit vectors of one
+embedding space in a float32 matrix and multiplies the query into it (about 40 M
+multiply-adds at 100,000 items × 384 dimensions: a few milliseconds; see
+benchmarks/workspace.py). The matrix picks up new rows every
+TRIAGE_SIMILAR_REFRESH_SECONDS and is rebuilt whole every TRIAGE_SIMILAR_REBUILD_SECONDS.
+Between refreshes a just-resolved item may be missing, which costs nothing worse than a
+slightly older neighbourhood. Final categories, deciders and task states are read from
+the database at query time, so they are never stale.
+
+No text is embedded here: an item without a cached vector simply has no neighbours, and
+the web process never loads the encoder for this panel.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from triage.models import Embedding, Item, ModelVersion
+
+from .models import ReviewTask
+
+# A resolution that committed late may carry an earlier decided_at: look back this far.
+LATE_COMMIT_SLACK = timedelta(minutes=2)
+
+
+@dataclass
+class _LoadState:
+    last_embedding_pk: int = 0
+    last_task_pk: int = 0
+    since: datetime | None = None
+
+
+Loader = Callable[[str, _LoadState], tuple[list[int], list[bytes], _LoadState]]
+
+
+def _load_resolved(encoder: str, state: _LoadState) -> tuple[list[int], list[bytes], _LoadState]:
+    """Resolved items' vectors: new cache rows, plus items resolved since the last load."""
+    started = timezone.now()
+    rows = Embedding.objects.filter(encoder=encoder, item__status=Item.Status.RESOLVED)
+    fresh = Q(pk__gt=state.last_embedding_pk)
+    if state.since is not None:
+        fresh |= Q(item__decided_at__gte=state.since - LATE_COMMIT_SLACK)
+    ids: list[int] = []
+    blobs: list[bytes] = []
+    last_pk = state.last_embedding_pk
+    for pk, item_id, blob in (
+        rows.filter(fresh).values_list("pk", "item_id", "vector").iterator(chunk_size=5000)
+    ):
+        ids.append(item_id)
+        blobs.append(bytes(blob))
+        last_pk = max(last_pk, pk)
+    return ids, blobs, _LoadState(last_embedding_pk=last_pk, since=started)
+
+
+def _load_open(encoder: str, state: _LoadState) -> tuple[list[int], list[bytes], _LoadState]:
+    """Vectors of items with a task opened since the last load (closed ones are filtered
+    at query time)."""
+    tasks = ReviewTask.objects.open().filter(pk__gt=state.last_task_pk)
+    last_task = tasks.order_by("-pk").values_list("pk", flat=True).first()
+    if last_task is None:
+        return [], [], state
+    item_ids = tasks.filter(pk__lte=last_task).values("item_id")
+    ids: list[int] = []
+    blobs: list[bytes] = []
+    for item_id, blob in (
+        Embedding.objects.filter(encoder=encoder, item_id__in=item_ids)
+        .values_list("item_id", "vector")
+        .iterator(chunk_size=5000)
+    ):
+        ids.append(item_id)
+        blobs.append(bytes(blob))
+    return ids, blobs, _LoadState(last_task_pk=last_task)
+
+
+@dataclass
+class _Matrix:
+    encoder: str
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    vectors: np.ndarray | None = None
+    size: int = 0
+    known: set[int] = field(default_factory=set)
+    state: _LoadState = field(default_factory=_LoadState)
+    refreshed: float = 0.0
+    built: float = 0.0
+
+    def append(self, ids: Sequence[int], blobs: Sequence[bytes]) -> None:
+        new = [(i, b) for i, b in zip(ids, blobs, strict=True) if i not in self.known]
+        if not new:
+            return
+        rows = np.stack([np.frombuffer(b, dtype=np.float32) for _, b in new])
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        rows = (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        needed = self.size + len(rows)
+        if self.vectors is None or self.vectors.shape[1] != rows.shape[1]:
+            self.vectors = np.zeros((max(needed, 1024), rows.shape[1]), dtype=np.float32)
+            self.ids = np.zeros(len(self.vectors), dtype=np.int64)
+        elif needed > len(self.vectors):
+            # Grow geometrically so a steady trickle of rows costs amortised O(1) copies.
+            capacity = max(needed, 2 * len(self.vectors))
+            grown = np.zeros((capacity, self.vectors.shape[1]), dtype=np.float32)
+            grown[: self.size] = self.vectors[: self.size]
+            grown_ids = np.zeros(capacity, dtype=np.int64)
+            grown_ids[: self.size] = self.ids[: self.size]
+            self.vectors, self.ids = grown, grown_ids
+        self.vectors[self.size : needed] = rows
+        self.ids[self.size : needed] = [i for i, _ in new]
+        self.known.update(i for i, _ in new)
+        self.size = needed
+
+
+class VectorIndex:
+    """One kind of item's vectors per embedding space, for exact cosine search."""
+
+    def __init__(self, load: Loader) -> None:
+        self._load = load
+        self._matrices: dict[str, _Matrix] = {}
+        self._lock = threading.Lock()
+
+    def _current(self, encoder: str) -> _Matrix:
+        clock = time.monotonic()
+        matrix = self._matrices.get(encoder)
+        if matrix is None or clock - matrix.built > settings.TRIAGE_SIMILAR_REBUILD_SECONDS:
+            matrix = _Matrix(encoder=encoder, built=clock)
+            self._matrices[encoder] = matrix
+        elif clock - matrix.refreshed <= settings.TRIAGE_SIMILAR_REFRESH_SECONDS:
+            return matrix
+        ids, blobs, matrix.state = self._load(encoder, matrix.state)
+        matrix.append(ids, blobs)
+        matrix.refreshed = clock
+        return matrix
+
+    def nearest(
+        self, encoder: str, query: np.ndarray, *, count: int, exclude: int | None = None
+    ) -> list[tuple[int, float]]:
+        """Up to `count` (item id, cosine) pairs, most similar first."""
+        with self._lock:
+            matrix = self._current(encoder)
+            if matrix.vectors is None or matrix.size == 0:
+                return []
+            vectors, ids = matrix.vectors[: matrix.size], matrix.ids[: matrix.size]
+        if query.shape[0] != vectors.shape[1]:
+            return []
+        norm = float(np.linalg.norm(query))
+        scores = vectors @ (query / norm if norm else query)
+        take = min(count + 1, len(scores))
+        top = np.argpartition(-scores, take - 1)[:take]
+        top = top[np.argsort(-scores[top])]
+        return [(int(ids[i]), float(scores[i])) for i in top if int(ids[i]) != exclude][:count]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._matrices.clear()
+
+
+resolved_index = VectorIndex(_load_resolved)
+open_index = VectorIndex(_load_open)
+
+
+def item_vector(item: Item) -> tuple[str, np.ndarray] | None:
+    """The item's cached vector, in the champion's embedding space when it has one."""
+    rows = dict(Embedding.objects.filter(item=item).values_list("encoder", "vector"))
+    if not rows:
+        return None
+    champion = ModelVersion.objects.champion()
+    encoder = champion.encoder if champion and champion.encoder in rows else sorted(rows)[0]
+    return encoder, np.frombuffer(bytes(rows[encoder]), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class SimilarItem:
+    item: Item
+    similarity: float
+
+
+def similar_resolved(item: Item, *, count: int = 5) -> list[SimilarItem]:
+    """The `count` nearest resolved items, with their final category and who decided."""
+    found = item_vector(item)
+    if found is None:
+        return []
+    encoder, vector = found
+    # Oversample: a candidate may have been reopened or forgotten since the last refresh.
+    candidates = resolved_index.nearest(encoder, vector, count=count * 4, exclude=item.pk)
+    items = Item.objects.select_related("final_category").in_bulk([pk for pk, _ in candidates])
+    out = [
+        SimilarItem(items[pk], score)
+        for pk, score in candidates
+        if pk in items and items[pk].status == Item.Status.RESOLVED
+    ]
+    return out[:count]
+
+
+def similar_open_tasks(
+    task: ReviewTask, *, user: Any, senior: bool, count: int
+) -> list[ReviewTask]:
+    """Open tasks on items like this one that the user could decide in bulk now."""
+    from .bulk import bulk_candidates
+
+    found = item_vector(task.item)
+    if found is None:
+        return []
+    encoder, vector = found
+    candidates = open_index.nearest(encoder, vector, count=count * 4, exclude=task.item_id)
+    order = {pk: rank for rank, (pk, _) in enumerate(candidates)}
+    tasks = bulk_candidates(user=user, senior=senior).filter(item_id__in=order).exclude(pk=task.pk)
+    return sorted(tasks.select_related("item"), key=lambda t: order[t.item_id])[:count]
+
+
+def clear_indexes() -> None:
+    resolved_index.clear()
+    open_index.clear()
