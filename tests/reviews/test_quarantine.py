@@ -32,7 +32,9 @@ def test_the_agreement_rule_rarely_quarantines_an_analyst_above_the_floor():
     rng = np.random.default_rng(7)
     checks = rng.integers(3, 61, size=4000)
     agreed = rng.binomial(checks, 0.85)
-    by_bound = np.mean([upper_bound(k, n, alpha=0.01) < 0.8 for k, n in zip(agreed, checks)])
+    by_bound = np.mean(
+        [upper_bound(k, n, alpha=0.01) < 0.8 for k, n in zip(agreed, checks, strict=True)]
+    )
     naive = np.mean(agreed / checks < 0.8)
     assert by_bound <= 0.01
     assert naive > 0.15
@@ -56,7 +58,7 @@ def test_the_overturn_rule_rarely_fires_on_an_analyst_with_the_peers_rate():
     by_bound = np.mean(
         [
             lower_bound(x, n, alpha=0.01) > 3 * upper_bound(px, 600, alpha=0.01)
-            for x, n, px in zip(own_x, own_n, peers_x)
+            for x, n, px in zip(own_x, own_n, peers_x, strict=True)
         ]
     )
     naive = np.mean(own_x / own_n > 3 * peers_x / 600)
