@@ -127,3 +127,16 @@ def test_an_item_without_a_cached_vector_has_no_neighbours(client, categories):
         "No similar items to show."
         in client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
     )
+
+
+def test_beyond_the_exact_size_an_inverted_file_finds_the_near_duplicate(categories, settings):
+    settings.TRIAGE_SIMILAR_EXACT_MAX = 50
+    settings.TRIAGE_SIMILAR_NPROBE = 4
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    items = [resolved(f"r{i}", v, categories["billing"]) for i, v in enumerate(vectors)]
+    for target in (17, 123, 299):
+        task = open_task(vectors[target] + 0.01 * rng.standard_normal(16))
+        found = similar_resolved(task.item, count=5)
+        assert found[0].item == items[target]
+        assert len(found) == 5
