@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -168,20 +169,47 @@ class VectorIndex:
     def __init__(self, load: Loader) -> None:
         self._load = load
         self._matrices: dict[str, _Matrix] = {}
+        self._rebuilding: set[str] = set()
         self._lock = threading.Lock()
 
     def _current(self, encoder: str) -> _Matrix:
         clock = time.monotonic()
         matrix = self._matrices.get(encoder)
-        if matrix is None or clock - matrix.built > settings.TRIAGE_SIMILAR_REBUILD_SECONDS:
-            matrix = _Matrix(encoder=encoder, built=clock)
+        if matrix is None:
+            # The process's first query pays for the load (seconds at 100,000 rows).
+            matrix = self._build(encoder)
             self._matrices[encoder] = matrix
-        elif clock - matrix.refreshed <= settings.TRIAGE_SIMILAR_REFRESH_SECONDS:
             return matrix
+        if (
+            clock - matrix.built > settings.TRIAGE_SIMILAR_REBUILD_SECONDS
+            and encoder not in self._rebuilding
+        ):
+            # Later rebuilds happen aside while the old matrix keeps answering.
+            self._rebuilding.add(encoder)
+            threading.Thread(target=self._rebuild_aside, args=(encoder,), daemon=True).start()
+        if clock - matrix.refreshed > settings.TRIAGE_SIMILAR_REFRESH_SECONDS:
+            ids, blobs, matrix.state = self._load(encoder, matrix.state)
+            matrix.append(ids, blobs)
+            matrix.refreshed = clock
+        return matrix
+
+    def _build(self, encoder: str) -> _Matrix:
+        clock = time.monotonic()
+        matrix = _Matrix(encoder=encoder, built=clock, refreshed=clock)
         ids, blobs, matrix.state = self._load(encoder, matrix.state)
         matrix.append(ids, blobs)
-        matrix.refreshed = clock
+        if matrix.size >= settings.TRIAGE_SIMILAR_EXACT_MAX:
+            matrix._inverted_file()
         return matrix
+
+    def _rebuild_aside(self, encoder: str) -> None:
+        try:
+            fresh = self._build(encoder)
+            with self._lock:
+                self._matrices[encoder] = fresh
+        finally:
+            self._rebuilding.discard(encoder)
+            connection.close()  # this thread's own connection
 
     def nearest(
         self, encoder: str, query: np.ndarray, *, count: int, exclude: int | None = None

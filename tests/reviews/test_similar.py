@@ -140,3 +140,28 @@ def test_beyond_the_exact_size_an_inverted_file_finds_the_near_duplicate(categor
         found = similar_resolved(task.item, count=5)
         assert found[0].item == items[target]
         assert len(found) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_due_rebuild_happens_aside_and_drops_rows_that_are_gone(categories, settings):
+    import time
+
+    from reviews.similar import resolved_index
+
+    settings.TRIAGE_SIMILAR_REFRESH_SECONDS = 3600
+    gone = resolved("gone", [1, 0, 0, 0], categories["billing"])
+    task = open_task([1, 0, 0, 0])
+    assert [s.item for s in similar_resolved(task.item)] == [gone]
+    before = resolved_index._matrices[SPACE]
+    gone_pk = gone.pk
+    assert gone_pk in before.known
+    gone.delete()
+    settings.TRIAGE_SIMILAR_REBUILD_SECONDS = 0
+    # The query that finds the rebuild due is still answered from the old matrix.
+    assert similar_resolved(task.item) == []
+    deadline = time.monotonic() + 10
+    while SPACE in resolved_index._rebuilding and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = resolved_index._matrices[SPACE]
+    assert after is not before
+    assert gone_pk not in after.known
