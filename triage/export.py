@@ -11,7 +11,6 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -22,7 +21,7 @@ from reviews.models import Review, TrainingExample
 from .models import Category, Item, ModelVersion
 from .training.snapshot import SnapshotUnavailable, trained_on_queryset
 
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 5000
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 
@@ -39,6 +38,7 @@ class Dataset:
     columns: tuple[tuple[str, str], ...]  # (column name, ORM lookup)
     rows: Callable[[ModelVersion | None], QuerySet[Any]]
     json_columns: tuple[str, ...] = ()
+    time_columns: tuple[str, ...] = ("created_at",)
 
 
 def _items(version: ModelVersion | None) -> QuerySet[Any]:
@@ -72,6 +72,7 @@ DATASETS = {
         ),
         rows=_items,
         json_columns=("metadata",),
+        time_columns=("received_at", "decided_at"),
     ),
     "reviews": Dataset(
         columns=(
@@ -147,29 +148,29 @@ def start_export(*, dataset: str, format: str, model_version: int | None = None)
     )
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def _stream(spec: Dataset, rows: QuerySet[Any], format: str) -> Iterator[str]:
     names = [name for name, _ in spec.columns]
     values = rows.values_list(*(lookup for _, lookup in spec.columns)).iterator(
         chunk_size=CHUNK_ROWS
     )
     json_at = [names.index(name) for name in spec.json_columns]
+    time_at = [names.index(name) for name in spec.time_columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if format == "csv":
         writer.writerow(names)
     pending = 0
     for row in values:
+        cells = list(row)
+        for i in time_at:
+            if cells[i] is not None:
+                cells[i] = cells[i].isoformat()
         if format == "csv":
-            cells = [_plain(v) for v in row]
             for i in json_at:
                 cells[i] = json.dumps(cells[i], ensure_ascii=False)
             writer.writerow(cells)
         else:
-            record = dict(zip(names, row, strict=True))
+            record = dict(zip(names, cells, strict=True))
             buffer.write(json.dumps(record, cls=DjangoJSONEncoder, ensure_ascii=False) + "\n")
         pending += 1
         if pending == CHUNK_ROWS:
