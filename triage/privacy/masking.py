@@ -93,10 +93,12 @@ def find_cards(text: str) -> list[Span]:
         starts = [0] + [k for k in range(1, len(digits)) if digits[k] != digits[k - 1] + 1]
         ends = [*starts[1:], len(digits)]
         found = None
-        for first in starts:
-            for last in ends:
+        for index, first in enumerate(starts):
+            for last in ends[index:]:
                 count = last - first
-                if last <= first or count not in CARD_DIGITS:
+                if count > CARD_DIGITS[-1]:
+                    break
+                if count < CARD_DIGITS.start:
                     continue
                 number = "".join(text[digits[k]] for k in range(first, last))
                 if number[0] in "23456" and luhn.is_valid(number):
