@@ -18,6 +18,7 @@ When two matches overlap, the kind checked more strictly wins: e-mail, IBAN, car
 then the admins' patterns, then phone numbers (the loosest).
 """
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 import phonenumbers
 import re2
 from django.conf import settings
+from phonenumbers import PhoneMetadata
 from stdnum import iban, luhn
 
 from triage import routing
@@ -66,9 +68,20 @@ CARD_DIGITS = range(13, 20)
 # Two letters and two check digits, then up to 30 letters or digits in groups.
 IBAN_CANDIDATE = _compile(r"\b[a-z]{2}\d{2}(?:[ ]?[a-z0-9]){11,30}")
 IBAN_MIN_LENGTH = 15  # Norway's, the shortest
-# Cheap test before the phone matcher: some digits close together. No valid number of
-# any region has fewer than five.
-PHONE_HINT = _compile(r"\d(?:[^\d\n]{0,3}\d){4}")
+
+
+@functools.lru_cache(maxsize=32)
+def phone_hint(regions: tuple[str, ...]) -> Any:
+    """A cheap test before the phone matcher: as many digits close together as the
+    shortest valid number has. One written with its +country code has at least five
+    (a country code and four digits); a national one, its region's shortest length."""
+    shortest = [5]
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region)
+        general = metadata.general_desc if metadata is not None else None
+        if general is not None and general.possible_length:
+            shortest.append(min(general.possible_length))
+    return _compile(rf"\d(?:[^\d\n]{{0,3}}\d){{{min(shortest) - 1}}}")
 
 
 def _digits_at(text: str, start: int, end: int) -> list[int]:
@@ -133,7 +146,7 @@ def find_emails(text: str) -> list[Span]:
 
 
 def find_phones(text: str, regions: Sequence[str]) -> list[Span]:
-    if not PHONE_HINT.search(text):
+    if not phone_hint(tuple(regions)).search(text):
         return []
     spans: list[Span] = []
     # No region: only numbers written with their +country code.
