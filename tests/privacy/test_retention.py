@@ -18,6 +18,7 @@ from triage import services, tasks, training
 from triage.actions.events import emit, item_data
 from triage.actions.models import Event
 from triage.models import AuditLog, AuditSample, Embedding, Item, ModelVersion, Prediction
+from triage.privacy import retention
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = timezone.now() - timedelta(days=200)
@@ -97,6 +98,19 @@ def test_items_still_open_are_kept_whole(categories):
     assert Prediction.objects.filter(item=audited).exists()
     assert "pruned 0 item(s)" in out.getvalue()
     assert "still open (received, in review, or with an open task): 3" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_backlog_is_pruned_in_batches_past_items_still_open(categories, monkeypatch):
+    monkeypatch.setattr(retention, "BATCH", 2)
+    billing = categories["billing"]
+    items = [decided(f"old {n}", billing)[0] for n in range(3)]
+    make_task(items[1])  # open: kept, and the next batches read on past it
+    items += [decided(f"old {n}", billing)[0] for n in range(3, 6)]
+    report = retention.prune(older_than=timedelta(days=180), actor="test")
+    assert (report.items, report.still_open) == (5, 1)
+    pruned = set(Item.objects.filter(pruned_at__isnull=False).values_list("pk", flat=True))
+    assert pruned == {item.pk for item in items} - {items[1].pk}
 
 
 @pytest.mark.django_db

@@ -118,10 +118,17 @@ def prune(*, older_than: timedelta, actor: str, now: datetime | None = None) -> 
     long lock; the audit log gets one entry with the totals."""
     now = now or timezone.now()
     report = PruneReport(cutoff=now - older_than)
+    after = 0  # a cursor on the primary key: each batch reads on from the last, never rescans
     while True:
-        ids = list(prunable(report.cutoff).order_by("pk").values_list("pk", flat=True)[:BATCH])
+        ids = list(
+            prunable(report.cutoff)
+            .filter(pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:BATCH]
+        )
         if not ids:
             break
+        after = ids[-1]
         with transaction.atomic():
             # Locked, then checked again: a task may have opened since the read.
             locked = list(Item.objects.select_for_update().filter(pk__in=ids).values_list("pk"))
