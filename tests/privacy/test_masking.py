@@ -1,6 +1,8 @@
 """What the built-in detectors mask, and what they leave alone (no database)."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage import routing
 from triage.privacy.masking import Masker
@@ -81,3 +83,18 @@ def test_an_email_wins_over_a_phone_number_inside_it():
 def test_text_without_personal_data_is_returned_unchanged():
     text = "We need water and tents in Leogane\nplease"
     assert US.mask(text) is text
+
+
+ALPHABET = st.sampled_from(list("0123456789 -+().@abcxyzDEGB/\n") + ["é", "٣", "\u200b", "😀"])
+PIECES = st.sampled_from(
+    ["4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00", "+41 44 668 18 00", "a.b@example.org"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(ALPHABET, max_size=40), PIECES), max_size=8).map("".join))
+def test_masking_never_fails_and_leaves_no_address_it_found(text):
+    masked = US.mask(text)
+    for span in US.spans(text):
+        if span.kind == "email":
+            assert text[span.start : span.end] not in masked
