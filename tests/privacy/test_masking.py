@@ -62,6 +62,10 @@ def test_national_phone_numbers_need_their_region():
     assert Masker(regions=("US", "HT")).mask(text) == "appelez le [phone] svp"
 
 
+def test_a_phone_number_in_arabic_indic_digits_is_found():
+    assert US.mask("call +٤١ ٤٤ ٦٦٨ ١٨ ٠٠ now") == "call [phone] now"
+
+
 def test_a_number_with_its_country_code_is_found_without_any_region():
     assert Masker(regions=()).mask("tel +509 3456 7890") == "tel [phone]"
 

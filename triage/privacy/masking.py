@@ -81,7 +81,8 @@ def phone_hint(regions: tuple[str, ...]) -> Any:
         general = metadata.general_desc if metadata is not None else None
         if general is not None and general.possible_length:
             shortest.append(min(general.possible_length))
-    return _compile(rf"\d(?:[^\d\n]{{0,3}}\d){{{min(shortest) - 1}}}")
+    # Any script's decimal digits: libphonenumber reads Arabic-Indic digits, for one.
+    return _compile(rf"\p{{Nd}}(?:[^\p{{Nd}}\n]{{0,3}}\p{{Nd}}){{{min(shortest) - 1}}}")
 
 
 def _digits_at(text: str, start: int, end: int) -> list[int]:
