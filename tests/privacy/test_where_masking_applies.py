@@ -9,7 +9,7 @@ from tests.factories import make_item, make_task, make_user
 from triage import services
 from triage.intake import ItemIn
 from triage.models import AuditLog, Item, MaskPattern
-from triage.privacy.masking import mask_text
+from triage.privacy.masking import UNMASKABLE, Masker, mask_text
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +43,19 @@ def test_the_masked_card_still_escapes_the_text(client, analyst, categories):
     page = card_for(client, analyst, "<script>alert(1)</script> bob@example.org")
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; [email]" in page
+
+
+def test_a_text_masking_fails_on_is_hidden_and_the_error_logged(
+    client, analyst, categories, monkeypatch, caplog
+):
+    def broken(self, text):
+        raise RuntimeError("detector bug")
+
+    monkeypatch.setattr(Masker, "mask", broken)
+    page = card_for(client, analyst)
+    assert "ana.lima" not in page
+    assert UNMASKABLE in page
+    assert "detector bug" in caplog.text
 
 
 def test_admin_patterns_reach_the_card_and_inactive_ones_do_not(client, analyst, categories):

@@ -228,9 +228,19 @@ def mask_text(text: str) -> str:
     return current_masker().mask(text)
 
 
+# Shown instead of a text that masking failed on: failing open would show the data.
+UNMASKABLE = "[this text is hidden: it could not be masked; the error is logged]"
+
+
 def for_analysts(text: str) -> str:
     """The text as the review card shows it (masked when TRIAGE_MASK_FOR_ANALYSTS)."""
-    return mask_text(text) if settings.TRIAGE_MASK_FOR_ANALYSTS else text
+    if not settings.TRIAGE_MASK_FOR_ANALYSTS:
+        return text
+    try:
+        return mask_text(text)
+    except Exception:
+        logger.exception("masking failed on a text of %d characters", len(text))
+        return UNMASKABLE
 
 
 def training_texts(texts: Sequence[str]) -> list[str]:
