@@ -144,3 +144,11 @@ def test_ids_are_matched_as_ingest_stores_them(categories):
 def test_an_empty_id_is_an_error(categories):
     with pytest.raises(CommandError, match="non-empty external id"):
         call_command("forget", "  ")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"), [("a\x00b", "must not contain NUL"), ("a\udcffb", "lone surrogates")]
+)
+def test_an_id_no_database_can_hold_is_an_error(categories, raw, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("forget", raw)

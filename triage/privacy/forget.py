@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from reviews.models import ReviewTask
 from triage.models import AuditLog, Item
-from triage.text import normalize_external_id
+from triage.text import normalize_external_id, unstorable_string
 
 from .erasure import Erased, erase_copies
 
@@ -67,6 +67,10 @@ def forget_items(
     gets an audit-log entry naming the external id and what was removed, never the text.
     """
     now = now or timezone.now()
+    for raw in external_ids:
+        problem = unstorable_string(raw)
+        if problem:
+            raise ForgetError(f"external id {raw!r} {problem}; nothing was forgotten")
     wanted = list(dict.fromkeys(normalize_external_id(e) for e in external_ids))
     if not wanted or any(not e for e in wanted):
         raise ForgetError("give at least one non-empty external id")
