@@ -1,6 +1,9 @@
 """Masking where it applies: the review card, training examples, the admins' patterns."""
 
+import io
+
 import pytest
+from django.core.management import CommandError, call_command
 
 from reviews.models import TrainingExample
 from reviews.roles import ADMINS
@@ -148,3 +151,23 @@ def test_analysts_cannot_see_or_change_patterns(client, analyst):
     client.force_login(analyst)
     response = client.get("/admin/triage/maskpattern/")
     assert response.status_code in {302, 403}
+
+
+def test_examples_stored_before_masking_was_on_are_masked_by_the_command(categories, settings):
+    item = make_item(TEXT, status=Item.Status.RESOLVED)
+    plain = make_item("nothing personal here", status=Item.Status.RESOLVED)
+    for each in (item, plain):
+        record_training_example(item=each, category=categories["billing"], source="review")
+    with pytest.raises(CommandError, match="TRIAGE_MASK_TRAINING is off"):
+        call_command("mask_training")
+    assert TrainingExample.objects.get(item=item).text == TEXT
+
+    settings.TRIAGE_MASK_TRAINING = True
+    out = io.StringIO()
+    call_command("mask_training", stdout=out)
+    assert "read 2 training example(s); masked personal data in 1" in out.getvalue()
+    assert TrainingExample.objects.get(item=item).text == mask_text(TEXT)
+    assert TrainingExample.objects.get(item=plain).text == "nothing personal here"
+    item.refresh_from_db()
+    assert item.text == TEXT
+    assert AuditLog.objects.get(action="mask_training").detail["masked"] == 1

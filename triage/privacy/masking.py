@@ -210,6 +210,8 @@ def configured_regions() -> tuple[str, ...]:
 
 def current_masker() -> Masker:
     """The built-ins and the active admin patterns (one query)."""
+    # Models are imported here, not at the top: the detectors run without Django set up
+    # (benchmarks/masking.py).
     from .models import MaskPattern
 
     patterns = []
@@ -254,3 +256,38 @@ def training_texts(texts: Sequence[str]) -> list[str]:
 def training_text(text: str) -> str:
     (stored,) = training_texts([text])
     return stored
+
+
+def mask_stored_training_examples(*, batch: int = 1000) -> tuple[int, int]:
+    """Mask the text of training examples written before TRIAGE_MASK_TRAINING was on.
+
+    Returns (examples read, examples changed). Batches of `batch`, each in its own
+    transaction, read on from the last primary key.
+    """
+    from django.db import transaction
+
+    from reviews.models import TrainingExample
+
+    masker = current_masker()
+    read = changed = 0
+    after = 0
+    while True:
+        with transaction.atomic():
+            examples = list(
+                TrainingExample.objects.select_for_update()
+                .filter(pk__gt=after)
+                .order_by("pk")
+                .only("pk", "text")[:batch]
+            )
+            if not examples:
+                return read, changed
+            after = examples[-1].pk
+            updated = []
+            for example in examples:
+                masked = masker.mask(example.text)
+                if masked != example.text:
+                    example.text = masked
+                    updated.append(example)
+            TrainingExample.objects.bulk_update(updated, ["text"], batch_size=500)
+            read += len(examples)
+            changed += len(updated)
