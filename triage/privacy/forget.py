@@ -75,6 +75,15 @@ def forget_items(
     if not wanted or any(not e for e in wanted):
         raise ForgetError("give at least one non-empty external id")
     with transaction.atomic():
+        # Open tasks first, then items: the order submit_review locks them in, so a
+        # decision being recorded at this moment finishes first (and is then forgotten)
+        # instead of deadlocking with us.
+        list(
+            ReviewTask.objects.select_for_update(of=("self",))
+            .filter(item__external_id__in=wanted, completed_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         items = {
             item.external_id: item
             for item in Item.objects.select_for_update().filter(external_id__in=wanted)
