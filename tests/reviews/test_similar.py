@@ -165,3 +165,13 @@ def test_a_due_rebuild_happens_aside_and_drops_rows_that_are_gone(categories, se
     after = resolved_index._matrices[SPACE]
     assert after is not before
     assert gone_pk not in after.known
+
+
+def test_the_panel_masks_personal_data_in_neighbours(client, categories):
+    resolved(
+        "refund to ana.lima@example.org please " + "x" * 300, [1, 0, 0, 0], categories["billing"]
+    )
+    task = open_task([1, 0, 0, 0])
+    client.force_login(make_user())
+    page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
+    assert "ana.lima@example.org" not in page and "refund to [email] please" in page

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0009_prediction_created_index"),
+        ("triage", "0010_privacy"),
     ]
 
     operations = [
