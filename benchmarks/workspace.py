@@ -159,7 +159,7 @@ def bench_similar(resolved: int, queries: int, naive_queries: int) -> None:
         hits += len(truth & set(positions.tolist()))
     print(f"  FAISS recall@5 on structureless random vectors (worst case): {hits / 250:.2f}")
 
-    real_recall()
+    real_recall(resolved)
 
     def naive(item: Item) -> list[int]:
         query = np.frombuffer(bytes(Embedding.objects.get(item=item).vector), dtype=np.float32)
@@ -183,7 +183,7 @@ def bench_similar(resolved: int, queries: int, naive_queries: int) -> None:
     )
 
 
-def real_recall() -> None:
+def real_recall(at_rows: int) -> None:
     """FAISS recall@5 on the demo messages' real MiniLM vectors, when
     benchmarks/_embeddings.py has cached them (it takes minutes to fill)."""
     from django.conf import settings
@@ -205,8 +205,10 @@ def real_recall() -> None:
     settings.TRIAGE_SIMILAR_EXACT_MAX = 0
     lists = int(np.sqrt(matrix.size))
     try:
-        # At 100,000 rows, nprobe 16 of ~316 lists scans 5%: the same share here is fewer.
-        for probe_lists in sorted({max(1, round(0.05 * lists)), nprobe}):
+        # Scan the share of lists the default scans at `at_rows` rows (nprobe of ~sqrt(n)),
+        # and half of it.
+        share = nprobe / max(1, int(np.sqrt(at_rows)))
+        for probe_lists in sorted({max(1, round(share * lists / 2)), max(1, round(share * lists))}):
             settings.TRIAGE_SIMILAR_NPROBE = probe_lists
             hits = 0
             for row in probes:

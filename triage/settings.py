@@ -331,7 +331,7 @@ TRIAGE_SIMILAR_REBUILD_SECONDS = env_int("TRIAGE_SIMILAR_REBUILD_SECONDS", 3600)
 # Up to this many rows the search is exact brute force; beyond it, a FAISS inverted file
 # scanning the TRIAGE_SIMILAR_NPROBE nearest of its ~sqrt(n) lists (reviews.similar).
 TRIAGE_SIMILAR_EXACT_MAX = env_int("TRIAGE_SIMILAR_EXACT_MAX", 20_000)
-TRIAGE_SIMILAR_NPROBE = env_int("TRIAGE_SIMILAR_NPROBE", 16)
+TRIAGE_SIMILAR_NPROBE = env_int("TRIAGE_SIMILAR_NPROBE", 32)
 # Most open tasks one bulk decision may cover.
 TRIAGE_BULK_LIMIT = env_int("TRIAGE_BULK_LIMIT", 50)
 # Share of ordinary decisions, and of bulk decisions, that get a blind second review
