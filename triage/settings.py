@@ -5,6 +5,7 @@ run in-process. Production sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL
 (Redis), SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -245,6 +246,22 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+
+# Who may scrape the Prometheus endpoint (/metrics) without a token: comma-separated
+# addresses or CIDR networks of the scrapers, e.g. "10.0.5.0/24,127.0.0.1". Empty (the
+# default): only a token with the `metrics` scope. Behind a reverse proxy every request
+# comes from the proxy's address, so list the scraper's network only if it reaches the
+# app directly.
+TRIAGE_METRICS_ALLOW = []
+for _network in os.environ.get("TRIAGE_METRICS_ALLOW", "").split(","):
+    if _network.strip():
+        try:
+            TRIAGE_METRICS_ALLOW.append(ipaddress.ip_network(_network.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"TRIAGE_METRICS_ALLOW: {_network.strip()!r} is not an address or a CIDR "
+                "network (e.g. 10.0.5.0/24)"
+            ) from None
 
 # --- Logging ------------------------------------------------------------------
 # Everything goes to stderr through the root logger: Django's own default sends errors
