@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 from . import training
-from .admin_base import AuditedAdmin, ReadOnlyAdmin
+from .admin_base import AuditedAdmin, ReadOnlyAdmin, SelectionCheckedAdmin
 from .ml.heads import ArtifactError
 from .models import (
     ApiToken,
@@ -111,7 +111,7 @@ class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
+class ModelVersionAdmin(SelectionCheckedAdmin[ModelVersion]):
     list_display = ["__str__", "status", "macro_f1", "encoder", "created_at", "gate_decision"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
