@@ -42,7 +42,7 @@ class DomainCollector(Collector):
     def _items(self) -> Iterator[Metric]:
         ingested = CounterMetricFamily(
             "triage_items_ingested",
-            "Items ingested, by source (API, import...).",
+            "Items ingested, by source (api, import).",
             labels=["source"],
         )
         by_status = GaugeMetricFamily(
