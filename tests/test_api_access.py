@@ -141,8 +141,8 @@ def test_a_token_needs_at_least_one_scope_in_the_admin(client):
 
 def test_the_migration_gives_existing_tokens_what_they_could_do_before():
     executor = MigrationExecutor(connection)
-    executor.migrate([("triage", "0009_prediction_created_index")])
-    old_apps = executor.loader.project_state([("triage", "0009_prediction_created_index")]).apps
+    executor.migrate([("triage", "0010_privacy")])
+    old_apps = executor.loader.project_state([("triage", "0010_privacy")]).apps
     old_apps.get_model("triage", "ApiToken").objects.create(
         name="old", token_hash="0" * 64, prefix="trg_old"
     )

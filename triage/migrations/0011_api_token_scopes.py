@@ -15,7 +15,7 @@ def keep_what_existing_tokens_could_do(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0009_prediction_created_index"),
+        ("triage", "0010_privacy"),
     ]
 
     operations = [
