@@ -22,7 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 # Every command of the project except `demo` (loads the real encoder and 7,000 messages)
 # and `listen_webhooks` (a server that runs until stopped; its arguments are tested in
 # tests/actions/test_listen_webhooks.py).
-COMMANDS = ["create_api_token", "evaluate", "import_items", "policy", "register_model", "retrain"]
+COMMANDS = [
+    "create_api_token",
+    "evaluate",
+    "forget",
+    "import_items",
+    "mask_training",
+    "policy",
+    "prune",
+    "register_model",
+    "retrain",
+]
 APP_OF = {name: "triage" for name in COMMANDS}
 
 
