@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from reviews.similar import clear_indexes
 from triage import scoring
@@ -14,6 +15,14 @@ def _fresh_process_caches():
     clear_encoders()
     scoring.clear_caches()
     clear_indexes()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """API rate-limit counts live in the cache, keyed by token id; ids recur across tests."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
