@@ -7,7 +7,6 @@ from reviews.roles import ADMINS
 from triage.models import ApiToken
 
 from ..factories import make_item, make_keyword_categories, make_task, make_user
-from .test_review_flow import page  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +14,7 @@ pytestmark = pytest.mark.browser
 def test_admin_and_queue_pages_run_under_the_csp_without_violations(
     transactional_db,
     live_server,
-    page: Page,  # noqa: F811
+    page: Page,
 ) -> None:
     categories = make_keyword_categories()
     make_user("root", password="s3cret-pw", group=ADMINS)
