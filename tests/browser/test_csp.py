@@ -40,6 +40,7 @@ def test_admin_and_queue_pages_run_under_the_csp_without_violations(
     page.get_by_label("Password").fill("s3cret-pw")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_server.url}/reviews/")
+    page.get_by_role("button", name="Start reviewing").click()
     expect(page.locator("#task-card .item-text")).to_contain_text("refund")
     # The policy is enforced and the listener sees it: an injected inline script is refused.
     page.evaluate(
