@@ -55,7 +55,7 @@ class TextSegments:
 
     @property
     def mark_shown(self) -> bool:
-        return self.model_stops_at is not None and not (self.hidden_read or self.hidden_unread)
+        return self.model_stops_at is not None and not self.hidden_read
 
     @property
     def mark_hidden(self) -> bool:
