@@ -31,14 +31,25 @@
   function focusCard() {
     const c = card();
     if (!c) return;
+    // Keys pressed between the swap and this call may already have moved the focus
+    // (into the type-ahead, a note): leave it there.
     const active = document.activeElement;
-    if (active && active !== document.body && document.contains(active) && !c.contains(active)) {
+    if (active && active !== document.body && document.contains(active)) {
       announce();
       return;
     }
     (c.querySelector("[data-autofocus]") || c).focus();
     announce();
   }
+
+  // htmx re-focuses the element with the same id after a swap: a new card would open
+  // with the focus in its skip note (or comment) because the last one was sent from there.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const c = card();
+    if (c && event.detail.target === c && c.contains(document.activeElement)) {
+      document.activeElement.blur();
+    }
+  });
 
   document.addEventListener("htmx:load", (event) => {
     if (event.detail.elt && event.detail.elt.id === "task-card") focusCard();
