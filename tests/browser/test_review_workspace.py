@@ -225,3 +225,26 @@ def test_the_empty_queue_refreshes_itself(live_server, page: Page, desks, settin
     expect(card.get_by_role("button", name="Start reviewing")).to_be_visible()
     expect(card.locator("#queue-counts")).to_contain_text("1 open task")
     assert not ReviewTask.objects.filter(claimed_by__isnull=False).exists()
+
+
+def test_touch_screens_show_no_key_hints(live_server, page: Page, desks):
+    ann = make_user("ann", password="s3cret-pw")
+    waiting("refund", desks)
+    assert page.context.browser is not None
+    touch = page.context.browser.new_context(
+        has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844}
+    )
+    try:
+        phone = touch.new_page()
+        phone.set_default_timeout(5_000)
+        login(phone, live_server, ann, "s3cret-pw")
+        phone.get_by_role("button", name="Start reviewing").tap()
+        card = phone.locator("#task-card[data-mode=decide]")
+        expect(card.locator("button.choice").first).to_be_visible()
+        expect(card.locator(".key-hint").first).to_be_hidden()
+        expect(card.locator(".key-hint:visible")).to_have_count(0)
+    finally:
+        touch.close()
+    # The same card on a desktop shows them.
+    start(page, live_server, ann)
+    expect(page.locator("#task-card .key-hint:visible").first).to_be_visible()
