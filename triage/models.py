@@ -89,7 +89,8 @@ class Category(models.Model):
         help_text="One digit or lowercase letter (not s, u, e, c). Empty: the first free key.",
     )
     display_order = models.PositiveIntegerField(
-        default=0, help_text="Position of its button on the review card (lowest first)."
+        default=0,
+        help_text="Position of its button on the review card (lowest first; ties in order of creation).",
     )
 
     class Meta:

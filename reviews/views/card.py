@@ -157,7 +157,7 @@ def reason_text(
 
 
 def ordered_categories() -> list[Category]:
-    return list(Category.objects.filter(is_active=True).order_by("display_order", "slug"))
+    return list(Category.objects.filter(is_active=True).order_by("display_order", "pk"))
 
 
 def card_context(task: ReviewTask | None) -> dict[str, Any]:

@@ -32,7 +32,8 @@ class Migration(migrations.Migration):
             model_name="category",
             name="display_order",
             field=models.PositiveIntegerField(
-                default=0, help_text="Position of its button on the review card (lowest first)."
+                default=0,
+                help_text="Position of its button on the review card (lowest first; ties in order of creation).",
             ),
         ),
         migrations.AddField(
