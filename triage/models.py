@@ -90,7 +90,7 @@ class Category(models.Model):
     )
     display_order = models.PositiveIntegerField(
         default=0,
-        help_text="Position of its button on the review card (lowest first; ties in order of creation).",
+        help_text="Where its button sits on the review card: lowest first, ties in creation order.",
     )
 
     class Meta:

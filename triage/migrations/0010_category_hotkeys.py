@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
             name="display_order",
             field=models.PositiveIntegerField(
                 default=0,
-                help_text="Position of its button on the review card (lowest first; ties in order of creation).",
+                help_text="Where its button sits on the review card: lowest first, ties in creation order.",
             ),
         ),
         migrations.AddField(
