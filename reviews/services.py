@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from triage.actions.events import EventType, NewEvent, emit_many, item_data
@@ -45,12 +45,18 @@ def current_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None
 _claim_rng = random.Random()
 
 
-def suggested_label_slug() -> Subquery:
-    """The slug of the model's latest suggestion for a task's item (for filters)."""
-    return Subquery(
-        Prediction.objects.filter(item_id=OuterRef("item_id"))
-        .order_by("-id")
-        .values("label__slug")[:1]
+def suggested_as(slug: str) -> Exists:
+    """Whether the model's latest prediction for a task's item is the category `slug`.
+
+    Written as EXISTS (a prediction with that label, and none newer for the item) rather
+    than comparing a "latest label" subquery per task: PostgreSQL runs it as one
+    semi-join over the backlog instead of one lookup per open task.
+    """
+    newer = Prediction.objects.filter(item_id=OuterRef("item_id"), id__gt=OuterRef("id"))
+    return Exists(
+        Prediction.objects.filter(item_id=OuterRef("item_id"), label__slug=slug).filter(
+            ~Exists(newer)
+        )
     )
 
 
@@ -76,7 +82,7 @@ def offered(
         ).values("task_id")
     )
     if category:
-        tasks = tasks.annotate(suggested=suggested_label_slug()).filter(suggested=category)
+        tasks = tasks.filter(suggested_as(category))
     if reason:
         tasks = tasks.filter(reason=reason).exclude(reason=ReviewTask.Reason.AUDIT_SAMPLE)
     return tasks
