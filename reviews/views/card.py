@@ -11,6 +11,7 @@ from django_htmx.middleware import HtmxDetails
 
 from triage.actions.rules import active_item_rules
 from triage.models import Category, Prediction, RoutingPolicy
+from triage.privacy.masking import for_analysts
 from triage.routing import first_matching_rule
 
 from ..models import HandOff, ReviewTask
@@ -42,8 +43,8 @@ class TextSegments:
     """The item's text cut for display: shown at once or behind "show all", and on
     either side of where the model stops reading.
 
-    Any rendering of item text goes through here and templates/reviews/_item_text.html,
-    so a display filter (masking personal data) has one place to act.
+    The card draws an item's text only through here (given the text masked for
+    analysts, see card_context) and templates/reviews/_item_text.html.
     """
 
     shown_read: str
@@ -187,7 +188,8 @@ def card_context(task: ReviewTask | None) -> dict[str, Any]:
         "top": top,
         "reason": reason,
         "summary": summary,
-        "segments": text_segments(task.item.text),
+        # Masked whole, then cut: a pattern (an e-mail, a card number) could straddle a cut.
+        "segments": text_segments(for_analysts(task.item.text)),
         "categories": categories,
         "type_ahead": len(categories) > TYPE_AHEAD_FROM,
         "metadata": [

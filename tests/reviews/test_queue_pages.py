@@ -300,3 +300,15 @@ def test_someone_elses_decision_page_is_a_404(client, analyst, categories):
     review = submit_review(task_id=task.pk, user=other, category_slug="outage")
     client.force_login(analyst)
     assert client.get(f"/reviews/decisions/{review.pk}/").status_code == 404
+
+
+def test_the_card_masks_the_whole_text_before_collapsing_it_and_the_metadata(
+    client, analyst, categories
+):
+    # An address that straddles the 2,000th character, where the text is cut.
+    text = "x " * 995 + "write to ana.lima@example.org " + "y " * 2000
+    item = make_item(text, status=Item.Status.IN_REVIEW, metadata={"from": "bob@example.org"})
+    body = card_for(client, analyst, make_task(item))
+    assert "Show all" in body
+    assert "ana.l" not in body and "example.org" not in body
+    assert "[email]" in body and "<dt>from</dt><dd>[email]</dd>" in body

@@ -24,7 +24,7 @@ def keep_the_old_keys(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0009_prediction_created_index"),
+        ("triage", "0010_privacy"),
     ]
 
     operations = [
