@@ -66,7 +66,7 @@ def test_keys_enter_and_type_ahead_decide_and_focus_follows_the_card(
     # Enter accepts the top suggestion; the next card gets the focus.
     page.keyboard.press("Enter")
     expect(card).to_have_attribute("data-task-id", str(tasks[1].pk))
-    assert page.evaluate("document.activeElement.id") == "task-card"
+    expect(card).to_be_focused()
     expect(page.locator("#announce")).to_contain_text(f"Task {tasks[1].pk}")
 
     # A category's own key: press is the 6th category, key "6".
