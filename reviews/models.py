@@ -89,10 +89,38 @@ class Review(models.Model):
     # Null when the model had no suggestion to agree with.
     agreed_with_model = models.BooleanField(null=True)
     seconds_spent = models.FloatField(null=True)
+    # The analyst's note on their decision (optional).
+    comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when the reviewer changed the decision within TRIAGE_UNDO_SECONDS of making it.
+    changed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.reviewer} → {self.category_id} on {self.item_id}"
+
+
+class HandOff(models.Model):
+    """An analyst gave a task back without deciding it: skipped, or escalated when unsure.
+
+    A skip keeps the task away from that analyst for TRIAGE_SKIP_COOLDOWN_SECONDS; an
+    escalation's note is shown to the senior who takes the task.
+    """
+
+    class Kind(models.TextChoices):
+        SKIP = "skip"
+        ESCALATE = "escalate"
+
+    task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="hand_offs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind} task {self.task_id}"
 
 
 class TrainingExampleQuerySet(models.QuerySet["TrainingExample"]):

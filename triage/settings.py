@@ -346,8 +346,9 @@ TRIAGE_BATCH_SIZE = env_int("TRIAGE_BATCH_SIZE", 64)
 # Padded tokens per encoder batch (rows x longest row): long texts go in smaller batches.
 TRIAGE_BATCH_TOKENS = env_int("TRIAGE_BATCH_TOKENS", 1024)
 TRIAGE_ARTIFACT_DIR = Path(os.environ.get("TRIAGE_ARTIFACT_DIR", BASE_DIR / "var" / "models"))
-# Longest text accepted by ingest, in characters (documented in the README).
-TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 20_000)
+# Longest text accepted by ingest, in characters (documented in the README). The model
+# reads only the first TRIAGE_MAX_LENGTH tokens; analysts see the whole text.
+TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 200_000)
 # Largest metadata object accepted by ingest: bytes of its compact UTF-8 JSON (README).
 TRIAGE_MAX_METADATA_BYTES = env_int("TRIAGE_MAX_METADATA_BYTES", 16_384)
 TRIAGE_MAX_BATCH = 1000
@@ -355,6 +356,12 @@ TRIAGE_MAX_BATCH = 1000
 # answers a bigger one with a JSON 413 naming the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRIAGE_MAX_BODY_BYTES", 2_621_440)
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
+# The review card (README, "Working the queue"): a skipped task stays away from the analyst
+# who skipped it for this long; a decision can be changed by its analyst for this long;
+# the empty queue checks for new work this often.
+TRIAGE_SKIP_COOLDOWN_SECONDS = env_int("TRIAGE_SKIP_COOLDOWN_SECONDS", 1800)
+TRIAGE_UNDO_SECONDS = env_int("TRIAGE_UNDO_SECONDS", 600)
+TRIAGE_QUEUE_POLL_SECONDS = env_int("TRIAGE_QUEUE_POLL_SECONDS", 10)
 # Share of claims that take an audit task first while audits wait (reviews.services).
 TRIAGE_AUDIT_SHARE = float(os.environ.get("TRIAGE_AUDIT_SHARE", "0.25"))
 # Rolling window of live precision, next to "since the last model or threshold change".
