@@ -96,9 +96,8 @@ def save_head(head: LinearHead, path: Path, *, metadata: dict[str, Any]) -> str:
     return file_sha256(path)
 
 
-@functools.lru_cache(maxsize=8)
-def load_head(path: str, sha256: str) -> LinearHead:
-    """Load a head after checking its sha256. Cached: artifacts are immutable."""
+def check_artifact(path: str, sha256: str) -> None:
+    """Raise ArtifactError unless the file is there with the sha256 it was trained with."""
     file = Path(path)
     if not file.is_file():
         raise ArtifactError(f"model artifact {path} is missing")
@@ -108,6 +107,11 @@ def load_head(path: str, sha256: str) -> LinearHead:
             f"model artifact {path} has sha256 {actual[:12]}…, expected {sha256[:12]}…; "
             "refusing to load a file that changed since it was trained"
         )
+
+
+def read_head(path: str, sha256: str) -> LinearHead:
+    """Read a head from its file after checking its sha256, every time (not cached)."""
+    check_artifact(path, sha256)
     try:
         tensors = load_file(path)
         with safe_open(path, framework="numpy") as fh:
@@ -121,3 +125,13 @@ def load_head(path: str, sha256: str) -> LinearHead:
     return LinearHead(
         labels=labels, weights=tensors["weights"], bias=tensors["bias"], temperature=temperature
     )
+
+
+@functools.lru_cache(maxsize=8)
+def load_head(path: str, sha256: str) -> LinearHead:
+    """read_head, cached per process: serving reads the file once per version.
+
+    The cache keeps the parsed file; scoring still checks the file's sha256 before
+    every batch (check_artifact), so a file changed later is refused at once.
+    """
+    return read_head(path, sha256)
