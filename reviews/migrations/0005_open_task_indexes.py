@@ -5,24 +5,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviews', '0004_senior_queue_and_second_reviews'),
-        ('triage', '0009_prediction_created_index'),
+        ("reviews", "0004_senior_queue_and_second_reviews"),
+        ("triage", "0009_prediction_created_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='reviewtask',
-            index=models.Index(condition=models.Q(('completed_at__isnull', True)), fields=['-priority', 'id'], name='reviewtask_open_queue_idx'),
+            model_name="reviewtask",
+            index=models.Index(
+                condition=models.Q(("completed_at__isnull", True)),
+                fields=["-priority", "id"],
+                name="reviewtask_open_queue_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewtask',
-            index=models.Index(condition=models.Q(('completed_at__isnull', True), ('reason', 'audit_sample')), fields=['id'], name='reviewtask_open_audit_idx'),
+            model_name="reviewtask",
+            index=models.Index(
+                condition=models.Q(("completed_at__isnull", True), ("reason", "audit_sample")),
+                fields=["id"],
+                name="reviewtask_open_audit_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewtask',
-            index=models.Index(condition=models.Q(('completed_at__isnull', True)), fields=['claimed_by', 'id'], name='reviewtask_open_claimed_idx'),
+            model_name="reviewtask",
+            index=models.Index(
+                condition=models.Q(("completed_at__isnull", True)),
+                fields=["claimed_by", "id"],
+                name="reviewtask_open_claimed_idx",
+            ),
         ),
     ]
