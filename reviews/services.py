@@ -12,6 +12,7 @@ from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.models import Category, Item, Prediction, actor_name
 from triage.monitoring.audits import record_audit_verdict
 from triage.monitoring.watch import check_category
+from triage.privacy.masking import training_text
 
 from .models import Review, ReviewTask, TrainingExample, split_for
 from .roles import is_senior
@@ -106,7 +107,7 @@ def record_training_example(*, item: Item, category: Category, source: str) -> T
     TrainingExample.objects.active().filter(item=item).update(superseded_at=timezone.now())
     return TrainingExample.objects.create(
         item=item,
-        text=item.text,
+        text=training_text(item.text),
         category=category,
         source=source,
         split=split_for(item.external_id),

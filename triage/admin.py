@@ -221,3 +221,7 @@ class ApiTokenAdmin(AuditedAdmin[ApiToken]):
 class AuditLogAdmin(ReadOnlyAdmin[AuditLog]):
     list_display = ["at", "actor", "action", "detail"]
     list_filter = ["action"]
+
+
+# Registered in its own package's module, with the rest of personal-data handling.
+from .privacy import admin as privacy_admin  # noqa: E402, F401

@@ -234,6 +234,11 @@ class Item(models.Model):
     # The stuck-item sweep's bookkeeping: how often it re-queued the item, and not before when.
     classify_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     classify_after = models.DateTimeField(null=True, blank=True, editable=False)
+    # Tombstones (triage.privacy): the text and metadata were removed everywhere, by
+    # `manage.py forget` or by retention. The row stays so ingest of the same external id
+    # stays idempotent and counts stay right.
+    forgotten_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pruned_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ItemQuerySet.as_manager()
 
@@ -248,6 +253,10 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+    @property
+    def text_removed(self) -> bool:
+        return self.forgotten_at is not None or self.pruned_at is not None
 
     def latest_prediction(self) -> "Prediction | None":
         return self.predictions.order_by("-id").first()
@@ -427,6 +436,7 @@ class ApiToken(models.Model):
 # Registered with this app; defined apart to keep this file about the core objects.
 from .audit_log import AuditLog, actor_name, snapshot  # noqa: E402
 from .monitoring.models import AuditSample, CategoryWatch  # noqa: E402
+from .privacy.models import MaskPattern  # noqa: E402
 
 __all__ = [
     "ApiToken",
@@ -438,6 +448,7 @@ __all__ = [
     "CategoryWatch",
     "Embedding",
     "Item",
+    "MaskPattern",
     "ModelVersion",
     "Prediction",
     "RoutingPolicy",

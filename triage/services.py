@@ -27,6 +27,7 @@ from .intake import ItemIn
 from .models import Category, Item, ModelVersion, Prediction, RoutingPolicy
 from .monitoring.audits import live_routing_policy, record_audit_samples
 from .policy import routing_policy
+from .privacy.masking import training_texts
 from .scoring import IN_CHUNK, ClassificationError, Scores, version_scores, zero_shot_scores
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,10 @@ def find_conflicts(
     for index, item in enumerate(items):
         stored = existing.get(item.external_id)
         earlier = seen.setdefault(item.external_id, item.text)
-        if (stored is not None and stored.text != item.text) or earlier != item.text:
+        # A forgotten or pruned item has no text to compare: the id is known, so the
+        # stored tombstone is the answer and nothing is stored again.
+        differs = stored is not None and not stored.text_removed and stored.text != item.text
+        if differs or earlier != item.text:
             conflicts.append((index, item.external_id))
     return conflicts
 
@@ -185,12 +189,12 @@ def import_history(*, items: Sequence[ItemIn], categories: dict[str, Category]) 
         TrainingExample.objects.bulk_create(
             TrainingExample(
                 item=item,
-                text=item.text,
+                text=text,
                 category=item.final_category,
                 source=TrainingExample.Source.IMPORT,
                 split=split_for(item.external_id),
             )
-            for item in created
+            for item, text in zip(created, training_texts([i.text for i in created]), strict=True)
         )
     return IngestResult(created=created, existing=list(existing.values()))
 

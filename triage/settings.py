@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+import phonenumbers
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -121,6 +122,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "triage.cockpit.context_processors.cockpit",
             ],
+            # `|masked` on every page without a {% load %}: the review card applies it in place.
+            "builtins": ["triage.templatetags.privacy"],
         },
     }
 ]
@@ -345,6 +348,40 @@ TRIAGE_STUCK_MAX_ATTEMPTS = env_int("TRIAGE_STUCK_MAX_ATTEMPTS", 5)
 TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)
 # Fewest active training examples per category before retrain will run.
 TRIAGE_MIN_EXAMPLES_PER_CATEGORY = env_int("TRIAGE_MIN_EXAMPLES_PER_CATEGORY", 5)
+
+# --- Privacy (triage.privacy; README "Personal data") -----------------------
+# Mask e-mail addresses, phone numbers, card numbers, IBANs and the admins' patterns in
+# what analysts see on the review card.
+TRIAGE_MASK_FOR_ANALYSTS = env_bool("TRIAGE_MASK_FOR_ANALYSTS", True)
+# Mask them in the text training examples store (when the example is written).
+TRIAGE_MASK_TRAINING = env_bool("TRIAGE_MASK_TRAINING", False)
+# Regions whose nationally written phone numbers are recognised (ISO 3166 codes); a
+# number written with its +country code is found whatever the regions.
+TRIAGE_PHONE_REGIONS = [
+    r.strip().upper() for r in os.environ.get("TRIAGE_PHONE_REGIONS", "US").split(",") if r.strip()
+]
+_unknown_regions = sorted(set(TRIAGE_PHONE_REGIONS) - phonenumbers.SUPPORTED_REGIONS)
+if _unknown_regions:
+    raise ImproperlyConfigured(
+        f"TRIAGE_PHONE_REGIONS: {', '.join(_unknown_regions)} is not a region libphonenumber "
+        "knows (use ISO 3166 codes such as US, GB, HT)"
+    )
+# Retention: when set, a nightly beat task prunes the texts, metadata, embeddings and
+# predictions of decided items received more than this many days ago (manage.py prune).
+# The shortest allowed keeps the cockpit's 30-day trends and the live-precision window whole.
+TRIAGE_MIN_RETENTION_DAYS = max(30, TRIAGE_LIVE_WINDOW_DAYS)
+TRIAGE_RETENTION_DAYS = env_int("TRIAGE_RETENTION_DAYS", 0)
+if TRIAGE_RETENTION_DAYS and TRIAGE_RETENTION_DAYS < TRIAGE_MIN_RETENTION_DAYS:
+    raise ImproperlyConfigured(
+        f"TRIAGE_RETENTION_DAYS={TRIAGE_RETENTION_DAYS}: the shortest retention is "
+        f"{TRIAGE_MIN_RETENTION_DAYS} days (0 or unset keeps texts until forgotten)"
+    )
+if TRIAGE_RETENTION_DAYS:
+    # Daily, an hour after the nightly retrain.
+    CELERY_BEAT_SCHEDULE["prune-retention"] = {
+        "task": "triage.tasks.prune_retention",
+        "schedule": crontab(hour=(TRIAGE_RETRAIN_HOUR + 1) % 24, minute=TRIAGE_RETRAIN_MINUTE),
+    }
 
 # --- Webhooks (triage.actions) ----------------------------------------------
 # Deliver to private, loopback or link-local addresses (and plain http to them). Off in

@@ -1,10 +1,13 @@
 """Celery tasks: thin wrappers that take ids and call services."""
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
 from . import services, training
+from .privacy import retention
 
 
 # A lost connection (a database restart, a failover) or a deadlock is transient: retry
@@ -42,3 +45,14 @@ def retrain_nightly() -> str:
         # Too few examples is a normal state for a young deployment, not a crash.
         return f"skipped: {exc}"
     return result.message
+
+
+@shared_task
+def prune_retention() -> str:
+    """Beat's daily retention run, when TRIAGE_RETENTION_DAYS is set (see triage.privacy)."""
+    if not settings.TRIAGE_RETENTION_DAYS:
+        return "retention is off (TRIAGE_RETENTION_DAYS is not set)"
+    report = retention.prune(
+        older_than=timedelta(days=settings.TRIAGE_RETENTION_DAYS), actor="retention"
+    )
+    return "; ".join(line.strip() for line in report.lines())
