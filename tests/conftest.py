@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from triage import scoring
 from triage.ml.encoder import clear_encoders
@@ -12,6 +13,14 @@ def _fresh_process_caches():
     yield
     clear_encoders()
     scoring.clear_caches()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """API rate-limit counts live in the cache, keyed by token id; ids recur across tests."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

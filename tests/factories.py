@@ -95,8 +95,10 @@ def make_user(username: str | None = None, *, group: str = ANALYSTS, password: s
     return user
 
 
-def make_token(name: str | None = None) -> str:
-    _, token = ApiToken.issue(name or f"token-{next(_ids)}")
+def make_token(name: str | None = None, *, scopes: list[str] | None = None) -> str:
+    """A plain token value; with every scope unless `scopes` says which."""
+    scopes = list(ApiToken.Scope.values) if scopes is None else scopes
+    _, token = ApiToken.issue(name or f"token-{next(_ids)}", scopes=scopes)
     return token
 
 

@@ -191,7 +191,9 @@ def test_promote_and_roll_back_record_the_champion_before_and_after(categories):
 
 def test_a_new_token_is_shown_once_on_its_page_never_in_a_message_or_cookie(client):
     client.force_login(make_user("root", group=ADMINS))
-    response = client.post("/admin/triage/apitoken/add/", {"name": "zendesk"})
+    response = client.post(
+        "/admin/triage/apitoken/add/", {"name": "zendesk", "scopes": ["ingest", "read"]}
+    )
     assert response.status_code == 200
     token = ApiToken.objects.get(name="zendesk")
     page = response.content.decode()

@@ -23,6 +23,7 @@ PRODUCTION = {
     "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
     "SECURE_HSTS_PRELOAD": "1",
+    "TRIAGE_CACHE_URL": "redis://redis.internal:6379/1",
 }
 
 
@@ -65,6 +66,17 @@ def test_check_deploy_flags_a_development_environment():
     assert done.returncode != 0
     for warning in ["security.W004", "security.W008", "security.W012", "security.W016"]:
         assert warning in done.stderr
+
+
+def test_check_deploy_warns_when_rate_limit_counts_are_per_process():
+    production = {k: v for k, v in PRODUCTION.items() if k != "TRIAGE_CACHE_URL"}
+    done = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        **production,
+        SECRET_KEY=secrets.token_urlsafe(50),
+    )
+    assert done.returncode != 0
+    assert "triage.W001" in done.stderr and "TRIAGE_CACHE_URL" in done.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models, transaction
 from django.db.models import QuerySet
@@ -9,7 +10,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 from . import training
-from .admin_base import AuditedAdmin, ReadOnlyAdmin
+from .admin_base import AuditedAdmin, ReadOnlyAdmin, SelectionCheckedAdmin
 from .ml.heads import ArtifactError
 from .models import (
     ApiToken,
@@ -110,7 +111,7 @@ class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
+class ModelVersionAdmin(SelectionCheckedAdmin[ModelVersion]):
     list_display = ["__str__", "status", "macro_f1", "encoder", "created_at", "gate_decision"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
@@ -161,14 +162,35 @@ class PredictionAdmin(ReadOnlyAdmin[Prediction]):
     raw_id_fields = ["item"]
 
 
+class ApiTokenForm(forms.ModelForm[ApiToken]):
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=list(ApiToken.DEFAULT_SCOPES),
+        help_text="What the token may call; a request outside them gets a 403.",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "scopes", "revoked_at"]
+
+    def clean_scopes(self) -> list[str]:
+        return ApiToken.clean_scopes(self.cleaned_data["scopes"])
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(AuditedAdmin[ApiToken]):
+    form = ApiTokenForm
     audit_action = "token"
     # Never the hash: the log says which token changed, not anything derived from its value.
-    audit_fields = ["name", "prefix", "created_at", "revoked_at"]
-    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    audit_fields = ["name", "prefix", "scopes", "created_at", "revoked_at"]
+    list_display = ["name", "prefix", "scope_list", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     actions = ["revoke"]
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiToken) -> str:
+        return ", ".join(obj.scopes) or "none"
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         if change:
@@ -177,9 +199,9 @@ class ApiTokenAdmin(AuditedAdmin[ApiToken]):
         # New token: generated here; only its hash is stored. The plain value rides on
         # this request's object to response_add, which shows it once; it is never put
         # in a message (the default message storage is a cookie) or the session.
-        token, plain = ApiToken.issue(obj.name)
+        token, plain = ApiToken.issue(obj.name, scopes=obj.scopes)
         obj.pk, obj.token_hash, obj.prefix = token.pk, token.token_hash, token.prefix
-        obj.created_at = token.created_at
+        obj.created_at, obj.scopes = token.created_at, token.scopes
         obj._state.adding = False
         obj._issued_value = plain  # type: ignore[attr-defined]
         self._record(request, self.audit_target(obj), None, self.audit_snapshot(obj))

@@ -8,17 +8,39 @@ decisions and training rest on cannot be edited by hand.
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from .models import AuditLog, actor_name, snapshot
 
 M = TypeVar("M", bound=models.Model)
 
 
-class AuditedAdmin(admin.ModelAdmin[M]):
+class SelectionCheckedAdmin(admin.ModelAdmin[M]):
+    """A changelist action on "ids" that are not ids (a hand-made POST) is refused with a
+    message; Django's admin would filter on them and fail with a 500."""
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        pk = self.model._meta.pk
+        assert pk is not None
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                pk.to_python(value)
+            except ValidationError:
+                self.message_user(
+                    request, f"Nothing was done: {value!r} is not an id.", messages.ERROR
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset, *args, **kwargs)
+
+
+class AuditedAdmin(SelectionCheckedAdmin[M]):
     """Logs each add, change and delete made through this admin, before and after.
 
     `audit_action` names the entry's action ("category", "policy"...);
@@ -67,7 +89,7 @@ class AuditedAdmin(admin.ModelAdmin[M]):
                 self._record(request, target, before, None)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin[M]):
+class ReadOnlyAdmin(SelectionCheckedAdmin[M]):
     """Viewable, never added, changed or deleted by hand, superusers included.
 
     Items, predictions, review tasks, reviews and training examples feed routing

@@ -1,6 +1,7 @@
 """The HTTP API on django-ninja: items in, the events feed and metrics out. OpenAPI at /api/docs.
 
-Authentication is a bearer token; only its sha256 is stored (ApiToken).
+Authentication is a bearer token with the endpoint's scope, rate-limited per token
+(triage.api_auth); only the token's sha256 is stored (ApiToken).
 Errors are JSON: {"error": "<what was wrong>"}, plus "errors" (each bad item's
 index, field and message) or "conflicts" where that helps a client fix its request.
 Item bodies are parsed by triage.intake (shared with the file import), so every
@@ -8,62 +9,35 @@ bad field of a 1,000-item batch is reported at once, by index.
 """
 
 import json
-from datetime import timedelta
 from typing import Any, Literal
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema, Status
+from ninja.errors import Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
 from . import services
 from .actions.feed import MAX_LIMIT, FeedError, read_events
+from .api_auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
 from .intake import InvalidItems, parse_items
 from .middleware import database_unavailable
 from .models import ApiToken, Item, Prediction
 from .monitoring.metrics import metrics_snapshot
 from .text import normalize_external_id
 
-
-class TokenRejected(Exception):
-    def __init__(self, message: str, challenge: str) -> None:
-        self.challenge = challenge
-        super().__init__(message)
-
-
-def bearer_token(request: HttpRequest) -> ApiToken:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise TokenRejected(
-            "missing bearer token: send 'Authorization: Bearer <token>'", challenge="Bearer"
-        )
-    api_token = ApiToken.authenticate(token.strip())
-    if api_token is None:
-        raise TokenRejected(
-            "invalid or revoked API token", challenge='Bearer error="invalid_token"'
-        )
-    # At most once a minute: a write (and its commit) on every read request was a fifth of
-    # an item lookup's time under load (benchmarks/scale.py).
-    now = timezone.now()
-    if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
-    return api_token
-
-
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
 api = NinjaAPI(
     title="Triage API",
     version="1",
     description=(
         "Push items in (one, or a batch of up to 1,000) and read every decision back "
-        "through the events feed. Send `Authorization: Bearer <token>`."
+        "through the events feed. Send `Authorization: Bearer <token>`; a token needs the "
+        "endpoint's scope (403 otherwise) and is rate-limited (429 with Retry-After)."
     ),
-    auth=bearer_token,
+    # Each endpoint names its scope (auth=scoped(...)); one that does not refuses every token.
+    auth=scoped(None),
+    throttle=[TokenRateThrottle()],
     urls_namespace="api",
 )
 
@@ -85,6 +59,18 @@ def token_rejected(request: HttpRequest, exc: TokenRejected) -> HttpResponse:
 @api.exception_handler(InterfaceError)
 def database_gone(request: HttpRequest, exc: Exception) -> HttpResponse:
     return database_unavailable(request, exc)
+
+
+@api.exception_handler(ScopeMissing)
+def scope_missing(request: HttpRequest, exc: ScopeMissing) -> HttpResponse:
+    return error(403, str(exc), missing_scope=exc.scope)
+
+
+@api.exception_handler(Throttled)
+def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    # Ninja adds Retry-After (whole seconds) to this answer.
+    limit = settings.TRIAGE_API_RATE_LIMIT
+    return error(429, f"too many requests for this token (limit {limit}); retry later")
 
 
 @api.exception_handler(NinjaValidationError)
@@ -218,7 +204,15 @@ def item_json(item: Item, prediction: Prediction | None) -> dict[str, Any]:
 
 @api.post(
     "/items",
-    response={200: ItemOut | BatchOut, 201: ItemOut | BatchOut, 400: ErrorOut, 401: ErrorOut},
+    response={
+        200: ItemOut | BatchOut,
+        201: ItemOut | BatchOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        429: ErrorOut,
+    },
+    auth=scoped(ApiToken.Scope.INGEST),
     summary="Ingest one item or a batch of up to 1,000",
     description=(
         "201 when anything new was stored, 200 when every item already existed with the "
@@ -299,7 +293,8 @@ def ingest(request: HttpRequest) -> Any:
 
 @api.get(
     "/items/{path:external_id}",
-    response={200: ItemOut, 401: ErrorOut, 404: ErrorOut},
+    response={200: ItemOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    auth=scoped(ApiToken.Scope.READ),
     summary="One item: its status, prediction, decision and final category",
 )
 def item_detail(request: HttpRequest, external_id: str) -> Any:
@@ -322,7 +317,8 @@ class EventsQuery(Schema):
 
 @api.get(
     "/events",
-    response={200: EventsPage, 400: ErrorOut, 401: ErrorOut},
+    response={200: EventsPage, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut},
+    auth=scoped(ApiToken.Scope.EVENTS),
     summary="Every committed event, in a stable order, from a cursor",
     description=(
         "Poll with the `next` of the previous answer as `after`: no event is ever skipped, "
@@ -350,7 +346,8 @@ def events_feed(request: HttpRequest, query: Query[EventsQuery]) -> Any:
 
 @api.get(
     "/metrics",
-    response={200: dict[str, Any], 401: ErrorOut},
+    response={200: dict[str, Any], 401: ErrorOut, 403: ErrorOut, 429: ErrorOut},
+    auth=scoped(ApiToken.Scope.METRICS),
     summary="Certified thresholds and automation, per category and pooled",
 )
 def metrics(request: HttpRequest) -> Any:

@@ -9,9 +9,10 @@ import sys
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import BadRequest, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views import defaults
 
 from .text import unstorable_string
@@ -58,7 +59,12 @@ class RejectUnstorableInput:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        problem = unstorable_input(request)
+        try:
+            problem = unstorable_input(request)
+        except (MultiPartParserError, BadRequest) as exc:
+            # A form body that does not parse (a bad multipart boundary, too many fields):
+            # Django would answer its HTML 400 page, which an API client cannot read.
+            problem = f"the form body could not be read ({exc})"
         if problem is None:
             return self.get_response(request)
         message = f"bad request: {problem}"

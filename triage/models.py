@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -391,10 +392,34 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def default_scopes() -> list[str]:
+    return list(ApiToken.DEFAULT_SCOPES)
+
+
 class ApiToken(models.Model):
-    """A bearer token for the ingest API. Only its sha256 is stored."""
+    """A bearer token for the HTTP API. Only its sha256 is stored.
+
+    Its scopes say which endpoints it may call (a token with the wrong scope gets a
+    403 naming the missing one), so an integration that only pushes items cannot
+    read them back, and a metrics scraper cannot touch items at all.
+    """
+
+    class Scope(models.TextChoices):
+        INGEST = "ingest", "ingest: POST /api/items"
+        READ = "read", "read: GET /api/items/<id>"
+        EVENTS = "events", "events: GET /api/events"
+        EXPORT = "export", "export: GET /api/export"
+        METRICS = "metrics", "metrics: GET /api/metrics and the Prometheus /metrics"
+
+    # What an integration does: push items, read them back, follow the events feed.
+    # Export and metrics are asked for explicitly.
+    DEFAULT_SCOPES = (Scope.INGEST, Scope.READ, Scope.EVENTS)
 
     name = models.CharField(max_length=100, unique=True)
+    scopes = models.JSONField(
+        default=default_scopes,
+        help_text="What the token may call: ingest, read, events, export, metrics.",
+    )
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(max_length=12, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -405,11 +430,31 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, name: str) -> tuple["ApiToken", str]:
+    def issue(cls, name: str, scopes: Iterable[str] | None = None) -> tuple["ApiToken", str]:
         """Create a token; the plain value is returned once and never stored."""
         token = "trg_" + secrets.token_urlsafe(32)
-        obj = cls.objects.create(name=name, token_hash=hash_token(token), prefix=token[:8])
+        obj = cls.objects.create(
+            name=name,
+            scopes=cls.clean_scopes(cls.DEFAULT_SCOPES if scopes is None else scopes),
+            token_hash=hash_token(token),
+            prefix=token[:8],
+        )
         return obj, token
+
+    @classmethod
+    def clean_scopes(cls, scopes: Iterable[str]) -> list[str]:
+        """The scopes in a stable order, each once; an unknown one is a ValidationError."""
+        wanted = {str(s).strip() for s in scopes}
+        unknown = sorted(wanted - set(cls.Scope.values))
+        if unknown:
+            raise ValidationError(
+                f"unknown scope(s) {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(cls.Scope.values)}"
+            )
+        return [s for s in cls.Scope.values if s in wanted]
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or [])
 
     @classmethod
     def authenticate(cls, plain: str) -> "ApiToken | None":

@@ -26,6 +26,7 @@ from .actions.rules import active_item_rules, count_hits
 from .intake import ItemIn
 from .models import Category, Item, ModelVersion, Prediction, RoutingPolicy
 from .monitoring.audits import live_routing_policy, record_audit_samples
+from .monitoring.instruments import observe_classify
 from .policy import routing_policy
 from .privacy.masking import training_texts
 from .scoring import IN_CHUNK, ClassificationError, Scores, version_scores, zero_shot_scores
@@ -211,6 +212,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
     Safe to run twice on the same ids (a redelivered task): items already past
     `received` are skipped, and rows are locked while they are routed.
     """
+    started = time.perf_counter()
     items = list(Item.objects.pending().filter(pk__in=list(item_ids)).order_by("pk"))
     if not items:
         return 0
@@ -336,6 +338,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
                 message=f"Scoring failed; items went to review instead: {failure}",
                 count=len(locked),
             )
+    observe_classify(seconds=time.perf_counter() - started, items=len(locked))
     return len(locked)
 
 

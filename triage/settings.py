@@ -5,7 +5,9 @@ run in-process. Production sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL
 (Redis), SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -221,6 +223,50 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("TRIAGE_LOGIN_COOLOFF_MINUTES", 15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# --- API rate limit and the cache it counts in ----------------------------------
+# Requests per API token: "<count>/<period>", period s, min, h or d, optionally with a
+# multiple ("100/10s"); "off" turns the limit off. Beyond it: 429 with Retry-After.
+_api_rate_limit = os.environ.get("TRIAGE_API_RATE_LIMIT", "").strip().lower() or "600/min"
+if _api_rate_limit != "off" and not re.fullmatch(
+    r"[1-9]\d*/\d*(s|sec|m|min|h|hour|d|day)", _api_rate_limit
+):
+    raise ImproperlyConfigured(
+        f"TRIAGE_API_RATE_LIMIT={_api_rate_limit!r}: use <count>/<period>, e.g. "
+        "600/min, 100/10s or 20000/day (periods s, min, h, d), or off"
+    )
+TRIAGE_API_RATE_LIMIT = None if _api_rate_limit == "off" else _api_rate_limit
+# The rate limit's counts live in the cache. Redis (TRIAGE_CACHE_URL, e.g.
+# redis://redis.internal:6379/1) shares them between every web process; without it the
+# local-memory cache counts per process, so N processes allow about N times the limit.
+TRIAGE_CACHE_URL = os.environ.get("TRIAGE_CACHE_URL", "").strip()
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": TRIAGE_CACHE_URL,
+            "KEY_PREFIX": "triage",
+        }
+        if TRIAGE_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Who may scrape the Prometheus endpoint (/metrics) without a token: comma-separated
+# addresses or CIDR networks of the scrapers, e.g. "10.0.5.0/24,127.0.0.1". Empty (the
+# default): only a token with the `metrics` scope. Behind a reverse proxy every request
+# comes from the proxy's address, so list the scraper's network only if it reaches the
+# app directly.
+TRIAGE_METRICS_ALLOW = []
+for _network in os.environ.get("TRIAGE_METRICS_ALLOW", "").split(","):
+    if _network.strip():
+        try:
+            TRIAGE_METRICS_ALLOW.append(ipaddress.ip_network(_network.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"TRIAGE_METRICS_ALLOW: {_network.strip()!r} is not an address or a CIDR "
+                "network (e.g. 10.0.5.0/24)"
+            ) from None
 
 # --- Logging ------------------------------------------------------------------
 # Everything goes to stderr through the root logger: Django's own default sends errors

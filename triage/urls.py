@@ -4,10 +4,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from .api import api
+from .monitoring.views import prometheus_metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="reviews:queue"), name="home"),
     path("api/", api.urls),
+    path("metrics", prometheus_metrics, name="prometheus-metrics"),
     path("reviews/", include("reviews.urls")),
     path("cockpit/", include("triage.cockpit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -160,6 +160,13 @@ def test_an_admin_resumes_a_category_and_it_is_logged(champion, analyst):
     assert (watch.suspended_at, watch.statistic, watch.outcomes) == (None, 0.0, 0)
     log = AuditLog.objects.get(action="resume")
     assert log.detail["reason"] == "desk relabelled, model checked"
+    assert (log.detail["before"]["auto_actions"], log.detail["after"]) == (
+        "suspended",
+        {"auto_actions": "on", "suspended_at": None},
+    )
+    suspension = AuditLog.objects.get(action="suspend")
+    assert suspension.detail["before"] == {"auto_actions": "on", "suspended_at": None}
+    assert suspension.detail["after"]["auto_actions"] == "suspended"
     (item,) = _classify()
     assert item.status == Item.Status.ROUTED
     with pytest.raises(WatchError, match="not suspended"):

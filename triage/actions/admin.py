@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from triage import routing
+from triage.admin_base import AuditedAdmin, SelectionCheckedAdmin
 
 from .delivery import redeliver
 from .endpoints import EndpointError, check_destination
@@ -45,8 +46,11 @@ class EndpointForm(forms.ModelForm[Endpoint]):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin[Endpoint]):
+class EndpointAdmin(AuditedAdmin[Endpoint]):
     form = EndpointForm
+    audit_action = "endpoint"
+    # Never the signing secret. (Which categories it receives is a many-to-many, not logged.)
+    audit_fields = ["url", "description", "is_active", "event_types", "disabled_reason"]
     list_display = ["url", "is_active", "delivered", "pending", "failed", "disabled_reason"]
     readonly_fields = ["secret", "disabled_reason", "created_at"]
     actions = ["redeliver_failed"]
@@ -99,7 +103,7 @@ class EndpointAdmin(admin.ModelAdmin[Endpoint]):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin[Delivery]):
+class DeliveryAdmin(SelectionCheckedAdmin[Delivery]):
     list_display = [
         "id",
         "event_type",
@@ -147,7 +151,7 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin[Event]):
+class EventAdmin(SelectionCheckedAdmin[Event]):
     list_display = ["id", "type", "event_id", "item", "created_at"]
     list_filter = ["type"]
     raw_id_fields = ["item"]
@@ -226,15 +230,20 @@ class RuleForm(forms.ModelForm[Rule]):
 
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin[Rule]):
+class RuleAdmin(AuditedAdmin[Rule]):
     form = RuleForm
+    audit_action = "rule"
+    # Not the hit counters: routing bumps them, they are not an admin's change.
+    audit_fields = [
+        f.name for f in Rule._meta.concrete_fields if f.name not in {"hits", "last_hit_at"}
+    ]
     list_display = ["name", "position", "is_active", "condition", "action", "category", "hits"]
     list_editable = ["position", "is_active"]
     readonly_fields = ["hits", "last_hit_at"]
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin[Alert]):
+class AlertAdmin(SelectionCheckedAdmin[Alert]):
     list_display = ["kind", "message", "count", "first_at", "last_at", "resolved_at"]
     list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["kind", "message", "count", "first_at", "last_at", "resolved_at"]

@@ -117,7 +117,11 @@ def check_category(*, category: Category, now: datetime | None = None) -> WatchC
         watch.save()
         if newly:
             AuditLog.record(
-                actor=DRIFT_ACTOR, action="suspend", category=category.slug, **watch.suspension
+                actor=DRIFT_ACTOR,
+                action="suspend",
+                category=category.slug,
+                **_state_change(suspended_before=None, suspended_after=now),
+                **watch.suspension,
             )
             emit_policy_suspended(category=category, detail=watch.suspension, at=now)
             logger.warning("drift watch suspended %s: %s", category.slug, watch.suspension)
@@ -160,6 +164,7 @@ def resume_category(
             category=slug,
             reason=reason,
             suspended_at=suspended_at.isoformat(),
+            **_state_change(suspended_before=suspended_at, suspended_after=None),
         )
     return watch
 
@@ -180,8 +185,29 @@ def restart_watches(*, version: ModelVersion, actor: str, now: datetime | None =
                 category=category.slug,
                 reason=f"model v{version.pk} became champion",
                 suspended_at=watch.suspended_at.isoformat(),
+                **_state_change(suspended_before=watch.suspended_at, suspended_after=None),
             )
         _restart(watch, now)
+
+
+def _state_change(
+    *, suspended_before: datetime | None, suspended_after: datetime | None
+) -> dict[str, Any]:
+    """The category's auto-actions before and after, in the audit log's before/after form
+    (AuditLog.record_change's shape, which the cockpit's audit page shows as a change)."""
+
+    def state(suspended_at: datetime | None) -> dict[str, Any]:
+        return {
+            "auto_actions": "suspended" if suspended_at else "on",
+            "suspended_at": suspended_at.isoformat() if suspended_at else None,
+        }
+
+    before, after = state(suspended_before), state(suspended_after)
+    return {
+        "before": before,
+        "after": after,
+        "changed": sorted(k for k in before if before[k] != after[k]),
+    }
 
 
 def _restart(watch: CategoryWatch, now: datetime) -> None:

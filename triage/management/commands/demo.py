@@ -109,7 +109,8 @@ class Command(BaseCommand):
                 user.save()
             user.groups.add(Group.objects.get(name=group))
         ApiToken.objects.filter(name="demo").delete()
-        _, token = ApiToken.issue("demo")
+        # Every scope, so each of the README's curl examples works with it.
+        _, token = ApiToken.issue("demo", scopes=ApiToken.Scope.values)
         endpoint = self.register_demo_endpoint()
 
         self.stdout.write(self.style.SUCCESS("\nDemo ready."))

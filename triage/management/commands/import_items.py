@@ -81,14 +81,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, file: Path, **options: Any) -> None:
-        if not file.is_file():
-            raise CommandError(f"{file}: no such file")
         try:
+            if not file.is_file():
+                raise CommandError(f"{file}: no such file")
             rows = list(read_rows(file))
         except UnicodeDecodeError as exc:
             raise CommandError(
                 f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})"
             ) from exc
+        except OSError as exc:  # a name too long, no permission to read...
+            raise CommandError(f"{file}: cannot read it ({exc.strerror})") from exc
 
         errors: list[tuple[int, str]] = []
         parsed: list[tuple[int, ItemIn]] = []

@@ -31,7 +31,11 @@ class Command(BaseCommand):
             if not sep or not model_label.strip() or not slug.strip():
                 raise CommandError(f"--label {pair!r}: use MODEL_LABEL=CATEGORY")
             label_map[model_label.strip()] = slug.strip()
-        if not model_dir.is_dir():
+        try:
+            is_dir = model_dir.is_dir()
+        except OSError as exc:  # a name too long, no permission...
+            raise CommandError(f"{model_dir}: cannot read it ({exc.strerror})") from exc
+        if not is_dir:
             raise CommandError(f"{model_dir}: no such directory")
         try:
             result = training.register_sequence_classifier(model_dir=model_dir, label_map=label_map)
