@@ -75,7 +75,30 @@ class ReviewTask(models.Model):
     objects = ReviewTaskQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["completed_at", "-priority", "id"])]
+        indexes = [
+            models.Index(fields=["completed_at", "-priority", "id"]),
+            # claim_next_task's lookups, which otherwise wade through history as it grows
+            # (benchmarks/scale.py). The queue in claim order: PostgreSQL does not treat
+            # "completed_at IS NULL" as fixing the first column of the index above, so it
+            # sorted every open task for each claim.
+            models.Index(
+                fields=["-priority", "id"],
+                condition=models.Q(completed_at__isnull=True),
+                name="reviewtask_open_queue_idx",
+            ),
+            # The oldest open audit, past every completed task before it; and an analyst's
+            # held task, past every task they decided.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(completed_at__isnull=True, reason="audit_sample"),
+                name="reviewtask_open_audit_idx",
+            ),
+            models.Index(
+                fields=["claimed_by", "id"],
+                condition=models.Q(completed_at__isnull=True),
+                name="reviewtask_open_claimed_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"task {self.pk} for {self.item_id} ({self.reason})"

@@ -12,6 +12,7 @@ import json
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import Throttled
@@ -21,6 +22,7 @@ from . import services
 from .actions.feed import MAX_LIMIT, FeedError, read_events
 from .api_auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
 from .intake import InvalidItems, parse_batch
+from .middleware import database_unavailable
 from .models import ApiToken, Item, Prediction
 from .monitoring.metrics import metrics_snapshot
 from .text import normalize_external_id
@@ -49,6 +51,14 @@ def token_rejected(request: HttpRequest, exc: TokenRejected) -> HttpResponse:
     response = error(401, str(exc))
     response["WWW-Authenticate"] = exc.challenge
     return response
+
+
+# The middleware's 503 + Retry-After, also when DEBUG is on (ninja would answer a 500
+# with the traceback itself rather than let the exception reach the middleware).
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def database_gone(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return database_unavailable(request, exc)
 
 
 @api.exception_handler(ScopeMissing)

@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A view that lost the database answers 503 + Retry-After (handler500 covers middleware).
+    "triage.middleware.DatabaseUnavailableIs503",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -309,8 +311,26 @@ LOGGING = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when it finishes, not when it starts: a worker that dies mid-task
+# leaves it on the broker. A pool child killed outright (the OOM killer) gets its task
+# requeued at once; when the whole worker dies, Redis hands the task out again once the
+# visibility timeout has passed (checked every TRIAGE_BROKER_RESTORE_SECONDS).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Must exceed the longest acknowledged-late task, or a slow task is handed to a second
+# worker while the first still runs: a classify chunk of TRIAGE_CLASSIFY_CHUNK items
+# (seconds) or one webhook attempt (TRIAGE_WEBHOOK_TIMEOUT_SECONDS). Retraining is
+# acknowledged on receipt (see triage.tasks), so its minutes do not count. Redis's
+# default, an hour, is how long a task of a killed worker used to wait.
+TRIAGE_VISIBILITY_TIMEOUT_SECONDS = env_int("TRIAGE_VISIBILITY_TIMEOUT_SECONDS", 300)
+TRIAGE_BROKER_RESTORE_SECONDS = env_int("TRIAGE_BROKER_RESTORE_SECONDS", 10)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": TRIAGE_VISIBILITY_TIMEOUT_SECONDS,
+    "unacked_restore_interval": TRIAGE_BROKER_RESTORE_SECONDS,
+    # kombu scans only every 10th interval by default; every interval keeps the bound above.
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = TIME_ZONE
@@ -318,6 +338,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # Celery's own; task failures reach it through the "celery" logger.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# The stuck-item sweep runs this often; with TRIAGE_STUCK_AFTER_SECONDS it bounds how long
+# an item whose hand-off was lost (a broker outage) or whose worker died stays unclassified.
+TRIAGE_STUCK_SWEEP_SECONDS = env_int("TRIAGE_STUCK_SWEEP_SECONDS", 30)
 TRIAGE_RETRAIN_HOUR = env_int("TRIAGE_RETRAIN_HOUR", 2)
 TRIAGE_RETRAIN_MINUTE = env_int("TRIAGE_RETRAIN_MINUTE", 0)
 CELERY_BEAT_SCHEDULE = {
@@ -325,7 +348,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "triage.tasks.retrain_nightly",
         "schedule": crontab(hour=TRIAGE_RETRAIN_HOUR, minute=TRIAGE_RETRAIN_MINUTE),
     },
-    "classify-stuck-items": {"task": "triage.tasks.classify_stuck", "schedule": 60.0},
+    "classify-stuck-items": {
+        "task": "triage.tasks.classify_stuck",
+        "schedule": float(TRIAGE_STUCK_SWEEP_SECONDS),
+    },
     "sweep-webhook-deliveries": {
         "task": "triage.actions.tasks.sweep_deliveries",
         "schedule": 30.0,
