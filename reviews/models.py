@@ -75,7 +75,30 @@ class ReviewTask(models.Model):
     objects = ReviewTaskQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["completed_at", "-priority", "id"])]
+        indexes = [
+            models.Index(fields=["completed_at", "-priority", "id"]),
+            # claim_next_task's lookups, which otherwise wade through history as it grows
+            # (benchmarks/scale.py). The queue in claim order: PostgreSQL does not treat
+            # "completed_at IS NULL" as fixing the first column of the index above, so it
+            # sorted every open task for each claim.
+            models.Index(
+                fields=["-priority", "id"],
+                condition=models.Q(completed_at__isnull=True),
+                name="reviewtask_open_queue_idx",
+            ),
+            # The oldest open audit, past every completed task before it; and an analyst's
+            # held task, past every task they decided.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(completed_at__isnull=True, reason="audit_sample"),
+                name="reviewtask_open_audit_idx",
+            ),
+            models.Index(
+                fields=["claimed_by", "id"],
+                condition=models.Q(completed_at__isnull=True),
+                name="reviewtask_open_claimed_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"task {self.pk} for {self.item_id} ({self.reason})"
@@ -89,15 +112,43 @@ class Review(models.Model):
     # Null when the model had no suggestion to agree with.
     agreed_with_model = models.BooleanField(null=True)
     seconds_spent = models.FloatField(null=True)
+    # The analyst's note on their decision (optional).
+    comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # Decided together with other tasks from the similar-items panel (reviews.bulk).
     bulk = models.BooleanField(default=False)
     # The model's confidence in its own label when this decision was made (null: none),
     # so "overturned a confident prediction" is answerable later (reviews.trust).
     model_confidence = models.FloatField(null=True, blank=True)
+    # Set when the reviewer changed the decision within TRIAGE_UNDO_SECONDS of making it.
+    changed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.reviewer} → {self.category_id} on {self.item_id}"
+
+
+class HandOff(models.Model):
+    """An analyst gave a task back without deciding it: skipped, or escalated when unsure.
+
+    A skip keeps the task away from that analyst for TRIAGE_SKIP_COOLDOWN_SECONDS; an
+    escalation's note is shown to the senior who takes the task.
+    """
+
+    class Kind(models.TextChoices):
+        SKIP = "skip"
+        ESCALATE = "escalate"
+
+    task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="hand_offs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind} task {self.task_id}"
 
 
 class TrainingExampleQuerySet(models.QuerySet["TrainingExample"]):

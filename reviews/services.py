@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from triage.actions.events import EventType, NewEvent, emit_many, item_data
@@ -14,7 +15,7 @@ from triage.monitoring.audits import record_audit_verdict
 from triage.monitoring.watch import check_category
 from triage.privacy.masking import training_text
 
-from .models import Review, ReviewTask, TrainingExample, split_for
+from .models import HandOff, Review, ReviewTask, ReviewTaskQuerySet, TrainingExample, split_for
 from .roles import is_senior
 from .trust.second_review import after_review
 
@@ -46,14 +47,66 @@ def current_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None
 _claim_rng = random.Random()
 
 
-def _next_claimable(
-    now: datetime, *, user: Any, senior: bool, audits_first: bool
-) -> ReviewTask | None:
-    claimable = (
-        ReviewTask.objects.claimable(now)
-        .offered_to(user, senior=senior)
-        .select_for_update(skip_locked=True)
+def suggested_as(slug: str) -> Exists:
+    """Whether the model's latest prediction for a task's item is the category `slug`.
+
+    Written as EXISTS (a prediction with that label, and none newer for the item) rather
+    than comparing a "latest label" subquery per task: PostgreSQL runs it as one
+    semi-join over the backlog instead of one lookup per open task.
+    """
+    newer = Prediction.objects.filter(item_id=OuterRef("item_id"), id__gt=OuterRef("id"))
+    return Exists(
+        Prediction.objects.filter(item_id=OuterRef("item_id"), label__slug=slug).filter(
+            ~Exists(newer)
+        )
     )
+
+
+def offered(
+    tasks: ReviewTaskQuerySet,
+    *,
+    user: Any,
+    now: datetime,
+    senior: bool,
+    category: str = "",
+    reason: str = "",
+) -> ReviewTaskQuerySet:
+    """Which of `tasks` this user may be given, under the queue's filters.
+
+    A task the user skipped is kept from them for TRIAGE_SKIP_COOLDOWN_SECONDS. A reason
+    filter never matches audits: they show no reason on the card (they are blind), so a
+    filtered queue offering one would give it away.
+    """
+    skipped_since = now - timedelta(seconds=settings.TRIAGE_SKIP_COOLDOWN_SECONDS)
+    tasks = tasks.offered_to(user, senior=senior).exclude(
+        pk__in=HandOff.objects.filter(
+            user=user, kind=HandOff.Kind.SKIP, created_at__gte=skipped_since
+        ).values("task_id")
+    )
+    if category:
+        tasks = tasks.filter(suggested_as(category))
+    if reason:
+        tasks = tasks.filter(reason=reason).exclude(reason=ReviewTask.Reason.AUDIT_SAMPLE)
+    return tasks
+
+
+def _next_claimable(
+    now: datetime,
+    *,
+    user: Any,
+    senior: bool,
+    audits_first: bool,
+    category: str = "",
+    reason: str = "",
+) -> ReviewTask | None:
+    claimable = offered(
+        ReviewTask.objects.claimable(now),
+        user=user,
+        now=now,
+        senior=senior,
+        category=category,
+        reason=reason,
+    ).select_for_update(skip_locked=True)
     audit = ReviewTask.Reason.AUDIT_SAMPLE
     audits = claimable.filter(reason=audit).order_by("id")
     others = claimable.exclude(reason=audit).order_by("-priority", "id")
@@ -65,7 +118,12 @@ def _next_claimable(
 
 
 def claim_next_task(
-    *, user: Any, now: datetime | None = None, rng: random.Random | None = None
+    *,
+    user: Any,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+    category: str = "",
+    reason: str = "",
 ) -> ReviewTask | None:
     """Give the user one task that nobody else holds.
 
@@ -81,6 +139,9 @@ def claim_next_task(
     pass over each other's rows instead of queueing behind them. The guarded
     UPDATE below is what actually makes a double claim impossible, on any
     database: it only succeeds while the task is still claimable.
+
+    `category` (the model's suggestion) and `reason` narrow the choice (see offered);
+    a task the user already holds is returned whatever the filters.
     """
     now = now or timezone.now()
     held = current_task(user=user, now=now)
@@ -90,7 +151,14 @@ def claim_next_task(
     senior = is_senior(user)
     for _ in range(20):
         with transaction.atomic():
-            candidate = _next_claimable(now, user=user, senior=senior, audits_first=audits_first)
+            candidate = _next_claimable(
+                now,
+                user=user,
+                senior=senior,
+                audits_first=audits_first,
+                category=category,
+                reason=reason,
+            )
             if candidate is None:
                 return None
             won = (
@@ -101,6 +169,34 @@ def claim_next_task(
         if won:
             return ReviewTask.objects.select_related("item").get(pk=candidate.pk)
     return None
+
+
+def renew_lease(*, task_id: int, user: Any, now: datetime | None = None) -> bool:
+    """Extend the user's hold on an open task they still hold; False if they lost it.
+
+    A lapsed lease is renewed too while nobody else has claimed the task: the analyst
+    is still looking at it, and no one was kept from it.
+    """
+    now = now or timezone.now()
+    return bool(
+        ReviewTask.objects.open()
+        .filter(pk=task_id, claimed_by=user)
+        .update(lease_expires_at=_lease_until(now))
+    )
+
+
+def held_task(*, task_id: int, user: Any, now: datetime) -> ReviewTask:
+    """The task, locked, if the user holds a live lease on it; else a ReviewError saying why."""
+    task = ReviewTask.objects.select_for_update().select_related("item").filter(pk=task_id).first()
+    if task is None:
+        raise ReviewError(f"task {task_id} does not exist")
+    if task.completed_at is not None:
+        raise ReviewError(f"task {task_id} was already decided")
+    if task.claimed_by_id != user.pk:
+        raise ReviewError(f"task {task_id} is no longer yours: someone else has it now")
+    if task.lease_expires_at is None or task.lease_expires_at < now:
+        raise ReviewError(f"your hold on task {task_id} expired")
+    return task
 
 
 def record_training_example(*, item: Item, category: Category, source: str) -> TrainingExample:
@@ -121,28 +217,15 @@ def submit_review(
     user: Any,
     category_slug: str,
     seconds_spent: float | None = None,
+    comment: str = "",
     now: datetime | None = None,
     bulk: bool = False,
 ) -> Review:
     """Record an analyst's decision: route the item and keep it as a training example."""
     now = now or timezone.now()
     with transaction.atomic():
-        task = (
-            ReviewTask.objects.select_for_update().select_related("item").filter(pk=task_id).first()
-        )
-        if task is None:
-            raise ReviewError(f"task {task_id} does not exist")
-        if task.completed_at is not None:
-            raise ReviewError(f"task {task_id} was already decided")
-        if task.claimed_by_id != user.pk:
-            raise ReviewError(
-                f"task {task_id} is claimed by someone else; take the next task instead"
-            )
-        if task.lease_expires_at is None or task.lease_expires_at < now:
-            raise ReviewError(f"your claim on task {task_id} expired; reload to claim a task again")
-        category = Category.objects.filter(slug=category_slug, is_active=True).first()
-        if category is None:
-            raise ReviewError(f"unknown category {category_slug!r}", field="category")
+        task = held_task(task_id=task_id, user=user, now=now)
+        category = active_category(category_slug)
 
         item = task.item
         prediction: Prediction | None = item.latest_prediction()
@@ -158,6 +241,7 @@ def submit_review(
             category=category,
             agreed_with_model=agreed,
             seconds_spent=seconds_spent,
+            comment=comment.strip(),
             created_at=now,
             bulk=bulk,
         )
@@ -191,6 +275,13 @@ def submit_review(
                 check_category(category=sample.category, now=now)
         after_review(review)  # second reviews and quarantine (reviews.trust)
     return review
+
+
+def active_category(slug: str) -> Category:
+    category = Category.objects.filter(slug=slug, is_active=True).first()
+    if category is None:
+        raise ReviewError(f"unknown category {slug!r}", field="category")
+    return category
 
 
 def _emit_review_events(

@@ -6,7 +6,15 @@ app_name = "reviews"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("claim", views.claim, name="claim"),
+    path("undo", views.undo, name="undo"),
     path("tasks/<int:task_id>/decide", views.decide, name="decide"),
+    path("tasks/<int:task_id>/skip", views.skip, name="skip"),
+    path("tasks/<int:task_id>/escalate", views.escalate, name="escalate"),
+    path("tasks/<int:task_id>/heartbeat", views.heartbeat, name="heartbeat"),
+    path("decisions/", views.my_decisions, name="decisions"),
+    path("decisions/<int:review_id>/", views.decision, name="decision"),
+    path("decisions/<int:review_id>/change", views.change, name="change"),
 ]
 
 from . import views_trust  # noqa: E402

@@ -21,7 +21,7 @@ from .similar import similar_open_tasks, similar_resolved
 from .trust.models import Quarantine
 from .trust.quality import quality_table
 from .trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
-from .views import HtmxHttpRequest, is_blind
+from .views.card import HtmxHttpRequest, is_blind
 
 SIMILAR_TEMPLATE = "reviews/_similar.html"
 SIMILAR_COUNT = 5

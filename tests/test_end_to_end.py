@@ -104,7 +104,7 @@ def test_the_whole_loop(client, categories, analyst, auth_headers, celery_worker
     client.force_login(analyst)
     truth = {e: slug for e, _, slug in labelled}
     for _ in labelled:
-        page = client.get("/reviews/")
+        page = client.post("/reviews/claim", HTTP_HX_REQUEST="true")
         task = page.context["task"]
         response = client.post(
             f"/reviews/tasks/{task.pk}/decide",

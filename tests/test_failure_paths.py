@@ -12,7 +12,8 @@ from django.utils import timezone
 from reviews.roles import ADMINS
 from triage import services, training
 from triage.actions.models import Alert, Event
-from triage.models import Category, Item, Prediction, RoutingPolicy
+from triage.ml.heads import ArtifactError
+from triage.models import Category, Item, ModelVersion, Prediction, RoutingPolicy
 from triage.scoring import Scores
 
 from .factories import make_item, make_labelled_history, make_user
@@ -48,6 +49,57 @@ def test_a_missing_artifact_sends_items_to_review_with_an_alert(champion):
     # A second failure bumps the same open alert instead of adding one.
     services.classify_items(item_ids=[make_item("again").pk])
     assert Alert.objects.get(resolved_at=None).count == 3
+
+
+def tamper(path: str) -> None:
+    """Flip one byte in the middle of the file: same size, different sha256."""
+    with open(path, "r+b") as fh:
+        middle = fh.seek(0, 2) // 2
+        fh.seek(middle)
+        byte = fh.read(1)
+        fh.seek(middle)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_process_that_already_loaded_the_head_stops_serving_it_once_the_file_changes(
+    champion,
+):
+    first = make_item("refund the double charge on my card invoice payment")
+    services.classify_items(item_ids=[first.pk])  # this process now holds the head
+    first.refresh_from_db()
+    assert first.status == Item.Status.ROUTED
+    tamper(champion.artifact_path)  # no cache is cleared: the same process goes on serving
+    item = make_item("refund the double charge on my card invoice payment")
+    services.classify_items(item_ids=[item.pk])
+    assert_sent_to_review_unscored(item)
+    assert "sha256" in Alert.objects.get(kind="model_unavailable").message
+
+
+def test_a_tampered_version_cannot_come_back_though_this_process_loaded_it(champion):
+    services.classify_items(item_ids=[make_item("refund my card").pk])  # caches its head
+    newer = training.retrain().version  # nothing new: kept as a candidate
+    training.promote_version(version=newer, actor="user:root")
+    tamper(champion.artifact_path)
+    with pytest.raises(ArtifactError, match="sha256"):
+        training.rollback(actor="user:root")
+    with pytest.raises(ArtifactError, match="sha256"):
+        training.promote_version(version=champion, actor="user:root")
+    assert ModelVersion.objects.champion() == newer
+
+
+def test_a_champion_changed_elsewhere_to_a_tampered_version_is_refused_here(champion):
+    # Another process promoted it while its file was sound; the file changed since. This
+    # process loaded that head back when it was champion the first time.
+    services.classify_items(item_ids=[make_item("refund my card").pk])
+    newer = training.retrain().version
+    training.promote_version(version=newer, actor="user:root")
+    services.classify_items(item_ids=[make_item("server down").pk])
+    tamper(champion.artifact_path)
+    ModelVersion.objects.filter(pk=newer.pk).update(status=ModelVersion.Status.RETIRED)
+    ModelVersion.objects.filter(pk=champion.pk).update(status=ModelVersion.Status.CHAMPION)
+    item = make_item("refund the double charge on my card invoice payment")
+    services.classify_items(item_ids=[item.pk])
+    assert_sent_to_review_unscored(item)
 
 
 def test_an_encoder_error_sends_items_to_review(champion, monkeypatch):

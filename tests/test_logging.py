@@ -45,7 +45,7 @@ def test_the_handler_writes_to_stderr_for_the_root_logger():
 def test_an_unhandled_exception_in_a_view_is_logged_with_its_traceback(log_output, categories):
     client = Client(raise_request_exception=False)
     client.force_login(make_user("alice"))
-    with mock.patch("reviews.views.claim_next_task", side_effect=RuntimeError("boom")):
+    with mock.patch("reviews.views.queue.current_task", side_effect=RuntimeError("boom")):
         assert client.get("/reviews/").status_code == 500
     logged = log_output.getvalue()
     assert "ERROR django.request: Internal Server Error: /reviews/" in logged

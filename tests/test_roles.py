@@ -127,7 +127,7 @@ def test_item_text_is_escaped_on_the_card(client, analyst, categories):
 
     make_task(make_item("<script>alert(1)</script>"))
     client.force_login(analyst)
-    body = client.get("/reviews/").content.decode()
+    body = client.post("/reviews/claim", HTTP_HX_REQUEST="true").content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 

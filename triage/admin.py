@@ -36,6 +36,8 @@ class CategoryAdmin(AuditedAdmin[Category]):
     list_display = [
         "slug",
         "name",
+        "hotkey",
+        "display_order",
         "action_queue",
         "threshold",
         "target_precision",
@@ -49,6 +51,13 @@ class CategoryAdmin(AuditedAdmin[Category]):
     exclude = ["webhook_url"]
     # The changelist formset still builds the legacy URL field; https is its default scheme.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        # A form (or script) that leaves out the button order keeps the stored one.
+        if db_field.name == "display_order" and field is not None:
+            field.required = False
+        return field
 
     def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))

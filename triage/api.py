@@ -12,6 +12,7 @@ import json
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import Throttled
@@ -21,7 +22,8 @@ from . import services
 from .actions.feed import MAX_LIMIT, FeedError, read_events
 from .api_auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
 from .export import ExportError, start_export
-from .intake import InvalidItems, parse_items
+from .intake import InvalidItems, parse_batch
+from .middleware import database_unavailable
 from .models import ApiToken, Item, Prediction
 from .monitoring.metrics import metrics_snapshot
 from .text import normalize_external_id
@@ -50,6 +52,14 @@ def token_rejected(request: HttpRequest, exc: TokenRejected) -> HttpResponse:
     response = error(401, str(exc))
     response["WWW-Authenticate"] = exc.challenge
     return response
+
+
+# The middleware's 503 + Retry-After, also when DEBUG is on (ninja would answer a 500
+# with the traceback itself rather than let the exception reach the middleware).
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def database_gone(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return database_unavailable(request, exc)
 
 
 @api.exception_handler(ScopeMissing)
@@ -109,10 +119,21 @@ class ItemOut(Schema):
     decided_by: str | None
 
 
+class RefusedOut(Schema):
+    index: int
+    external_id: str | None
+    field: str
+    message: str
+
+
 class BatchOut(Schema):
     created: int
     existing: int
     items: list[ItemOut]
+    refused: list[RefusedOut] = Field(
+        default_factory=list,
+        description="Items refused one by one (a text over the limit); the rest were stored.",
+    )
 
 
 class FieldErrorOut(Schema):
@@ -207,7 +228,9 @@ def item_json(item: Item, prediction: Prediction | None) -> dict[str, Any]:
     summary="Ingest one item or a batch of up to 1,000",
     description=(
         "201 when anything new was stored, 200 when every item already existed with the "
-        "same text. 400 names each bad item's index and field (nothing is stored), 409 a "
+        "same text. 400 names each bad item's index and field (nothing is stored), except "
+        "that in a batch an item whose text is over the limit is refused by itself (listed "
+        "in `refused`) and the others are stored. 409 a "
         "conflicting external_id, 415 a body that is not JSON, 503 when no category exists. "
         "Classification is queued after the commit."
     ),
@@ -245,7 +268,7 @@ def ingest(request: HttpRequest) -> Any:
             400, f"batch of {len(raws):,} items; the limit is {settings.TRIAGE_MAX_BATCH:,}"
         )
     try:
-        items = parse_items(raws)
+        items, refused = parse_batch(raws)
     except InvalidItems as exc:
         return error(
             400,
@@ -277,7 +300,12 @@ def ingest(request: HttpRequest) -> Any:
     if is_batch:
         return Status(
             status,
-            {"created": len(result.created), "existing": len(result.existing), "items": body},
+            {
+                "created": len(result.created),
+                "existing": len(result.existing),
+                "items": body,
+                "refused": [r.as_dict() for r in refused],
+            },
         )
     return Status(status, body[0])
 

@@ -25,11 +25,17 @@ class ItemIn:
     label: str | None = None
 
 
+# An item refused on its own in a batch: nothing is wrong with the request, only with
+# that one item's data (an email too long to keep), so the rest of the batch is stored.
+TOO_LONG = "too_long"
+
+
 @dataclass(frozen=True)
 class FieldError:
     index: int
     field: str
     message: str
+    code: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {"index": self.index, "field": self.field, "message": self.message}
@@ -115,7 +121,12 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
         errors.append(FieldError(index, "text", "must be a string"))
     elif len(text) > limit:
         errors.append(
-            FieldError(index, "text", f"is {len(text):,} characters; the limit is {limit:,}")
+            FieldError(
+                index,
+                "text",
+                f"is {len(text):,} characters; the limit is {limit:,} (TRIAGE_MAX_TEXT_CHARS)",
+                code=TOO_LONG,
+            )
         )
     elif problem := unstorable_string(text):
         errors.append(FieldError(index, "text", problem))
@@ -146,16 +157,42 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
     )
 
 
-def parse_items(raws: Sequence[object], *, allow_label: bool = False) -> list[ItemIn]:
-    """Parse a batch; raise InvalidItems listing every bad field, or return all items."""
+@dataclass(frozen=True)
+class Refusal:
+    """An item of a batch refused on its own, and why."""
+
+    index: int
+    external_id: str | None
+    error: FieldError
+
+    def as_dict(self) -> dict[str, object]:
+        return {"external_id": self.external_id} | self.error.as_dict()
+
+
+def parse_batch(raws: Sequence[object]) -> tuple[list[ItemIn], list[Refusal]]:
+    """Parse an API batch: the items to store, and those refused one by one.
+
+    A malformed item (a missing field, a wrong type) is a bug in the client's request:
+    InvalidItems rejects the whole batch, naming every bad field. An item whose only
+    problem is a text over TRIAGE_MAX_TEXT_CHARS is well formed but cannot be kept: it is
+    refused by itself, and the rest of the batch is stored.
+    """
     items: list[ItemIn] = []
     errors: list[FieldError] = []
+    refused: list[Refusal] = []
     for index, raw in enumerate(raws):
-        parsed = parse_item(raw, index, allow_label=allow_label)
-        if isinstance(parsed, list):
-            errors.extend(parsed)
-        else:
+        parsed = parse_item(raw, index)
+        if not isinstance(parsed, list):
             items.append(parsed)
-    if errors:
-        raise InvalidItems(errors)
-    return items
+        elif all(e.code == TOO_LONG for e in parsed):
+            external_id = raw.get("external_id") if isinstance(raw, dict) else None
+            refused.extend(
+                Refusal(index, external_id if isinstance(external_id, str) else None, e)
+                for e in parsed
+            )
+        else:
+            errors.extend(parsed)
+    if errors or (refused and not items):
+        everything = errors + [r.error for r in refused]
+        raise InvalidItems(sorted(everything, key=lambda e: e.index))
+    return items, refused

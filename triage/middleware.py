@@ -1,18 +1,25 @@
 """Request middleware: refuse what no view should see, with an error that names why.
 
-Unstorable characters anywhere in a request, and API bodies over the size limit.
+Unstorable characters anywhere in a request, API bodies over the size limit, and a
+database that went away mid-request (a 503 with Retry-After rather than a 500).
 """
 
+import logging
+import sys
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from django.views import defaults
 
 from .text import unstorable_string
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+logger = logging.getLogger(__name__)
 
 
 def unstorable_input(request: HttpRequest) -> str | None:
@@ -91,3 +98,66 @@ class ApiBodyLimit:
                     status=413,
                 )
         return self.get_response(request)
+
+
+# --- The database went away ---------------------------------------------------
+
+# Lost connections (a restart, a failover, pg_terminate_backend) and refused ones (too many
+# clients) are OperationalError; a connection already closed is InterfaceError. Both pass:
+# CONN_HEALTH_CHECKS replaces the connection at the next request.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """503 with Retry-After for a request the database dropped; JSON under /api/.
+
+    The request's transaction was rolled back unless it had already committed (the
+    connection can fail while the answer is built): retrying is safe because ingest
+    is idempotent on external_id and a review can be decided only once.
+    """
+    logger.warning(
+        "database unavailable during %s %s; answered 503",
+        request.method,
+        request.path,
+        exc_info=exc,
+    )
+    message = (
+        f"the database is unavailable for a moment ({type(exc).__name__}); "
+        f"retry in {RETRY_AFTER_SECONDS} seconds"
+    )
+    response: HttpResponse
+    if request.path_info.startswith("/api/"):
+        response = JsonResponse(
+            {"error": message, "retry_after_seconds": RETRY_AFTER_SECONDS}, status=503
+        )
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableIs503:
+    """A view that meets a lost database connection answers 503 + Retry-After, not 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DATABASE_UNAVAILABLE):
+            return database_unavailable(request, exception)
+        return None
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the same 503 when a middleware (sessions, auth) lost the database.
+
+    Django calls it while handling the exception, so sys.exc_info() is that exception.
+    """
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return database_unavailable(request, exc)
+    return defaults.server_error(request)

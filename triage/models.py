@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -29,6 +30,24 @@ def validate_delta(value: float) -> None:
 
 
 TARGET_RANGE = [validate_target]
+
+# Keys the review card keeps for itself: skip, undo, escalate ("not sure"), comment, help,
+# and the type-ahead filter. A category may take any other digit or lowercase letter.
+RESERVED_KEYS = frozenset("suec?/")
+# New categories get the first free key of this order: digits first, as analysts expect.
+DEFAULT_HOTKEYS = "1234567890" + "".join(
+    k for k in "abcdefghijklmnopqrstuvwxyz" if k not in RESERVED_KEYS
+)
+
+
+def validate_hotkey(value: str) -> None:
+    if value and value not in DEFAULT_HOTKEYS:
+        reserved = ", ".join(sorted(RESERVED_KEYS))
+        raise ValidationError(
+            "a hotkey is one digit or lowercase letter, not one the review card keeps for "
+            "itself (%(reserved)s); got %(value)r",
+            params={"value": value, "reserved": reserved},
+        )
 
 
 class Category(models.Model):
@@ -61,20 +80,44 @@ class Category(models.Model):
         ),
     )
     is_active = models.BooleanField(default=True)
+    # What analysts press to choose this category, and where its button sits on the card.
+    # Stable: a key is stored, not derived from the order, so adding a category never
+    # moves the keys people have learnt.
+    hotkey = models.CharField(
+        max_length=1,
+        blank=True,
+        validators=[validate_hotkey],
+        help_text="One digit or lowercase letter (not s, u, e, c). Empty: the first free key.",
+    )
+    display_order = models.PositiveIntegerField(
+        default=0,
+        help_text="Where its button sits on the review card: lowest first, ties in creation order.",
+    )
 
     class Meta:
         ordering = ["slug"]
         verbose_name_plural = "categories"
         constraints = [
+            models.UniqueConstraint(
+                fields=["hotkey"],
+                condition=~models.Q(hotkey=""),
+                name="category_hotkey_unique",
+                violation_error_message="another category already uses this hotkey",
+            ),
             models.CheckConstraint(
                 condition=models.Q(threshold__isnull=True)
                 | models.Q(threshold__gte=0, threshold__lte=1),
                 name="category_threshold_in_unit_interval",
-            )
+            ),
         ]
 
     def __str__(self) -> str:
         return self.slug
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.hotkey:
+            self.hotkey = first_free_hotkey(exclude_pk=self.pk)
+        super().save(*args, **kwargs)
 
     def is_in_use(self) -> bool:
         """Items, predictions or model labels refer to it by slug."""
@@ -95,6 +138,15 @@ class Category(models.Model):
             raise ValidationError(
                 {"slug": f"items already use the slug {stored!r}; it cannot change"}
             )
+
+
+def first_free_hotkey(*, exclude_pk: int | None = None) -> str:
+    """The first default key no other category uses ("" once all are taken)."""
+    others = (
+        Category.objects.all() if exclude_pk is None else Category.objects.exclude(pk=exclude_pk)
+    )
+    taken = set(others.values_list("hotkey", flat=True))
+    return next((k for k in DEFAULT_HOTKEYS if k not in taken), "")
 
 
 class RoutingPolicy(models.Model):

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from .ml.calibration import softmax
 from .ml.encoder import Encoder, encoder_for, get_encoder
-from .ml.heads import load_head, zero_shot_proba
+from .ml.heads import check_artifact, load_head, zero_shot_proba
 from .models import Category, Embedding, Item, ModelVersion
 
 if TYPE_CHECKING:
@@ -113,6 +113,10 @@ def version_scores(version: ModelVersion, items: Sequence[Item]) -> Scores:
             f"{version} was trained on embeddings {version.encoder}, but its encoder now "
             f"produces {encoder.encoder_id}; the encoder files changed — retrain or roll back"
         )
+    # Before every batch, not only at the first load: this process may have cached the
+    # head before its file was replaced or tampered with, or before a roll back to it.
+    # A head file is a few kilobytes, so the check costs microseconds.
+    check_artifact(version.artifact_path, version.artifact_sha256)
     head = load_head(version.artifact_path, version.artifact_sha256)
     return Scores(head.labels, head.predict_proba(embed_items(items, encoder)))
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -353,6 +353,10 @@ def _score(
             raise ClassificationError(
                 f"the model's label(s) {', '.join(map(repr, unmapped))} have no category"
             )
+    except DatabaseError:
+        # The database, not the model, failed (a dropped connection reading the embedding
+        # cache): the task retries; sending the items to review unscored would be wrong.
+        raise
     except Exception as exc:
         # Any failure here (corrupt file, encoder crash, bad label map) must not leave
         # items in `received` to be re-queued forever: log it, and people decide.

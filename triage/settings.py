@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A view that lost the database answers 503 + Retry-After (handler500 covers middleware).
+    "triage.middleware.DatabaseUnavailableIs503",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -309,8 +311,26 @@ LOGGING = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when it finishes, not when it starts: a worker that dies mid-task
+# leaves it on the broker. A pool child killed outright (the OOM killer) gets its task
+# requeued at once; when the whole worker dies, Redis hands the task out again once the
+# visibility timeout has passed (checked every TRIAGE_BROKER_RESTORE_SECONDS).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Must exceed the longest acknowledged-late task, or a slow task is handed to a second
+# worker while the first still runs: a classify chunk of TRIAGE_CLASSIFY_CHUNK items
+# (seconds) or one webhook attempt (TRIAGE_WEBHOOK_TIMEOUT_SECONDS). Retraining is
+# acknowledged on receipt (see triage.tasks), so its minutes do not count. Redis's
+# default, an hour, is how long a task of a killed worker used to wait.
+TRIAGE_VISIBILITY_TIMEOUT_SECONDS = env_int("TRIAGE_VISIBILITY_TIMEOUT_SECONDS", 300)
+TRIAGE_BROKER_RESTORE_SECONDS = env_int("TRIAGE_BROKER_RESTORE_SECONDS", 10)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": TRIAGE_VISIBILITY_TIMEOUT_SECONDS,
+    "unacked_restore_interval": TRIAGE_BROKER_RESTORE_SECONDS,
+    # kombu scans only every 10th interval by default; every interval keeps the bound above.
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = TIME_ZONE
@@ -318,6 +338,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # Celery's own; task failures reach it through the "celery" logger.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# The stuck-item sweep runs this often; with TRIAGE_STUCK_AFTER_SECONDS it bounds how long
+# an item whose hand-off was lost (a broker outage) or whose worker died stays unclassified.
+TRIAGE_STUCK_SWEEP_SECONDS = env_int("TRIAGE_STUCK_SWEEP_SECONDS", 30)
 TRIAGE_RETRAIN_HOUR = env_int("TRIAGE_RETRAIN_HOUR", 2)
 TRIAGE_RETRAIN_MINUTE = env_int("TRIAGE_RETRAIN_MINUTE", 0)
 CELERY_BEAT_SCHEDULE = {
@@ -325,7 +348,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "triage.tasks.retrain_nightly",
         "schedule": crontab(hour=TRIAGE_RETRAIN_HOUR, minute=TRIAGE_RETRAIN_MINUTE),
     },
-    "classify-stuck-items": {"task": "triage.tasks.classify_stuck", "schedule": 60.0},
+    "classify-stuck-items": {
+        "task": "triage.tasks.classify_stuck",
+        "schedule": float(TRIAGE_STUCK_SWEEP_SECONDS),
+    },
     "sweep-webhook-deliveries": {
         "task": "triage.actions.tasks.sweep_deliveries",
         "schedule": 30.0,
@@ -346,8 +372,9 @@ TRIAGE_BATCH_SIZE = env_int("TRIAGE_BATCH_SIZE", 64)
 # Padded tokens per encoder batch (rows x longest row): long texts go in smaller batches.
 TRIAGE_BATCH_TOKENS = env_int("TRIAGE_BATCH_TOKENS", 1024)
 TRIAGE_ARTIFACT_DIR = Path(os.environ.get("TRIAGE_ARTIFACT_DIR", BASE_DIR / "var" / "models"))
-# Longest text accepted by ingest, in characters (documented in the README).
-TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 20_000)
+# Longest text accepted by ingest, in characters (documented in the README). The model
+# reads only the first TRIAGE_MAX_LENGTH tokens; analysts see the whole text.
+TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 200_000)
 # Largest metadata object accepted by ingest: bytes of its compact UTF-8 JSON (README).
 TRIAGE_MAX_METADATA_BYTES = env_int("TRIAGE_MAX_METADATA_BYTES", 16_384)
 TRIAGE_MAX_BATCH = 1000
@@ -355,6 +382,12 @@ TRIAGE_MAX_BATCH = 1000
 # answers a bigger one with a JSON 413 naming the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRIAGE_MAX_BODY_BYTES", 2_621_440)
 TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
+# The review card (README, "Working the queue"): a skipped task stays away from the analyst
+# who skipped it for this long; a decision can be changed by its analyst for this long;
+# the empty queue checks for new work this often.
+TRIAGE_SKIP_COOLDOWN_SECONDS = env_int("TRIAGE_SKIP_COOLDOWN_SECONDS", 1800)
+TRIAGE_UNDO_SECONDS = env_int("TRIAGE_UNDO_SECONDS", 600)
+TRIAGE_QUEUE_POLL_SECONDS = env_int("TRIAGE_QUEUE_POLL_SECONDS", 10)
 # Share of claims that take an audit task first while audits wait (reviews.services).
 TRIAGE_AUDIT_SHARE = float(os.environ.get("TRIAGE_AUDIT_SHARE", "0.25"))
 # Rolling window of live precision, next to "since the last model or threshold change".

@@ -35,7 +35,9 @@ def classify_stuck() -> int:
     return len(ids)
 
 
-@shared_task
+# Acknowledged on receipt: a retrain takes minutes, longer than the broker's visibility
+# timeout, and one lost to a dying worker simply runs again the next night.
+@shared_task(acks_late=False)
 def retrain_nightly() -> str:
     try:
         result = training.retrain(actor="nightly")

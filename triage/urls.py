@@ -16,3 +16,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+# A lost database connection in a middleware is a 503 with Retry-After, not a 500.
+handler500 = "triage.middleware.server_error"

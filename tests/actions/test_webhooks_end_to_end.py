@@ -43,7 +43,7 @@ def test_api_items_and_reviews_reach_the_receiver_through_a_worker(
     assert routed.body["data"]["decided_by"] == "rule:refunds"
 
     client.force_login(make_user("ann"))
-    task = client.get("/reviews/").context["task"]
+    task = client.post("/reviews/claim", HTTP_HX_REQUEST="true").context["task"]
     assert task.item.external_id == "e-2"
     client.post(f"/reviews/tasks/{task.pk}/decide", {"category": "outage"}, HTTP_HX_REQUEST="true")
     receiver.wait_for(2, timeout=30)

@@ -1,10 +1,7 @@
 """An admin in the cockpit, in a real browser: figures, preview, save and re-route, promote."""
 
-from collections.abc import Iterator
-
 import pytest
-from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from reviews.models import ReviewTask
 from reviews.roles import ADMINS
@@ -18,21 +15,16 @@ from ..factories import (
     make_task,
     make_user,
 )
-from .test_review_flow import CHROMIUM, CHROMIUM_ARGS
+from .conftest import login
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(8_000)
-        yield page
-        browser.close()
-        connections.close_all()
+def page(page: Page) -> Page:
+    # The cockpit's pages draw charts from trained models: give them longer.
+    page.set_default_timeout(8_000)
+    return page
 
 
 def set_up_two_models() -> tuple[ModelVersion, ModelVersion]:
@@ -79,13 +71,10 @@ def watch_for_errors(page: Page) -> list[str]:
     return errors
 
 
-def log_in(page: Page, url: str) -> None:
+def log_in(page: Page, live_server) -> None:
     make_user("boss", group=ADMINS, password="s3cret-pw")
-    page.goto(f"{url}/accounts/login/?next=/cockpit/")
-    page.get_by_label("Username").fill("boss")
-    page.get_by_label("Password").fill("s3cret-pw")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{url}/cockpit/")
+    login(page, live_server, "boss", "s3cret-pw", next="/cockpit/")
+    page.wait_for_url(f"{live_server.url}/cockpit/")
 
 
 def test_admin_previews_saves_and_reroutes_a_category(transactional_db, live_server, page):
@@ -93,7 +82,7 @@ def test_admin_previews_saves_and_reroutes_a_category(transactional_db, live_ser
     for confidence in (0.9, 0.75, 0.62, 0.3):
         waiting(champion, "billing", confidence)
     js_errors = watch_for_errors(page)
-    log_in(page, live_server.url)
+    log_in(page, live_server)
 
     # The overview, with its figures.
     row = page.locator('#categories tr[data-category="billing"]')
@@ -153,7 +142,7 @@ def test_promote_asks_for_confirmation_and_shows_the_comparison(
 ):
     first, champion = set_up_two_models()
     js_errors = watch_for_errors(page)
-    log_in(page, live_server.url)
+    log_in(page, live_server)
     page.get_by_role("link", name="Models").click()
     page.locator(f'#versions tr[data-version="{first.pk}"]').get_by_role(
         "link", name="Promote…"
@@ -190,7 +179,7 @@ def test_a_suspended_category_shows_its_alert_and_resumes_with_a_reason(
         },
     )
     js_errors = watch_for_errors(page)
-    log_in(page, live_server.url)
+    log_in(page, live_server)
     alert = page.locator('[data-suspended="billing"]')
     expect(alert).to_contain_text("Billing is suspended")
     expect(alert).to_contain_text("7 wrong of 20")

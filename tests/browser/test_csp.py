@@ -7,7 +7,6 @@ from reviews.roles import ADMINS
 from triage.models import ApiToken
 
 from ..factories import make_item, make_keyword_categories, make_task, make_user
-from .test_review_flow import page  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +14,7 @@ pytestmark = pytest.mark.browser
 def test_admin_and_queue_pages_run_under_the_csp_without_violations(
     transactional_db,
     live_server,
-    page: Page,  # noqa: F811
+    page: Page,
 ) -> None:
     categories = make_keyword_categories()
     make_user("root", password="s3cret-pw", group=ADMINS)
@@ -41,6 +40,7 @@ def test_admin_and_queue_pages_run_under_the_csp_without_violations(
     page.get_by_label("Password").fill("s3cret-pw")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_server.url}/reviews/")
+    page.get_by_role("button", name="Start reviewing").click()
     expect(page.locator("#task-card .item-text")).to_contain_text("refund")
     # The policy is enforced and the listener sees it: an injected inline script is refused.
     page.evaluate(

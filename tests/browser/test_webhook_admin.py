@@ -1,10 +1,7 @@
 """An admin adds a webhook endpoint and a rule in a real browser, and sees a delivery."""
 
-from collections.abc import Iterator
-
 import pytest
-from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from reviews.roles import ADMINS
 from triage import services
@@ -13,21 +10,8 @@ from triage.intake import ItemIn
 
 from ..actions.receiver import Receiver
 from ..factories import make_keyword_categories, make_user
-from .test_review_flow import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.set_default_timeout(5_000)
-        yield page
-        browser.close()
-        connections.close_all()
 
 
 def test_admin_adds_an_endpoint_and_a_rule_and_sees_a_delivery(

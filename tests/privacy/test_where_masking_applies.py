@@ -22,7 +22,7 @@ TEXT = "Refund please, mail ana.lima@example.org or call +41 44 668 18 00, case 
 def card_for(client, analyst, text=TEXT):
     make_task(make_item(text, status=Item.Status.IN_REVIEW))
     client.force_login(analyst)
-    response = client.get("/reviews/")
+    response = client.post("/reviews/claim", HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     return response.content.decode()
 

@@ -41,7 +41,7 @@ def test_review_of_a_task_claimed_by_someone_else_is_refused(categories):
     task = make_task()
     owner, other = make_user(), make_user()
     claim_next_task(user=owner)
-    with pytest.raises(ReviewError, match="claimed by someone else"):
+    with pytest.raises(ReviewError, match="no longer yours"):
         submit_review(task_id=task.pk, user=other, category_slug="billing")
     task.refresh_from_db()
     assert task.completed_at is None

@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
-from ..ml.heads import load_head
+from ..ml.heads import read_head
 from ..models import AuditLog, ModelVersion
 from ..monitoring.watch import restart_watches
 from ..policy import thresholds_snapshot
@@ -74,8 +74,10 @@ def make_champion(
 
 
 def _check_loadable(version: ModelVersion) -> None:
+    # The file on disk, not this process's cached copy: a head loaded here before its
+    # file was tampered with would otherwise pass the check.
     if version.kind == ModelVersion.Kind.HEAD:
-        load_head(version.artifact_path, version.artifact_sha256)
+        read_head(version.artifact_path, version.artifact_sha256)
 
 
 def promote_version(*, version: ModelVersion, actor: str) -> None:

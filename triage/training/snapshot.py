@@ -61,7 +61,10 @@ def snapshot_examples() -> Examples:
     examples = list(
         TrainingExample.objects.trusted()
         .filter(category__is_active=True)
-        .select_related("item", "category")
+        .select_related("item")
+        # A handful of categories: fetched once and shared, rather than one Category
+        # object built per example (a second of every 100,000-example snapshot).
+        .prefetch_related("category")
         .order_by("pk")
     )
     minimum = settings.TRIAGE_MIN_EXAMPLES_PER_CATEGORY

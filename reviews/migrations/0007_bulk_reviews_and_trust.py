@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reviews", "0004_senior_queue_and_second_reviews"),
+        ("reviews", "0006_open_task_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0011_api_token_scopes"),
+        ("triage", "0012_category_hotkeys"),
     ]
 
     operations = [

@@ -1,0 +1,141 @@
+"""Changing one's own decision while the undo window (TRIAGE_UNDO_SECONDS) is open."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from triage.actions.events import EventType, NewEvent, emit_many, item_data
+from triage.models import AuditSample, Item
+from triage.monitoring.watch import check_category
+
+from .handoffs import clean_note
+from .models import Review, ReviewTask, TrainingExample
+from .services import ReviewError, active_category, record_training_example
+
+
+def undo_deadline(review: Review) -> datetime:
+    return review.created_at + timedelta(seconds=settings.TRIAGE_UNDO_SECONDS)
+
+
+def can_change(review: Review, *, user: Any, now: datetime | None = None) -> bool:
+    return review.reviewer_id == user.pk and (now or timezone.now()) <= undo_deadline(review)
+
+
+def last_changeable_review(*, user: Any, now: datetime | None = None) -> Review | None:
+    """The user's newest decision that is still theirs to change (for the `u` key)."""
+    now = now or timezone.now()
+    since = now - timedelta(seconds=settings.TRIAGE_UNDO_SECONDS)
+    return (
+        Review.objects.filter(reviewer=user, created_at__gte=since)
+        .select_related("item", "task", "category")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def change_decision(
+    *,
+    review_id: int,
+    user: Any,
+    category_slug: str,
+    comment: str | None = None,
+    now: datetime | None = None,
+) -> Review:
+    """Change the category (and/or the comment) of the user's own recent decision.
+
+    The item was already acted on (routed, `item.reviewed` sent), so a new category is
+    a correction: `item.corrected` goes out in this transaction, the training example
+    is superseded by one with the new label, and an audit's verdict is re-recorded so
+    live precision and the drift watch count what the analyst finally said.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        review = (
+            Review.objects.select_for_update()
+            .select_related("item", "task", "category")
+            .filter(pk=review_id)
+            .first()
+        )
+        if review is None:
+            raise ReviewError(f"decision {review_id} does not exist", field="review")
+        if review.reviewer_id != user.pk:
+            raise ReviewError(f"decision {review_id} is not yours to change", field="review")
+        deadline = undo_deadline(review)
+        if now > deadline:
+            minutes = settings.TRIAGE_UNDO_SECONDS // 60
+            raise ReviewError(
+                f"decision {review_id} can no longer be changed: the {minutes}-minute window "
+                f"closed at {timezone.localtime(deadline):%H:%M}",
+                field="review",
+            )
+        item = Item.objects.select_for_update().get(pk=review.item_id)
+        newest = Review.objects.filter(item=item).order_by("-created_at", "-id").first()
+        if newest is not None and newest.pk != review.pk:
+            raise ReviewError(
+                f"a later decision on item {item.external_id} replaced yours; it cannot change",
+                field="review",
+            )
+        category = active_category(category_slug)
+        if comment is not None:
+            review.comment = clean_note(comment)
+        previous = review.category
+        review.changed_at = now
+        if category.pk == previous.pk:
+            review.save(update_fields=["comment", "changed_at"])
+            return review
+
+        prediction = item.latest_prediction()
+        review.category = category
+        review.agreed_with_model = prediction.label_id == category.pk if prediction else None
+        review.save(update_fields=["category", "agreed_with_model", "comment", "changed_at"])
+        previous_decided_by = item.decided_by
+        item.final_category = category
+        item.decided_at = now
+        item.save(update_fields=["final_category", "decided_at"])
+        is_audit = review.task.reason == ReviewTask.Reason.AUDIT_SAMPLE
+        record_training_example(
+            item=item,
+            category=category,
+            source=TrainingExample.Source.AUDIT if is_audit else TrainingExample.Source.REVIEW,
+        )
+        emit_many(
+            [
+                NewEvent(
+                    type=EventType.ITEM_CORRECTED,
+                    item_id=item.pk,
+                    category_id=category.pk,
+                    data=item_data(
+                        item,
+                        category=category,
+                        decided_by=item.decided_by,
+                        reason="review_changed",
+                        confidence=prediction.confidence if prediction else None,
+                        model_version=prediction.model_version_id if prediction else None,
+                        previous_category=previous.slug,
+                        previous_decided_by=previous_decided_by,
+                    ),
+                )
+            ]
+        )
+        if is_audit:
+            _rerecord_audit_verdict(item_id=item.pk, category_id=category.pk, now=now)
+    return review
+
+
+def _rerecord_audit_verdict(*, item_id: int, category_id: int, now: datetime) -> None:
+    sample = (
+        AuditSample.objects.select_for_update()
+        .select_related("category")
+        .filter(item_id=item_id, audited_at__isnull=False)
+        .order_by("-id")
+        .first()
+    )
+    if sample is None:
+        return
+    sample.audited_category_id = category_id
+    sample.correct = sample.category_id == category_id
+    sample.save(update_fields=["audited_category", "correct"])
+    check_category(category=sample.category, now=now)

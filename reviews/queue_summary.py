@@ -1,0 +1,65 @@
+"""What the queue holds, for the analyst looking at it: counts that add up to the total."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from .models import ReviewTask
+from .roles import is_senior
+from .services import offered
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """Open tasks, split so the parts add up to `open`: held by someone else, for
+    others only (the senior queue, a second look at this user's own decision), skipped
+    by this user recently, outside the user's filters, and available to them now."""
+
+    open: int
+    held_by_others: int
+    for_others: int
+    skipped_by_me: int
+    outside_filters: int
+    available: int
+    held_by_me: int
+    per_reason: list[tuple[str, int]]
+    oldest: datetime | None
+
+
+def queue_summary(
+    *, user: Any, category: str = "", reason: str = "", now: datetime | None = None
+) -> QueueSummary:
+    now = now or timezone.now()
+    open_tasks = ReviewTask.objects.open()
+    total = open_tasks.count()
+    held_by_me = open_tasks.filter(claimed_by=user, lease_expires_at__gte=now).count()
+    claimable = ReviewTask.objects.claimable(now)
+    free = claimable.count()
+    senior = is_senior(user)
+    mine = claimable.offered_to(user, senior=senior).count()
+    unskipped = offered(claimable, user=user, now=now, senior=senior).count()
+    available = offered(
+        claimable, user=user, now=now, senior=senior, category=category, reason=reason
+    ).count()
+    per_reason = dict(
+        open_tasks.values_list("reason").annotate(n=Count("id")).values_list("reason", "n")
+    )
+    oldest = open_tasks.aggregate(oldest=Min("created_at"))["oldest"]
+    return QueueSummary(
+        open=total,
+        held_by_others=total - free - held_by_me,
+        for_others=free - mine,
+        skipped_by_me=mine - unskipped,
+        outside_filters=unskipped - available,
+        available=available,
+        held_by_me=held_by_me,
+        per_reason=[
+            (label, per_reason[value])
+            for value, label in ReviewTask.Reason.choices
+            if per_reason.get(value)
+        ],
+        oldest=oldest,
+    )

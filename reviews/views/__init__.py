@@ -1,0 +1,19 @@
+"""The analysts' pages: the queue and its card (queue), their own decisions (decisions)."""
+
+from .card import is_blind
+from .decisions import change, decision, my_decisions
+from .queue import claim, decide, escalate, heartbeat, queue, skip, undo
+
+__all__ = [
+    "change",
+    "claim",
+    "decide",
+    "decision",
+    "escalate",
+    "heartbeat",
+    "is_blind",
+    "my_decisions",
+    "queue",
+    "skip",
+    "undo",
+]

@@ -1,0 +1,43 @@
+"""Who may use the review pages, and what an expired session looks like from htmx."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import resolve_url
+from django.urls import reverse
+
+from .card import HtmxHttpRequest
+
+View = Callable[..., HttpResponse]
+
+
+def analyst_required(view: View) -> View:
+    """Logged in, with permission to review.
+
+    With an expired session, an htmx request gets `HX-Redirect` to the login page (a
+    plain redirect would be followed by htmx and the login form swapped into the card),
+    and the way back is always the queue's page: the request's own URL may be a
+    POST-only endpoint, which a browser returning after login would GET.
+    """
+
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            back = request.get_full_path() if request.method == "GET" else reverse("reviews:queue")
+            if request.htmx:
+                back = reverse("reviews:queue")
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = redirect_to_login(back, resolve_url("login")).headers[
+                    "Location"
+                ]
+                return response
+            return redirect_to_login(back, resolve_url("login"))
+        if not request.user.has_perm("reviews.add_review"):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,211 @@
+"""The queue: GET shows what the analyst holds (or a start button); POSTs claim and decide."""
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from triage.models import Category
+
+from ..corrections import last_changeable_review
+from ..handoffs import escalate_task, skip_task
+from ..models import ReviewTask
+from ..queue_summary import queue_summary
+from ..services import ReviewError, claim_next_task, current_task, renew_lease, submit_review
+from .access import analyst_required
+from .card import HtmxHttpRequest, card_context, ordered_categories
+
+TEMPLATE = "reviews/queue.html"
+FILTERS_KEY = "queue_filters"
+# Reasons an analyst may filter on: not audits, which must stay indistinguishable.
+FILTER_REASONS = [
+    (value, label)
+    for value, label in ReviewTask.Reason.choices
+    if value != ReviewTask.Reason.AUDIT_SAMPLE
+]
+
+
+def queue_filters(request: HtmxHttpRequest) -> dict[str, str]:
+    stored = request.session.get(FILTERS_KEY) or {}
+    return {"category": stored.get("category", ""), "reason": stored.get("reason", "")}
+
+
+def _filter_error(category: str, reason: str) -> str:
+    if category and not Category.objects.filter(slug=category, is_active=True).exists():
+        return f"unknown category {category!r} in the filter"
+    if reason and reason not in dict(FILTER_REASONS):
+        return f"unknown reason {reason!r} in the filter"
+    return ""
+
+
+def render_queue(
+    request: HtmxHttpRequest,
+    task: ReviewTask | None,
+    *,
+    status: int = 200,
+    error: str = "",
+    notice: str = "",
+    extra: dict[str, Any] | None = None,
+) -> HttpResponse:
+    filters = queue_filters(request)
+    context: dict[str, Any] = card_context(task) | {
+        "mode": "decide" if task else "start",
+        "error": error,
+        "notice": notice,
+        "filters": filters,
+        "filter_reasons": FILTER_REASONS,
+        "filter_categories": ordered_categories(),
+        "poll_seconds": settings.TRIAGE_QUEUE_POLL_SECONDS,
+        "undo_minutes": settings.TRIAGE_UNDO_SECONDS // 60,
+        "skip_minutes": settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60,
+    }
+    if task is None:
+        context["summary_counts"] = queue_summary(
+            user=request.user, category=filters["category"], reason=filters["reason"]
+        )
+    context |= extra or {}
+    template = TEMPLATE + "#task-card" if request.htmx else TEMPLATE
+    return render(request, template, context, status=status)
+
+
+def _claim(request: HtmxHttpRequest) -> ReviewTask | None:
+    filters = queue_filters(request)
+    return claim_next_task(
+        user=request.user, category=filters["category"], reason=filters["reason"]
+    )
+
+
+@require_GET
+@analyst_required
+def queue(request: HtmxHttpRequest) -> HttpResponse:
+    """Never claims: shows the task already held, or the start panel with the counts."""
+    error = ""
+    if "category" in request.GET or "reason" in request.GET:
+        category = request.GET.get("category", "").strip()
+        reason = request.GET.get("reason", "").strip()
+        error = _filter_error(category, reason)
+        if not error:
+            request.session[FILTERS_KEY] = {"category": category, "reason": reason}
+    task = current_task(user=request.user)
+    return render_queue(request, task, error=error, status=400 if error else 200)
+
+
+@require_POST
+@analyst_required
+def claim(request: HtmxHttpRequest) -> HttpResponse:
+    task = _claim(request)
+    if not request.htmx:
+        return redirect("reviews:queue")
+    return render_queue(request, task)
+
+
+def _seconds_spent(request: HtmxHttpRequest) -> float | None:
+    try:
+        shown_at = float(request.POST.get("shown_at", ""))
+    except ValueError:
+        return None
+    return max(0.0, min(time.time() - shown_at, 3600.0))
+
+
+def _after_error(request: HtmxHttpRequest, task_id: int, error: str, status: int) -> HttpResponse:
+    """Show the error on the card the analyst was looking at, or on a fresh one."""
+    held = current_task(user=request.user)
+    if held is not None and held.pk == task_id:
+        return render_queue(request, held, status=status, error=error)
+    fresh = _claim(request)
+    if fresh is not None:
+        error += "; here is a fresh task"
+    return render_queue(request, fresh, status=status, error=error)
+
+
+@require_POST
+@analyst_required
+def decide(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+    category = request.POST.get("category", "").strip()
+    if not category:
+        return _after_error(request, task_id, "choose a category", 400)
+    try:
+        review = submit_review(
+            task_id=task_id,
+            user=request.user,
+            category_slug=category,
+            seconds_spent=_seconds_spent(request),
+            comment=request.POST.get("comment", ""),
+        )
+    except ReviewError as exc:
+        return _after_error(request, task_id, str(exc), 409)
+    if not request.htmx:
+        return redirect("reviews:queue")
+    notice = f"Decided {review.item.external_id}: {review.category.name}. Press u to change it."
+    return render_queue(request, _claim(request), notice=notice)
+
+
+def _hand_back(request: HtmxHttpRequest, task_id: int, *, escalate: bool) -> HttpResponse:
+    note = request.POST.get("note", "")
+    try:
+        if escalate:
+            escalate_task(task_id=task_id, user=request.user, note=note)
+        else:
+            skip_task(task_id=task_id, user=request.user, note=note)
+    except ReviewError as exc:
+        return _after_error(request, task_id, str(exc), 400 if exc.field == "note" else 409)
+    if not request.htmx:
+        return redirect("reviews:queue")
+    minutes = settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60
+    notice = (
+        "Sent to the senior queue."
+        if escalate
+        else f"Skipped; it will not be offered to you for {minutes} minutes."
+    )
+    return render_queue(request, _claim(request), notice=notice)
+
+
+@require_POST
+@analyst_required
+def skip(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+    return _hand_back(request, task_id, escalate=False)
+
+
+@require_POST
+@analyst_required
+def escalate(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+    return _hand_back(request, task_id, escalate=True)
+
+
+@require_POST
+@analyst_required
+def heartbeat(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+    """Renew the lease while the card is open; a lost task is replaced in place."""
+    if renew_lease(task_id=task_id, user=request.user):
+        return HttpResponse(status=204)
+    return _after_error(
+        request,
+        task_id,
+        f"Your hold on task {task_id} expired and someone else has it now",
+        409,
+    )
+
+
+@require_GET
+@analyst_required
+def undo(request: HtmxHttpRequest) -> HttpResponse:
+    """Bring back the analyst's last decision, to change it while the window is open."""
+    review = last_changeable_review(user=request.user)
+    if review is None:
+        minutes = settings.TRIAGE_UNDO_SECONDS // 60
+        return render_queue(
+            request,
+            current_task(user=request.user),
+            status=409,
+            error=f"nothing to undo: a decision can be changed for {minutes} minutes",
+        )
+    if not request.htmx:
+        return redirect("reviews:decision", review_id=review.pk)
+    return render_queue(
+        request,
+        review.task,
+        extra={"mode": "change", "review": review},
+    )
