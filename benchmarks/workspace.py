@@ -12,8 +12,9 @@ Measures, each beside a baseline from the same run:
 - the export (`manage.py export --dataset items --format csv`) of --export-rows rows:
   rows/s and the subprocess's peak RSS, beside the same export of a tenth of the rows
   (constant memory means the same peak) and a naive export that lists every row first;
-- claim / render / decide with 8 concurrent analysts: benchmarks/analyst_load.py (helper
-  12c) builds that measurement once; this script runs it when it is there.
+- claim / render / decide with 8 concurrent analysts over --open-tasks open tasks, with
+  the number of double claims: benchmarks/analyst_load.py (helper 12c's, the one
+  measurement scale.py uses too), beside one analyst alone.
 
 A fresh database `triage_bench_workspace` is created on the server (and dropped at the
 end unless --keep). Rows are loaded with COPY, not the ORM.
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # analyst_load, as scale.py does
 from benchmarks._django_env import ROOT, fresh_postgres_database, setup_django  # noqa: E402
 
 DIM = 384
@@ -301,19 +303,46 @@ def bench_export(database_url: str, rows: int, naive: bool) -> None:
             )
 
 
-def bench_analyst_load() -> None:
-    try:
-        import benchmarks.analyst_load as analyst_load  # noqa: F401
-    except ImportError:
-        print(
-            "\nclaim/render/decide with 8 analysts: benchmarks/analyst_load.py (helper 12c) "
-            "is not on this branch yet; the coordinator wires it here once merged."
-        )
-        return
+def bench_analyst_load(open_tasks: int, tasks_per_analyst: int, think: float) -> None:
+    """benchmarks/analyst_load.py (built once, by helper 12c) over `open_tasks` open tasks."""
+    from analyst_load import STEPS, ensure_analysts, run_analyst_load
+
+    from reviews.models import ReviewTask
+    from triage.models import Item
+
+    started = time.perf_counter()
+    have = ReviewTask.objects.open().count()
+    free = Item.objects.filter(review_tasks__isnull=True).values_list("pk", flat=True)
+    batch: list[ReviewTask] = []
+    for item_id in free[: max(open_tasks - have, 0)].iterator(chunk_size=10_000):
+        batch.append(ReviewTask(item_id=item_id, reason=ReviewTask.Reason.LOW_CONFIDENCE))
+        if len(batch) == 10_000:
+            ReviewTask.objects.bulk_create(batch)
+            batch = []
+    ReviewTask.objects.bulk_create(batch)
+    total = ReviewTask.objects.open().count()
     print(
-        "\nclaim/render/decide with 8 analysts: benchmarks/analyst_load.py is present; "
-        "run it as its own README section says (not wired into this script yet)."
+        f"\nclaim / render / decide: {total:,} open tasks ({time.perf_counter() - started:.0f} s)"
     )
+    names = ensure_analysts(8)
+    for analysts in (1, 8):
+        load = run_analyst_load(
+            analysts=analysts,
+            tasks_per_analyst=tasks_per_analyst,
+            usernames=names,
+            think_seconds=think,
+        )
+        steps = ", ".join(
+            f"{step} p50 {percentile(load.timings[step], 50):.1f} / "
+            f"p95 {percentile(load.timings[step], 95):.1f} ms"
+            for step in STEPS
+            if load.timings[step]
+        )
+        label = "baseline, 1 analyst alone" if analysts == 1 else f"{analysts} analysts at once"
+        print(
+            f"  {label} (~{think:g} s between decisions): {load.tasks} tasks; {steps}; "
+            f"double claims {load.double_claims}; errors {len(load.errors)}"
+        )
 
 
 def main() -> None:
@@ -324,6 +353,10 @@ def main() -> None:
     parser.add_argument("--naive-queries", type=int, default=5)
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--no-naive-export", action="store_true")
+    parser.add_argument("--open-tasks", type=int, default=200_000)
+    parser.add_argument("--analyst-tasks", type=int, default=40, help="tasks per analyst")
+    parser.add_argument("--think", type=float, default=2.0, help="mean seconds between tasks")
+    parser.add_argument("--no-analysts", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
 
@@ -333,7 +366,8 @@ def main() -> None:
     try:
         bench_similar(args.resolved, args.queries, args.naive_queries)
         bench_export(url, args.export_rows, naive=not args.no_naive_export)
-        bench_analyst_load()
+        if not args.no_analysts:
+            bench_analyst_load(args.open_tasks, args.analyst_tasks, args.think)
     finally:
         from django.db import connections
 
