@@ -23,9 +23,17 @@ from .trust.second_review import after_review
 class ReviewError(Exception):
     """A decision that cannot be recorded; the message says why, for the analyst."""
 
+    # Errors in what the analyst sent are 400; the rest are conflicts with the task's or
+    # decision's current state (someone else holds it, the window closed...): 409.
+    INPUT_FIELDS = frozenset({"category", "comment", "note"})
+
     def __init__(self, message: str, *, field: str = "task") -> None:
         self.field = field
         super().__init__(message)
+
+    @property
+    def status(self) -> int:
+        return 400 if self.field in self.INPUT_FIELDS else 409
 
 
 def _lease_until(now: datetime) -> datetime:

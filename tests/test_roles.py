@@ -2,6 +2,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from reviews.models import Review
 from reviews.roles import ADMINS
 from reviews.services import claim_next_task
 from triage.models import AuditLog, RoutingPolicy
@@ -117,7 +118,9 @@ def test_deciding_with_an_unknown_category_shows_the_error_on_the_card(client, a
     response = client.post(
         f"/reviews/tasks/{task.pk}/decide", {"category": "nope"}, HTTP_HX_REQUEST="true"
     )
-    assert response.status_code == 409
+    # What the analyst sent is wrong (400), not the task's state (409); nothing is written.
+    assert response.status_code == 400
+    assert not Review.objects.exists()
     assert "unknown category &#x27;nope&#x27;" in response.content.decode()
     assert f'data-task-id="{task.pk}"' in response.content.decode()
 

@@ -100,14 +100,14 @@ def change(request: HtmxHttpRequest, review_id: int) -> HttpResponse:
     except ReviewError as exc:
         if request.htmx:
             return render_queue(
-                request, current_task(user=request.user), error=str(exc), status=409
+                request, current_task(user=request.user), error=str(exc), status=exc.status
             )
         own = Review.objects.filter(pk=review_id, reviewer_id=request.user.pk).first()
         if own is None:
             return render(
                 request, "reviews/decisions.html", {"errors": [str(exc)], "rows": []}, status=404
             )
-        return _decision_page(request, own, error=str(exc), status=409)
+        return _decision_page(request, own, error=str(exc), status=exc.status)
     notice = f"Changed {review.item.external_id} to {review.category.name}."
     if request.htmx:
         return render_queue(request, current_task(user=request.user), notice=notice)

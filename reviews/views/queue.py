@@ -136,7 +136,7 @@ def decide(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
             comment=request.POST.get("comment", ""),
         )
     except ReviewError as exc:
-        return _after_error(request, task_id, str(exc), 409)
+        return _after_error(request, task_id, str(exc), exc.status)
     if not request.htmx:
         return redirect("reviews:queue")
     notice = f"Decided {review.item.external_id}: {review.category.name}. Press u to change it."
@@ -151,7 +151,7 @@ def _hand_back(request: HtmxHttpRequest, task_id: int, *, escalate: bool) -> Htt
         else:
             skip_task(task_id=task_id, user=request.user, note=note)
     except ReviewError as exc:
-        return _after_error(request, task_id, str(exc), 400 if exc.field == "note" else 409)
+        return _after_error(request, task_id, str(exc), exc.status)
     if not request.htmx:
         return redirect("reviews:queue")
     minutes = settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60
