@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from triage.admin_base import ReadOnlyAdmin
 
-from .models import Review, ReviewTask, TrainingExample
+from .models import HeldLabel, Quarantine, Review, ReviewCheck, ReviewTask, TrainingExample
 
 
 @admin.register(ReviewTask)
@@ -38,3 +38,23 @@ class TrainingExampleAdmin(ReadOnlyAdmin[TrainingExample]):
     list_display = ["pk", "category", "source", "split", "created_at", "superseded_at"]
     list_filter = ["source", "split", "category"]
     raw_id_fields = ["item"]
+
+
+@admin.register(ReviewCheck)
+class ReviewCheckAdmin(ReadOnlyAdmin[ReviewCheck]):
+    list_display = ["pk", "first_review", "why", "agreed", "senior_review", "created_at"]
+    list_filter = ["why", "agreed"]
+    raw_id_fields = ["first_review", "second_task", "second_review", "senior_task", "senior_review"]
+
+
+@admin.register(Quarantine)
+class QuarantineAdmin(ReadOnlyAdmin[Quarantine]):
+    list_display = ["pk", "analyst", "rule", "started_at", "ended_at", "ended_by"]
+    list_filter = ["rule"]
+
+
+@admin.register(HeldLabel)
+class HeldLabelAdmin(ReadOnlyAdmin[HeldLabel]):
+    list_display = ["pk", "quarantine", "review", "state", "held_at", "resolved_at", "resolved_by"]
+    list_filter = ["state"]
+    raw_id_fields = ["review", "example"]

@@ -115,6 +115,11 @@ class Review(models.Model):
     # The analyst's note on their decision (optional).
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Decided together with other tasks from the similar-items panel (reviews.bulk).
+    bulk = models.BooleanField(default=False)
+    # The model's confidence in its own label when this decision was made (null: none),
+    # so "overturned a confident prediction" is answerable later (reviews.trust).
+    model_confidence = models.FloatField(null=True, blank=True)
     # Set when the reviewer changed the decision within TRIAGE_UNDO_SECONDS of making it.
     changed_at = models.DateTimeField(null=True, blank=True)
 
@@ -149,6 +154,11 @@ class HandOff(models.Model):
 class TrainingExampleQuerySet(models.QuerySet["TrainingExample"]):
     def active(self) -> "TrainingExampleQuerySet":
         return self.filter(superseded_at__isnull=True)
+
+    def trusted(self) -> "TrainingExampleQuerySet":
+        """Active examples a model may learn from or be measured on: not a quarantined
+        analyst's label that an admin has not released (reviews.trust.quarantine)."""
+        return self.active().exclude(held_label__state=HeldLabel.State.HELD)
 
 
 class TrainingExample(models.Model):
@@ -188,3 +198,9 @@ class TrainingExample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category_id}: {self.text[:40]}"
+
+
+# Registered with this app; defined apart to keep this file about the queue's objects.
+from .trust.models import HeldLabel, Quarantine, ReviewCheck  # noqa: E402
+
+__all__ = ["HeldLabel", "Quarantine", "Review", "ReviewCheck", "ReviewTask", "TrainingExample"]

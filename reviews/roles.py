@@ -31,6 +31,10 @@ VIEW_ONLY_MODELS = [
     ("reviews", "reviewtask"),
     ("reviews", "review"),
     ("reviews", "trainingexample"),
+    # Trust records change only through the quality page's logged actions.
+    ("reviews", "reviewcheck"),
+    ("reviews", "quarantine"),
+    ("reviews", "heldlabel"),
 ]
 # Admins review too (the queue asks for add_review); it creates a Review through the flow.
 ADMIN_EXTRA_PERMISSIONS = [("reviews", "add_review")]

@@ -17,6 +17,7 @@ from triage.privacy.masking import training_text
 
 from .models import HandOff, Review, ReviewTask, ReviewTaskQuerySet, TrainingExample, split_for
 from .roles import is_senior
+from .trust.second_review import after_review
 
 
 class ReviewError(Exception):
@@ -226,6 +227,7 @@ def submit_review(
     seconds_spent: float | None = None,
     comment: str = "",
     now: datetime | None = None,
+    bulk: bool = False,
 ) -> Review:
     """Record an analyst's decision: route the item and keep it as a training example."""
     now = now or timezone.now()
@@ -249,6 +251,7 @@ def submit_review(
             seconds_spent=seconds_spent,
             comment=comment.strip(),
             created_at=now,
+            bulk=bulk,
         )
         task.completed_at = now
         task.save(update_fields=["completed_at"])
@@ -278,6 +281,7 @@ def submit_review(
             sample = record_audit_verdict(item_id=item.pk, audited_category=category, now=now)
             if sample is not None:
                 check_category(category=sample.category, now=now)
+        after_review(review)  # second reviews and quarantine (reviews.trust)
     return review
 
 

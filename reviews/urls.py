@@ -16,3 +16,16 @@ urlpatterns = [
     path("decisions/<int:review_id>/", views.decision, name="decision"),
     path("decisions/<int:review_id>/change", views.change, name="change"),
 ]
+
+from . import views_trust  # noqa: E402
+
+urlpatterns += [
+    path("tasks/<int:task_id>/similar", views_trust.similar, name="similar"),
+    path("tasks/<int:task_id>/bulk", views_trust.bulk, name="bulk"),
+    path("quality/", views_trust.quality, name="quality"),
+    path(
+        "quality/quarantines/<int:quarantine_id>",
+        views_trust.quarantine_action,
+        name="quarantine_action",
+    ),
+]

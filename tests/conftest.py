@@ -1,6 +1,7 @@
 import pytest
 from django.core.cache import cache
 
+from reviews.similar import clear_indexes
 from triage import scoring
 from triage.ml.encoder import clear_encoders
 
@@ -13,6 +14,7 @@ def _fresh_process_caches():
     yield
     clear_encoders()
     scoring.clear_caches()
+    clear_indexes()
 
 
 @pytest.fixture(autouse=True)

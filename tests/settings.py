@@ -18,3 +18,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = True
 STATIC_ROOT = Path(tempfile.mkdtemp(prefix="triage-test-static-"))
+# No random second reviews unless a test asks for them (they would add tasks at random);
+# second reviews of confident overturns stay on, as in production.
+TRIAGE_SECOND_REVIEW_SHARE = 0.0
+TRIAGE_SECOND_REVIEW_BULK_SHARE = 0.0

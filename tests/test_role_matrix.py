@@ -111,11 +111,18 @@ MATRIX: dict[str, Entry] = {
     "api/items/<path:external_id>": R("/api/items/nothing-here", GET=token("read", 404)),
     "api/events": R("/api/events", GET=token("events", 200)),
     "api/metrics": R("/api/metrics", GET=token("metrics", 200)),
+    "api/export": R("/api/export?dataset=items&format=csv", GET=token("export", 200)),
     "metrics": R("/metrics", GET=token("metrics", 200)),
     "reviews/": R("/reviews/", GET=reviewers(200)),
     "reviews/claim": R("/reviews/claim", POST=reviewers(302)),
     "reviews/undo": R("/reviews/undo", GET=reviewers(409)),  # nothing to undo yet
     "reviews/tasks/<int:task_id>/decide": R("/reviews/tasks/{task}/decide", POST=reviewers(400)),
+    "reviews/tasks/<int:task_id>/similar": R("/reviews/tasks/{task}/similar", GET=reviewers(200)),
+    "reviews/tasks/<int:task_id>/bulk": R("/reviews/tasks/{task}/bulk", POST=reviewers(400)),
+    "reviews/quality/": R("/reviews/quality/", other=admins(200)),
+    "reviews/quality/quarantines/<int:quarantine_id>": R(
+        "/reviews/quality/quarantines/999999", POST=admins(404)
+    ),
     "reviews/tasks/<int:task_id>/skip": R("/reviews/tasks/{task}/skip", POST=reviewers(409)),
     "reviews/tasks/<int:task_id>/escalate": R(
         "/reviews/tasks/{task}/escalate", POST=reviewers(409)

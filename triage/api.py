@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import Throttled
 from ninja.errors import ValidationError as NinjaValidationError
@@ -21,6 +21,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from . import services
 from .actions.feed import MAX_LIMIT, FeedError, read_events
 from .api_auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
+from .export import ExportError, start_export
 from .intake import InvalidItems, parse_batch
 from .middleware import database_unavailable
 from .models import ApiToken, Item, Prediction
@@ -371,3 +372,37 @@ def events_feed(request: HttpRequest, query: Query[EventsQuery]) -> Any:
 def metrics(request: HttpRequest) -> Any:
     """See triage.monitoring.metrics.metrics_snapshot for the fields."""
     return Status(200, metrics_snapshot())
+
+
+# --- Export ------------------------------------------------------------------
+
+
+class ExportQuery(Schema):
+    dataset: str = Field(description="items, reviews or training")
+    format: str = Field("csv", description="csv or jsonl")
+    model_version: int | None = Field(
+        None, description="With dataset=training: exactly the examples that version trained on."
+    )
+
+
+@api.get(
+    "/export",
+    response={200: str, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut},
+    auth=scoped(ApiToken.Scope.EXPORT),
+    summary="Items, reviews or training examples as CSV or JSON Lines, streamed",
+    description=(
+        "Streamed from a server-side cursor in constant memory. With `model_version`, the "
+        "training set is rebuilt from that version's snapshot and checked against its "
+        "digest first; 400 names a bad dataset, format or version."
+    ),
+)
+def export(request: HttpRequest, query: Query[ExportQuery]) -> Any:
+    try:
+        result = start_export(
+            dataset=query.dataset, format=query.format, model_version=query.model_version
+        )
+    except ExportError as exc:
+        return error(400, str(exc), errors=[{"field": exc.field, "message": str(exc)}])
+    response = StreamingHttpResponse(result.chunks, content_type=result.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+    return response

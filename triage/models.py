@@ -220,6 +220,17 @@ class RoutingPolicy(models.Model):
             "decision is anchored on the model's answer."
         ),
     )
+    second_review_confidence = models.FloatField(
+        null=True,
+        blank=True,
+        default=0.9,
+        validators=UNIT_INTERVAL,
+        help_text=(
+            "An analyst's decision that overturns a model prediction at or above this "
+            "confidence (0–1) always gets a second, independent review. Empty: never for "
+            "this reason (random and bulk second reviews still happen)."
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -402,6 +402,31 @@ TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)
 # Fewest active training examples per category before retrain will run.
 TRIAGE_MIN_EXAMPLES_PER_CATEGORY = env_int("TRIAGE_MIN_EXAMPLES_PER_CATEGORY", 5)
 
+# --- Similar items, bulk decisions, trusted reviewers (reviews.similar, .bulk, .trust) --
+# Per-process vector caches of resolved items (and open tasks) pick up new rows this often,
+# and are rebuilt whole this often (to drop items that were forgotten or reopened).
+TRIAGE_SIMILAR_REFRESH_SECONDS = env_int("TRIAGE_SIMILAR_REFRESH_SECONDS", 30)
+TRIAGE_SIMILAR_REBUILD_SECONDS = env_int("TRIAGE_SIMILAR_REBUILD_SECONDS", 3600)
+# Up to this many rows the search is exact brute force; beyond it, a FAISS inverted file
+# scanning the TRIAGE_SIMILAR_NPROBE nearest of its ~sqrt(n) lists (reviews.similar).
+TRIAGE_SIMILAR_EXACT_MAX = env_int("TRIAGE_SIMILAR_EXACT_MAX", 20_000)
+TRIAGE_SIMILAR_NPROBE = env_int("TRIAGE_SIMILAR_NPROBE", 32)
+# Most open tasks one bulk decision may cover.
+TRIAGE_BULK_LIMIT = env_int("TRIAGE_BULK_LIMIT", 50)
+# Share of ordinary decisions, and of bulk decisions, that get a blind second review
+# (every decision that overturns a confident prediction gets one too: RoutingPolicy).
+TRIAGE_SECOND_REVIEW_SHARE = float(os.environ.get("TRIAGE_SECOND_REVIEW_SHARE", "0.05"))
+TRIAGE_SECOND_REVIEW_BULK_SHARE = float(os.environ.get("TRIAGE_SECOND_REVIEW_BULK_SHARE", "0.2"))
+# Quarantine (reviews.trust.quarantine): agreement with second reviews whose upper bound
+# is below the floor, or a confident-overturn rate whose lower bound is above RATIO times
+# the peers' upper bound, at level ALPHA over the last WINDOW_DAYS.
+TRIAGE_QUARANTINE_AGREEMENT_FLOOR = float(
+    os.environ.get("TRIAGE_QUARANTINE_AGREEMENT_FLOOR", "0.8")
+)
+TRIAGE_QUARANTINE_OVERTURN_RATIO = float(os.environ.get("TRIAGE_QUARANTINE_OVERTURN_RATIO", "3"))
+TRIAGE_QUARANTINE_ALPHA = float(os.environ.get("TRIAGE_QUARANTINE_ALPHA", "0.01"))
+TRIAGE_QUALITY_WINDOW_DAYS = env_int("TRIAGE_QUALITY_WINDOW_DAYS", 30)
+
 # --- Privacy (triage.privacy; README "Personal data") -----------------------
 # Mask e-mail addresses, phone numbers, card numbers, IBANs and the admins' patterns in
 # what analysts see on the review card.

@@ -32,10 +32,19 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+# Second reviews and disagreements too, so agreement measures the first reviewer
+# (reviews.trust), not how often two people follow the model.
+BLIND_REASONS = [
+    ReviewTask.Reason.AUDIT_SAMPLE,
+    ReviewTask.Reason.SECOND_REVIEW,
+    ReviewTask.Reason.DISAGREEMENT,
+]
+
+
 def is_blind(task: ReviewTask) -> bool:
     """Audits are always blind: shown the model's answer, analysts tend to agree with it,
     and the audit would measure that instead of the model's precision."""
-    return task.reason == ReviewTask.Reason.AUDIT_SAMPLE or RoutingPolicy.current().blind_review
+    return task.reason in BLIND_REASONS or RoutingPolicy.current().blind_review
 
 
 @dataclass(frozen=True)

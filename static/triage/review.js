@@ -2,7 +2,10 @@
 // (templates/reviews/_shortcuts.html); keep the two in step.
 (() => {
   const card = () => document.getElementById("task-card");
-  const busy = (c) => c.classList.contains("htmx-request") || c.querySelector(".htmx-request");
+  // The similar-items panel (#similar) loads on its own; its requests never hold up a decision.
+  const busy = (c) =>
+    c.classList.contains("htmx-request") ||
+    [...c.querySelectorAll(".htmx-request")].some((el) => !el.closest("#similar"));
   const isField = (el) =>
     el instanceof HTMLInputElement ||
     el instanceof HTMLTextAreaElement ||

@@ -51,7 +51,7 @@ def evaluate_version(
     policy = RoutingPolicy.current()
     examples = unseen_by(
         version,
-        list(TrainingExample.objects.active().select_related("item", "category").order_by("pk")),
+        list(TrainingExample.objects.trusted().select_related("item", "category").order_by("pk")),
     )
     if examples:
         truth = [ex.category.slug for ex in examples]

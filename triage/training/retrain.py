@@ -193,6 +193,6 @@ def register_sequence_classifier(
 
 def unseen_examples(version: ModelVersion) -> list[TrainingExample]:
     examples = list(
-        TrainingExample.objects.active().select_related("item", "category").order_by("pk")
+        TrainingExample.objects.trusted().select_related("item", "category").order_by("pk")
     )
     return unseen_by(version, examples)

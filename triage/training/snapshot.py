@@ -1,10 +1,16 @@
 """Which labelled examples a new model learns from, and which ones a model never saw."""
 
+import hashlib
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from reviews.models import TrainingExample
 
@@ -13,6 +19,10 @@ from ..models import ModelVersion
 
 class RetrainError(Exception):
     pass
+
+
+class SnapshotUnavailable(Exception):
+    """A version's training set cannot be rebuilt exactly; the message says why."""
 
 
 # What a version's training_snapshot["trained_on"] says it learned from.
@@ -28,6 +38,7 @@ class Examples:
     all: list[TrainingExample]  # examples of the categories this version can learn
     counts: dict[str, int]  # examples per category (all splits)
     left_out: list[str]  # categories with too few examples for this version
+    taken_at: datetime = field(default_factory=timezone.now)
 
     @property
     def train(self) -> list[TrainingExample]:
@@ -43,9 +54,12 @@ def snapshot_examples() -> Examples:
 
     A head is cross-fitted on all of them, so there is no separate holdout to
     wait for; a category needs TRIAGE_MIN_EXAMPLES_PER_CATEGORY examples.
+    Labels of a quarantined analyst that no admin has released are left out of
+    training and holdout alike (TrainingExample.objects.trusted, reviews.trust).
     """
+    taken_at = timezone.now()
     examples = list(
-        TrainingExample.objects.active()
+        TrainingExample.objects.trusted()
         .filter(category__is_active=True)
         .select_related("item")
         # A handful of categories: fetched once and shared, rather than one Category
@@ -66,7 +80,16 @@ def snapshot_examples() -> Examples:
         all=[ex for ex in examples if ex.category.slug in usable],
         counts=dict(sorted(counts.items())),
         left_out=sorted(set(counts) - usable),
+        taken_at=taken_at,
     )
+
+
+def membership_digest(example_ids: Iterable[int]) -> str:
+    """A fingerprint of which examples a snapshot held, in primary-key order."""
+    digest = hashlib.sha256()
+    for pk in example_ids:
+        digest.update(b"%d," % pk)
+    return digest.hexdigest()
 
 
 def snapshot_record(examples: Examples, *, trained_on: str, evidence: int) -> dict[str, Any]:
@@ -79,7 +102,62 @@ def snapshot_record(examples: Examples, *, trained_on: str, evidence: int) -> di
         "per_category": examples.counts,
         "left_out_categories": examples.left_out,
         "max_example_id": max(ex.pk for ex in examples.all),
+        # Enough to rebuild exactly which examples the snapshot held (snapshot_queryset),
+        # and to prove the rebuild right (export refuses a set whose digest differs).
+        "taken_at": examples.taken_at.isoformat(),
+        "categories": sorted({ex.category.slug for ex in examples.all}),
+        "size": len(examples.all),
+        "sha256": membership_digest(ex.pk for ex in examples.all),
     }
+
+
+def snapshot_queryset(version: ModelVersion) -> QuerySet[TrainingExample]:
+    """The examples of a version's snapshot, rebuilt from when it was taken, in pk order.
+
+    An example was in it if it existed then, was not yet superseded, belonged to one of
+    the snapshot's categories, and was not held in quarantine at that moment. Check the
+    result with its digest (trained_on_queryset does): a deleted example, or a write
+    that raced the snapshot, would change it.
+    """
+    snapshot = version.training_snapshot or {}
+    taken_at = parse_datetime(str(snapshot.get("taken_at", "")))
+    if taken_at is None or "sha256" not in snapshot:
+        raise SnapshotUnavailable(
+            f"model version {version.pk} was trained before snapshots recorded their "
+            "membership; its exact training set cannot be rebuilt"
+        )
+    held_then = Q(held_label__held_at__lte=taken_at) & (
+        Q(held_label__resolved_at__isnull=True) | Q(held_label__resolved_at__gt=taken_at)
+    )
+    return (
+        TrainingExample.objects.filter(
+            pk__lte=int(snapshot["max_example_id"]),
+            category__slug__in=snapshot["categories"],
+        )
+        .filter(Q(superseded_at__isnull=True) | Q(superseded_at__gt=taken_at))
+        .exclude(held_then)
+        .order_by("pk")
+    )
+
+
+def trained_on_queryset(version: ModelVersion) -> QuerySet[TrainingExample]:
+    """Exactly the examples this version learned from, verified against its snapshot."""
+    snapshot = version.training_snapshot or {}
+    examples = snapshot_queryset(version)
+    ids = examples.values_list("pk", flat=True).iterator(chunk_size=10_000)
+    if membership_digest(ids) != snapshot["sha256"]:
+        raise SnapshotUnavailable(
+            f"model version {version.pk}'s snapshot cannot be rebuilt exactly: examples it "
+            "held were deleted or changed since (its digest differs)"
+        )
+    trained_on = snapshot.get("trained_on", TRAINED_ON_TRAIN_SPLIT)
+    if trained_on == TRAINED_ON_NONE:
+        raise SnapshotUnavailable(
+            f"model version {version.pk} is a ready classifier: it learned from no example here"
+        )
+    if trained_on == TRAINED_ON_TRAIN_SPLIT:
+        return examples.filter(split=TrainingExample.Split.TRAIN)
+    return examples
 
 
 def unseen_by(version: ModelVersion, examples: list[TrainingExample]) -> list[TrainingExample]:

@@ -1,0 +1,177 @@
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from reviews.models import ReviewTask
+from reviews.roles import ANALYSTS
+from reviews.similar import similar_open_tasks, similar_resolved
+from tests.factories import make_item, make_task, make_user
+from triage.models import Embedding, Item
+
+pytestmark = pytest.mark.django_db
+
+SPACE = "test-space:v1"
+
+
+def embed(item, vector, encoder=SPACE):
+    Embedding.objects.create(
+        item=item, encoder=encoder, vector=np.asarray(vector, dtype=np.float32).tobytes()
+    )
+    return item
+
+
+def resolved(text, vector, category, by="user:bob"):
+    item = make_item(
+        text,
+        status=Item.Status.RESOLVED,
+        final_category=category,
+        decided_by=by,
+        decided_at=timezone.now(),
+    )
+    return embed(item, vector)
+
+
+def open_task(vector, text="open", **fields):
+    return make_task(embed(make_item(text, status=Item.Status.IN_REVIEW), vector), **fields)
+
+
+def test_the_nearest_resolved_items_come_first_with_category_and_decider(categories):
+    near = resolved("near", [1, 0.1, 0, 0], categories["billing"], by="user:ann")
+    middle = resolved("middle", [1, 1, 0, 0], categories["outage"])
+    resolved("far", [0, 0, 1, 0], categories["other"])
+    # Not resolved: never shown, however close.
+    embed(make_item("still open", status=Item.Status.IN_REVIEW), [1, 0, 0, 0])
+    task = open_task([1, 0, 0, 0])
+    found = similar_resolved(task.item, count=2)
+    assert [s.item for s in found] == [near, middle]
+    assert found[0].item.final_category.slug == "billing"
+    assert found[0].item.decided_by == "user:ann"
+    assert found[0].similarity > found[1].similarity
+
+
+def test_only_vectors_of_the_same_embedding_space_are_compared(categories):
+    other_space = make_item("x", status=Item.Status.RESOLVED, final_category=categories["billing"])
+    embed(other_space, [1, 0, 0, 0], encoder="another-space")
+    task = open_task([1, 0, 0, 0])
+    assert similar_resolved(task.item) == []
+
+
+def test_an_item_resolved_after_the_index_was_built_appears_after_a_refresh(categories, settings):
+    settings.TRIAGE_SIMILAR_REFRESH_SECONDS = 0
+    task = open_task([1, 0, 0, 0])
+    assert similar_resolved(task.item) == []
+    later = embed(make_item("later", status=Item.Status.IN_REVIEW), [1, 0, 0, 0])
+    assert similar_resolved(task.item) == []
+    Item.objects.filter(pk=later.pk).update(
+        status=Item.Status.RESOLVED, final_category=categories["billing"], decided_at=timezone.now()
+    )
+    assert [s.item.pk for s in similar_resolved(task.item)] == [later.pk]
+
+
+def test_a_reopened_item_drops_out_even_before_the_index_refreshes(categories, settings):
+    settings.TRIAGE_SIMILAR_REFRESH_SECONDS = 3600
+    item = resolved("x", [1, 0, 0, 0], categories["billing"])
+    task = open_task([1, 0, 0, 0])
+    assert len(similar_resolved(task.item)) == 1
+    Item.objects.filter(pk=item.pk).update(status=Item.Status.IN_REVIEW)
+    assert similar_resolved(task.item) == []
+
+
+def test_similar_open_tasks_leave_out_audits_and_tasks_held_by_others(categories):
+    user, other = make_user(), make_user()
+    task = open_task([1, 0, 0, 0])
+    free = open_task([1, 0.2, 0, 0])
+    open_task([1, 0, 0, 0], reason=ReviewTask.Reason.AUDIT_SAMPLE)
+    open_task([1, 0, 0, 0], claimed_by=other, lease_expires_at=timezone.now() + timedelta(hours=1))
+    open_task([0, 0, 0, 1])  # unlike: still a candidate, ranked last
+    found = similar_open_tasks(task, user=user, senior=False, count=10)
+    assert found[0] == free
+    assert len(found) == 2
+
+
+def test_the_panel_shows_neighbours_and_a_bulk_form(client, categories):
+    resolved("refund my double charge", [1, 0, 0, 0], categories["billing"], by="user:ann")
+    task = open_task([1, 0, 0, 0])
+    client.force_login(make_user(group=ANALYSTS))
+    page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
+    assert "refund my double charge" in page and "Billing" in page and "user:ann" in page
+    assert f'action="/reviews/tasks/{task.pk}/bulk"' in page
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        ReviewTask.Reason.AUDIT_SAMPLE,
+        ReviewTask.Reason.SECOND_REVIEW,
+        ReviewTask.Reason.DISAGREEMENT,
+    ],
+)
+def test_blind_tasks_show_no_neighbours(client, categories, reason):
+    """Neighbours' final categories would hint at the answer a blind look must find alone."""
+    resolved("refund my double charge", [1, 0, 0, 0], categories["billing"])
+    task = open_task([1, 0, 0, 0], reason=reason)
+    client.force_login(make_user())
+    page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
+    assert "refund my double charge" not in page and "Billing" not in page
+    assert "No similar items to show." in page
+
+
+def test_an_item_without_a_cached_vector_has_no_neighbours(client, categories):
+    resolved("refund", [1, 0, 0, 0], categories["billing"])
+    task = make_task()
+    assert similar_resolved(task.item) == []
+    client.force_login(make_user())
+    assert (
+        "No similar items to show."
+        in client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
+    )
+
+
+def test_beyond_the_exact_size_an_inverted_file_finds_the_near_duplicate(categories, settings):
+    settings.TRIAGE_SIMILAR_EXACT_MAX = 50
+    settings.TRIAGE_SIMILAR_NPROBE = 4
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    items = [resolved(f"r{i}", v, categories["billing"]) for i, v in enumerate(vectors)]
+    for target in (17, 123, 299):
+        task = open_task(vectors[target] + 0.01 * rng.standard_normal(16))
+        found = similar_resolved(task.item, count=5)
+        assert found[0].item == items[target]
+        assert len(found) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_due_rebuild_happens_aside_and_drops_rows_that_are_gone(categories, settings):
+    import time
+
+    from reviews.similar import resolved_index
+
+    settings.TRIAGE_SIMILAR_REFRESH_SECONDS = 3600
+    gone = resolved("gone", [1, 0, 0, 0], categories["billing"])
+    task = open_task([1, 0, 0, 0])
+    assert [s.item for s in similar_resolved(task.item)] == [gone]
+    before = resolved_index._matrices[SPACE]
+    gone_pk = gone.pk
+    assert gone_pk in before.known
+    gone.delete()
+    settings.TRIAGE_SIMILAR_REBUILD_SECONDS = 0
+    # The query that finds the rebuild due is still answered from the old matrix.
+    assert similar_resolved(task.item) == []
+    deadline = time.monotonic() + 10
+    while SPACE in resolved_index._rebuilding and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = resolved_index._matrices[SPACE]
+    assert after is not before
+    assert gone_pk not in after.known
+
+
+def test_the_panel_masks_personal_data_in_neighbours(client, categories):
+    resolved(
+        "refund to ana.lima@example.org please " + "x" * 300, [1, 0, 0, 0], categories["billing"]
+    )
+    task = open_task([1, 0, 0, 0])
+    client.force_login(make_user())
+    page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
+    assert "ana.lima@example.org" not in page and "refund to [email] please" in page
