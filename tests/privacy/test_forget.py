@@ -8,9 +8,10 @@ from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from reviews.handoffs import skip_task
 from reviews.models import ReviewTask, TrainingExample
 from reviews.services import ReviewError, claim_next_task, submit_review
-from tests.factories import make_item, make_task
+from tests.factories import make_item, make_task, make_user
 from triage import services
 from triage.actions.models import Delivery, Endpoint, Event
 from triage.models import AuditLog, Embedding, Item, Prediction
@@ -60,7 +61,16 @@ def test_forget_leaves_no_copy_of_the_text_or_metadata_in_any_table(
     services.classify_items(item_ids=[item.pk])  # cold start: embedded, sent to review
     task = claim_next_task(user=analyst)
     assert task is not None and task.item_id == item.pk
-    submit_review(task_id=task.pk, user=analyst, category_slug="billing")
+    # Analysts quote the customer in free text: a skip's note, a decision's comment.
+    skip_task(task_id=task.pk, user=analyst, note="Quarrington-Okafor again, someone else?")
+    task = claim_next_task(user=make_user())
+    assert task is not None and task.item_id == item.pk
+    submit_review(
+        task_id=task.pk,
+        user=task.claimed_by,
+        category_slug="billing",
+        comment="Quarrington-Okafor was charged twice",
+    )
     # A receiver that echoes the body back, into the delivery's answer excerpt.
     Delivery.objects.update(last_response=f"received: {TEXT}")
 
@@ -70,6 +80,8 @@ def test_forget_leaves_no_copy_of_the_text_or_metadata_in_any_table(
         "reviews_trainingexample.text",
         "actions_event.payload",
         "actions_delivery.last_response",
+        "reviews_review.comment",
+        "reviews_handoff.note",
     } <= set(before)
     assert {"triage_item.metadata", "actions_event.payload"} <= set(tables_holding(NEEDLES[1]))
     assert Embedding.objects.filter(item=item).exists()
@@ -98,6 +110,7 @@ def test_forget_leaves_no_copy_of_the_text_or_metadata_in_any_table(
     assert entry.actor.startswith("command")
     assert entry.detail["external_id"] == "ticket-4711"
     assert entry.detail["removed"]["training_examples"] == 1
+    assert entry.detail["removed"]["analyst_notes"] == 2
     assert "forgot 'ticket-4711'" in out.getvalue()
 
     # Ingest stays idempotent: the id is known, nothing is stored again.

@@ -5,9 +5,11 @@ Where an item's text or metadata lives, besides the item row:
 - its training examples (a copy of the text, masked or not);
 - the payloads of its events (`data.item.text` and `data.item.metadata`), which the
   events feed serves and deliveries send; a receiver's answer to a delivery
-  (`last_response`) may echo the text back.
+  (`last_response`) may echo the text back;
+- what analysts wrote about it in free text: a decision's comment, a skip's or an
+  escalation's note (they quote the customer as often as not).
 
-Predictions, reviews, review tasks, audit samples and the audit log hold none of it
+Predictions, the rest of reviews, review tasks, audit samples and the audit log hold none of it
 (labels, confidences, who and when); model versions hold probabilities, labels and
 example ids, never texts. Forget and retention both call erase_copies inside their own
 transaction, then mark the item rows.
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reviews.models import TrainingExample
+from reviews.models import HandOff, Review, TrainingExample
 from triage.actions.models import Delivery, Event
 from triage.models import Embedding
 
@@ -30,12 +32,14 @@ class Erased:
     training_examples: int = 0
     event_payloads: int = 0
     delivery_responses: int = 0
+    analyst_notes: int = 0
 
     def add(self, other: "Erased") -> None:
         self.embeddings += other.embeddings
         self.training_examples += other.training_examples
         self.event_payloads += other.event_payloads
         self.delivery_responses += other.delivery_responses
+        self.analyst_notes += other.analyst_notes
 
 
 def scrubbed_payload(payload: dict[str, Any], *, reason: str) -> dict[str, Any]:
@@ -52,8 +56,9 @@ def scrubbed_payload(payload: dict[str, Any], *, reason: str) -> dict[str, Any]:
 
 
 def erase_copies(item_ids: Sequence[int], *, reason: str) -> Erased:
-    """Delete the items' embeddings and training examples, scrub their events' payloads
-    and the answers their deliveries got. Call inside a transaction."""
+    """Delete the items' embeddings and training examples, scrub their events' payloads,
+    the answers their deliveries got and the analysts' comments and notes on them. Call
+    inside a transaction."""
     ids = list(item_ids)
     erased = Erased()
     erased.embeddings, _ = Embedding.objects.filter(item_id__in=ids).delete()
@@ -68,4 +73,7 @@ def erase_copies(item_ids: Sequence[int], *, reason: str) -> Erased:
         .exclude(last_response="", last_error="")
         .update(last_response="", last_error="")
     )
+    erased.analyst_notes = Review.objects.filter(item_id__in=ids).exclude(comment="").update(
+        comment=""
+    ) + HandOff.objects.filter(task__item_id__in=ids).exclude(note="").update(note="")
     return erased

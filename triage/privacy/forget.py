@@ -44,6 +44,8 @@ class Forgotten:
         ]
         if e.delivery_responses:
             parts.append(f"{e.delivery_responses} delivery answer(s)")
+        if e.analyst_notes:
+            parts.append(f"{e.analyst_notes} analyst comment(s) or note(s)")
         if self.open_tasks_removed:
             parts.append(f"{self.open_tasks_removed} open review task(s)")
         again = (
@@ -122,6 +124,7 @@ def _forget(item: Item, *, actor: str, now: datetime) -> Forgotten:
             "training_examples": erased.training_examples,
             "event_payloads": erased.event_payloads,
             "delivery_responses": erased.delivery_responses,
+            "analyst_notes": erased.analyst_notes,
             "open_review_tasks": removed_tasks,
         },
     )

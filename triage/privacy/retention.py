@@ -80,6 +80,7 @@ class PruneReport:
             f"(kept {self.predictions_kept} that audit verdicts rest on)",
             f"  event payloads scrubbed: {e.event_payloads}; delivery answers cleared: "
             f"{e.delivery_responses}",
+            f"  analyst comments and notes cleared: {e.analyst_notes}",
             f"  kept whole, still open (received, in review, or with an open task): "
             f"{self.still_open}",
         ]
@@ -95,6 +96,7 @@ class PruneReport:
             "predictions_kept": self.predictions_kept,
             "event_payloads": e.event_payloads,
             "delivery_responses": e.delivery_responses,
+            "analyst_notes": e.analyst_notes,
             "still_open": self.still_open,
         }
 
