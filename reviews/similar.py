@@ -265,7 +265,7 @@ def similar_resolved(item: Item, *, count: int = 5) -> list[SimilarItem]:
     out = [
         SimilarItem(items[pk], score)
         for pk, score in candidates
-        if pk in items and items[pk].status == Item.Status.RESOLVED
+        if pk in items and items[pk].status == Item.Status.RESOLVED and not items[pk].text_removed
     ]
     return out[:count]
 

@@ -1,7 +1,9 @@
+import io
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from reviews.models import ReviewTask
@@ -76,6 +78,15 @@ def test_a_reopened_item_drops_out_even_before_the_index_refreshes(categories, s
     task = open_task([1, 0, 0, 0])
     assert len(similar_resolved(task.item)) == 1
     Item.objects.filter(pk=item.pk).update(status=Item.Status.IN_REVIEW)
+    assert similar_resolved(task.item) == []
+
+
+def test_a_forgotten_item_drops_out_even_before_the_index_refreshes(categories, settings):
+    settings.TRIAGE_SIMILAR_REFRESH_SECONDS = 3600
+    item = resolved("a customer's words", [1, 0, 0, 0], categories["billing"])
+    task = open_task([1, 0, 0, 0])
+    assert len(similar_resolved(task.item)) == 1
+    call_command("forget", item.external_id, stdout=io.StringIO())
     assert similar_resolved(task.item) == []
 
 
