@@ -7,13 +7,20 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from triage.actions.events import EventType, NewEvent, emit_many, item_data
-from triage.models import AuditSample, Item
+from triage.actions.events import emit_many
+from triage.models import Item
+from triage.monitoring.audits import amend_audit_verdict
 from triage.monitoring.watch import check_category
 
 from .handoffs import clean_note
-from .models import Review, ReviewTask, TrainingExample
-from .services import ReviewError, active_category, record_training_example
+from .models import Review, ReviewTask
+from .services import (
+    ReviewError,
+    active_category,
+    corrected_event,
+    example_source,
+    record_training_example,
+)
 
 
 def undo_deadline(review: Review) -> datetime:
@@ -95,47 +102,22 @@ def change_decision(
         item.final_category = category
         item.decided_at = now
         item.save(update_fields=["final_category", "decided_at"])
-        is_audit = review.task.reason == ReviewTask.Reason.AUDIT_SAMPLE
-        record_training_example(
-            item=item,
-            category=category,
-            source=TrainingExample.Source.AUDIT if is_audit else TrainingExample.Source.REVIEW,
-        )
+        record_training_example(item=item, category=category, source=example_source(review.task))
         emit_many(
             [
-                NewEvent(
-                    type=EventType.ITEM_CORRECTED,
-                    item_id=item.pk,
-                    category_id=category.pk,
-                    data=item_data(
-                        item,
-                        category=category,
-                        decided_by=item.decided_by,
-                        reason="review_changed",
-                        confidence=prediction.confidence if prediction else None,
-                        model_version=prediction.model_version_id if prediction else None,
-                        previous_category=previous.slug,
-                        previous_decided_by=previous_decided_by,
-                    ),
+                corrected_event(
+                    item=item,
+                    category=category,
+                    prediction=prediction,
+                    reason="review_changed",
+                    previous=previous,
+                    previous_decided_by=previous_decided_by,
                 )
             ]
         )
-        if is_audit:
-            _rerecord_audit_verdict(item_id=item.pk, category_id=category.pk, now=now)
+        if review.task.reason == ReviewTask.Reason.AUDIT_SAMPLE:
+            # The changed verdict feeds live precision and the drift watch again.
+            sample = amend_audit_verdict(item_id=item.pk, audited_category=category)
+            if sample is not None:
+                check_category(category=sample.category, now=now)
     return review
-
-
-def _rerecord_audit_verdict(*, item_id: int, category_id: int, now: datetime) -> None:
-    sample = (
-        AuditSample.objects.select_for_update()
-        .select_related("category")
-        .filter(item_id=item_id, audited_at__isnull=False)
-        .order_by("-id")
-        .first()
-    )
-    if sample is None:
-        return
-    sample.audited_category_id = category_id
-    sample.correct = sample.category_id == category_id
-    sample.save(update_fields=["audited_category", "correct"])
-    check_category(category=sample.category, now=now)

@@ -269,13 +269,8 @@ def submit_review(
             previous=previous,
             previous_decided_by=previous_decided_by,
         )
-        is_audit = task.reason == ReviewTask.Reason.AUDIT_SAMPLE
-        record_training_example(
-            item=item,
-            category=category,
-            source=TrainingExample.Source.AUDIT if is_audit else TrainingExample.Source.REVIEW,
-        )
-        if is_audit:
+        record_training_example(item=item, category=category, source=example_source(task))
+        if task.reason == ReviewTask.Reason.AUDIT_SAMPLE:
             # The verdict feeds live precision and the drift watch; a watch that
             # alarms suspends the category in this same transaction.
             sample = record_audit_verdict(item_id=item.pk, audited_category=category, now=now)
@@ -283,6 +278,41 @@ def submit_review(
                 check_category(category=sample.category, now=now)
         after_review(review)  # second reviews and quarantine (reviews.trust)
     return review
+
+
+def example_source(task: ReviewTask) -> str:
+    """An audit's decision is an `audit` example, any other a `review` one."""
+    if task.reason == ReviewTask.Reason.AUDIT_SAMPLE:
+        return TrainingExample.Source.AUDIT
+    return TrainingExample.Source.REVIEW
+
+
+def corrected_event(
+    *,
+    item: Item,
+    category: Category,
+    prediction: Prediction | None,
+    reason: str,
+    previous: Category,
+    previous_decided_by: str,
+) -> NewEvent:
+    """`item.corrected`: a person overturned what the item was (an auto-action, or an
+    earlier decision); `reason` says how (audit, review, review_changed)."""
+    return NewEvent(
+        type=EventType.ITEM_CORRECTED,
+        item_id=item.pk,
+        category_id=category.pk,
+        data=item_data(
+            item,
+            category=category,
+            decided_by=item.decided_by,
+            reason=reason,
+            confidence=prediction.confidence if prediction else None,
+            model_version=prediction.model_version_id if prediction else None,
+            previous_category=previous.slug,
+            previous_decided_by=previous_decided_by,
+        ),
+    )
 
 
 def active_category(slug: str) -> Category:
@@ -326,17 +356,13 @@ def _emit_review_events(
     ]
     if previous is not None and previous.pk != category.pk:
         events.append(
-            NewEvent(
-                type=EventType.ITEM_CORRECTED,
-                item_id=item.pk,
-                category_id=category.pk,
-                data=item_data(
-                    item,
-                    reason="audit" if task.reason == ReviewTask.Reason.AUDIT_SAMPLE else "review",
-                    previous_category=previous.slug,
-                    previous_decided_by=previous_decided_by,
-                    **common,
-                ),
+            corrected_event(
+                item=item,
+                category=category,
+                prediction=prediction,
+                reason="audit" if task.reason == ReviewTask.Reason.AUDIT_SAMPLE else "review",
+                previous=previous,
+                previous_decided_by=previous_decided_by,
             )
         )
     emit_many(events)

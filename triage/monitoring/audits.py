@@ -108,3 +108,21 @@ def record_audit_verdict(
     sample.correct = sample.category_id == audited_category.pk
     sample.save(update_fields=["audited_at", "audited_category", "correct"])
     return sample
+
+
+def amend_audit_verdict(*, item_id: int, audited_category: Category) -> AuditSample | None:
+    """Change the verdict of the item's latest audited sample (the analyst changed their
+    decision within the undo window); None if it has none."""
+    sample = (
+        AuditSample.objects.select_for_update()
+        .select_related("category")
+        .filter(item_id=item_id, audited_at__isnull=False)
+        .order_by("-id")
+        .first()
+    )
+    if sample is None:
+        return None
+    sample.audited_category = audited_category
+    sample.correct = sample.category_id == audited_category.pk
+    sample.save(update_fields=["audited_category", "correct"])
+    return sample
