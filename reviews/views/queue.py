@@ -4,6 +4,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -90,7 +91,9 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         if not error:
             request.session[FILTERS_KEY] = {"category": category, "reason": reason}
     task = current_task(user=request.user)
-    return render_queue(request, task, error=error, status=400 if error else 200)
+    # Without JavaScript a decision redirects here: its notice comes through the session.
+    notice = " ".join(str(m) for m in messages.get_messages(request))
+    return render_queue(request, task, error=error, notice=notice, status=400 if error else 200)
 
 
 @require_POST
@@ -137,10 +140,19 @@ def decide(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
         )
     except ReviewError as exc:
         return _after_error(request, task_id, str(exc), exc.status)
-    if not request.htmx:
-        return redirect("reviews:queue")
     notice = f"Decided {review.item.external_id}: {review.category.name}. Press u to change it."
-    return render_queue(request, _claim(request), notice=notice)
+    return _next_card(request, notice)
+
+
+def _next_card(request: HtmxHttpRequest, notice: str) -> HttpResponse:
+    """After a decision or a hand-off: the next task, in place (htmx) or through a redirect
+    (no JavaScript, or a key pressed before htmx took over the form); either way it is
+    claimed, since the queue's GET never claims."""
+    task = _claim(request)
+    if request.htmx:
+        return render_queue(request, task, notice=notice)
+    messages.success(request, notice)
+    return redirect("reviews:queue")
 
 
 def _hand_back(request: HtmxHttpRequest, task_id: int, *, escalate: bool) -> HttpResponse:
@@ -152,15 +164,13 @@ def _hand_back(request: HtmxHttpRequest, task_id: int, *, escalate: bool) -> Htt
             skip_task(task_id=task_id, user=request.user, note=note)
     except ReviewError as exc:
         return _after_error(request, task_id, str(exc), exc.status)
-    if not request.htmx:
-        return redirect("reviews:queue")
     minutes = settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60
     notice = (
         "Sent to the senior queue."
         if escalate
         else f"Skipped; it will not be offered to you for {minutes} minutes."
     )
-    return render_queue(request, _claim(request), notice=notice)
+    return _next_card(request, notice)
 
 
 @require_POST

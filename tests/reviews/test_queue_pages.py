@@ -44,6 +44,23 @@ def test_start_claims_a_task_and_the_queue_then_shows_the_one_held(client, analy
     assert f'data-task-id="{task.pk}"' in client.get("/reviews/").content.decode()
 
 
+def test_without_javascript_a_decision_goes_on_to_the_next_task_with_its_notice(
+    client, analyst, categories
+):
+    first, second = make_task(make_item("refund please")), make_task(make_item("site down"))
+    client.force_login(analyst)
+    client.post("/reviews/claim")
+    held = ReviewTask.objects.get(claimed_by=analyst)
+    response = client.post(f"/reviews/tasks/{held.pk}/decide", {"category": "billing"})
+    assert response.status_code == 302 and response["Location"] == "/reviews/"
+    # The queue's GET never claims, so the decision claimed the next one before redirecting.
+    following = client.get("/reviews/")
+    assert following.context["task"] == (second if held == first else first)
+    assert f"Decided {held.item.external_id}: Billing." in following.content.decode()
+    # The notice is shown once.
+    assert "Decided" not in client.get("/reviews/").content.decode()
+
+
 def test_the_empty_state_explains_the_counts_and_polls(client, analyst, categories):
     make_task()
     claim_next_task(user=make_user())
