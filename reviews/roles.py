@@ -6,6 +6,7 @@ Kept in sync after every migrate, so a new model's permissions reach admins.
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
 
 ANALYSTS = "analysts"
 ADMINS = "admins"
@@ -69,3 +70,19 @@ def is_senior(user: Any) -> bool:
     if not user.is_authenticated:
         return False
     return bool(user.is_superuser) or user.groups.filter(name__in=[ADMINS, SENIORS]).exists()
+
+
+def can_review(user: Any) -> bool:
+    """Whether the user may work the queue: `user.has_perm("reviews.add_review")` as the
+    model backend answers it (active, and superuser or the permission directly or through
+    a group), in one EXISTS. has_perm loads every permission the user has in two queries,
+    hundreds of rows for an admin, on each of the queue's requests."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return Permission.objects.filter(
+        Q(user=user) | Q(group__user=user),
+        content_type__app_label="reviews",
+        codename="add_review",
+    ).exists()

@@ -114,7 +114,9 @@ def _next_claimable(
         senior=senior,
         category=category,
         reason=reason,
-    ).select_for_update(skip_locked=True)
+    ).select_for_update(skip_locked=True, of=("self",))
+    # The item comes along for the card; only the task's row is locked.
+    claimable = claimable.select_related("item")
     audit = ReviewTask.Reason.AUDIT_SAMPLE
     audits = claimable.filter(reason=audit).order_by("id")
     others = claimable.exclude(reason=audit).order_by("-priority", "id")
@@ -169,13 +171,15 @@ def claim_next_task(
             )
             if candidate is None:
                 return None
+            lease = _lease_until(now)
             won = (
                 ReviewTask.objects.claimable(now)
                 .filter(pk=candidate.pk)
-                .update(claimed_by=user, lease_expires_at=_lease_until(now))
+                .update(claimed_by=user, lease_expires_at=lease)
             )
         if won:
-            return ReviewTask.objects.select_related("item").get(pk=candidate.pk)
+            candidate.claimed_by, candidate.lease_expires_at = user, lease
+            return candidate
     return None
 
 

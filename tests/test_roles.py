@@ -171,3 +171,31 @@ def test_a_bad_delta_or_target_is_a_form_error_on_that_field(
     assert message in errors[field][0]
     policy.refresh_from_db()
     assert (policy.delta, policy.certification) == (0.05, "per_category")
+
+
+def test_the_queues_access_check_answers_as_has_perm_does_for_every_kind_of_user():
+    from django.contrib.auth.models import AnonymousUser, Group, Permission
+
+    from reviews.roles import SENIORS, can_review
+
+    users = [make_user(group=g) for g in ("analysts", SENIORS, ADMINS)]
+    users.append(User.objects.create_superuser("root", password="pw"))
+    users.append(User.objects.create_user("nobody", password="pw"))
+    direct = User.objects.create_user("direct", password="pw")
+    direct.user_permissions.add(Permission.objects.get(codename="add_review"))
+    users.append(direct)
+    # Permissions through a group of one's own, and a group without the permission.
+    other = Group.objects.create(name="readers")
+    other.permissions.add(Permission.objects.get(codename="view_item"))
+    users.append(make_user(group="readers"))
+    inactive = make_user()
+    inactive.is_active = False
+    inactive.save()
+    users.append(inactive)
+    answers = {
+        u.username: (can_review(User.objects.get(pk=u.pk)), u.has_perm("reviews.add_review"))
+        for u in users
+    }
+    assert all(mine == django for mine, django in answers.values()), answers
+    assert [mine for mine, _ in answers.values()] == [True] * 4 + [False, True, False, False]
+    assert can_review(AnonymousUser()) is False

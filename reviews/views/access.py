@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
 
+from ..roles import can_review
 from .card import HtmxHttpRequest
 
 View = Callable[..., HttpResponse]
@@ -36,7 +37,7 @@ def analyst_required(view: View) -> View:
                 ]
                 return response
             return redirect_to_login(back, resolve_url("login"))
-        if not request.user.has_perm("reviews.add_review"):
+        if not can_review(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 

@@ -110,11 +110,14 @@ def reason_text(
     Blind tasks say nothing that tells an audit apart, and under the blind-review policy
     no task says anything about the model (it would anchor the decision).
     """
+    # Only the senior queue holds escalated tasks (an escalated audit keeps its reason).
     escalation = (
         HandOff.objects.filter(task=task, kind=HandOff.Kind.ESCALATE)
         .select_related("user")
         .order_by("-id")
         .first()
+        if task.senior_only or task.reason == ReviewTask.Reason.ESCALATED
+        else None
     )
     if escalation is not None:
         note = f": “{escalation.note}”" if escalation.note else ""
@@ -170,14 +173,17 @@ def ordered_categories() -> list[Category]:
     return list(Category.objects.filter(is_active=True).order_by("display_order", "pk"))
 
 
-def card_context(task: ReviewTask | None) -> dict[str, Any]:
-    """Everything _card.html needs for a task (or for no task)."""
+def card_context(
+    task: ReviewTask | None, *, categories: list[Category] | None = None
+) -> dict[str, Any]:
+    """Everything _card.html needs for a task (or for no task). `categories`: the active
+    ones in display order, when the caller has them already."""
     if task is None:
         return {"task": None}
     blind = is_blind(task)
     latest = task.item.latest_prediction()
     prediction = None if blind else latest
-    categories = ordered_categories()
+    categories = ordered_categories() if categories is None else categories
     names = {c.pk: c.name for c in categories}
     by_slug = {c.slug: c for c in categories}
     suggestions = [

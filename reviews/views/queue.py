@@ -52,13 +52,14 @@ def render_queue(
     extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     filters = queue_filters(request)
-    context: dict[str, Any] = card_context(task) | {
+    categories = ordered_categories()
+    context: dict[str, Any] = card_context(task, categories=categories) | {
         "mode": "decide" if task else "start",
         "error": error,
         "notice": notice,
         "filters": filters,
         "filter_reasons": FILTER_REASONS,
-        "filter_categories": ordered_categories(),
+        "filter_categories": categories,
         "poll_seconds": settings.TRIAGE_QUEUE_POLL_SECONDS,
         "undo_minutes": settings.TRIAGE_UNDO_SECONDS // 60,
         "skip_minutes": settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60,
