@@ -72,7 +72,9 @@ def start_gunicorn(workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes]
         [sys.executable, "-m", "gunicorn", "triage.wsgi", "--bind", f"127.0.0.1:{port}"]
         + ["--workers", str(workers), "--timeout", "120"],
         cwd=ROOT,
-        env=os.environ | {"ALLOWED_HOSTS": "127.0.0.1,localhost"},
+        # Throughput, not throttling: one token sends thousands of requests here, which
+        # the per-token rate limit (600/min by default) would answer 429.
+        env=os.environ | {"ALLOWED_HOSTS": "127.0.0.1,localhost", "TRIAGE_API_RATE_LIMIT": "off"},
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "gunicorn.log", "wb"),  # noqa: SIM115
         start_new_session=True,
@@ -90,11 +92,19 @@ def start_gunicorn(workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes]
 
 
 def in_threads(clients: int, work: Callable[[int], list[float]]) -> tuple[list[float], float]:
-    """Run work(client) in `clients` threads at once; all latencies and the wall time."""
+    """Run work(client) in `clients` threads at once; all latencies and the wall time.
+
+    A client that fails stops the benchmark: a thread's exception (even SystemExit) is
+    otherwise lost, and the figures would be computed over the clients that survived.
+    """
     results: list[list[float]] = [[] for _ in range(clients)]
+    failures: list[str] = []
 
     def run(k: int) -> None:
-        results[k] = work(k)
+        try:
+            results[k] = work(k)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the main thread
+            failures.append(f"client {k}: {exc}")
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
     started = time.perf_counter()
@@ -102,4 +112,6 @@ def in_threads(clients: int, work: Callable[[int], list[float]]) -> tuple[list[f
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise SystemExit("scale: " + "; ".join(failures))
     return [x for r in results for x in r], time.perf_counter() - started

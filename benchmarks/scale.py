@@ -96,6 +96,11 @@ def measure_http(args: argparse.Namespace, url: str, token: str, rng: random.Ran
 
     with Step(f"HTTP ingest: {batches} batches of 1,000, 8 clients"):
         batch_ms, wall = in_threads(8, ingest)
+    from triage.models import Item
+
+    stored = Item.objects.filter(external_id__startswith="ing-").count()
+    if stored != batches * 1000:
+        raise SystemExit(f"scale: {batches * 1000:,} items sent, {stored:,} stored")
     return {
         "alone_p50": percentile(alone, 50),
         "alone_p95": percentile(alone, 95),
@@ -199,20 +204,20 @@ def measure_retrain(encoder: Any) -> dict[str, Any]:
 
 
 def claim_plan() -> str:
+    """EXPLAIN ANALYZE of the claim's own queries (FOR UPDATE SKIP LOCKED, in a
+    transaction that is rolled back)."""
     from django.contrib.auth.models import User
+    from django.db import transaction
     from django.utils import timezone
 
-    from reviews.models import ReviewTask
+    from reviews.services import claim_candidates
 
     user = User.objects.get(username="bench-analyst-1")
-    tasks = ReviewTask.objects.claimable(timezone.now()).offered_to(user, senior=False)
-    return "\n".join(
-        [
-            "audits first: " + explain(tasks.filter(reason="audit_sample").order_by("id")[:1]),
-            "others first: "
-            + explain(tasks.exclude(reason="audit_sample").order_by("-priority", "id")[:1]),
-        ]
-    )
+    with transaction.atomic():
+        audits, others = claim_candidates(timezone.now(), user=user, senior=False)
+        plans = "audits first: " + explain(audits[:1]) + "\nothers first: " + explain(others[:1])
+        transaction.set_rollback(True)
+    return plans
 
 
 def main() -> None:

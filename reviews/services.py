@@ -98,15 +98,16 @@ def offered(
     return tasks
 
 
-def _next_claimable(
+def claim_candidates(
     now: datetime,
     *,
     user: Any,
     senior: bool,
-    audits_first: bool,
     category: str = "",
     reason: str = "",
-) -> ReviewTask | None:
+) -> tuple[ReviewTaskQuerySet, ReviewTaskQuerySet]:
+    """The claim's two queries, audits and the rest, each in the order it takes them
+    (benchmarks/scale.py explains these very queries)."""
     claimable = offered(
         ReviewTask.objects.claimable(now),
         user=user,
@@ -120,6 +121,21 @@ def _next_claimable(
     audit = ReviewTask.Reason.AUDIT_SAMPLE
     audits = claimable.filter(reason=audit).order_by("id")
     others = claimable.exclude(reason=audit).order_by("-priority", "id")
+    return audits, others
+
+
+def _next_claimable(
+    now: datetime,
+    *,
+    user: Any,
+    senior: bool,
+    audits_first: bool,
+    category: str = "",
+    reason: str = "",
+) -> ReviewTask | None:
+    audits, others = claim_candidates(
+        now, user=user, senior=senior, category=category, reason=reason
+    )
     for tasks in (audits, others) if audits_first else (others, audits):
         candidate = tasks.first()
         if candidate is not None:
