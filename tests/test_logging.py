@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.test.client import Client
 
-from triage import services, tasks
+from triage import redelivery, services, tasks
 from triage.intake import ItemIn
 from triage.models import Item
 
@@ -67,7 +67,7 @@ def test_a_failed_hand_off_after_commit_is_logged_and_the_items_kept(log_output,
 
 
 def test_a_failed_celery_task_is_logged_with_its_traceback(log_output):
-    with mock.patch.object(services, "classify_items", side_effect=ValueError("bad batch")):
+    with mock.patch.object(redelivery, "classify_delivery", side_effect=ValueError("bad batch")):
         result = tasks.classify_items.apply(args=[[1]], throw=False)
     assert result.failed()
     logged = log_output.getvalue()

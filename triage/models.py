@@ -294,6 +294,8 @@ class Item(models.Model):
     # The stuck-item sweep's bookkeeping: how often it re-queued the item, and not before when.
     classify_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     classify_after = models.DateTimeField(null=True, blank=True, editable=False)
+    # Starts of its classification that never finished: the worker died (triage.redelivery).
+    classify_started = models.PositiveSmallIntegerField(default=0, editable=False)
     # Tombstones (triage.privacy): the text and metadata were removed everywhere, by
     # `manage.py forget` or by retention. The row stays so ingest of the same external id
     # stays idempotent and counts stay right.

@@ -396,6 +396,15 @@ TRIAGE_LIVE_WINDOW_DAYS = env_int("TRIAGE_LIVE_WINDOW_DAYS", 28)
 TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
 # Re-queues (each waiting twice as long as the last) before an item goes to review unscored.
 TRIAGE_STUCK_MAX_ATTEMPTS = env_int("TRIAGE_STUCK_MAX_ATTEMPTS", 5)
+# Starts of its classification that never finished (its worker died) before an item goes
+# to review unscored: in its batch, in a small group, then alone (triage.redelivery).
+TRIAGE_CLASSIFY_MAX_CRASHES = env_int("TRIAGE_CLASSIFY_MAX_CRASHES", 3)
+if TRIAGE_CLASSIFY_MAX_CRASHES < 3:
+    raise ImproperlyConfigured(
+        f"TRIAGE_CLASSIFY_MAX_CRASHES={TRIAGE_CLASSIFY_MAX_CRASHES} is under 3: an item must "
+        "be able to die in its batch, in a group and alone before it is given up on, or the "
+        "innocent items beside it would be sent to review with it"
+    )
 # Items per classify task (one API batch of up to TRIAGE_MAX_BATCH is one task); bigger
 # chunks embed faster, smaller ones finish sooner.
 TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from . import services, training
+from . import redelivery, services, training
 from .privacy import retention
 
 
@@ -22,7 +22,8 @@ from .privacy import retention
     max_retries=6,
 )
 def classify_items(item_ids: list[int]) -> int:
-    return services.classify_items(item_ids=item_ids)
+    # A redelivery after a dead worker: see triage.redelivery.
+    return redelivery.classify_delivery(item_ids, run_apart=classify_items.delay)
 
 
 @shared_task

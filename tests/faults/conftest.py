@@ -155,8 +155,13 @@ class Services:
     def env(self, **extra: str) -> dict[str, str]:
         return os.environ | {"DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"} | extra
 
-    def worker(self, broker_url: str, *, beat: bool = False, **env: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "celery", "-A", "triage", "worker", "--pool", "solo"]
+    def worker(
+        self, broker_url: str, *, beat: bool = False, pool: str = "solo", **env: str
+    ) -> subprocess.Popen[bytes]:
+        """`pool="prefork"`: one child process, which the worker replaces when it dies."""
+        command = [sys.executable, "-m", "celery", "-A", "triage", "worker", "--pool", pool]
+        if pool == "prefork":
+            command += ["--concurrency", "1"]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         command += ["--loglevel", "info"]
         if beat:

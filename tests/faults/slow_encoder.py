@@ -1,6 +1,8 @@
-"""The fake encoder, slowed down, so a test can kill a worker while it is encoding."""
+"""Fake encoders that misbehave: slowed down, so a test can kill a worker while it is
+encoding; and one that kills its own process on a poison text."""
 
 import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,4 +20,15 @@ class SlowEncoder(FakeEncoder):
         if marker := os.environ.get("TRIAGE_TEST_ENCODE_MARKER"):
             Path(marker).write_text(str(len(texts)))
         time.sleep(float(os.environ.get("TRIAGE_TEST_ENCODE_SECONDS", "0")))
+        return super().encode(texts)
+
+
+class PoisonEncoder(FakeEncoder):
+    """SIGKILLs its own process when a text contains TRIAGE_TEST_POISON, as the kernel's
+    out-of-memory killer would on a text too big to embed."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        poison = os.environ.get("TRIAGE_TEST_POISON", "")
+        if poison and any(poison in text for text in texts):
+            os.kill(os.getpid(), signal.SIGKILL)
         return super().encode(texts)
