@@ -89,7 +89,7 @@ def take_back(item_ids: Sequence[int]) -> None:
         logger.warning("could not take back the start of %d item(s)", len(item_ids))
 
 
-def give_up(item_ids: Sequence[int]) -> int:
+def send_to_review(item_ids: Sequence[int]) -> int:
     """To review, unscored, with an alert that names the items."""
     names = list(
         Item.objects.filter(pk__in=list(item_ids)).values_list("external_id", flat=True)[:10]
@@ -117,7 +117,7 @@ def classify_delivery(item_ids: Sequence[int], *, run_apart: Callable[[list[int]
     start = plan_start(item_ids)
     for group in start.apart:
         run_apart(group)
-    done = give_up(start.give_up) if start.give_up else 0
+    done = send_to_review(start.give_up) if start.give_up else 0
     if start.now:
         try:
             done += services.classify_items(item_ids=start.now)
