@@ -28,11 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
 
 from . import services
-from .actions.models import Alert
 from .models import Item
 
 logger = logging.getLogger(__name__)
@@ -94,20 +92,16 @@ def send_to_review(item_ids: Sequence[int]) -> int:
     names = list(
         Item.objects.filter(pk__in=list(item_ids)).values_list("external_id", flat=True)[:10]
     )
-    with transaction.atomic():
-        sent = services.classify_items(item_ids=item_ids, unscored=True)
-        if sent:
-            more = f" and {len(item_ids) - len(names)} more" if len(item_ids) > len(names) else ""
-            Alert.raise_alert(
-                kind="classification_crashed",
-                message=(
-                    f"Classifying these items killed the worker "
-                    f"{settings.TRIAGE_CLASSIFY_MAX_CRASHES} times; they were sent to review "
-                    f"unscored: {', '.join(names)}{more}. Look for an out-of-memory kill or a "
-                    "crash in the worker's log."
-                ),
-                count=sent,
-            )
+    more = f" and {len(item_ids) - len(names)} more" if len(item_ids) > len(names) else ""
+    sent = services.give_up_on(
+        item_ids,
+        alert_kind="classification_crashed",
+        message=(
+            f"Classifying these items killed the worker {settings.TRIAGE_CLASSIFY_MAX_CRASHES} "
+            f"times; they were sent to review unscored: {', '.join(names)}{more}. Look for an "
+            "out-of-memory kill or a crash in the worker's log."
+        ),
+    )
     logger.error("gave up classifying %d item(s) that killed their worker: %s", sent, names)
     return sent
 

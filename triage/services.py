@@ -365,6 +365,16 @@ def _score(
     return scores, ""
 
 
+def give_up_on(item_ids: Sequence[int], *, alert_kind: str, message: str) -> int:
+    """The last resort for items that could not be classified: to review unscored, and an
+    admin alert in the same transaction; how many were sent."""
+    with transaction.atomic():
+        sent = classify_items(item_ids=item_ids, unscored=True)
+        if sent:
+            Alert.raise_alert(kind=alert_kind, message=message, count=sent)
+    return sent
+
+
 def requeue_stuck_items(*, now: datetime | None = None, limit: int = 10_000) -> list[int]:
     """Re-queue items whose classification was lost; returns the ids re-queued.
 
@@ -389,17 +399,14 @@ def requeue_stuck_items(*, now: datetime | None = None, limit: int = 10_000) -> 
     rows = list(candidates.order_by("pk").values_list("pk", "classify_attempts")[:limit])
     give_up = [pk for pk, attempts in rows if attempts >= settings.TRIAGE_STUCK_MAX_ATTEMPTS]
     if give_up:
-        with transaction.atomic():
-            sent = classify_items(item_ids=give_up, unscored=True)
-            if sent:
-                Alert.raise_alert(
-                    kind="classification_lost",
-                    message=(
-                        f"Items were re-queued {settings.TRIAGE_STUCK_MAX_ATTEMPTS} times and "
-                        "never classified (are the Celery workers running?); sent to review."
-                    ),
-                    count=sent,
-                )
+        give_up_on(
+            give_up,
+            alert_kind="classification_lost",
+            message=(
+                f"Items were re-queued {settings.TRIAGE_STUCK_MAX_ATTEMPTS} times and "
+                "never classified (are the Celery workers running?); sent to review."
+            ),
+        )
     by_attempts: dict[int, list[int]] = {}
     for pk, attempts in rows:
         if attempts < settings.TRIAGE_STUCK_MAX_ATTEMPTS:
