@@ -29,7 +29,7 @@ class Message:
 
 
 def load() -> list[Message]:
-    from triage.demo_data import csv_path, desk_for
+    from triage.management.demo_data import csv_path, desk_for
 
     with csv_path().open(encoding="utf-8-sig", newline="") as fh:
         out = []

@@ -52,7 +52,7 @@ if __name__ == "__main__":
     from _django_env import setup_django
 
     setup_django()
-    from triage.demo_data import load_messages
+    from triage.management.demo_data import load_messages
     from triage.ml.encoder import configured_spec, encoder_for
 
     vectors = message_vectors(load_messages(), encoder_for(configured_spec()))

@@ -103,10 +103,10 @@ def load(args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
     from django.db import connection
     from django.utils import timezone
 
-    from reviews.models import ReviewTask, TrainingExample, split_for
-    from triage.demo_data import DESKS
+    from triage.management.demo_data import DESKS
     from triage.ml.encoder import configured_spec, encoder_for
-    from triage.models import Category, Embedding, Item, Prediction
+    from triage.models import Category, Embedding, Item, Prediction, ReviewTask
+    from triage.training.models import TrainingExample, split_for
 
     n, tasks, examples = args.items, args.open_tasks, args.examples
     received = 1000

@@ -175,7 +175,7 @@ def ensure_analysts(n: int) -> list[str]:
     """bench-analyst-1…n in the analysts group (created once)."""
     from django.contrib.auth.models import Group, User
 
-    from reviews.roles import ANALYSTS
+    from triage.access import ANALYSTS
 
     group = Group.objects.get(name=ANALYSTS)
     names = [f"bench-analyst-{i + 1}" for i in range(n)]

@@ -5,7 +5,7 @@ Each variant runs in its own subprocess, so its peak RSS is its own:
   baseline      transformers pipeline("feature-extraction"), one call per item,
                 mean-pool + linear head in numpy; no database (same texts, or a seeded
                 random sample of them with --baseline-n)
-  service-torch services.classify_items over chunks: embed (fp32 torch) + head +
+  service-torch service.classify_items over chunks: embed (fp32 torch) + head +
                 routing + DB writes
   service-int8  the same with TRIAGE_ENCODER_RUNTIME=onnx-int8 (champion retrained
                 under that runtime so its head matches the int8 embeddings)
@@ -37,7 +37,7 @@ RESULT_PREFIX = "RESULT_JSON "
 
 
 def _texts(n: int) -> list[tuple[str, str]]:
-    from triage.demo_data import load_messages
+    from triage.management.demo_data import load_messages
 
     messages = load_messages("validation") + load_messages("test")
     if n > len(messages):
@@ -48,8 +48,8 @@ def _texts(n: int) -> list[tuple[str, str]]:
 def _history(size: int) -> list:
     import random
 
-    from triage.demo_data import load_messages
-    from triage.intake import ItemIn
+    from triage.api.intake import ItemIn
+    from triage.management.demo_data import load_messages
 
     train = load_messages("train")
     sample = random.Random(0).sample(train, min(size, len(train)))
@@ -65,8 +65,9 @@ def _encode_seconds(encoder, texts: list[str], chunk: int) -> float:
 
 
 def _train_champion(history_size: int) -> dict:
-    from triage import services, training
-    from triage.demo_data import DESKS
+    from triage import training
+    from triage.api import ingest
+    from triage.management.demo_data import DESKS
     from triage.models import Category
 
     for slug, (name, description) in DESKS.items():
@@ -76,7 +77,7 @@ def _train_champion(history_size: int) -> dict:
     categories = {c.slug: c for c in Category.objects.all()}
     items = _history(history_size)
     for start in range(0, len(items), 1000):
-        services.import_history(items=items[start : start + 1000], categories=categories)
+        ingest.import_history(items=items[start : start + 1000], categories=categories)
     started = time.perf_counter()
     result = training.retrain(actor="benchmark")
     return {
@@ -90,7 +91,7 @@ def _train_champion(history_size: int) -> dict:
 def child_service(args: argparse.Namespace) -> dict:
     from django.conf import settings
 
-    from triage import services
+    from triage.classify import service
     from triage.ml.encoder import encoder_for
     from triage.models import Item, ModelVersion, Prediction
 
@@ -119,7 +120,7 @@ def child_service(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     routed = 0
     for part in chunks:
-        routed += services.classify_items(item_ids=part)
+        routed += service.classify_items(item_ids=part)
     elapsed = time.perf_counter() - started
     bare_after = _encode_seconds(encoder, plain, chunk)
     predictions = Prediction.objects.filter(item_id__in=ids[:1]).count()

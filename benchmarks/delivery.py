@@ -8,7 +8,7 @@ receiver in its own process that verifies every signature. Figures: events/s (N 
 first commit → last receipt) and p50/p95 of commit → receipt per event. Baseline, same
 run: the same receiver fed signed POSTs by one bare loop (no database, no Celery).
 
-Part 2, the outbox's cost. Ingest-and-classify (services.ingest_items + classify_items
+Part 2, the outbox's cost. Ingest-and-classify (ingest.ingest_items + classify_items
 with the real encoder and a trained champion) of fresh 1,000-item batches, alternating
 rounds with no endpoint and with one active endpoint (events, deliveries and queued
 delivery tasks on Redis; no worker consumes them here). Target: at most 10% slower.
@@ -264,10 +264,12 @@ def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, s
 def classify_cost(rounds: int, batch: int, history: int) -> dict:
     import random
 
-    from triage import services, training
+    from triage import training
     from triage.actions.models import Endpoint, Event
-    from triage.demo_data import DESKS, load_messages
-    from triage.intake import ItemIn
+    from triage.api import ingest
+    from triage.api.intake import ItemIn
+    from triage.classify import service
+    from triage.management.demo_data import DESKS, load_messages
     from triage.models import Category, RoutingPolicy
 
     categories = {c.slug: c for c in Category.objects.all()}
@@ -275,7 +277,7 @@ def classify_cost(rounds: int, batch: int, history: int) -> dict:
     sample = random.Random(0).sample(train, history)
     hist = [ItemIn(external_id=f"h-{m.id}", text=m.text, label=m.desk) for m in sample]
     for start in range(0, len(hist), 1000):
-        services.import_history(items=hist[start : start + 1000], categories=categories)
+        ingest.import_history(items=hist[start : start + 1000], categories=categories)
     training.retrain(actor="benchmark")
     # Every item auto-routed: each decision writes an event (the most the outbox can cost).
     RoutingPolicy.objects.update_or_create(
@@ -293,8 +295,8 @@ def classify_cost(rounds: int, batch: int, history: int) -> dict:
             for i in range(batch)
         ]
         started = time.perf_counter()
-        result = services.ingest_items(items=items)
-        services.classify_items(item_ids=[i.pk for i in result.created])
+        result = ingest.ingest_items(items=items)
+        service.classify_items(item_ids=[i.pk for i in result.created])
         return time.perf_counter() - started
 
     one_round("warm-up", 0)
@@ -345,7 +347,7 @@ def main() -> None:
     work = setup_django(workdir=tempfile.mkdtemp(prefix="triage-bench-delivery-"))
     print(f"work dir {work}; database {db_url}; broker {args.redis}", flush=True)
 
-    from triage.demo_data import DESKS
+    from triage.management.demo_data import DESKS
     from triage.models import Category
 
     for slug, (label, description) in DESKS.items():

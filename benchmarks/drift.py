@@ -111,7 +111,7 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
 def reset_database(args: argparse.Namespace) -> None:
     from django.core.management import call_command
 
-    from triage.demo_data import DESKS
+    from triage.management.demo_data import DESKS
     from triage.models import Category, RoutingPolicy
 
     call_command("flush", interactive=False, verbosity=0)
@@ -146,10 +146,11 @@ def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id:
     from django.contrib.auth.models import User
     from django.utils import timezone
 
-    from reviews.models import ReviewTask
     from reviews.services import claim_next_task, record_training_example, submit_review
-    from triage import services, training
-    from triage.models import AuditSample, Category, CategoryWatch, Prediction
+    from triage import training
+    from triage.classify import service
+    from triage.models import Category, Prediction, ReviewTask
+    from triage.monitoring.models import AuditSample, CategoryWatch
 
     reset_database(args)
     desks = {c.slug: c for c in Category.objects.all()}
@@ -173,7 +174,7 @@ def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id:
             truth_of[item.pk] = scenario.truth(start + i, m)
             if start + i == scenario.shift_at:
                 first_shifted_pk = item.pk
-        services.classify_items(item_ids=[item.pk for item in items])
+        service.classify_items(item_ids=[item.pk for item in items])
         phase = (
             "before"
             if start < scenario.shift_at

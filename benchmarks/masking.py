@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from triage import routing  # noqa: E402
-from triage.demo_data import load_messages  # noqa: E402
+from triage.management.demo_data import load_messages  # noqa: E402
 from triage.privacy import masking  # noqa: E402
+from triage.routing import policy as routing  # noqa: E402
 
 PLAIN_EMAIL = r"[\w.!#$%&'*+/=?^`{|}~-]+@\w(?:[\w-]*\w)?(?:\.\w(?:[\w-]*\w)?)+"
 

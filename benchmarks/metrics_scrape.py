@@ -38,9 +38,9 @@ def fill(n_items: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from reviews.models import Review, ReviewTask
     from triage.actions.models import Delivery, Endpoint, Event
-    from triage.models import AuditSample, Category, Item, Prediction
+    from triage.models import Category, Item, Prediction, Review, ReviewTask
+    from triage.monitoring.models import AuditSample
 
     rng = random.Random(7)
     categories = [

@@ -71,7 +71,7 @@ def automated_on_test(labels, val_probs, test_probs, y_val, y_test, target, min_
     """Thresholds derived on validation at `target`, applied to test."""
     import numpy as np
 
-    from triage.policy import HoldoutPredictions, automation_at
+    from triage.routing.derive import HoldoutPredictions, automation_at
 
     holdout = HoldoutPredictions.from_scores(labels, val_probs, y_val)
     automation = automation_at(holdout, target, min_support=min_support)
@@ -96,7 +96,7 @@ def measure(labels, val_probs, test_probs, y_val, y_test, targets, min_support):
     from sklearn.metrics import f1_score
 
     from triage.ml.calibration import expected_calibration_error
-    from triage.policy import HoldoutPredictions
+    from triage.routing.derive import HoldoutPredictions
 
     test = HoldoutPredictions.from_scores(labels, test_probs, y_test)
     correct = test.predicted == test.truth
@@ -142,7 +142,7 @@ def main() -> None:
     work = setup_django()
     from django.conf import settings
 
-    from triage.demo_data import load_messages
+    from triage.management.demo_data import load_messages
     from triage.ml.encoder import encoder_for, packaged_model_dir
 
     max_length = settings.TRIAGE_MAX_LENGTH
@@ -256,7 +256,7 @@ def main() -> None:
     print(
         "\nauto@T val/test = share of ALL items automated at target precision T using "
         "thresholds certified on validation (fixed-sequence testing, exact one-sided bound at "
-        "delta 0.05, as in triage.policy); prec@T test = precision actually reached on the "
+        "delta 0.05, as in triage.routing.derive); prec@T test = precision actually reached on the "
         "automated test items. ECE = 15-bin top-label ECE on test after temperature scaling.\n"
         "secs includes embedding (and fine-tuning) time. CAVEAT: shared 2-core machine, "
         "timings are noisy; quality figures are from one seed and one sample."

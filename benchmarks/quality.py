@@ -42,8 +42,8 @@ RULES = ("old: holdout + Wilson", "new: per category", "new: pooled")
 
 def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
     """Coverage and realised precision on test for the old rule and the new ones."""
-    from triage.policy import HoldoutPredictions
-    from triage.thresholds import certify_threshold, wilson_threshold
+    from triage.routing.certify import certify_threshold, wilson_threshold
+    from triage.routing.derive import HoldoutPredictions
     from triage.training.fit import cross_fit_head
 
     labels = sorted(set(y))
@@ -179,7 +179,7 @@ def main() -> None:
     work = setup_django()
     from _embeddings import message_vectors
 
-    from triage.demo_data import load_messages
+    from triage.management.demo_data import load_messages
     from triage.ml.encoder import configured_spec, encoder_for
 
     encoder = encoder_for(configured_spec())

@@ -3,7 +3,7 @@
 A scenario is an ordered stream of demo messages plus options. The product
 starts from a few labelled messages per class (5 by default), trains its first
 model, then takes the stream in chunks through its own services: ingest
-(services.ingest_items) → classify and route (services.classify_items, the
+(ingest.ingest_items) → classify and route (service.classify_items, the
 champion and the certified thresholds) → simulated analysts claim every open
 review task and answer with the true label (reviews.services) → retrain and gate
 (training.retrain) every N items.
@@ -70,7 +70,7 @@ def first_per_desk(messages: list, per_desk: int) -> list:
 
 
 def in_order(args: argparse.Namespace, *, certification: str = "per_category") -> Scenario:
-    from triage.demo_data import load_messages
+    from triage.management.demo_data import load_messages
 
     messages = load_messages("train")  # the CSV's own order
     seed = first_per_desk(messages, args.seed_per_class)
@@ -98,8 +98,8 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Scenario]] = {
 
 def baseline_thresholds(version, target: float) -> dict[str, dict[str, float | None]]:
     """Point-estimate and old-Wilson thresholds on the version's own evidence."""
-    from triage.policy import HoldoutPredictions
-    from triage.thresholds import wilson_threshold
+    from triage.routing.certify import wilson_threshold
+    from triage.routing.derive import HoldoutPredictions
 
     evidence = HoldoutPredictions.from_json(version.holdout)
     out: dict[str, dict[str, float | None]] = {"point estimate": {}, "old Wilson": {}}
@@ -123,9 +123,10 @@ def run(scenario: Scenario) -> dict:
     from django.db import transaction
 
     from reviews.services import claim_next_task, submit_review
-    from triage import services, training
-    from triage.demo_data import DESKS
-    from triage.intake import ItemIn
+    from triage import training
+    from triage.api import ingest
+    from triage.api.intake import ItemIn
+    from triage.management.demo_data import DESKS
     from triage.ml.encoder import configured_spec, encoder_for
     from triage.models import Category, Embedding, Item, ModelVersion, Prediction, RoutingPolicy
 
@@ -164,7 +165,7 @@ def run(scenario: Scenario) -> dict:
         )
 
     with transaction.atomic():
-        seeded = services.import_history(
+        seeded = ingest.import_history(
             items=[
                 ItemIn(external_id=m.id, text=m.text, label=scenario.truth(m))
                 for m in scenario.seed
@@ -186,7 +187,7 @@ def run(scenario: Scenario) -> dict:
         chunk = scenario.stream[start : start + scenario.retrain_every]
         with transaction.atomic():
             # Classification is queued on commit, so the vectors are cached before it runs.
-            ingested = services.ingest_items(
+            ingested = ingest.ingest_items(
                 items=[ItemIn(external_id=m.id, text=m.text) for m in chunk]
             )
             cache_embeddings(ingested.created)

@@ -1,6 +1,6 @@
 """How long a retrain takes with cached embeddings, at 6,000 and 25,000 examples.
 
-For each size: N labelled demo messages are imported (services.import_history)
+For each size: N labelled demo messages are imported (ingest.import_history)
 and their real-encoder vectors put into the product's embedding cache; then
 training.retrain() is timed twice: the first model (cross-fit K = 5 heads plus
 the served head, certification, artifact) and, after 500 more labelled
@@ -43,12 +43,13 @@ def main() -> None:
     from _embeddings import message_vectors
     from django.db import transaction
 
-    from reviews.models import TrainingExample
-    from triage import services, training
-    from triage.demo_data import DESKS, load_messages
+    from triage import training
+    from triage.api import ingest
+    from triage.management.demo_data import DESKS, load_messages
     from triage.ml.encoder import configured_spec, encoder_for
     from triage.ml.heads import train_logistic_head
     from triage.models import Category, Embedding, Item, ModelVersion
+    from triage.training.models import TrainingExample
 
     encoder = encoder_for(configured_spec())
     messages = load_messages()
@@ -69,10 +70,10 @@ def main() -> None:
         Item.objects.all().delete()
 
         def load(start: int, stop: int) -> None:
-            from triage.intake import ItemIn
+            from triage.api.intake import ItemIn
 
             with transaction.atomic():
-                result = services.import_history(
+                result = ingest.import_history(
                     items=[
                         ItemIn(external_id=m.id, text=m.text, label=m.desk)
                         for m in messages[start:stop]

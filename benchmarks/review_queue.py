@@ -60,11 +60,10 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from reviews.models import ReviewTask
-    from reviews.roles import ANALYSTS
     from reviews.services import claim_next_task, submit_review
-    from triage.demo_data import DESKS
-    from triage.models import Category, Item, Prediction
+    from triage.access import ANALYSTS
+    from triage.management.demo_data import DESKS
+    from triage.models import Category, Item, Prediction, ReviewTask
 
     # DEBUG off serves hashed static names from the manifest, as production does.
     call_command("collectstatic", "--noinput", verbosity=0)

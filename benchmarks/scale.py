@@ -144,7 +144,7 @@ def measure_sweep() -> dict[str, Any]:
     from django.db.models import Q
     from django.utils import timezone
 
-    from triage import tasks
+    from triage.classify import tasks
     from triage.models import Item, Prediction
 
     now = timezone.now()
@@ -176,10 +176,10 @@ def measure_sweep() -> dict[str, Any]:
 def measure_retrain(encoder: Any) -> dict[str, Any]:
     import numpy as np
 
-    from reviews.models import TrainingExample
     from triage import training
     from triage.ml.heads import train_logistic_head
     from triage.models import Embedding
+    from triage.training.models import TrainingExample
 
     rows = list(
         Embedding.objects.filter(encoder=encoder.encoder_id)

@@ -307,8 +307,7 @@ def bench_analyst_load(open_tasks: int, tasks_per_analyst: int, think: float) ->
     """benchmarks/analyst_load.py (built once, by helper 12c) over `open_tasks` open tasks."""
     from analyst_load import STEPS, ensure_analysts, run_analyst_load
 
-    from reviews.models import ReviewTask
-    from triage.models import Item
+    from triage.models import Item, ReviewTask
 
     started = time.perf_counter()
     have = ReviewTask.objects.open().count()

@@ -1,8 +1,9 @@
 from django.contrib import admin
 
-from triage.admin_base import ReadOnlyAdmin
-
-from .models import HeldLabel, Quarantine, Review, ReviewCheck, ReviewTask, TrainingExample
+from reviews.trust.models import HeldLabel, Quarantine, ReviewCheck
+from triage.admin.base import ReadOnlyAdmin
+from triage.models import Review, ReviewTask
+from triage.training.models import TrainingExample
 
 
 @admin.register(ReviewTask)

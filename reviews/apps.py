@@ -7,6 +7,6 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self) -> None:
-        from .roles import ensure_roles
+        from triage.access import ensure_roles
 
         post_migrate.connect(ensure_roles, sender=self)

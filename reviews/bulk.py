@@ -15,11 +15,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from triage.models import Category
-
-from .models import Review, ReviewTask
-from .roles import is_senior
-from .services import ReviewError, submit_review
+from reviews.services import ReviewError, submit_review
+from triage.access import is_senior
+from triage.models import Category, Review, ReviewTask
 
 # Each of these needs its own blind look; copying one answer onto many would defeat them.
 NOT_IN_BULK = [

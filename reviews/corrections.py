@@ -7,20 +7,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from triage.actions.events import emit_many
-from triage.models import Item
-from triage.monitoring.audits import amend_audit_verdict
-from triage.monitoring.watch import check_category
-
-from .handoffs import clean_note
-from .models import Review, ReviewTask
-from .services import (
+from reviews.handoffs import clean_note
+from reviews.services import (
     ReviewError,
     active_category,
     corrected_event,
     example_source,
     record_training_example,
 )
+from triage.actions.events import emit_many
+from triage.models import Item, Review, ReviewTask
+from triage.monitoring.audits import amend_audit_verdict
+from triage.monitoring.watch import check_category
 
 
 def undo_deadline(review: Review) -> datetime:

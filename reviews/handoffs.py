@@ -6,8 +6,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .models import HandOff, ReviewTask
-from .services import ReviewError, held_task
+from reviews.services import ReviewError, held_task
+from triage.models import HandOff, ReviewTask
 
 MAX_NOTE_CHARS = 2000
 

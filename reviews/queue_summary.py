@@ -7,9 +7,9 @@ from typing import Any
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from .models import ReviewTask
-from .roles import is_senior
-from .services import offered
+from reviews.services import offered
+from triage.access import is_senior
+from triage.models import ReviewTask
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,23 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from reviews.trust.second_review import after_review
+from triage.access import is_senior
 from triage.actions.events import EventType, NewEvent, emit_many, item_data
-from triage.models import Category, Item, Prediction, actor_name
+from triage.models import (
+    Category,
+    HandOff,
+    Item,
+    Prediction,
+    Review,
+    ReviewTask,
+    ReviewTaskQuerySet,
+    actor_name,
+)
 from triage.monitoring.audits import record_audit_verdict
 from triage.monitoring.watch import check_category
 from triage.privacy.masking import training_text
-
-from .models import HandOff, Review, ReviewTask, ReviewTaskQuerySet, TrainingExample, split_for
-from .roles import is_senior
-from .trust.second_review import after_review
+from triage.training.models import TrainingExample, split_for
 
 
 class ReviewError(Exception):

@@ -32,9 +32,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from triage.models import Embedding, Item, ModelVersion
-
-from .models import ReviewTask
+from triage.models import Embedding, Item, ModelVersion, ReviewTask
 
 # A resolution that committed late may carry an earlier decided_at: look back this far.
 LATE_COMMIT_SLACK = timedelta(minutes=2)
@@ -274,7 +272,7 @@ def similar_open_tasks(
     task: ReviewTask, *, user: Any, senior: bool, count: int
 ) -> list[ReviewTask]:
     """Open tasks on items like this one that the user could decide in bulk now."""
-    from .bulk import bulk_candidates
+    from reviews.bulk import bulk_candidates
 
     found = item_vector(task.item)
     if found is None:

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import views
+from reviews import views
+from reviews.views import trust
 
 app_name = "reviews"
 
@@ -15,17 +16,12 @@ urlpatterns = [
     path("decisions/", views.my_decisions, name="decisions"),
     path("decisions/<int:review_id>/", views.decision, name="decision"),
     path("decisions/<int:review_id>/change", views.change, name="change"),
-]
-
-from . import views_trust  # noqa: E402
-
-urlpatterns += [
-    path("tasks/<int:task_id>/similar", views_trust.similar, name="similar"),
-    path("tasks/<int:task_id>/bulk", views_trust.bulk, name="bulk"),
-    path("quality/", views_trust.quality, name="quality"),
+    path("tasks/<int:task_id>/similar", trust.similar, name="similar"),
+    path("tasks/<int:task_id>/bulk", trust.bulk, name="bulk"),
+    path("quality/", trust.quality, name="quality"),
     path(
         "quality/quarantines/<int:quarantine_id>",
-        views_trust.quarantine_action,
+        trust.quarantine_action,
         name="quarantine_action",
     ),
 ]

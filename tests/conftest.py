@@ -2,7 +2,7 @@ import pytest
 from django.core.cache import cache
 
 from reviews.similar import clear_indexes
-from triage import scoring
+from triage.classify import scoring
 from triage.ml.encoder import clear_encoders
 
 from .factories import make_keyword_categories, make_token, make_user

@@ -5,10 +5,9 @@ from typing import Any
 
 from django.contrib.auth.models import Group, User
 
-from reviews.models import ReviewTask
-from reviews.roles import ADMINS, ANALYSTS
 from reviews.services import record_training_example
-from triage.models import ApiToken, Category, Item, ModelVersion, Prediction
+from triage.access import ADMINS, ANALYSTS
+from triage.models import ApiToken, Category, Item, ModelVersion, Prediction, ReviewTask
 
 _ids = itertools.count(1)
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from reviews.roles import ADMINS
-from triage.actions.models import Endpoint, Rule
+from triage.access import ADMINS
+from triage.actions.models import Endpoint
 from triage.models import AuditLog, Category
+from triage.routing.models import Rule
 
 from .factories import make_user
 
@@ -40,7 +41,7 @@ def test_changing_a_rule_is_logged_before_and_after(admin_client, categories):
         category=categories["billing"],
     )
     response = admin_client.post(
-        f"/admin/actions/rule/{rule.pk}/change/",
+        f"/admin/triage/rule/{rule.pk}/change/",
         {
             "name": "vip",
             "position": "5",

@@ -5,9 +5,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from reviews.models import ReviewTask
 from tests.factories import make_item, make_token
-from triage.models import ApiToken, Item, hash_token
+from triage.models import ApiToken, Item, ReviewTask, hash_token
 
 pytestmark = pytest.mark.django_db
 
@@ -482,7 +481,7 @@ def test_classification_is_queued_only_after_the_items_are_committed(
     client, auth_headers, categories, django_capture_on_commit_callbacks
 ):
     batch = [{"external_id": f"q-{n}", "text": "hi"} for n in range(3)]
-    with mock.patch("triage.tasks.classify_items.delay") as delay:
+    with mock.patch("triage.classify.tasks.classify_items.delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             response = post_json(client, batch, auth_headers)
         # The rows are written, but the task waits for the commit.
@@ -501,7 +500,7 @@ def test_a_rejected_batch_queues_nothing(
 ):
     make_item(external_id="t-1", text="original text")
     with (
-        mock.patch("triage.tasks.classify_items.delay") as delay,
+        mock.patch("triage.classify.tasks.classify_items.delay") as delay,
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
         post_json(client, {"external_id": "t-1", "text": "changed"}, auth_headers)
@@ -515,7 +514,7 @@ def test_a_large_batch_is_queued_in_chunks(
 ):
     batch = [{"external_id": f"q-{n}", "text": "hi"} for n in range(5)]
     with (
-        mock.patch("triage.tasks.classify_items.delay") as delay,
+        mock.patch("triage.classify.tasks.classify_items.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         post_json(client, batch, auth_headers)

@@ -13,8 +13,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 
-from reviews.roles import ADMINS
 from tests.factories import make_token, make_user
+from triage.access import ADMINS
 from triage.models import ApiToken, AuditLog, Item
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_each_read_endpoint_needs_its_own_scope(client, categories, url, scope):
 
 
 def test_an_endpoint_that_declares_no_scope_refuses_every_token():
-    from triage.api_auth import ScopeMissing, scoped
+    from triage.api.auth import ScopeMissing, scoped
 
     token, plain = ApiToken.issue("all", scopes=ApiToken.Scope.values)
 
@@ -241,7 +241,7 @@ def test_with_redis_another_process_sees_the_same_bucket(client, categories):
             other_process = _settings_in_a_subprocess(
                 "import django; django.setup()\n"
                 "from types import SimpleNamespace\n"
-                "from triage.api_auth import TokenRateThrottle\n"
+                "from triage.api.auth import TokenRateThrottle\n"
                 f"request = SimpleNamespace(auth=SimpleNamespace(pk={pk}), META={{}})\n"
                 "print(TokenRateThrottle().allow_request(request))\n",
                 TRIAGE_CACHE_URL=REDIS_URL,

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from triage import services
+from triage.classify import service
 from triage.models import Item, Prediction
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_a_1000_item_batch_is_answered_in_at_most_10_queries(
     assert response.status_code == 201
     assert response.json()["created"] == 1000
     # Classified (cold start: every item gets a prediction), then re-sent: still bounded.
-    services.classify_items(item_ids=list(Item.objects.values_list("pk", flat=True)))
+    service.classify_items(item_ids=list(Item.objects.values_list("pk", flat=True)))
     assert Prediction.objects.count() == 1000
     with django_assert_max_num_queries(10):
         again = client.post("/api/items", items, content_type="application/json", **auth_headers)

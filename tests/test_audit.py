@@ -5,10 +5,18 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
-from reviews.models import Review, TrainingExample
-from reviews.roles import ADMINS
 from triage import training
-from triage.models import ApiToken, AuditLog, Category, ModelVersion, Prediction, RoutingPolicy
+from triage.access import ADMINS
+from triage.models import (
+    ApiToken,
+    AuditLog,
+    Category,
+    ModelVersion,
+    Prediction,
+    Review,
+    RoutingPolicy,
+)
+from triage.training.models import TrainingExample
 
 from .factories import make_task, make_user
 
@@ -60,8 +68,8 @@ def test_not_even_a_superuser_can_change_or_delete_an_entry_in_the_admin(client,
 
 @pytest.mark.parametrize(
     "path",
-    ["triage/item", "triage/prediction", "reviews/reviewtask", "reviews/review"]
-    + ["reviews/trainingexample"],
+    ["triage/item", "triage/prediction", "triage/reviewtask", "triage/review"]
+    + ["triage/trainingexample"],
 )
 def test_records_that_feed_decisions_and_training_are_read_only_in_the_admin(
     client, superuser, categories, path
@@ -85,9 +93,9 @@ def test_records_that_feed_decisions_and_training_are_read_only_in_the_admin(
     pk = {
         "triage/item": item.pk,
         "triage/prediction": prediction.pk,
-        "reviews/reviewtask": task.pk,
-        "reviews/review": review.pk,
-        "reviews/trainingexample": example.pk,
+        "triage/reviewtask": task.pk,
+        "triage/review": review.pk,
+        "triage/trainingexample": example.pk,
     }[path]
     assert client.get(f"/admin/{path}/add/").status_code == 403
     assert client.post(f"/admin/{path}/{pk}/change/", {"text": "edited"}).status_code == 403

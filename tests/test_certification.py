@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from triage.ml.heads import train_logistic_head
-from triage.policy import HoldoutPredictions
-from triage.thresholds import certify_threshold, wilson_threshold
+from triage.routing.certify import certify_threshold, wilson_threshold
+from triage.routing.derive import HoldoutPredictions
 from triage.training.fit import cross_fit_head
 
 DELTA = 0.05

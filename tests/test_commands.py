@@ -4,9 +4,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from reviews.models import ReviewTask, TrainingExample
 from tests.factories import make_item
-from triage.models import ApiToken, Category, Item, hash_token
+from triage.models import ApiToken, Category, Item, ReviewTask, hash_token
+from triage.training.models import TrainingExample
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,10 @@ import pytest
 from django.db import InterfaceError, OperationalError
 from django.test import Client
 
-from triage import api, services
-from triage.actions.models import Alert
+from triage.api import ingest as ingestion
+from triage.classify import service
 from triage.models import Item
+from triage.monitoring.models import Alert
 
 from .factories import make_item, make_user
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def test_the_api_answers_503_json_with_retry_after(categories, auth_headers):
     gone = OperationalError("terminating connection due to administrator command")
-    with mock.patch.object(api.services, "ingest_items", side_effect=gone):
+    with mock.patch.object(ingestion, "ingest_items", side_effect=gone):
         response = Client(raise_request_exception=False).post(
             "/api/items",
             {"external_id": "a", "text": "refund"},
@@ -66,10 +67,10 @@ def test_a_database_error_while_scoring_is_raised_not_sent_to_review(categories,
     def gone(items):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "zero_shot_scores", gone)
+    monkeypatch.setattr(service, "zero_shot_scores", gone)
     item = make_item("refund my card")
     with pytest.raises(OperationalError):
-        services.classify_items(item_ids=[item.pk])
+        service.classify_items(item_ids=[item.pk])
     # Still waiting: the task's retry (or the sweep) classifies it once the database is back.
     assert Item.objects.get(pk=item.pk).status == Item.Status.RECEIVED
     assert not Alert.objects.exists()

@@ -13,9 +13,9 @@ from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 from django.test import override_settings
 
-from reviews.models import ReviewTask, TrainingExample
 from triage.celery import app as celery_app
-from triage.models import Item, ModelVersion, Prediction, RoutingPolicy
+from triage.models import Item, ModelVersion, Prediction, ReviewTask, RoutingPolicy
+from triage.training.models import TrainingExample
 
 from .factories import KEYWORD_TEXTS
 

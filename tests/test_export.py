@@ -6,12 +6,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviews.models import HeldLabel, Quarantine, TrainingExample
 from reviews.services import record_training_example
+from reviews.trust.models import HeldLabel, Quarantine
 from tests.factories import make_item, make_labelled_history, make_user
 from tests.reviews.trust_helpers import confident_task, decide
 from triage import training
 from triage.models import Item
+from triage.training.models import TrainingExample
 
 pytestmark = pytest.mark.django_db
 

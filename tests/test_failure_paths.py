@@ -9,12 +9,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from reviews.roles import ADMINS
-from triage import services, training
-from triage.actions.models import Alert, Event
+from triage import training
+from triage.access import ADMINS
+from triage.actions.models import Event
+from triage.classify import service, sweep
+from triage.classify.scoring import Scores
 from triage.ml.heads import ArtifactError
 from triage.models import Category, Item, ModelVersion, Prediction, RoutingPolicy
-from triage.scoring import Scores
+from triage.monitoring.models import Alert
 
 from .factories import make_item, make_labelled_history, make_user
 
@@ -40,14 +42,14 @@ def assert_sent_to_review_unscored(item):
 def test_a_missing_artifact_sends_items_to_review_with_an_alert(champion):
     Path(champion.artifact_path).unlink()
     items = [make_item("refund my card"), make_item("server down")]
-    assert services.classify_items(item_ids=[i.pk for i in items]) == 2
+    assert service.classify_items(item_ids=[i.pk for i in items]) == 2
     for item in items:
         assert_sent_to_review_unscored(item)
     alert = Alert.objects.get(kind="model_unavailable", resolved_at=None)
     assert alert.count == 2
     assert "items went to review" in alert.message
     # A second failure bumps the same open alert instead of adding one.
-    services.classify_items(item_ids=[make_item("again").pk])
+    service.classify_items(item_ids=[make_item("again").pk])
     assert Alert.objects.get(resolved_at=None).count == 3
 
 
@@ -65,18 +67,18 @@ def test_a_process_that_already_loaded_the_head_stops_serving_it_once_the_file_c
     champion,
 ):
     first = make_item("refund the double charge on my card invoice payment")
-    services.classify_items(item_ids=[first.pk])  # this process now holds the head
+    service.classify_items(item_ids=[first.pk])  # this process now holds the head
     first.refresh_from_db()
     assert first.status == Item.Status.ROUTED
     tamper(champion.artifact_path)  # no cache is cleared: the same process goes on serving
     item = make_item("refund the double charge on my card invoice payment")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     assert_sent_to_review_unscored(item)
     assert "sha256" in Alert.objects.get(kind="model_unavailable").message
 
 
 def test_a_tampered_version_cannot_come_back_though_this_process_loaded_it(champion):
-    services.classify_items(item_ids=[make_item("refund my card").pk])  # caches its head
+    service.classify_items(item_ids=[make_item("refund my card").pk])  # caches its head
     newer = training.retrain().version  # nothing new: kept as a candidate
     training.promote_version(version=newer, actor="user:root")
     tamper(champion.artifact_path)
@@ -90,15 +92,15 @@ def test_a_tampered_version_cannot_come_back_though_this_process_loaded_it(champ
 def test_a_champion_changed_elsewhere_to_a_tampered_version_is_refused_here(champion):
     # Another process promoted it while its file was sound; the file changed since. This
     # process loaded that head back when it was champion the first time.
-    services.classify_items(item_ids=[make_item("refund my card").pk])
+    service.classify_items(item_ids=[make_item("refund my card").pk])
     newer = training.retrain().version
     training.promote_version(version=newer, actor="user:root")
-    services.classify_items(item_ids=[make_item("server down").pk])
+    service.classify_items(item_ids=[make_item("server down").pk])
     tamper(champion.artifact_path)
     ModelVersion.objects.filter(pk=newer.pk).update(status=ModelVersion.Status.RETIRED)
     ModelVersion.objects.filter(pk=champion.pk).update(status=ModelVersion.Status.CHAMPION)
     item = make_item("refund the double charge on my card invoice payment")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     assert_sent_to_review_unscored(item)
 
 
@@ -106,9 +108,9 @@ def test_an_encoder_error_sends_items_to_review(champion, monkeypatch):
     def broken(version, items):
         raise RuntimeError("CUDA out of memory, or any other encoder crash")
 
-    monkeypatch.setattr(services, "version_scores", broken)
+    monkeypatch.setattr(service, "version_scores", broken)
     item = make_item("refund my card")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     assert_sent_to_review_unscored(item)
     assert "encoder crash" in Alert.objects.get().message
 
@@ -117,9 +119,9 @@ def test_a_label_with_no_category_sends_items_to_review(champion, monkeypatch):
     def ghost(version, items):
         return Scores(("billing", "ghost"), np.array([[0.1, 0.9]] * len(items)))
 
-    monkeypatch.setattr(services, "version_scores", ghost)
+    monkeypatch.setattr(service, "version_scores", ghost)
     item = make_item("refund my card")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     assert_sent_to_review_unscored(item)
     assert "'ghost' have no category" in Alert.objects.get().message
 
@@ -128,7 +130,7 @@ def test_an_inactive_category_is_never_auto_routed(champion, categories):
     Category.objects.filter(slug="billing").update(is_active=False)
     billing = make_item("refund the double charge on my card invoice payment")
     outage = make_item("the server is down and shows an error")
-    services.classify_items(item_ids=[billing.pk, outage.pk])
+    service.classify_items(item_ids=[billing.pk, outage.pk])
     billing.refresh_from_db()
     outage.refresh_from_db()
     assert billing.status == Item.Status.IN_REVIEW
@@ -188,7 +190,7 @@ def test_the_sweep_leaves_items_waiting_behind_a_moving_queue(categories, settin
     # The workers are busy: they classified, a minute ago, an item received 20 minutes ago.
     classified(1, now, categories, received_minutes_ago=20)
     waiting = received(10, now)  # received after that one: still in the queue
-    assert services.requeue_stuck_items(now=now) == [lost.pk]
+    assert sweep.requeue_stuck_items(now=now) == [lost.pk]
     assert Item.objects.get(pk=waiting.pk).classify_attempts == 0
 
 
@@ -198,7 +200,7 @@ def test_when_the_queue_is_idle_every_overdue_item_is_requeued(categories, setti
     classified(60, now, categories, received_minutes_ago=61)  # nothing classified lately
     old, newer = received(30, now), received(10, now)
     fresh = received(1, now)  # not overdue yet
-    assert services.requeue_stuck_items(now=now) == [old.pk, newer.pk]
+    assert sweep.requeue_stuck_items(now=now) == [old.pk, newer.pk]
     assert Item.objects.get(pk=fresh.pk).classify_attempts == 0
 
 
@@ -209,15 +211,15 @@ def test_the_sweep_counts_attempts_and_backs_off(categories, settings):
     item = received(5, now)
     waits = []
     for attempt in (1, 2, 3):
-        assert services.requeue_stuck_items(now=now) == [item.pk]
+        assert sweep.requeue_stuck_items(now=now) == [item.pk]
         item.refresh_from_db()
         assert item.classify_attempts == attempt
         waits.append((item.classify_after - now).total_seconds())
-        assert services.requeue_stuck_items(now=now) == []  # backing off
+        assert sweep.requeue_stuck_items(now=now) == []  # backing off
         now = item.classify_after
     assert waits == [120, 240, 480]
     # Out of attempts: a person decides rather than the sweep re-queuing it forever.
-    assert services.requeue_stuck_items(now=now) == []
+    assert sweep.requeue_stuck_items(now=now) == []
     item.refresh_from_db()
     assert item.status == Item.Status.IN_REVIEW
     assert item.review_tasks.get().reason == "model_unavailable"
@@ -226,7 +228,7 @@ def test_the_sweep_counts_attempts_and_backs_off(categories, settings):
 
 def test_open_alerts_are_shown_on_the_admin_home_page(client, champion):
     Path(champion.artifact_path).unlink()
-    services.classify_items(item_ids=[make_item("refund my card").pk])
+    service.classify_items(item_ids=[make_item("refund my card").pk])
     client.force_login(make_user("root", group=ADMINS))
     body = client.get("/admin/").content.decode()
     assert "model_unavailable" in body and "items went to review" in body

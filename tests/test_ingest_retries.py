@@ -8,8 +8,9 @@ import pytest
 from django.db import OperationalError, connection
 from django.test.client import Client
 
-from triage import services, tasks
-from triage.intake import ItemIn
+from triage.api import ingest
+from triage.api.intake import ItemIn
+from triage.classify import service, tasks
 from triage.models import Item
 
 pytestmark = pytest.mark.django_db
@@ -89,14 +90,14 @@ def test_a_deadlocked_ingest_is_retried_and_stores_everything_once(categories):
 
     items = [ItemIn(external_id=f"d-{i}", text="refund") for i in range(3)]
     with mock.patch.object(Item.objects, "bulk_create", side_effect=flaky):
-        result = services.ingest_items(items=items)
+        result = ingest.ingest_items(items=items)
     assert len(calls) == 2
     assert [i.external_id for i in result.created] == ["d-0", "d-1", "d-2"]
     assert Item.objects.count() == 3
 
 
 def test_a_serialization_failure_is_retried_too(categories):
-    assert services.is_transient(transient("40001"))
+    assert ingest.is_transient(transient("40001"))
 
 
 def test_other_operational_errors_are_not_retried(categories):
@@ -105,7 +106,7 @@ def test_other_operational_errors_are_not_retried(categories):
         mock.patch.object(Item.objects, "bulk_create", side_effect=error) as bulk_create,
         pytest.raises(OperationalError),
     ):
-        services.ingest_items(items=[ItemIn(external_id="x", text="refund")])
+        ingest.ingest_items(items=[ItemIn(external_id="x", text="refund")])
     assert bulk_create.call_count == 1
 
 
@@ -114,20 +115,20 @@ def test_a_deadlock_on_every_attempt_gives_up_after_the_last(categories):
         mock.patch.object(Item.objects, "bulk_create", side_effect=transient()) as bulk_create,
         pytest.raises(OperationalError),
     ):
-        services.ingest_items(items=[ItemIn(external_id="x", text="refund")])
-    assert bulk_create.call_count == services.INGEST_ATTEMPTS
+        ingest.ingest_items(items=[ItemIn(external_id="x", text="refund")])
+    assert bulk_create.call_count == ingest.INGEST_ATTEMPTS
     assert not Item.objects.exists()
 
 
 def test_classify_task_retries_a_transient_database_error():
     ids = [Item.objects.create(external_id=f"r-{i}", text="refund").pk for i in range(3)]
     with mock.patch.object(
-        services, "classify_items", side_effect=[OperationalError("server closed"), 3]
+        service, "classify_items", side_effect=[OperationalError("server closed"), 3]
     ) as classify:
         # throw=False: an eager run then retries in place, as a worker would (countdown aside).
         result = tasks.classify_items.apply(args=[ids], throw=False)
     assert result.get() == 3
-    # The same batch, together: an exception is not a dead worker (triage.redelivery).
+    # The same batch, together: an exception is not a dead worker (triage.classify.redelivery).
     assert [c.kwargs["item_ids"] for c in classify.call_args_list] == [ids, ids]
 
 

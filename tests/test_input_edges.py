@@ -8,9 +8,9 @@ from django.db import connection
 from django.test import override_settings
 from django.test.client import Client
 
-from reviews.roles import ADMINS
+from triage.access import ADMINS
+from triage.api.text import is_blank, normalize_external_id
 from triage.models import Category, Item
-from triage.text import is_blank, normalize_external_id
 
 from .factories import make_task, make_user
 
@@ -114,7 +114,7 @@ def test_a_nul_in_a_header_is_a_400(analyst):
 def test_without_the_middleware_an_admin_filter_with_nul_is_a_server_error(settings, categories):
     # The failure the middleware exists for, so this file's 400s cannot pass by accident.
     settings.MIDDLEWARE = [
-        m for m in settings.MIDDLEWARE if m != "triage.middleware.RejectUnstorableInput"
+        m for m in settings.MIDDLEWARE if m != "triage.web.middleware.RejectUnstorableInput"
     ]
     client = Client(raise_request_exception=False)
     client.force_login(make_user("root", group=ADMINS))

@@ -14,8 +14,9 @@ import pytest
 from django.conf import settings
 from django.test.client import Client
 
-from triage import redelivery, services, tasks
-from triage.intake import ItemIn
+from triage.api import ingest
+from triage.api.intake import ItemIn
+from triage.classify import redelivery, tasks
 from triage.models import Item
 
 from .factories import make_user
@@ -58,7 +59,7 @@ def test_a_failed_hand_off_after_commit_is_logged_and_the_items_kept(log_output,
     with mock.patch.object(
         tasks.classify_items, "delay", side_effect=ConnectionError("broker unreachable")
     ):
-        services.ingest_items(items=[ItemIn(external_id="a", text="refund my card")])
+        ingest.ingest_items(items=[ItemIn(external_id="a", text="refund my card")])
     assert Item.objects.pending().filter(external_id="a").exists()  # the sweep's to retry
     logged = log_output.getvalue()
     assert "Error calling" in logged and "in on_commit()" in logged

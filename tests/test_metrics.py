@@ -5,7 +5,7 @@ from django.core.management import call_command
 
 from triage import training
 from triage.models import RoutingPolicy
-from triage.monitoring.metrics import metrics_snapshot
+from triage.monitoring.summary import metrics_snapshot
 
 from .factories import make_labelled_history, make_token
 
@@ -74,7 +74,7 @@ def test_pooled_certification_automates_where_categories_alone_cannot(champion):
 
 
 def test_all_categories_at_once_splits_delta_across_them(champion):
-    from triage.policy import HoldoutPredictions, category_rule
+    from triage.routing.derive import HoldoutPredictions, category_rule
 
     set_policy(target_precision=0.9, min_support=5, certification="all_categories")
     together = {c["slug"]: c for c in metrics_snapshot()["categories"]}

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from triage import services, training
-from triage.actions.models import Alert
+from triage import training
+from triage.classify import service
 from triage.ml.heads import ArtifactError, load_head
 from triage.models import Item, ModelVersion, Prediction, RoutingPolicy
-from triage.policy import HoldoutPredictions, category_rule, rule_reports
+from triage.monitoring.models import Alert
+from triage.routing.derive import HoldoutPredictions, category_rule, rule_reports
 
 from .factories import make_item, make_labelled_history
 
@@ -43,7 +44,7 @@ def test_target_precision_routes_with_the_derived_threshold_and_records_its_boun
     assert billing.threshold is not None and billing.lower_bound >= 0.7
 
     item = make_item("refund the double charge on my card invoice payment")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     prediction = Prediction.objects.get(item=item)
     assert prediction.label.slug == "billing"
     assert (prediction.mode, prediction.threshold) == ("target_precision", billing.threshold)
@@ -54,7 +55,7 @@ def test_target_precision_routes_with_the_derived_threshold_and_records_its_boun
 def test_a_category_with_too_few_held_out_examples_never_auto_acts(champion):
     set_policy(target_precision=0.8, min_support=10_000, audit_rate=0)
     item = make_item("refund the double charge on my card invoice payment")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     prediction = Prediction.objects.get(item=item)
     assert (prediction.route, prediction.reason) == ("review", "target_unreachable")
     (report,) = [r for r in rule_reports(champion) if r.slug == "billing"]
@@ -166,7 +167,7 @@ def test_artifact_metadata_records_encoder_labels_calibration_snapshot_and_metri
 def test_a_version_whose_encoder_changed_is_not_served(champion):
     ModelVersion.objects.filter(pk=champion.pk).update(encoder="something-else:123")
     item = make_item("refund")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     # Never routed by a model that changed: a person decides, and admins are told why.
     item.refresh_from_db()
     assert item.status == Item.Status.IN_REVIEW
@@ -175,7 +176,7 @@ def test_a_version_whose_encoder_changed_is_not_served(champion):
 
 
 def test_admins_see_why_a_category_does_or_does_not_auto_act(client, champion):
-    from reviews.roles import ADMINS
+    from triage.access import ADMINS
 
     from .factories import make_user
 

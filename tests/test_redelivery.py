@@ -1,6 +1,6 @@
 """A classify batch whose worker died: its items are retried in groups, then alone, and
 an item that keeps killing its worker goes to review unscored with an alert
-(triage.redelivery).
+(triage.classify.redelivery).
 
 A dead worker cannot be staged in-process; it is what `plan_start` without a finish
 leaves behind (the start is counted before the work). tests/faults/test_poison_batch.py
@@ -8,10 +8,9 @@ kills real workers."""
 
 import pytest
 
-from reviews.models import ReviewTask
-from triage import redelivery, services, tasks
-from triage.actions.models import Alert
-from triage.models import Item
+from triage.classify import redelivery, service, tasks
+from triage.models import Item, ReviewTask
+from triage.monitoring.models import Alert
 
 from .factories import make_item
 from .test_security_settings import run
@@ -24,13 +23,13 @@ GROUP = redelivery.SUSPECT_GROUP
 def calls(monkeypatch):
     """The item ids of each classification, in order (the real one still runs)."""
     seen: list[list[int]] = []
-    real = services.classify_items
+    real = service.classify_items
 
     def recording(*, item_ids, unscored=False):
         seen.append(sorted(item_ids) + (["unscored"] if unscored else []))
         return real(item_ids=item_ids, unscored=unscored)
 
-    monkeypatch.setattr(services, "classify_items", recording)
+    monkeypatch.setattr(service, "classify_items", recording)
     return seen
 
 
@@ -107,7 +106,7 @@ def test_an_exception_is_not_a_dead_worker_its_start_is_taken_back(categories, m
     def fails(*, item_ids, unscored=False):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(services, "classify_items", fails)
+    monkeypatch.setattr(service, "classify_items", fails)
     with pytest.raises(RuntimeError):
         tasks.classify_items(ids)
     assert set(Item.objects.filter(pk__in=ids).values_list("classify_started", flat=True)) == {0}

@@ -4,14 +4,15 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from reviews.models import ReviewTask
 from reviews.services import record_training_example
-from triage import scoring, services, training
-from triage.actions.models import Alert
+from triage import training
+from triage.api import ingest
+from triage.classify import scoring, service, sweep
+from triage.classify.scoring import embed_items
 from triage.ml.encoder import get_encoder
 from triage.ml.heads import load_head
-from triage.models import AuditLog, Item, ModelVersion, Prediction, RoutingPolicy
-from triage.scoring import embed_items
+from triage.models import AuditLog, Item, ModelVersion, Prediction, ReviewTask, RoutingPolicy
+from triage.monitoring.models import Alert
 from triage.training import fit
 
 from .factories import make_item, make_labelled_history
@@ -118,7 +119,7 @@ def test_a_tampered_artifact_is_refused(categories):
         fh.write(bytes([byte[0] ^ 0xFF]))
     scoring.clear_caches()
     item = make_item("refund my card")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     # Refused, and the item is not left in `received` to be re-queued forever.
     item.refresh_from_db()
     assert item.status == Item.Status.IN_REVIEW
@@ -138,14 +139,14 @@ def test_classify_routes_confident_items_and_queues_the_rest(categories):
     high, low = probs.max(axis=1)
     assert high > low
     RoutingPolicy.objects.update_or_create(pk=1, defaults={"default_threshold": (high + low) / 2})
-    assert services.classify_items(item_ids=[sure.pk, unsure.pk]) == 2
+    assert service.classify_items(item_ids=[sure.pk, unsure.pk]) == 2
     sure.refresh_from_db()
     unsure.refresh_from_db()
     assert (sure.status, sure.final_category.slug) == ("routed", "billing")
     assert unsure.status == "in_review"
     assert ReviewTask.objects.get(item=unsure).reason == "low_confidence"
     # Running the task again (a redelivery) changes nothing.
-    assert services.classify_items(item_ids=[sure.pk, unsure.pk]) == 0
+    assert service.classify_items(item_ids=[sure.pk, unsure.pk]) == 0
     assert Prediction.objects.count() == 2
 
 
@@ -156,7 +157,7 @@ def test_audit_samples_are_routed_and_also_reviewed(categories):
         pk=1, defaults={"default_threshold": 0.0, "audit_rate": 1.0}
     )
     item = make_item("server down error outage")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     item.refresh_from_db()
     assert item.status == "routed"
     assert ReviewTask.objects.get(item=item).reason == "audit_sample"
@@ -176,20 +177,20 @@ def test_items_whose_classification_failed_stay_received_and_are_swept(
 ):
     from datetime import timedelta
 
-    from triage.intake import ItemIn
+    from triage.api.intake import ItemIn
 
     def broken(*, item_ids):
         raise RuntimeError("worker died")
 
-    monkeypatch.setattr(services, "classify_items", broken)
+    monkeypatch.setattr(service, "classify_items", broken)
     # The on-commit hand-off is robust: the failure is logged, the items are kept.
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        result = services.ingest_items(items=[ItemIn(external_id="lost-1", text="server down")])
+        result = ingest.ingest_items(items=[ItemIn(external_id="lost-1", text="server down")])
     assert len(callbacks) == 1
     item = Item.objects.get(external_id="lost-1")
     assert result.created == [item]
     assert item.status == Item.Status.RECEIVED
     with override_settings(TRIAGE_STUCK_AFTER_SECONDS=300):
-        assert services.requeue_stuck_items() == []
+        assert sweep.requeue_stuck_items() == []
         later = timezone.now() + timedelta(minutes=6)
-        assert services.requeue_stuck_items(now=later) == [item.pk]
+        assert sweep.requeue_stuck_items(now=later) == [item.pk]

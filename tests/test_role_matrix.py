@@ -22,8 +22,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, path
 
-from reviews.roles import ADMINS, ANALYSTS, SENIORS
 from triage import training
+from triage.access import ADMINS, ANALYSTS, SENIORS
 from triage.models import ApiToken, Category, RoutingPolicy
 
 from .factories import make_item, make_labelled_history, make_task, make_token, make_user

@@ -2,10 +2,9 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from reviews.models import Review
-from reviews.roles import ADMINS
 from reviews.services import claim_next_task
-from triage.models import AuditLog, RoutingPolicy
+from triage.access import ADMINS
+from triage.models import AuditLog, Review, RoutingPolicy
 
 from .factories import make_task, make_user
 
@@ -137,7 +136,7 @@ def test_item_text_is_escaped_on_the_card(client, analyst, categories):
 
 def test_nightly_retrain_is_scheduled_at_two_by_default():
     entry = settings.CELERY_BEAT_SCHEDULE["nightly-retrain"]
-    assert entry["task"] == "triage.tasks.retrain_nightly"
+    assert entry["task"] == "triage.training.tasks.retrain_nightly"
     assert entry["schedule"].hour == {2} and entry["schedule"].minute == {0}
 
 
@@ -176,7 +175,7 @@ def test_a_bad_delta_or_target_is_a_form_error_on_that_field(
 def test_the_queues_access_check_answers_as_has_perm_does_for_every_kind_of_user():
     from django.contrib.auth.models import AnonymousUser, Group, Permission
 
-    from reviews.roles import SENIORS, can_review
+    from triage.access import SENIORS, can_review
 
     users = [make_user(group=g) for g in ("analysts", SENIORS, ADMINS)]
     users.append(User.objects.create_superuser("root", password="pw"))
@@ -193,7 +192,7 @@ def test_the_queues_access_check_answers_as_has_perm_does_for_every_kind_of_user
     inactive.save()
     users.append(inactive)
     answers = {
-        u.username: (can_review(User.objects.get(pk=u.pk)), u.has_perm("reviews.add_review"))
+        u.username: (can_review(User.objects.get(pk=u.pk)), u.has_perm("triage.add_review"))
         for u in users
     }
     assert all(mine == django for mine, django in answers.values()), answers

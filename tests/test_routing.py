@@ -1,6 +1,6 @@
 import pytest
 
-from triage.routing import (
+from triage.routing.policy import (
     Decision,
     Mode,
     Policy,

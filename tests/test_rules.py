@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from triage.routing import (
+from triage.routing.policy import (
     ItemRule,
     Policy,
     Reason,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from triage.thresholds import (
+from triage.routing.certify import (
     candidate_grid,
     certify_threshold,
     clopper_pearson_lower,

@@ -6,4 +6,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
 
 app = Celery("triage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each concern keeps its own tasks module; autodiscovery looks in installed apps only.
+app.autodiscover_tasks(["triage.classify", "triage.training", "triage.privacy", "triage.actions"])

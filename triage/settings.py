@@ -93,8 +93,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Before anything reads the body, form or session: an oversized API body is a JSON 413,
     # a NUL in a path, query, form or cookie a 400, not a 500.
-    "triage.middleware.ApiBodyLimit",
-    "triage.middleware.RejectUnstorableInput",
+    "triage.web.middleware.ApiBodyLimit",
+    "triage.web.middleware.RejectUnstorableInput",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,7 +104,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # A view that lost the database answers 503 + Retry-After (handler500 covers middleware).
-    "triage.middleware.DatabaseUnavailableIs503",
+    "triage.web.middleware.DatabaseUnavailableIs503",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -321,7 +321,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Must exceed the longest acknowledged-late task, or a slow task is handed to a second
 # worker while the first still runs: a classify chunk of TRIAGE_CLASSIFY_CHUNK items
 # (seconds) or one webhook attempt (TRIAGE_WEBHOOK_TIMEOUT_SECONDS). Retraining is
-# acknowledged on receipt (see triage.tasks), so its minutes do not count. Redis's
+# acknowledged on receipt (see triage.classify.tasks), so its minutes do not count. Redis's
 # default, an hour, is how long a task of a killed worker used to wait.
 TRIAGE_VISIBILITY_TIMEOUT_SECONDS = env_int("TRIAGE_VISIBILITY_TIMEOUT_SECONDS", 300)
 TRIAGE_BROKER_RESTORE_SECONDS = env_int("TRIAGE_BROKER_RESTORE_SECONDS", 10)
@@ -345,11 +345,11 @@ TRIAGE_RETRAIN_HOUR = env_int("TRIAGE_RETRAIN_HOUR", 2)
 TRIAGE_RETRAIN_MINUTE = env_int("TRIAGE_RETRAIN_MINUTE", 0)
 CELERY_BEAT_SCHEDULE = {
     "nightly-retrain": {
-        "task": "triage.tasks.retrain_nightly",
+        "task": "triage.training.tasks.retrain_nightly",
         "schedule": crontab(hour=TRIAGE_RETRAIN_HOUR, minute=TRIAGE_RETRAIN_MINUTE),
     },
     "classify-stuck-items": {
-        "task": "triage.tasks.classify_stuck",
+        "task": "triage.classify.tasks.classify_stuck",
         "schedule": float(TRIAGE_STUCK_SWEEP_SECONDS),
     },
     "sweep-webhook-deliveries": {
@@ -397,7 +397,7 @@ TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
 # Re-queues (each waiting twice as long as the last) before an item goes to review unscored.
 TRIAGE_STUCK_MAX_ATTEMPTS = env_int("TRIAGE_STUCK_MAX_ATTEMPTS", 5)
 # Starts of its classification that never finished (its worker died) before an item goes
-# to review unscored: in its batch, in a small group, then alone (triage.redelivery).
+# to review unscored: in its batch, in a small group, then alone (triage.classify.redelivery).
 TRIAGE_CLASSIFY_MAX_CRASHES = env_int("TRIAGE_CLASSIFY_MAX_CRASHES", 3)
 if TRIAGE_CLASSIFY_MAX_CRASHES < 3:
     raise ImproperlyConfigured(
@@ -466,7 +466,7 @@ if TRIAGE_RETENTION_DAYS and TRIAGE_RETENTION_DAYS < TRIAGE_MIN_RETENTION_DAYS:
 if TRIAGE_RETENTION_DAYS:
     # Daily, an hour after the nightly retrain.
     CELERY_BEAT_SCHEDULE["prune-retention"] = {
-        "task": "triage.tasks.prune_retention",
+        "task": "triage.privacy.tasks.prune_retention",
         "schedule": crontab(hour=(TRIAGE_RETRAIN_HOUR + 1) % 24, minute=TRIAGE_RETRAIN_MINUTE),
     }
 

@@ -3,8 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from .api import api
-from .monitoring.views import prometheus_metrics
+from triage.api.routes import api
+from triage.monitoring.views import prometheus_metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="reviews:queue"), name="home"),
@@ -18,4 +18,4 @@ urlpatterns = [
 ]
 
 # A lost database connection in a middleware is a 503 with Retry-After, not a 500.
-handler500 = "triage.middleware.server_error"
+handler500 = "triage.web.middleware.server_error"

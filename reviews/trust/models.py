@@ -21,26 +21,26 @@ class ReviewCheck(models.Model):
         BULK = "bulk", "bulk decision"
 
     first_review = models.OneToOneField(
-        "reviews.Review", on_delete=models.CASCADE, related_name="check_of"
+        "triage.Review", on_delete=models.CASCADE, related_name="check_of"
     )
     why = models.CharField(max_length=20, choices=Why.choices)
     second_task = models.OneToOneField(
-        "reviews.ReviewTask", on_delete=models.CASCADE, related_name="second_review_of"
+        "triage.ReviewTask", on_delete=models.CASCADE, related_name="second_review_of"
     )
     second_review = models.ForeignKey(
-        "reviews.Review", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "triage.Review", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Null until the second review is in.
     agreed = models.BooleanField(null=True)
     senior_task = models.OneToOneField(
-        "reviews.ReviewTask",
+        "triage.ReviewTask",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="disagreement_of",
     )
     senior_review = models.ForeignKey(
-        "reviews.Review", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "triage.Review", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -93,10 +93,10 @@ class HeldLabel(models.Model):
 
     quarantine = models.ForeignKey(Quarantine, on_delete=models.CASCADE, related_name="labels")
     review = models.OneToOneField(
-        "reviews.Review", on_delete=models.CASCADE, related_name="held_label"
+        "triage.Review", on_delete=models.CASCADE, related_name="held_label"
     )
     example = models.OneToOneField(
-        "reviews.TrainingExample", on_delete=models.CASCADE, related_name="held_label"
+        "triage.TrainingExample", on_delete=models.CASCADE, related_name="held_label"
     )
     state = models.CharField(max_length=10, choices=State.choices, default=State.HELD)
     held_at = models.DateTimeField(default=timezone.now)

@@ -26,9 +26,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from ..models import Review
-from .models import HeldLabel, Quarantine, ReviewCheck
-from .quarantine import evidence_since, overturn_evidence
+from reviews.trust.models import HeldLabel, Quarantine, ReviewCheck
+from reviews.trust.quarantine import evidence_since, overturn_evidence
+from triage.models import Review
 
 SESSION_GAP = timedelta(minutes=15)
 

@@ -28,12 +28,11 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from triage.audit_log import AuditLog
-from triage.models import RoutingPolicy
-
-from ..models import Review, ReviewTask, TrainingExample
-from .bounds import lower_bound, upper_bound
-from .models import HeldLabel, Quarantine, ReviewCheck
+from reviews.trust.bounds import lower_bound, upper_bound
+from reviews.trust.models import HeldLabel, Quarantine, ReviewCheck
+from triage.models import Review, ReviewTask, RoutingPolicy
+from triage.models.audit_log import AuditLog
+from triage.training.models import TrainingExample
 
 logger = logging.getLogger(__name__)
 

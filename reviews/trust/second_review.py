@@ -13,11 +13,9 @@ import random
 
 from django.conf import settings
 
-from triage.models import Prediction, RoutingPolicy
-
-from ..models import Review, ReviewTask
-from .models import ReviewCheck
-from .quarantine import evaluate_analyst, hold_if_quarantined
+from reviews.trust.models import ReviewCheck
+from reviews.trust.quarantine import evaluate_analyst, hold_if_quarantined
+from triage.models import Prediction, Review, ReviewTask, RoutingPolicy
 
 Reason = ReviewTask.Reason
 # Tasks that are themselves part of checking someone: never checked again.

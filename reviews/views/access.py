@@ -10,8 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
 
-from ..roles import can_review
-from .card import HtmxHttpRequest
+from triage.access import HtmxHttpRequest, can_review
 
 View = Callable[..., HttpResponse]
 

@@ -6,15 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
-from django_htmx.middleware import HtmxDetails
 
-from triage.actions.rules import active_item_rules
-from triage.models import Category, Prediction, RoutingPolicy
+from triage.models import Category, HandOff, Prediction, ReviewTask, RoutingPolicy
 from triage.privacy.masking import for_analysts
-from triage.routing import first_matching_rule
-
-from ..models import HandOff, ReviewTask
+from triage.routing.policy import first_matching_rule
+from triage.routing.rules import active_item_rules
 
 # Texts longer than this show their start and a "show all"; the decision buttons stay
 # within a screen or two of the top whatever the length (up to TRIAGE_MAX_TEXT_CHARS).
@@ -26,10 +22,6 @@ COLLAPSE_AFTER_CHARS = 2000
 CHARS_PER_TOKEN = 4
 # With more categories than this, a type-ahead filter is shown above the buttons.
 TYPE_AHEAD_FROM = 6
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 # Second reviews and disagreements too, so agreement measures the first reviewer

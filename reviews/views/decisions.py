@@ -11,12 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from ..corrections import can_change, change_decision, undo_deadline
-from ..models import Review
-from ..services import ReviewError, current_task
-from .access import analyst_required
-from .card import HtmxHttpRequest, card_context, ordered_categories
-from .queue import render_queue
+from reviews.corrections import can_change, change_decision, undo_deadline
+from reviews.services import ReviewError, current_task
+from reviews.views.access import analyst_required
+from reviews.views.card import card_context, ordered_categories
+from reviews.views.queue import render_queue
+from triage.access import HtmxHttpRequest
+from triage.models import Review
 
 PAGE_SIZE = 50
 

@@ -9,15 +9,14 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from triage.models import Category
-
-from ..corrections import last_changeable_review
-from ..handoffs import escalate_task, skip_task
-from ..models import ReviewTask
-from ..queue_summary import queue_summary
-from ..services import ReviewError, claim_next_task, current_task, renew_lease, submit_review
-from .access import analyst_required
-from .card import HtmxHttpRequest, card_context, ordered_categories
+from reviews.corrections import last_changeable_review
+from reviews.handoffs import escalate_task, skip_task
+from reviews.queue_summary import queue_summary
+from reviews.services import ReviewError, claim_next_task, current_task, renew_lease, submit_review
+from reviews.views.access import analyst_required
+from reviews.views.card import card_context, ordered_categories
+from triage.access import HtmxHttpRequest
+from triage.models import Category, ReviewTask
 
 TEMPLATE = "reviews/queue.html"
 FILTERS_KEY = "queue_filters"

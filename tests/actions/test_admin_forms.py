@@ -2,10 +2,12 @@
 
 import pytest
 
-from reviews.roles import ADMINS
 from tests.factories import make_user
-from triage.actions.admin import EndpointForm, RuleForm
-from triage.actions.models import Endpoint, Rule
+from triage.access import ADMINS
+from triage.actions.admin import EndpointForm
+from triage.actions.models import Endpoint
+from triage.admin.rules import RuleForm
+from triage.routing.models import Rule
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,12 @@ from django.utils import timezone
 
 from reviews.services import claim_next_task, submit_review
 from tests.factories import make_item, make_labelled_history, make_user
-from triage import services, training
+from triage import training
 from triage.actions.events import emit
-from triage.actions.models import Delivery, Endpoint, Event, Rule
+from triage.actions.models import Delivery, Endpoint, Event
+from triage.classify import service
 from triage.models import Item, RoutingPolicy
+from triage.routing.models import Rule
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +40,7 @@ def set_policy(**fields):
 def test_an_auto_routed_item_gets_an_item_routed_event(champion):
     set_policy(default_threshold=0.0, audit_rate=0, audit_floor=0)  # no audits at all
     item = make_item("refund the double charge on my card invoice", metadata={"channel": "email"})
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     event = Event.objects.get(item=item)
     payload = event.payload
     assert event.type == payload["type"] == "item.routed"
@@ -62,7 +64,7 @@ def test_an_auto_routed_item_gets_an_item_routed_event(champion):
 def test_items_sent_to_review_get_no_routed_event(champion):
     set_policy(target_precision=0.99, min_support=10_000, audit_rate=0)
     item = make_item("refund the double charge")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     assert Item.objects.get(pk=item.pk).status == Item.Status.IN_REVIEW
     assert not Event.objects.exists()
 
@@ -81,7 +83,7 @@ def test_a_rule_routes_before_the_model_and_counts_its_hit(champion, categories)
     )
     vip = make_item("refund the double charge", metadata={"tier": "vip"})
     plain = make_item("refund the double charge", metadata={"tier": "free"})
-    services.classify_items(item_ids=[vip.pk, plain.pk])
+    service.classify_items(item_ids=[vip.pk, plain.pk])
     vip.refresh_from_db()
     plain.refresh_from_db()
     assert (vip.status, vip.final_category.slug, vip.decided_by) == (
@@ -104,7 +106,7 @@ def test_a_rule_can_force_review(champion):
         name="legal", condition=Rule.Condition.KEYWORDS, keywords=["lawyer"], action="review"
     )
     item = make_item("my LAWYER wants a refund of the charge")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     item.refresh_from_db()
     assert item.status == Item.Status.IN_REVIEW
     assert item.review_tasks.get().reason == "rule"
@@ -120,7 +122,7 @@ def decide(item, user, slug):
 def test_a_review_emits_item_reviewed_with_agreement(champion):
     set_policy(target_precision=0.99, min_support=10_000, audit_rate=0)
     item = make_item("refund the double charge on my card invoice")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     decide(item, make_user("ann"), "billing")
     (event,) = Event.objects.filter(item=item)
     data = event.payload["data"]
@@ -140,7 +142,7 @@ def test_a_review_emits_item_reviewed_with_agreement(champion):
 def test_an_audit_that_overturns_an_auto_action_emits_item_corrected_after_routed(champion):
     set_policy(default_threshold=0.0, audit_rate=1.0)
     item = make_item("refund the double charge on my card invoice")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     item.refresh_from_db()
     assert item.status == Item.Status.ROUTED
     decide(item, make_user("ann"), "outage")
@@ -157,7 +159,7 @@ def test_an_audit_that_overturns_an_auto_action_emits_item_corrected_after_route
 def test_an_audit_that_agrees_emits_no_correction(champion):
     set_policy(default_threshold=0.0, audit_rate=1.0)
     item = make_item("refund the double charge on my card invoice")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     decide(item, make_user("ann"), "billing")
     types = list(Event.objects.filter(item=item).order_by("id").values_list("type", flat=True))
     assert types == ["item.routed", "item.reviewed"]

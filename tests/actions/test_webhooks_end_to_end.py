@@ -5,7 +5,8 @@ import pytest
 
 from tests.factories import make_user
 from tests.test_end_to_end import celery_worker, post_items, wait_for  # noqa: F401 - fixture
-from triage.actions.models import Delivery, Endpoint, Rule
+from triage.actions.models import Delivery, Endpoint
+from triage.routing.models import Rule
 
 
 @pytest.mark.django_db(transaction=True)

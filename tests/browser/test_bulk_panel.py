@@ -6,8 +6,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from reviews.models import Review
-from triage.models import Embedding, Item
+from triage.models import Embedding, Item, Review
 
 from ..factories import make_item, make_keyword_categories, make_task, make_user
 from .conftest import login

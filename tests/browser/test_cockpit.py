@@ -3,10 +3,17 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from reviews.models import ReviewTask
-from reviews.roles import ADMINS
 from triage import training
-from triage.models import AuditLog, Category, Item, ModelVersion, Prediction, RoutingPolicy
+from triage.access import ADMINS
+from triage.models import (
+    AuditLog,
+    Category,
+    Item,
+    ModelVersion,
+    Prediction,
+    ReviewTask,
+    RoutingPolicy,
+)
 
 from ..factories import (
     make_item,
@@ -167,7 +174,7 @@ def test_a_suspended_category_shows_its_alert_and_resumes_with_a_reason(
 ):
     from django.utils import timezone
 
-    from triage.models import CategoryWatch
+    from triage.monitoring.models import CategoryWatch
 
     set_up_two_models()
     billing = Category.objects.get(slug="billing")

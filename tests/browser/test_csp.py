@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from reviews.roles import ADMINS
+from triage.access import ADMINS
 from triage.models import ApiToken
 
 from ..factories import make_item, make_keyword_categories, make_task, make_user

@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from reviews.models import Review, ReviewTask, TrainingExample
-from triage.models import Item, Prediction
+from triage.models import Item, Prediction, Review, ReviewTask
+from triage.training.models import TrainingExample
 
 from ..factories import make_item, make_keyword_categories, make_task, make_user
 from .conftest import login

@@ -8,10 +8,9 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from reviews.models import HandOff, Review, ReviewTask
 from reviews.services import claim_next_task
 from triage.actions.models import Event
-from triage.models import Item
+from triage.models import HandOff, Item, Review, ReviewTask
 
 from ..factories import make_category, make_item, make_prediction, make_task, make_user
 from .conftest import login

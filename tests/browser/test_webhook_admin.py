@@ -3,10 +3,11 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from reviews.roles import ADMINS
-from triage import services
-from triage.actions.models import Delivery, Endpoint, Rule
-from triage.intake import ItemIn
+from triage.access import ADMINS
+from triage.actions.models import Delivery, Endpoint
+from triage.api import ingest
+from triage.api.intake import ItemIn
+from triage.routing.models import Rule
 
 from ..actions.receiver import Receiver
 from ..factories import make_keyword_categories, make_user
@@ -41,7 +42,7 @@ def test_admin_adds_an_endpoint_and_a_rule_and_sees_a_delivery(
         receiver.secret = endpoint.secret
 
         # A rule whose pattern does not compile is refused; then a keyword rule is saved.
-        page.goto(f"{live_server.url}/admin/actions/rule/add/")
+        page.goto(f"{live_server.url}/admin/triage/rule/add/")
         page.get_by_label("Name").fill("refunds")
         page.get_by_label("Condition").select_option("regex")
         page.get_by_label("Pattern").fill("(refund")
@@ -57,7 +58,7 @@ def test_admin_adds_an_endpoint_and_a_rule_and_sees_a_delivery(
         assert Rule.objects.get().keywords == ["refund", "chargeback"]
 
         # An item arrives; the rule routes it (no model yet) and the webhook goes out.
-        services.ingest_items(items=[ItemIn(external_id="t-1", text="please refund me")])
+        ingest.ingest_items(items=[ItemIn(external_id="t-1", text="please refund me")])
         receiver.wait_for(1)
         assert receiver.received[0].verified
 
@@ -70,7 +71,7 @@ def test_admin_adds_an_endpoint_and_a_rule_and_sees_a_delivery(
         expect(
             page.locator("#result_list tbody tr").first.locator("td.field-delivered")
         ).to_have_text("1")
-        page.goto(f"{live_server.url}/admin/actions/rule/")
+        page.goto(f"{live_server.url}/admin/triage/rule/")
         expect(page.locator("td.field-hits")).to_have_text("1")
         assert Delivery.objects.get().state == Delivery.State.SUCCEEDED
     finally:

@@ -1,7 +1,7 @@
 import pytest
 
-from reviews.roles import ADMINS
 from triage import training
+from triage.access import ADMINS
 from triage.models import RoutingPolicy
 
 from ..factories import make_labelled_history, make_user

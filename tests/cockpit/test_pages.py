@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reviews.models import ReviewTask
 from triage.cockpit.figures import overview
-from triage.models import AuditLog, AuditSample, Category, CategoryWatch, Item, Prediction
-from triage.monitoring.metrics import metrics_snapshot
+from triage.models import AuditLog, Category, Item, Prediction, ReviewTask
+from triage.monitoring.models import AuditSample, CategoryWatch
+from triage.monitoring.summary import metrics_snapshot
 
 from ..factories import make_item, make_task
 
@@ -153,7 +153,7 @@ def test_the_audit_log_reads_before_and_after_and_filters(admin_client, champion
 def test_the_overview_draws_the_metrics_snapshot_it_does_not_recompute(admin_client, champion):
     from triage.cockpit.preview import Setting
     from triage.cockpit.services import save_category_setting
-    from triage.monitoring.metrics import metrics_snapshot
+    from triage.monitoring.summary import metrics_snapshot
 
     save_category_setting(
         category=Category.objects.get(slug="outage"), setting=Setting(None, 0.8), actor="t"

@@ -4,11 +4,11 @@ import re
 
 import pytest
 
-from triage import thresholds
 from triage.cockpit.preview import Setting, preview
 from triage.cockpit.services import save_category_setting
 from triage.models import AuditLog, Category, RoutingPolicy
-from triage.policy import HoldoutPredictions, routing_policy, rule_reports
+from triage.routing import certify as thresholds
+from triage.routing.derive import HoldoutPredictions, routing_policy, rule_reports
 
 pytestmark = pytest.mark.django_db
 

@@ -6,11 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reviews.models import ReviewTask
-from triage import services
+from triage.classify import service
 from triage.cockpit.services import reroute_candidates
-from triage.models import AuditLog, Category, Item, Prediction
-from triage.policy import routing_policy
+from triage.models import AuditLog, Category, Item, Prediction, ReviewTask
+from triage.routing.derive import routing_policy
 
 from ..factories import make_item, make_task, make_user
 
@@ -47,7 +46,7 @@ def test_saving_changes_routing_and_logs_the_values_before_and_after(admin_clien
     assert entry.detail["changed"] == ["threshold"]
 
     item = make_item("please refund the double charge on my card")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     prediction = Prediction.objects.get(item=item)
     assert (prediction.mode, prediction.threshold) == ("threshold", 0.99999)
 

@@ -5,10 +5,12 @@ half-written; a retry stores what a 503 did not; the next request after the burs
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 
 from django.db.models import Count
+from django.utils import timezone
 
-from triage import services
+from triage.classify import service, sweep
 from triage.models import Item
 
 from .conftest import report, terminate_other_backends, wait_until
@@ -78,8 +80,8 @@ def test_terminated_connections_mid_request_give_503s_and_nothing_half_written(
             assert server.request("POST", "/api/items", batch(name), token).status in {200, 201}
     assert Item.objects.count() == (len(answers) + 1) * size
     # A hand-off cut with its connection left items `received`: the sweep re-queues them.
-    later = services.timezone.now() + services.timedelta(hours=1)
-    services.classify_items(item_ids=services.requeue_stuck_items(now=later))
+    later = timezone.now() + timedelta(hours=1)
+    service.classify_items(item_ids=sweep.requeue_stuck_items(now=later))
     wait_until(lambda: not Item.objects.pending().exists(), 10, "every item classified")
     per_item = Item.objects.annotate(p=Count("predictions")).values_list("p", flat=True)
     assert sorted(set(per_item)) == [1]

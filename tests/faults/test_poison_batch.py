@@ -2,14 +2,13 @@
 batch is handed out again at once (reject_on_worker_lost), its items are then classified
 in small groups, the poison one's group alone, and the poison item goes to review
 unscored, with an alert, after TRIAGE_CLASSIFY_MAX_CRASHES (3) deaths: in its batch, in
-its group, alone (triage.redelivery). Before, it was redelivered forever and took its
+its group, alone (triage.classify.redelivery). Before, it was redelivered forever and took its
 whole batch down each time."""
 
-from reviews.models import ReviewTask
-from triage import services
-from triage.actions.models import Alert
-from triage.intake import ItemIn
-from triage.models import Item
+from triage.api import ingest
+from triage.api.intake import ItemIn
+from triage.models import Item, ReviewTask
+from triage.monitoring.models import Alert
 
 from .conftest import report, wait_until
 
@@ -26,7 +25,7 @@ def test_a_poison_item_is_isolated_and_sent_to_review_and_its_batch_is_classifie
         TRIAGE_TEST_POISON="EXPLODE",
     )
     n = 40
-    services.ingest_items(
+    ingest.ingest_items(
         items=[ItemIn(external_id=f"p-{i}", text=f"refund {i}") for i in range(n)]
         + [ItemIn(external_id="poison", text="refund EXPLODE")]
     )

@@ -2,8 +2,9 @@
 
 from django.conf import settings
 
-from triage import tasks
 from triage.celery import app as celery_app
+from triage.classify import tasks
+from triage.training import tasks as training_tasks
 
 
 def test_a_dead_workers_task_is_handed_out_again_within_minutes_not_an_hour():
@@ -18,7 +19,7 @@ def test_a_dead_workers_task_is_handed_out_again_within_minutes_not_an_hour():
 def test_the_visibility_timeout_outlasts_every_task_acknowledged_late():
     assert settings.TRIAGE_VISIBILITY_TIMEOUT_SECONDS > 10 * settings.TRIAGE_WEBHOOK_TIMEOUT_SECONDS
     # Retraining takes minutes: acknowledged on receipt, so the timeout need not cover it.
-    assert tasks.retrain_nightly.acks_late is False
+    assert training_tasks.retrain_nightly.acks_late is False
     assert tasks.classify_items.acks_late is True
 
 

@@ -5,10 +5,9 @@ import signal
 
 from django.db.models import Count
 
-from reviews.models import ReviewTask
-from triage import services
-from triage.intake import ItemIn
-from triage.models import Item, Prediction
+from triage.api import ingest
+from triage.api.intake import ItemIn
+from triage.models import Item, Prediction, ReviewTask
 
 from .conftest import report, wait_until
 
@@ -34,9 +33,7 @@ def test_a_worker_killed_mid_classification_loses_nothing(
         **broker_env,
     )
     n = 300
-    services.ingest_items(
-        items=[ItemIn(external_id=f"k-{i}", text=f"refund {i}") for i in range(n)]
-    )
+    ingest.ingest_items(items=[ItemIn(external_id=f"k-{i}", text=f"refund {i}") for i in range(n)])
     wait_until(marker.exists, 60, "the worker to start encoding")
 
     doomed.send_signal(signal.SIGKILL)

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from reviews.models import ReviewTask, TrainingExample
 from triage.actions.models import Event
-from triage.models import AuditLog, Item, Prediction
+from triage.models import AuditLog, Item, Prediction, ReviewTask
+from triage.training.models import TrainingExample
 
 from ..factories import make_token
 from .strategies import FUZZ, JSON, SCALARS, TEXT, encode, json_bytes

@@ -10,19 +10,22 @@ from django.utils import timezone
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from reviews.models import Review, ReviewTask, TrainingExample
-from reviews.roles import ADMINS
 from triage import training
-from triage.actions.models import Endpoint, Event, Rule
+from triage.access import ADMINS
+from triage.actions.models import Endpoint, Event
 from triage.models import (
     ApiToken,
     AuditLog,
     Category,
-    CategoryWatch,
     Item,
     ModelVersion,
+    Review,
+    ReviewTask,
     RoutingPolicy,
 )
+from triage.monitoring.models import CategoryWatch
+from triage.routing.models import Rule
+from triage.training.models import TrainingExample
 
 from ..factories import make_item, make_labelled_history, make_task, make_user
 from .strategies import FUZZ, TEXT, form_body
@@ -157,7 +160,7 @@ ADMIN_FORMS = {
         "event_types": "item.routed",
         "categories": "{billing}",
     },
-    "/admin/actions/rule/add/": {
+    "/admin/triage/rule/add/": {
         "name": "vip",
         "position": "10",
         "is_active": "on",

@@ -5,8 +5,8 @@ import pytest
 from django.test import override_settings
 
 from tests.factories import make_item
-from triage import services
-from triage.demo_data import DESKS
+from triage.classify import service
+from triage.management.demo_data import DESKS
 from triage.ml.encoder import TransformerEncoder, clear_encoders, get_encoder
 from triage.models import Category, Item
 
@@ -59,7 +59,7 @@ def test_real_text_is_classified_by_similarity_before_any_model(real_encoder):
         Category.objects.create(slug=slug, name=name, description=description)
     asks = make_item("Please help us, we have no food or clean water and need a tent")
     reports = make_item("The earthquake destroyed many houses in the city center yesterday")
-    services.classify_items(item_ids=[asks.pk, reports.pk])
+    service.classify_items(item_ids=[asks.pk, reports.pk])
     asks.refresh_from_db()
     assert asks.status == Item.Status.IN_REVIEW  # cold start never auto-acts
     prediction = asks.latest_prediction()
@@ -72,7 +72,7 @@ def test_real_text_is_classified_by_similarity_before_any_model(real_encoder):
 def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp_path):
     from reviews.services import record_training_example
     from triage import training
-    from triage.demo_data import load_messages
+    from triage.management.demo_data import load_messages
     from triage.models import ModelVersion
 
     settings.TRIAGE_ARTIFACT_DIR = tmp_path
@@ -106,5 +106,5 @@ def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp
     }
     # Whichever serves, it serves with the encoder it was trained on.
     item = make_item("We need water and food in Carrefour")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     assert item.latest_prediction().model_version == ModelVersion.objects.champion()

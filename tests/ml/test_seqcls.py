@@ -181,7 +181,8 @@ def test_a_ready_classifier_goes_through_the_same_gate(tiny_model_dir, categorie
     from django.core.management import call_command
 
     from tests.factories import make_item, make_labelled_history
-    from triage import services, training
+    from triage import training
+    from triage.classify import service
     from triage.models import ModelVersion, Prediction
 
     make_labelled_history(categories, copies=8)
@@ -193,7 +194,7 @@ def test_a_ready_classifier_goes_through_the_same_gate(tiny_model_dir, categorie
     assert ready.holdout["labels"] == ["billing", "outage", "other"]
 
     item = make_item("refund my card")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     assert Prediction.objects.get(item=item).model_version == ready
 
     # A head trained on our own examples measures better on the same holdout.

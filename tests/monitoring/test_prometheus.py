@@ -11,8 +11,9 @@ from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from reviews.services import claim_next_task, submit_review
-from triage import services, training
+from triage import training
 from triage.actions.models import Delivery, Endpoint, Event
+from triage.classify import service
 from triage.models import RoutingPolicy
 
 from ..factories import make_item, make_labelled_history, make_token
@@ -114,7 +115,7 @@ def champion(categories):
 
 def test_the_figures_are_the_databases(client, champion, analyst):
     items = [make_item(f"{BILLING_TEXT} {i}") for i in range(3)]
-    services.classify_items(item_ids=[i.pk for i in items])
+    service.classify_items(item_ids=[i.pk for i in items])
     # One audit: the analyst says the first auto-routed billing item was an outage.
     task = claim_next_task(user=analyst)
     submit_review(task_id=task.pk, user=analyst, category_slug="outage")
@@ -153,7 +154,7 @@ def test_the_figures_are_the_databases(client, champion, analyst):
 def test_each_classify_call_is_timed(client, categories):
     before = samples(scrape(client))
     items = [make_item(f"{BILLING_TEXT} {i}") for i in range(4)]
-    services.classify_items(item_ids=[i.pk for i in items])
+    service.classify_items(item_ids=[i.pk for i in items])
     after = samples(scrape(client))
     count = ("triage_classify_seconds_count", frozenset())
     assert after[count] == before.get(count, 0) + 1

@@ -6,22 +6,16 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviews.models import ReviewTask, TrainingExample
 from reviews.services import claim_next_task, submit_review
-from triage import services, training
+from triage import training
 from triage.actions.models import Event
-from triage.models import (
-    AuditLog,
-    AuditSample,
-    CategoryWatch,
-    Item,
-    ModelVersion,
-    Prediction,
-    RoutingPolicy,
-)
+from triage.classify import service
+from triage.models import AuditLog, Item, ModelVersion, Prediction, ReviewTask, RoutingPolicy
 from triage.monitoring.audits import audit_rate_for, audit_rates
 from triage.monitoring.live import live_report
+from triage.monitoring.models import AuditSample, CategoryWatch
 from triage.monitoring.watch import WatchError, resume_category
+from triage.training.models import TrainingExample
 
 from ..factories import make_item, make_labelled_history, make_prediction
 
@@ -44,7 +38,7 @@ def champion(categories):
 
 def _classify(n=1):
     items = [make_item(f"{BILLING_TEXT} {i}") for i in range(n)]
-    services.classify_items(item_ids=[i.pk for i in items])
+    service.classify_items(item_ids=[i.pk for i in items])
     return [Item.objects.get(pk=i.pk) for i in items]
 
 

@@ -9,12 +9,12 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from reviews.handoffs import skip_task
-from reviews.models import ReviewTask, TrainingExample
 from reviews.services import ReviewError, claim_next_task, submit_review
 from tests.factories import make_item, make_task, make_user
-from triage import services
 from triage.actions.models import Delivery, Endpoint, Event
-from triage.models import AuditLog, Embedding, Item, Prediction
+from triage.classify import service
+from triage.models import AuditLog, Embedding, Item, Prediction, ReviewTask
+from triage.training.models import TrainingExample
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def test_forget_leaves_no_copy_of_the_text_or_metadata_in_any_table(
     Endpoint.objects.create(url="https://hooks.example.org/triage")
     assert post_item(client, auth_headers).status_code == 201
     item = Item.objects.get(external_id="ticket-4711")
-    services.classify_items(item_ids=[item.pk])  # cold start: embedded, sent to review
+    service.classify_items(item_ids=[item.pk])  # cold start: embedded, sent to review
     task = claim_next_task(user=analyst)
     assert task is not None and task.item_id == item.pk
     # Analysts quote the customer in free text: a skip's note, a decision's comment.

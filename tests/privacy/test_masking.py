@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage import routing
 from triage.privacy.masking import Masker
+from triage.routing import policy as routing
 
 US = Masker(regions=("US",))
 

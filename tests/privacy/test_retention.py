@@ -11,14 +11,17 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviews.models import ReviewTask, TrainingExample
 from reviews.services import record_training_example
 from tests.factories import make_item, make_labelled_history, make_prediction, make_task
-from triage import services, tasks, training
+from triage import training
 from triage.actions.events import emit, item_data
 from triage.actions.models import Event
-from triage.models import AuditLog, AuditSample, Embedding, Item, ModelVersion, Prediction
+from triage.classify import service
+from triage.models import AuditLog, Embedding, Item, ModelVersion, Prediction, ReviewTask
+from triage.monitoring.models import AuditSample
 from triage.privacy import retention
+from triage.privacy import tasks as privacy_tasks
+from triage.training.models import TrainingExample
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = timezone.now() - timedelta(days=200)
@@ -181,7 +184,7 @@ def test_a_model_trained_on_pruned_examples_keeps_serving_and_retraining_uses_th
     assert champion.status == ModelVersion.Status.CHAMPION
     assert champion.holdout == evidence  # its certified thresholds rest on stored evidence
     new = make_item("the server is down with an error")
-    services.classify_items(item_ids=[new.pk])
+    service.classify_items(item_ids=[new.pk])
     assert Prediction.objects.get(item=new).model_version == champion
 
     result = training.retrain()
@@ -198,12 +201,12 @@ def test_the_beat_task_prunes_with_the_configured_retention_and_is_off_without_i
 ):
     item, _ = decided("old and decided", categories["billing"])
     settings.TRIAGE_RETENTION_DAYS = 0
-    assert "off" in tasks.prune_retention()
+    assert "off" in privacy_tasks.prune_retention()
     item.refresh_from_db()
     assert item.pruned_at is None
 
     settings.TRIAGE_RETENTION_DAYS = 180
-    assert "pruned 1 item(s)" in tasks.prune_retention()
+    assert "pruned 1 item(s)" in privacy_tasks.prune_retention()
     item.refresh_from_db()
     assert item.pruned_at is not None
     assert AuditLog.objects.get(action="prune").actor == "retention"
@@ -225,7 +228,7 @@ def test_beat_schedules_the_prune_only_when_a_retention_is_configured():
     show = "print(s.CELERY_BEAT_SCHEDULE.get('prune-retention', {}).get('task'))"
     assert settings_run(show).stdout.strip() == "None"
     configured = settings_run(show, TRIAGE_RETENTION_DAYS="180")
-    assert configured.stdout.strip() == "triage.tasks.prune_retention", configured.stderr
+    assert configured.stdout.strip() == "triage.privacy.tasks.prune_retention", configured.stderr
 
 
 def test_a_retention_setting_below_the_minimum_refuses_to_start():

@@ -5,14 +5,15 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from reviews.models import TrainingExample
-from reviews.roles import ADMINS
 from reviews.services import record_training_example
 from tests.factories import make_item, make_task, make_user
-from triage import services
-from triage.intake import ItemIn
-from triage.models import AuditLog, Item, MaskPattern
+from triage.access import ADMINS
+from triage.api import ingest
+from triage.api.intake import ItemIn
+from triage.models import AuditLog, Item
 from triage.privacy.masking import UNMASKABLE, Masker, mask_text
+from triage.privacy.models import MaskPattern
+from triage.training.models import TrainingExample
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +91,7 @@ def test_training_examples_are_masked_when_enabled_and_the_item_keeps_its_text(
 
 def test_imported_history_is_masked_when_enabled(categories, settings):
     settings.TRIAGE_MASK_TRAINING = True
-    services.import_history(
+    ingest.import_history(
         items=[ItemIn(external_id="h-1", text=TEXT, label="billing")],
         categories={"billing": categories["billing"]},
     )

@@ -8,10 +8,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from reviews.models import ReviewTask
 from reviews.services import claim_next_task
 from tests.factories import make_item, make_prediction, make_task, make_user
-from triage.models import Item, RoutingPolicy
+from triage.models import Item, ReviewTask, RoutingPolicy
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,10 @@ from django.db import connection
 from django.utils import timezone
 
 from reviews.bulk import BulkError, bulk_decide
-from reviews.models import Review, ReviewCheck, ReviewTask
-from reviews.roles import ANALYSTS
+from reviews.trust.models import ReviewCheck
 from tests.factories import make_task, make_user
-from triage.models import Item
+from triage.access import ANALYSTS
+from triage.models import Item, Review, ReviewTask
 
 pytestmark = pytest.mark.django_db
 

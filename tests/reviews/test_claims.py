@@ -5,10 +5,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from reviews.models import ReviewTask
 from reviews.services import ReviewError, claim_next_task, submit_review
 from tests.factories import make_item, make_task, make_user
-from triage.models import Item
+from triage.models import Item, ReviewTask
 
 pytestmark = pytest.mark.django_db
 
@@ -127,7 +126,7 @@ def test_concurrent_claims_never_hand_out_a_task_twice(categories):
 
 
 def test_the_senior_queue_is_only_offered_to_seniors(categories):
-    from reviews.roles import SENIORS
+    from triage.access import SENIORS
 
     escalated = make_task(reason=ReviewTask.Reason.ESCALATED, senior_only=True, priority=5)
     ordinary = make_task()

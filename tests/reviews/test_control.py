@@ -7,14 +7,16 @@ from django.utils import timezone
 
 from reviews.corrections import change_decision, last_changeable_review
 from reviews.handoffs import escalate_task, skip_task
-from reviews.models import HandOff, Review, ReviewTask, TrainingExample
 from reviews.queue_summary import queue_summary
-from reviews.roles import SENIORS
 from reviews.services import ReviewError, claim_next_task, renew_lease, submit_review
 from tests.factories import make_item, make_labelled_history, make_prediction, make_task, make_user
-from triage import services, training
+from triage import training
+from triage.access import SENIORS
 from triage.actions.models import Event
-from triage.models import AuditSample, Item, RoutingPolicy
+from triage.classify import service
+from triage.models import HandOff, Item, Review, ReviewTask, RoutingPolicy
+from triage.monitoring.models import AuditSample
+from triage.training.models import TrainingExample
 
 pytestmark = pytest.mark.django_db
 
@@ -194,7 +196,7 @@ def test_changing_an_audit_re_records_its_verdict(categories):
         pk=1, defaults={"default_threshold": 0.0, "audit_rate": 1.0}
     )
     item = make_item("refund the double charge on my card invoice")
-    services.classify_items(item_ids=[item.pk])
+    service.classify_items(item_ids=[item.pk])
     task = ReviewTask.objects.get(item=item)
     assert task.reason == ReviewTask.Reason.AUDIT_SAMPLE
     ann = make_user()

@@ -4,10 +4,10 @@ import pytest
 from django.utils import timezone
 from sklearn.metrics import cohen_kappa_score
 
-from reviews.models import ReviewCheck
-from reviews.roles import SENIORS
+from reviews.trust.models import ReviewCheck
 from reviews.trust.quality import analyst_quality, cohen_kappa, decisions_per_hour
 from tests.factories import make_user
+from triage.access import SENIORS
 
 from .trust_helpers import confident_task, decide
 

@@ -3,9 +3,8 @@ import random
 import numpy as np
 import pytest
 
-from reviews.models import HeldLabel, Quarantine, ReviewTask, TrainingExample
-from reviews.roles import ADMINS, SENIORS
 from reviews.trust.bounds import lower_bound, upper_bound
+from reviews.trust.models import HeldLabel, Quarantine
 from reviews.trust.quarantine import (
     end_quarantine,
     evaluate_analyst,
@@ -13,7 +12,10 @@ from reviews.trust.quarantine import (
     release_labels,
 )
 from tests.factories import make_user
-from triage.audit_log import AuditLog
+from triage.access import ADMINS, SENIORS
+from triage.models import ReviewTask
+from triage.models.audit_log import AuditLog
+from triage.training.models import TrainingExample
 from triage.training.snapshot import snapshot_examples
 
 from .trust_helpers import confident_task, decide

@@ -6,11 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from reviews.models import Review, ReviewTask
 from reviews.services import claim_next_task, submit_review
 from tests.factories import make_category, make_item, make_prediction, make_task, make_user
-from triage.actions.models import Rule
-from triage.models import Category, Item
+from triage.models import Category, Item, Review, ReviewTask
+from triage.routing.models import Rule
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -192,7 +191,7 @@ def test_the_card_shows_descriptions_in_full_and_the_metadata(client, analyst, c
 
 def test_an_escalated_task_shows_who_was_unsure_and_why(client, categories):
     from reviews.handoffs import escalate_task
-    from reviews.roles import SENIORS
+    from triage.access import SENIORS
 
     task = make_task()
     ann = make_user("ann")

@@ -1,11 +1,11 @@
 import pytest
 
-from reviews.models import ReviewCheck, ReviewTask
-from reviews.roles import SENIORS
 from reviews.services import claim_next_task
+from reviews.trust.models import ReviewCheck
 from reviews.views import is_blind
 from tests.factories import make_user
-from triage.models import RoutingPolicy
+from triage.access import SENIORS
+from triage.models import ReviewTask, RoutingPolicy
 
 from .trust_helpers import confident_task, decide
 

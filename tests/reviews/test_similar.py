@@ -6,11 +6,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from reviews.models import ReviewTask
-from reviews.roles import ANALYSTS
 from reviews.similar import similar_open_tasks, similar_resolved
 from tests.factories import make_item, make_task, make_user
-from triage.models import Embedding, Item
+from triage.access import ANALYSTS
+from triage.models import Embedding, Item, ReviewTask
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from reviews.models import Review, ReviewTask
 from reviews.services import submit_review
 from tests.factories import make_item, make_prediction, make_task
-from triage.models import Category, Item
+from triage.models import Category, Item, Review, ReviewTask
 
 
 def confident_task(

@@ -5,16 +5,13 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from triage import routing
-from triage.admin_base import AuditedAdmin, SelectionCheckedAdmin
-
-from .delivery import redeliver
-from .endpoints import EndpointError, check_destination
-from .events import EventType
-from .models import Alert, Delivery, Endpoint, Event, Rule
+from triage.actions.delivery import redeliver
+from triage.actions.endpoints import EndpointError, check_destination
+from triage.actions.events import EventType
+from triage.actions.models import Delivery, Endpoint, Event
+from triage.admin.base import AuditedAdmin, SelectionCheckedAdmin
 
 
 class EndpointForm(forms.ModelForm[Endpoint]):
@@ -162,97 +159,3 @@ class EventAdmin(SelectionCheckedAdmin[Event]):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
-
-
-class RuleForm(forms.ModelForm[Rule]):
-    keywords = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        required=False,
-        help_text="One per line; matched case-insensitively anywhere in the text.",
-    )
-    metadata_values = forms.JSONField(
-        required=False,
-        help_text='A value or a JSON list of values, e.g. ["vip", "press"]. true is not "true".',
-    )
-
-    class Meta:
-        model = Rule
-        fields = [
-            "name",
-            "position",
-            "is_active",
-            "condition",
-            "keywords",
-            "pattern",
-            "metadata_field",
-            "metadata_values",
-            "action",
-            "category",
-        ]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk and isinstance(self.instance.keywords, list):
-            self.initial["keywords"] = "\n".join(self.instance.keywords)
-
-    def clean_keywords(self) -> list[str]:
-        raw: str = self.cleaned_data.get("keywords") or ""
-        return [line.strip() for line in raw.splitlines() if line.strip()]
-
-    def clean_metadata_values(self) -> list[object]:
-        value = self.cleaned_data.get("metadata_values")
-        if value is None:
-            return []
-        return value if isinstance(value, list) else [value]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        condition = data.get("condition")
-        if condition == Rule.Condition.KEYWORDS and not data.get("keywords"):
-            self.add_error("keywords", "Give at least one keyword.")
-        if condition == Rule.Condition.REGEX:
-            pattern = data.get("pattern") or ""
-            if not pattern:
-                self.add_error("pattern", "Give a regular expression.")
-            else:
-                try:
-                    routing.compile_pattern(pattern)
-                except routing.RuleSyntaxError as exc:
-                    self.add_error("pattern", f"This regular expression does not compile: {exc}.")
-        if condition == Rule.Condition.METADATA:
-            if not data.get("metadata_field"):
-                self.add_error("metadata_field", "Name the metadata field.")
-            if not data.get("metadata_values"):
-                self.add_error("metadata_values", "Give at least one value.")
-        if data.get("action") == Rule.Action.ROUTE and not data.get("category"):
-            self.add_error("category", "A rule that routes needs a category.")
-        return data
-
-
-@admin.register(Rule)
-class RuleAdmin(AuditedAdmin[Rule]):
-    form = RuleForm
-    audit_action = "rule"
-    # Not the hit counters: routing bumps them, they are not an admin's change.
-    audit_fields = [
-        f.name for f in Rule._meta.concrete_fields if f.name not in {"hits", "last_hit_at"}
-    ]
-    list_display = ["name", "position", "is_active", "condition", "action", "category", "hits"]
-    list_editable = ["position", "is_active"]
-    readonly_fields = ["hits", "last_hit_at"]
-
-
-@admin.register(Alert)
-class AlertAdmin(SelectionCheckedAdmin[Alert]):
-    list_display = ["kind", "message", "count", "first_at", "last_at", "resolved_at"]
-    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
-    readonly_fields = ["kind", "message", "count", "first_at", "last_at", "resolved_at"]
-    actions = ["resolve"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.action(description="Mark the selected alerts resolved")
-    def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
-        self.message_user(request, f"Resolved {count} alert(s).")

@@ -28,8 +28,8 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from .endpoints import EndpointError, check_destination
-from .models import Delivery, Endpoint
+from triage.actions.endpoints import EndpointError, check_destination
+from triage.actions.models import Delivery, Endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def retry_until(start: datetime) -> datetime:
 
 
 def queue_deliveries(delivery_ids: Iterable[int]) -> None:
-    from .tasks import deliver
+    from triage.actions.tasks import deliver
 
     for delivery_id in delivery_ids:
         deliver.delay(delivery_id)

@@ -36,10 +36,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from triage.actions.delivery import queue_deliveries, retry_until
+from triage.actions.models import Delivery, Endpoint, Event
 from triage.models import Category, Item
-
-from .delivery import queue_deliveries, retry_until
-from .models import Delivery, Endpoint, Event
 
 SCHEMA_VERSION = 1
 TYPE_PATTERN = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Q
 
-from .models import Event
+from triage.actions.models import Event
 
 MAX_LIMIT = 1000
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import delivery
+from triage.actions import delivery
 
 
 @shared_task(acks_late=True)

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from .access import is_admin
+from triage.access import is_admin
 
 
 def cockpit(request: HttpRequest) -> dict[str, Any]:

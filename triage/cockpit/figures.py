@@ -17,11 +17,10 @@ from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from reviews.models import Review, ReviewTask
-
-from ..actions.models import Delivery
-from ..models import AuditSample, Category, Item, Prediction
-from ..monitoring.metrics import metrics_snapshot
+from triage.actions.models import Delivery
+from triage.models import Category, Item, Prediction, Review, ReviewTask
+from triage.monitoring.models import AuditSample
+from triage.monitoring.summary import metrics_snapshot
 
 TREND_DAYS = 30
 

@@ -1,8 +1,8 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from ..models import Category
-from .preview import Setting
+from triage.cockpit.preview import Setting
+from triage.models import Category
 
 
 class RuleForm(forms.Form):

@@ -1,18 +1,18 @@
 """What a category's rule would do, before it is saved: the what-if preview.
 
-Every figure comes from the code routing itself uses: triage.policy.derive_rules
+Every figure comes from the code routing itself uses: triage.routing.derive.derive_rules
 certifies (or applies) the rules of every active category exactly as they will
 serve, with the tried setting in place of the saved one, so pooling and a
-split delta are accounted for; triage.thresholds gives the bound for a raw
+split delta are accounted for; triage.routing.certify gives the bound for a raw
 threshold and the risk-coverage curve. So the preview and the saved rule
 cannot disagree (tests/cockpit/test_preview.py holds them equal).
 """
 
 from dataclasses import dataclass
 
-from .. import thresholds
-from ..models import Category, ModelVersion, RoutingPolicy
-from ..policy import (
+from triage.models import Category, ModelVersion, RoutingPolicy
+from triage.routing import certify as thresholds
+from triage.routing.derive import (
     HoldoutPredictions,
     RuleReport,
     Settings,

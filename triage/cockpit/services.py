@@ -8,13 +8,19 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from reviews.models import ReviewTask
-
-from .. import routing
-from ..models import AuditLog, Category, Item, ModelVersion, Prediction, RoutingPolicy
-from ..monitoring.audits import live_routing_policy, record_audit_samples
-from ..policy import routing_policy
-from .preview import Setting
+from triage.cockpit.preview import Setting
+from triage.models import (
+    AuditLog,
+    Category,
+    Item,
+    ModelVersion,
+    Prediction,
+    ReviewTask,
+    RoutingPolicy,
+)
+from triage.monitoring.audits import live_routing_policy, record_audit_samples
+from triage.routing import policy as routing
+from triage.routing.derive import routing_policy
 
 
 def _rule_fields(category: Category) -> dict[str, Any]:

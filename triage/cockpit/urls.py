@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, categories, models, overview
+from triage.cockpit.views import audit, categories, models, overview
 
 app_name = "cockpit"
 

@@ -1,7 +1,7 @@
 """Model versions as an admin reads them: truthful statuses, summaries, comparisons.
 
 Metrics are the ones stored on each version when it was measured; automation is
-what triage.policy derives for that version under today's rules. Nothing is
+what triage.routing.derive derives for that version under today's rules. Nothing is
 re-scored here.
 """
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ml.calibration import ReliabilityBin, reliability_table
-from ..ml.encoder import file_sha256
-from ..models import AuditLog, ModelVersion
-from ..policy import HoldoutPredictions, RuleReport, automation_now, reports_for
-from ..training.gate import MAX_AUTOMATION_DROP
+from triage.ml.calibration import ReliabilityBin, reliability_table
+from triage.ml.encoder import file_sha256
+from triage.models import AuditLog, ModelVersion
+from triage.routing.derive import HoldoutPredictions, RuleReport, automation_now, reports_for
+from triage.training.gate import MAX_AUTOMATION_DROP
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from .calibration import expected_calibration_error
+from triage.ml.calibration import expected_calibration_error
 
 
 def score_metrics(labels: Sequence[str], probs: np.ndarray, truth: Sequence[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import length_sorted_batches
+from triage.ml.encoder import length_sorted_batches
 
 # Cosine-classifier scale (an inverse temperature). Cosines lie in [-1, 1], so
 # without a scale the softmax could never become confident and the loss would

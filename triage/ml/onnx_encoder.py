@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import length_sorted_batches
-from .onnx_export import (
+from triage.ml.encoder import length_sorted_batches
+from triage.ml.onnx_export import (
     _INPUT_NAMES,
     DEFAULT_MODEL_NAME,
     FORMAT_VERSION,
@@ -64,7 +64,7 @@ class OnnxEncoder:
         """Built from a stored spec; the export lives under the artifact directory."""
         from django.conf import settings
 
-        from .encoder import resolve_model_dir
+        from triage.ml.encoder import resolve_model_dir
 
         model_dir = resolve_model_dir(spec.get("path", ""))
         source = _sha256(_source_weights(model_dir))[:16]

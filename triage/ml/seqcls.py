@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from .encoder import file_sha256, padded_batches
+from triage.ml.encoder import file_sha256, padded_batches
 
 __all__ = [
     "SeqClsConfigurationError",

@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from django.db.models import Count
 from django.utils import timezone
 
-from triage import routing
-from triage.models import AuditSample, Category, CategoryWatch, Prediction, RoutingPolicy
+from triage.models import Category, Prediction, RoutingPolicy
+from triage.monitoring.models import AuditSample, CategoryWatch
+from triage.routing import policy as routing
 
 FLOOR_PERIOD = timedelta(days=7)
 

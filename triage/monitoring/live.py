@@ -15,19 +15,11 @@ from django.conf import settings
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from triage.models import (
-    AuditLog,
-    AuditSample,
-    Category,
-    CategoryWatch,
-    ModelVersion,
-    Prediction,
-    RoutingPolicy,
-)
-
-from .audits import audit_rates
-from .precision import PrecisionEstimate, one_sided_lower, weighted_precision
-from .watch import design_for
+from triage.models import AuditLog, Category, ModelVersion, Prediction, RoutingPolicy
+from triage.monitoring.audits import audit_rates
+from triage.monitoring.models import AuditSample, CategoryWatch
+from triage.monitoring.precision import PrecisionEstimate, one_sided_lower, weighted_precision
+from triage.monitoring.watch import design_for
 
 # Audit-log actions that change what an auto-action means: a new champion or a threshold.
 CHANGE_ACTIONS = ("promote", "rollback", "policy", "category")

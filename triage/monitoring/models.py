@@ -71,3 +71,43 @@ class CategoryWatch(models.Model):
     def __str__(self) -> str:
         state = "suspended" if self.suspended_at else "watching"
         return f"{self.category_id}: {state}"
+
+
+class Alert(models.Model):
+    """Something an admin must look at (e.g. the model could not score items).
+
+    One open alert per kind: a repeat bumps its count and time instead of piling up.
+    """
+
+    kind = models.CharField(max_length=50)
+    message = models.TextField()
+    count = models.PositiveIntegerField(default=1)
+    first_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "actions_alert"
+        ordering = ["-last_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(resolved_at__isnull=True), name="one_open_alert"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message[:60]}"
+
+    @classmethod
+    def raise_alert(cls, *, kind: str, message: str, count: int = 1) -> "Alert":
+        now = timezone.now()
+        alert = cls.objects.select_for_update().filter(kind=kind, resolved_at__isnull=True).first()
+        if alert is None:
+            return cls.objects.create(
+                kind=kind, message=message, count=count, first_at=now, last_at=now
+            )
+        alert.message = message
+        alert.count += count
+        alert.last_at = now
+        alert.save(update_fields=["message", "count", "last_at"])
+        return alert

@@ -17,12 +17,10 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from reviews.models import Review, ReviewTask
 from triage.actions.models import Delivery
-from triage.models import Item, ModelVersion, Prediction
-
-from .instruments import PROCESS_INSTRUMENTS
-from .live import Span, live_report
+from triage.models import Item, ModelVersion, Prediction, Review, ReviewTask
+from triage.monitoring.instruments import PROCESS_INSTRUMENTS
+from triage.monitoring.live import Span, live_report
 
 # The label for figures over every category (slugs cannot contain parentheses).
 ALL_CATEGORIES = "(all)"

@@ -8,10 +8,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from triage.api_auth import ScopeMissing, TokenRejected, scoped
+from triage.api.auth import ScopeMissing, TokenRejected, scoped
 from triage.models import ApiToken
-
-from .prometheus import scrape_registry
+from triage.monitoring.prometheus import scrape_registry
 
 metrics_token = scoped(ApiToken.Scope.METRICS)
 

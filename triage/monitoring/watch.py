@@ -16,16 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from triage.actions import events
-from triage.models import (
-    AuditLog,
-    AuditSample,
-    Category,
-    CategoryWatch,
-    ModelVersion,
-    RoutingPolicy,
-)
-
-from .drift import CusumDesign, cusum_design, cusum_path
+from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
+from triage.monitoring.drift import CusumDesign, cusum_design, cusum_path
+from triage.monitoring.models import AuditSample, CategoryWatch
 
 logger = logging.getLogger(__name__)
 

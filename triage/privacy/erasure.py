@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reviews.models import HandOff, Review, TrainingExample
 from triage.actions.models import Delivery, Event
-from triage.models import Embedding
+from triage.models import Embedding, HandOff, Review
+from triage.training.models import TrainingExample
 
 
 @dataclass

@@ -13,11 +13,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.models import ReviewTask
-from triage.models import AuditLog, Item
-from triage.text import normalize_external_id, unstorable_string
-
-from .erasure import Erased, erase_copies
+from triage.api.text import normalize_external_id, unstorable_string
+from triage.models import AuditLog, Item, ReviewTask
+from triage.privacy.erasure import Erased, erase_copies
 
 # decided_by of an item forgotten before anyone decided it: it leaves the queue.
 FORGOTTEN = "forgotten"

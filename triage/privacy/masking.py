@@ -31,7 +31,7 @@ from django.conf import settings
 from phonenumbers import PhoneMetadata
 from stdnum import iban, luhn
 
-from triage import routing
+from triage.routing import policy as routing
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def current_masker() -> Masker:
     """The built-ins and the active admin patterns (one query)."""
     # Models are imported here, not at the top: the detectors run without Django set up
     # (benchmarks/masking.py).
-    from .models import MaskPattern
+    from triage.privacy.models import MaskPattern
 
     patterns = []
     for label, pattern in MaskPattern.objects.filter(is_active=True).values_list(
@@ -266,7 +266,7 @@ def mask_stored_training_examples(*, batch: int = 1000) -> tuple[int, int]:
     """
     from django.db import transaction
 
-    from reviews.models import TrainingExample
+    from triage.training.models import TrainingExample
 
     masker = current_masker()
     read = changed = 0

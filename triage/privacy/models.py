@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from triage import routing
+from triage.routing import policy as routing
 
 
 def validate_mask_pattern(value: str) -> None:

@@ -26,10 +26,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from reviews.models import ReviewTask
-from triage.models import AuditLog, Item, Prediction
-
-from .erasure import Erased, erase_copies
+from triage.models import AuditLog, Item, Prediction, ReviewTask
+from triage.privacy.erasure import Erased, erase_copies
 
 RETENTION = "retention"
 DURATION = re.compile(r"(\d{1,6})\s*(d|w)", re.ASCII | re.IGNORECASE)

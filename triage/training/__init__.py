@@ -8,8 +8,8 @@
 - evaluate: a version measured as it would serve.
 """
 
-from .evaluate import Evaluation, evaluate_version
-from .fit import (
+from triage.training.evaluate import Evaluation, evaluate_version
+from triage.training.fit import (
     Candidate,
     CrossFit,
     cross_fit_head,
@@ -18,16 +18,22 @@ from .fit import (
     train_fine_tuned_candidate,
     train_head_candidate,
 )
-from .gate import GateDecision, GateInputs, PairedComparison, decide, paired_bootstrap
-from .promote import make_champion, promote_version, record_gate, rollback
-from .retrain import (
+from triage.training.gate import (
+    GateDecision,
+    GateInputs,
+    PairedComparison,
+    decide,
+    paired_bootstrap,
+)
+from triage.training.promote import make_champion, promote_version, record_gate, rollback
+from triage.training.retrain import (
     RetrainResult,
     compare_with_champion,
     gate_and_record,
     register_sequence_classifier,
     retrain,
 )
-from .snapshot import Examples, RetrainError, snapshot_examples, unseen_by
+from triage.training.snapshot import Examples, RetrainError, snapshot_examples, unseen_by
 
 __all__ = [
     "Candidate",

@@ -6,19 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from reviews.models import TrainingExample
-
-from ..ml.calibration import (
+from triage.classify.scoring import version_scores
+from triage.ml.calibration import (
     ReliabilityBin,
     expected_calibration_error,
     reliability_table,
     softmax,
 )
-from ..ml.evaluation import score_metrics
-from ..models import ModelVersion, RoutingPolicy
-from ..policy import Automation, HoldoutPredictions, automation_at
-from ..scoring import version_scores
-from .snapshot import RetrainError, unseen_by
+from triage.ml.evaluation import score_metrics
+from triage.models import ModelVersion, RoutingPolicy
+from triage.routing.derive import Automation, HoldoutPredictions, automation_at
+from triage.training.models import TrainingExample
+from triage.training.snapshot import RetrainError, unseen_by
 
 
 @dataclass(frozen=True)

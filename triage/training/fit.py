@@ -19,16 +19,15 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from reviews.models import TrainingExample
-
-from ..ml.calibration import expected_calibration_error, fit_temperature, softmax
-from ..ml.encoder import configured_spec, encoder_for
-from ..ml.evaluation import score_metrics
-from ..ml.heads import LinearHead, save_head, train_logistic_head
-from ..models import ModelVersion
-from ..policy import HoldoutPredictions
-from ..scoring import embed_items
-from .snapshot import (
+from triage.classify.scoring import embed_items
+from triage.ml.calibration import expected_calibration_error, fit_temperature, softmax
+from triage.ml.encoder import configured_spec, encoder_for
+from triage.ml.evaluation import score_metrics
+from triage.ml.heads import LinearHead, save_head, train_logistic_head
+from triage.models import ModelVersion
+from triage.routing.derive import HoldoutPredictions
+from triage.training.models import TrainingExample
+from triage.training.snapshot import (
     TRAINED_ON_ALL,
     TRAINED_ON_NONE,
     TRAINED_ON_TRAIN_SPLIT,
@@ -174,8 +173,8 @@ def train_fine_tuned_candidate(
     over-confident: the temperature is fitted on the holdout split, which neither
     the encoder nor the head trained on, and the holdout is the evidence.
     """
-    from ..ml.encoder import resolve_model_dir
-    from ..ml.finetune import fine_tune_encoder
+    from triage.ml.encoder import resolve_model_dir
+    from triage.ml.finetune import fine_tune_encoder
 
     _need_both_splits(examples, "fine-tuning")
     base = configured_spec()
@@ -235,8 +234,8 @@ def sequence_classifier_candidate(
     It never saw our examples: its temperature is fitted on the train split and
     the holdout split is its evidence.
     """
-    from ..ml.encoder import file_sha256
-    from ..ml.seqcls import SequenceClassifier
+    from triage.ml.encoder import file_sha256
+    from triage.ml.seqcls import SequenceClassifier
 
     _need_both_splits(examples, "a ready classifier")
     categories = sorted({ex.category.slug for ex in examples.all})

@@ -3,11 +3,11 @@
 from django.db import transaction
 from django.utils import timezone
 
-from ..ml.heads import read_head
-from ..models import AuditLog, ModelVersion
-from ..monitoring.watch import restart_watches
-from ..policy import thresholds_snapshot
-from .snapshot import RetrainError
+from triage.ml.heads import read_head
+from triage.models import AuditLog, ModelVersion
+from triage.monitoring.watch import restart_watches
+from triage.routing.derive import thresholds_snapshot
+from triage.training.snapshot import RetrainError
 
 
 def record_gate(

@@ -10,22 +10,27 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.models import TrainingExample
-
-from ..ml.encoder import configured_spec
-from ..ml.heads import ArtifactError
-from ..models import Category, ModelVersion
-from ..policy import HoldoutPredictions, automation_now
-from ..scoring import ClassificationError, version_scores
-from .fit import (
+from triage.classify.scoring import ClassificationError, version_scores
+from triage.ml.encoder import configured_spec
+from triage.ml.heads import ArtifactError
+from triage.models import Category, ModelVersion
+from triage.routing.derive import HoldoutPredictions, automation_now
+from triage.training.fit import (
     Candidate,
     sequence_classifier_candidate,
     train_fine_tuned_candidate,
     train_head_candidate,
 )
-from .gate import GateInputs, PairedComparison, decide, macro_f1, paired_bootstrap
-from .promote import record_gate
-from .snapshot import Examples, examples_trained_on, snapshot_examples, snapshot_record, unseen_by
+from triage.training.gate import GateInputs, PairedComparison, decide, macro_f1, paired_bootstrap
+from triage.training.models import TrainingExample
+from triage.training.promote import record_gate
+from triage.training.snapshot import (
+    Examples,
+    examples_trained_on,
+    snapshot_examples,
+    snapshot_record,
+    unseen_by,
+)
 
 logger = logging.getLogger(__name__)
 

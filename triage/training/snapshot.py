@@ -12,9 +12,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from reviews.models import TrainingExample
-
-from ..models import ModelVersion
+from triage.models import ModelVersion
+from triage.training.models import TrainingExample
 
 
 class RetrainError(Exception):

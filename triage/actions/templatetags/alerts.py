@@ -1,7 +1,7 @@
 from django import template
 from django.db.models import QuerySet
 
-from triage.actions.models import Alert
+from triage.monitoring.models import Alert
 
 register = template.Library()
 

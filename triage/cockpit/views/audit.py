@@ -11,8 +11,8 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from ...models import AuditLog
-from ..access import HtmxHttpRequest, admin_required
+from triage.access import HtmxHttpRequest, admin_required
+from triage.models import AuditLog
 
 ACTION_NAMES = {
     "category": "changed a category's rule",

@@ -8,18 +8,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from ...models import Category, CategoryWatch, ModelVersion, RoutingPolicy, actor_name
-from ...monitoring.watch import WatchError, resume_category
-from ..access import HtmxHttpRequest, admin_required
-from ..charts import Chart, Series, percent, share_ticks, xy_chart
-from ..forms import ResumeForm, RuleForm
-from ..preview import Preview, Setting, preview
-from ..services import (
+from triage.access import HtmxHttpRequest, admin_required
+from triage.cockpit.charts import Chart, Series, percent, share_ticks, xy_chart
+from triage.cockpit.forms import ResumeForm, RuleForm
+from triage.cockpit.preview import Preview, Setting, preview
+from triage.cockpit.services import (
     RerouteChanged,
     reroute_candidates,
     reroute_waiting_tasks,
     save_category_setting,
 )
+from triage.models import Category, ModelVersion, RoutingPolicy, actor_name
+from triage.monitoring.models import CategoryWatch
+from triage.monitoring.watch import WatchError, resume_category
 
 TEMPLATE = "cockpit/category.html"
 

@@ -4,12 +4,10 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from ... import training
-from ...ml.heads import ArtifactError
-from ...models import ModelVersion, actor_name
-from ..access import HtmxHttpRequest, admin_required
-from ..charts import Chart, Series, percent, share_ticks, xy_chart
-from ..versions import (
+from triage import training
+from triage.access import HtmxHttpRequest, admin_required
+from triage.cockpit.charts import Chart, Series, percent, share_ticks, xy_chart
+from triage.cockpit.versions import (
     artifact_problem,
     compare,
     history_of,
@@ -17,6 +15,8 @@ from ..versions import (
     rollback_target,
     summarize,
 )
+from triage.ml.heads import ArtifactError
+from triage.models import ModelVersion, actor_name
 
 
 @admin_required

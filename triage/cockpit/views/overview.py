@@ -1,9 +1,9 @@
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from ..access import HtmxHttpRequest, admin_required
-from ..charts import Chart, Series, count_ticks, percent, share_ticks, xy_chart
-from ..figures import Trend, overview
+from triage.access import HtmxHttpRequest, admin_required
+from triage.cockpit.charts import Chart, Series, count_ticks, percent, share_ticks, xy_chart
+from triage.cockpit.figures import Trend, overview
 
 
 def trend_chart(trend: Trend) -> Chart:

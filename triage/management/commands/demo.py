@@ -7,11 +7,12 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from reviews.roles import ADMINS, ANALYSTS
-from triage import services, training
+from triage import training
+from triage.access import ADMINS, ANALYSTS
 from triage.actions.models import Endpoint
-from triage.demo_data import DESKS, DemoDataMissing, load_messages
-from triage.intake import ItemIn
+from triage.api import ingest
+from triage.api.intake import ItemIn
+from triage.management.demo_data import DESKS, DemoDataMissing, load_messages
 from triage.models import ApiToken, AuditLog, Category, Item, ModelVersion, RoutingPolicy
 
 DEMO_USERS = {
@@ -74,9 +75,7 @@ class Command(BaseCommand):
         categories = {c.slug: c for c in Category.objects.all()}
         created = 0
         for start in tqdm(range(0, len(items), 1000), desc="history", unit="k rows"):
-            result = services.import_history(
-                items=items[start : start + 1000], categories=categories
-            )
+            result = ingest.import_history(items=items[start : start + 1000], categories=categories)
             created += len(result.created)
         self.stdout.write(f"History: {created} new labelled messages ({len(items)} in the sample).")
 
@@ -91,7 +90,7 @@ class Command(BaseCommand):
         ]
         queued = 0
         for start in tqdm(range(0, len(incoming_items), CHUNK), desc="incoming", unit="batch"):
-            result = services.ingest_items(items=incoming_items[start : start + CHUNK])
+            result = ingest.ingest_items(items=incoming_items[start : start + CHUNK])
             queued += len(result.created)
         counts = {
             s: Item.objects.filter(source=Item.Source.API, status=s).count() for s in Item.Status

@@ -3,9 +3,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from triage import training
+from triage.classify.scoring import ClassificationError
 from triage.ml.heads import ArtifactError
 from triage.models import ModelVersion, RoutingPolicy
-from triage.scoring import ClassificationError
 
 
 def pct(value: float | None) -> str:

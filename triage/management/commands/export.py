@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from triage.export import DATASETS, FORMATS, ExportError, start_export
+from triage.api.export import DATASETS, FORMATS, ExportError, start_export
 
 
 class Command(BaseCommand):

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils.text import slugify
 from tqdm import tqdm
 
-from triage import services
-from triage.intake import ItemIn, parse_item
+from triage.api import ingest
+from triage.api.intake import ItemIn, parse_item
 from triage.models import Category, Item
 
 CHUNK = 500
@@ -118,7 +118,7 @@ class Command(BaseCommand):
                         (line, f"unknown label {item.label!r} (use --create-categories to add it)")
                     )
         bad_lines = {line for line, _ in errors}
-        conflicts = services.find_conflicts([i for line, i in parsed if line not in bad_lines])
+        conflicts = ingest.find_conflicts([i for line, i in parsed if line not in bad_lines])
         good = [(line, i) for line, i in parsed if line not in bad_lines]
         for index, external_id in conflicts:
             errors.append(
@@ -151,18 +151,16 @@ class Command(BaseCommand):
                         labelled = [i for i in chunk if i.label]
                         unlabelled = [i for i in chunk if not i.label]
                         if labelled:
-                            history = services.import_history(items=labelled, categories=categories)
+                            history = ingest.import_history(items=labelled, categories=categories)
                             summary["history"] += len(history.created)
                             summary["existing"] += len(history.existing)
                         if unlabelled:
-                            fresh = services.ingest_items(
-                                items=unlabelled, source=Item.Source.IMPORT
-                            )
+                            fresh = ingest.ingest_items(items=unlabelled, source=Item.Source.IMPORT)
                             summary["queued"] += len(fresh.created)
                             summary["existing"] += len(fresh.existing)
                         bar.update(len(chunk))
 
-        except services.NotConfigured as exc:
+        except ingest.NotConfigured as exc:
             raise CommandError(f"{exc}; nothing was imported") from exc
 
         if errors:

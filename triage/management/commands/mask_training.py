@@ -3,10 +3,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from triage.management.commands.forget import command_actor
 from triage.models import AuditLog
 from triage.privacy.masking import mask_stored_training_examples
-
-from .forget import command_actor
 
 
 class Command(BaseCommand):

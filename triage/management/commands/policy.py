@@ -6,7 +6,7 @@ from django.db import transaction
 from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
 from triage.models import snapshot as audit_snapshot
 from triage.monitoring.live import live_report, live_table
-from triage.monitoring.metrics import metrics_snapshot
+from triage.monitoring.summary import metrics_snapshot
 from triage.monitoring.watch import WatchError, resume_category
 
 

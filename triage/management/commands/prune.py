@@ -2,9 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from triage.management.commands.forget import command_actor
 from triage.privacy.retention import RetentionError, parse_duration, prune
-
-from .forget import command_actor
 
 
 class Command(BaseCommand):

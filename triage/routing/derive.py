@@ -1,7 +1,7 @@
 """From the admin's settings and a model's evidence to routing rules.
 
 A raw threshold is used as it is. A target precision becomes a threshold
-*certified* on the model version's evidence (triage.thresholds): calibrated
+*certified* on the model version's evidence (triage.routing.certify): calibrated
 out-of-fold predictions on every labelled example, stored with the version, so
 thresholds follow the model and changing a target re-derives them at once.
 
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from . import routing
-from .models import Category, ModelVersion, RoutingPolicy
-from .thresholds import DEFAULT_DELTA, Certification, certify_threshold
+from triage.models import Category, ModelVersion, RoutingPolicy
+from triage.routing import policy as routing
+from triage.routing.certify import DEFAULT_DELTA, Certification, certify_threshold
 
 Mode = RoutingPolicy.Certification
 

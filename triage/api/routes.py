@@ -1,10 +1,10 @@
 """The HTTP API on django-ninja: items in, the events feed and metrics out. OpenAPI at /api/docs.
 
 Authentication is a bearer token with the endpoint's scope, rate-limited per token
-(triage.api_auth); only the token's sha256 is stored (ApiToken).
+(triage.api.auth); only the token's sha256 is stored (ApiToken).
 Errors are JSON: {"error": "<what was wrong>"}, plus "errors" (each bad item's
 index, field and message) or "conflicts" where that helps a client fix its request.
-Item bodies are parsed by triage.intake (shared with the file import), so every
+Item bodies are parsed by triage.api.intake (shared with the file import), so every
 bad field of a 1,000-item batch is reported at once, by index.
 """
 
@@ -18,15 +18,15 @@ from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
-from . import services
-from .actions.feed import MAX_LIMIT, FeedError, read_events
-from .api_auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
-from .export import ExportError, start_export
-from .intake import InvalidItems, parse_batch
-from .middleware import database_unavailable
-from .models import ApiToken, Item, Prediction
-from .monitoring.metrics import metrics_snapshot
-from .text import normalize_external_id
+from triage.actions.feed import MAX_LIMIT, FeedError, read_events
+from triage.api import ingest as ingestion
+from triage.api.auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
+from triage.api.export import ExportError, start_export
+from triage.api.intake import InvalidItems, parse_batch
+from triage.api.text import normalize_external_id
+from triage.models import ApiToken, Item, Prediction
+from triage.monitoring.summary import metrics_snapshot
+from triage.web.middleware import database_unavailable
 
 api = NinjaAPI(
     title="Triage API",
@@ -276,10 +276,10 @@ def ingest(request: HttpRequest) -> Any:
             errors=[e.as_dict() for e in exc.errors],
         )
     try:
-        result = services.ingest_items(items=items, source=Item.Source.API)
-    except services.NotConfigured as exc:
+        result = ingestion.ingest_items(items=items, source=Item.Source.API)
+    except ingestion.NotConfigured as exc:
         return error(503, f"{exc}; nothing was stored")
-    except services.IngestConflict as exc:
+    except ingestion.IngestConflict as exc:
         return error(
             409,
             f"conflict; nothing was stored: {exc}",

@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.throttling import SimpleRateThrottle
 
-from .models import ApiToken
+from triage.models import ApiToken
 
 
 class TokenRejected(Exception):

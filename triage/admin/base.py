@@ -15,7 +15,7 @@ from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from .models import AuditLog, actor_name, snapshot
+from triage.models import AuditLog, actor_name, snapshot
 
 M = TypeVar("M", bound=models.Model)
 

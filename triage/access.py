@@ -1,12 +1,19 @@
-"""The two groups people are put in: analysts work the queue, admins run the system.
+"""Roles, and who may open what: the queue (analysts), the senior queue, the cockpit (admins).
 
-Kept in sync after every migrate, so a new model's permissions reach admins.
+The groups are kept in sync after every migrate (TriageConfig connects ensure_roles), so a
+new model's permissions reach admins.
 """
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django_htmx.middleware import HtmxDetails
 
 ANALYSTS = "analysts"
 ADMINS = "admins"
@@ -14,8 +21,8 @@ ADMINS = "admins"
 SENIORS = "senior analysts"
 
 ANALYST_PERMISSIONS = [
-    ("reviews", "add_review"),
-    ("reviews", "view_reviewtask"),
+    ("triage", "add_review"),
+    ("triage", "view_reviewtask"),
     ("triage", "view_item"),
     ("triage", "view_category"),
 ]
@@ -29,16 +36,16 @@ VIEW_ONLY_MODELS = [
     ("triage", "item"),
     ("triage", "embedding"),
     ("triage", "prediction"),
-    ("reviews", "reviewtask"),
-    ("reviews", "review"),
-    ("reviews", "trainingexample"),
+    ("triage", "reviewtask"),
+    ("triage", "review"),
+    ("triage", "trainingexample"),
     # Trust records change only through the quality page's logged actions.
     ("reviews", "reviewcheck"),
     ("reviews", "quarantine"),
     ("reviews", "heldlabel"),
 ]
 # Admins review too (the queue asks for add_review); it creates a Review through the flow.
-ADMIN_EXTRA_PERMISSIONS = [("reviews", "add_review")]
+ADMIN_EXTRA_PERMISSIONS = [("triage", "add_review")]
 
 
 def ensure_roles(**kwargs: Any) -> None:
@@ -47,9 +54,9 @@ def ensure_roles(**kwargs: Any) -> None:
     seniors, _ = Group.objects.get_or_create(name=SENIORS)
     analyst_perms = [
         p
-        for p in Permission.objects.filter(
-            content_type__app_label__in=["reviews", "triage"]
-        ).select_related("content_type")
+        for p in Permission.objects.filter(content_type__app_label="triage").select_related(
+            "content_type"
+        )
         if (p.content_type.app_label, p.codename) in ANALYST_PERMISSIONS
     ]
     analysts.permissions.set(analyst_perms)
@@ -73,7 +80,7 @@ def is_senior(user: Any) -> bool:
 
 
 def can_review(user: Any) -> bool:
-    """Whether the user may work the queue: `user.has_perm("reviews.add_review")` as the
+    """Whether the user may work the queue: `user.has_perm("triage.add_review")` as the
     model backend answers it (active, and superuser or the permission directly or through
     a group), in one EXISTS. has_perm loads every permission the user has in two queries,
     hundreds of rows for an admin, on each of the queue's requests."""
@@ -83,6 +90,31 @@ def can_review(user: Any) -> bool:
         return True
     return Permission.objects.filter(
         Q(user=user) | Q(group__user=user),
-        content_type__app_label="reviews",
+        content_type__app_label="triage",
         codename="add_review",
     ).exists()
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+def is_admin(user: Any) -> bool:
+    return bool(
+        user.is_authenticated and (user.is_superuser or user.groups.filter(name=ADMINS).exists())
+    )
+
+
+def admin_required(view: View) -> View:
+    """Anonymous visitors go to the login page; signed-in non-admins get a 403."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_admin(request.user):
+            raise PermissionDenied("the cockpit is for the admins group")
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapped)  # type: ignore[return-value]

@@ -10,18 +10,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from triage.audit_log import actor_name
-from triage.cockpit.access import admin_required
-from triage.models import Category
-
-from .bulk import BulkError, bulk_decide
-from .models import ReviewTask
-from .roles import is_senior
-from .similar import similar_open_tasks, similar_resolved
-from .trust.models import Quarantine
-from .trust.quality import quality_table
-from .trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
-from .views.card import HtmxHttpRequest, is_blind
+from reviews.bulk import BulkError, bulk_decide
+from reviews.similar import similar_open_tasks, similar_resolved
+from reviews.trust.models import Quarantine
+from reviews.trust.quality import quality_table
+from reviews.trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
+from reviews.views.card import is_blind
+from triage.access import HtmxHttpRequest, admin_required, is_senior
+from triage.models import Category, ReviewTask
+from triage.models.audit_log import actor_name
 
 SIMILAR_TEMPLATE = "reviews/_similar.html"
 SIMILAR_COUNT = 5
@@ -56,7 +53,7 @@ def _bulk_limit() -> int:
 
 @require_GET
 @login_required
-@permission_required("reviews.add_review", raise_exception=True)
+@permission_required("triage.add_review", raise_exception=True)
 def similar(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
     return _render_similar(request, task)
@@ -64,7 +61,7 @@ def similar(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-@permission_required("reviews.add_review", raise_exception=True)
+@permission_required("triage.add_review", raise_exception=True)
 def bulk(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
     try:

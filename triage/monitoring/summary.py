@@ -7,8 +7,9 @@ all three stay in step.
 
 from typing import Any
 
-from ..models import Category, ModelVersion, RoutingPolicy
-from ..policy import (
+from triage.models import Category, ModelVersion, RoutingPolicy
+from triage.monitoring.live import live_report
+from triage.routing.derive import (
     HoldoutPredictions,
     RuleReport,
     Settings,
@@ -17,7 +18,6 @@ from ..policy import (
     pooled_certification,
     reports_for,
 )
-from .live import live_report
 
 
 def guarantee_statement(policy: RoutingPolicy) -> str:

@@ -2,9 +2,8 @@
 
 from django.contrib import admin
 
-from triage.admin_base import AuditedAdmin
-
-from .models import MaskPattern
+from triage.admin.base import AuditedAdmin
+from triage.privacy.models import MaskPattern
 
 
 @admin.register(MaskPattern)

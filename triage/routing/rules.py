@@ -5,9 +5,8 @@ from datetime import datetime
 
 from django.db.models import F
 
-from triage import routing
-
-from .models import Rule
+from triage.routing import policy as routing
+from triage.routing.models import Rule
 
 
 def active_item_rules() -> tuple[routing.ItemRule, ...]:

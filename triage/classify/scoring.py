@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.conf import settings
 
-from .ml.calibration import softmax
-from .ml.encoder import Encoder, encoder_for, get_encoder
-from .ml.heads import check_artifact, load_head, zero_shot_proba
-from .models import Category, Embedding, Item, ModelVersion
+from triage.ml.calibration import softmax
+from triage.ml.encoder import Encoder, encoder_for, get_encoder
+from triage.ml.heads import check_artifact, load_head, zero_shot_proba
+from triage.models import Category, Embedding, Item, ModelVersion
 
 if TYPE_CHECKING:
-    from .ml.seqcls import SequenceClassifier
+    from triage.ml.seqcls import SequenceClassifier
 
 # SQL parameter lists are chunked so huge batches stay under database limits.
 IN_CHUNK = 900
@@ -82,7 +82,7 @@ def zero_shot_scores(items: Sequence[Item]) -> Scores:
 
 @functools.lru_cache(maxsize=4)
 def _sequence_classifier(spec_json: str, categories: tuple[str, ...]) -> "SequenceClassifier":
-    from .ml.seqcls import SequenceClassifier
+    from triage.ml.seqcls import SequenceClassifier
 
     spec = json.loads(spec_json)
     return SequenceClassifier(

@@ -9,10 +9,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from . import training
-from .admin_base import AuditedAdmin, ReadOnlyAdmin, SelectionCheckedAdmin
-from .ml.heads import ArtifactError
-from .models import (
+from triage import training
+from triage.admin.base import AuditedAdmin, ReadOnlyAdmin, SelectionCheckedAdmin
+from triage.ml.heads import ArtifactError
+from triage.models import (
     ApiToken,
     AuditLog,
     Category,
@@ -22,7 +22,7 @@ from .models import (
     RoutingPolicy,
     actor_name,
 )
-from .policy import HoldoutPredictions, rule_for_category
+from triage.routing.derive import HoldoutPredictions, rule_for_category
 
 
 def _actor(request: HttpRequest) -> str:
@@ -252,7 +252,3 @@ class ApiTokenAdmin(AuditedAdmin[ApiToken]):
 class AuditLogAdmin(ReadOnlyAdmin[AuditLog]):
     list_display = ["at", "actor", "action", "detail"]
     list_filter = ["action"]
-
-
-# Registered in its own package's module, with the rest of personal-data handling.
-from .privacy import admin as privacy_admin  # noqa: E402, F401

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import F
 
-from . import services
-from .models import Item
+from triage.classify import service
+from triage.models import Item
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def send_to_review(item_ids: Sequence[int]) -> int:
         Item.objects.filter(pk__in=list(item_ids)).values_list("external_id", flat=True)[:10]
     )
     more = f" and {len(item_ids) - len(names)} more" if len(item_ids) > len(names) else ""
-    sent = services.give_up_on(
+    sent = service.give_up_on(
         item_ids,
         alert_kind="classification_crashed",
         message=(
@@ -114,7 +114,7 @@ def classify_delivery(item_ids: Sequence[int], *, run_apart: Callable[[list[int]
     done = send_to_review(start.give_up) if start.give_up else 0
     if start.now:
         try:
-            done += services.classify_items(item_ids=start.now)
+            done += service.classify_items(item_ids=start.now)
         except BaseException:
             take_back(start.now)
             raise

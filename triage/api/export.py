@@ -16,10 +16,9 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
-from reviews.models import Review, TrainingExample
-
-from .models import Category, Item, ModelVersion
-from .training.snapshot import SnapshotUnavailable, trained_on_queryset
+from triage.models import Category, Item, ModelVersion, Review
+from triage.training.models import TrainingExample
+from triage.training.snapshot import SnapshotUnavailable, trained_on_queryset
 
 CHUNK_ROWS = 5000
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}

@@ -1,0 +1,130 @@
+"""Items, their cached embeddings, and the predictions made about them."""
+
+from django.db import models
+from django.utils import timezone
+
+from triage.models.categories import Category
+from triage.models.versions import ModelVersion
+
+
+class ItemQuerySet(models.QuerySet["Item"]):
+    def pending(self) -> "ItemQuerySet":
+        return self.filter(status=Item.Status.RECEIVED)
+
+
+class Item(models.Model):
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        ROUTED = "routed"
+        IN_REVIEW = "in_review"
+        RESOLVED = "resolved"
+
+    class Source(models.TextChoices):
+        API = "api"
+        IMPORT = "import"
+
+    external_id = models.CharField(max_length=255, unique=True)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # No index on status itself: every routing decision changes it, and a status index (with
+    # PostgreSQL's LIKE twin) made each of those writes update every index of the row. The
+    # one status lookup that must be fast, "still pending", has the partial index below.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
+    final_category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Who decided the final category: "model:<version>", "user:<username>" or "import".
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # The stuck-item sweep's bookkeeping: how often it re-queued the item, and not before when.
+    classify_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    classify_after = models.DateTimeField(null=True, blank=True, editable=False)
+    # Starts of its classification that never finished: the worker died
+    # (triage.classify.redelivery).
+    classify_started = models.PositiveSmallIntegerField(default=0, editable=False)
+    # Tombstones (triage.privacy): the text and metadata were removed everywhere, by
+    # `manage.py forget` or by retention. The row stays so ingest of the same external id
+    # stays idempotent and counts stay right.
+    forgotten_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pruned_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ItemQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(status="received"),
+                name="item_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    @property
+    def text_removed(self) -> bool:
+        return self.forgotten_at is not None or self.pruned_at is not None
+
+    def latest_prediction(self) -> "Prediction | None":
+        return self.predictions.order_by("-id").first()
+
+
+class Embedding(models.Model):
+    """The encoder's vector for an item, so nothing is embedded twice."""
+
+    # Not indexed on its own: one_embedding_per_encoder (item, encoder) serves item lookups.
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="embeddings", db_index=False
+    )
+    encoder = models.CharField(max_length=200)
+    vector = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "encoder"], name="one_embedding_per_encoder")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.encoder} vector for item {self.item_id}"
+
+
+class Prediction(models.Model):
+    """What the model said about an item, and what the routing policy did with it.
+
+    model_version is empty for cold-start predictions (zero-shot by similarity
+    to category descriptions, before any model is trained).
+    """
+
+    class Route(models.TextChoices):
+        AUTO = "auto"
+        REVIEW = "review"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    label = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    confidence = models.FloatField()
+    scores = models.JSONField(help_text="Top categories and their calibrated confidences.")
+    route = models.CharField(max_length=10, choices=Route.choices)
+    reason = models.CharField(max_length=30)
+    threshold = models.FloatField(null=True, blank=True)
+    # Which rule produced the threshold: "threshold" (raw) or "target_precision",
+    # and for the latter the certified precision lower bound at that threshold.
+    mode = models.CharField(max_length=20, blank=True)
+    lower_bound = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # Per-category volumes over the last week set the audit rates on every classify
+            # call, and live automation rates read a window: both filter on creation time.
+            # Appending to a time index is cheap next to a full scan per call.
+            models.Index(fields=["created_at"], name="prediction_created_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.label_id} {self.confidence:.2f} -> {self.route}"
