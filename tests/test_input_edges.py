@@ -9,8 +9,8 @@ from django.test import override_settings
 from django.test.client import Client
 
 from triage.access import ADMINS
-from triage.api.text import is_blank, normalize_external_id
 from triage.models import Category, Item
+from triage.models.text import is_blank, normalize_external_id
 
 from .factories import make_task, make_user
 

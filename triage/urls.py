@@ -3,8 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from triage.api.prometheus import prometheus_metrics
 from triage.api.routes import api
-from triage.monitoring.views import prometheus_metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="reviews:queue"), name="home"),

@@ -11,3 +11,8 @@ class ActionsConfig(AppConfig):
     label = "actions"
     verbose_name = "Actions: events, webhooks and rules"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Register the delivery tasks in every process, web included: the outbox queues
+        # them by name (triage.actions.delivery.DELIVER_TASK), not by importing them.
+        from triage.actions import tasks  # noqa: F401

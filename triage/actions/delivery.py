@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef
@@ -117,11 +118,15 @@ def retry_until(start: datetime) -> datetime:
     return start + timedelta(seconds=settings.TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS)
 
 
-def queue_deliveries(delivery_ids: Iterable[int]) -> None:
-    from triage.actions.tasks import deliver
+# The task that makes one attempt (triage.actions.tasks.deliver), named rather than imported:
+# the task module imports this one.
+DELIVER_TASK = "triage.actions.tasks.deliver"
 
+
+def queue_deliveries(delivery_ids: Iterable[int]) -> None:
+    deliver_one = current_app.signature(DELIVER_TASK)
     for delivery_id in delivery_ids:
-        deliver.delay(delivery_id)
+        deliver_one.delay(delivery_id)
 
 
 def deliver(*, delivery_id: int, now: datetime | None = None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from triage.api.text import is_blank, normalize_external_id, unstorable_string
+from triage.models.text import is_blank, normalize_external_id, unstorable_string
 
 ALLOWED_FIELDS = {"external_id", "text", "metadata", "label"}
 

@@ -23,8 +23,8 @@ from triage.api import ingest as ingestion
 from triage.api.auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
 from triage.api.export import ExportError, start_export
 from triage.api.intake import InvalidItems, parse_batch
-from triage.api.text import normalize_external_id
 from triage.models import ApiToken, Item, Prediction
+from triage.models.text import normalize_external_id
 from triage.monitoring.summary import metrics_snapshot
 from triage.web.middleware import database_unavailable
 

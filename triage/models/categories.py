@@ -120,8 +120,9 @@ class Category(models.Model):
         """Items, predictions or model labels refer to it by slug."""
         if self.pk is None:
             return False
-        from triage.models.items import Item, Prediction
-
+        # By name: items and predictions refer to categories, not the reverse.
+        Item = self._meta.apps.get_model("triage", "Item")
+        Prediction = self._meta.apps.get_model("triage", "Prediction")
         return (
             Item.objects.filter(final_category_id=self.pk).exists()
             or Prediction.objects.filter(label_id=self.pk).exists()

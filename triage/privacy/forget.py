@@ -13,8 +13,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from triage.api.text import normalize_external_id, unstorable_string
 from triage.models import AuditLog, Item, ReviewTask
+from triage.models.text import normalize_external_id, unstorable_string
 from triage.privacy.erasure import Erased, erase_copies
 
 # decided_by of an item forgotten before anyone decided it: it leaves the queue.

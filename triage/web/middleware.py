@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.http.multipartparser import MultiPartParserError
 from django.views import defaults
 
-from triage.api.text import unstorable_string
+from triage.models.text import unstorable_string
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
