@@ -143,7 +143,7 @@ def test_evaluate_without_a_model_is_a_clear_error(categories):
 def test_a_pickle_is_never_loaded_as_a_model(tmp_path):
     path = tmp_path / "head.safetensors"
     path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    from triage.ml.encoder import file_sha256
+    from triage.ml.artifacts import file_sha256
 
     with pytest.raises(ArtifactError, match="not a valid safetensors"):
         load_head(str(path), file_sha256(path))
@@ -187,7 +187,7 @@ def test_admins_see_why_a_category_does_or_does_not_auto_act(client, champion):
 
 
 def test_a_saved_head_loads_back_identical(tmp_path):
-    from triage.ml.encoder import file_sha256
+    from triage.ml.artifacts import file_sha256
     from triage.ml.heads import LinearHead, save_head
 
     rng = np.random.default_rng(0)

@@ -16,14 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from triage.ml import onnx_encoder, onnx_export
-from triage.ml.onnx_encoder import (
-    INT8_FILENAME,
-    MANIFEST_FILENAME,
-    OnnxEncoder,
-    OnnxIntegrityError,
-    export_onnx_int8,
-)
+from triage.ml import onnx_bundle, onnx_export
+from triage.ml.onnx_bundle import INT8_FILENAME, MANIFEST_FILENAME, OnnxIntegrityError
+from triage.ml.onnx_encoder import OnnxEncoder
+from triage.ml.onnx_export import export_onnx_int8
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -251,9 +247,9 @@ def test_the_serving_path_never_imports_torch(model_dir: Path, export_dir: Path)
 # fast: fake model directories and exports, no torch
 
 
-def test_importing_the_module_does_not_import_torch() -> None:
+def test_importing_the_onnx_modules_does_not_import_torch() -> None:
     code = (
-        "import sys, triage.ml.onnx_encoder\n"
+        "import sys, triage.ml.onnx_encoder, triage.ml.onnx_export, triage.ml.onnx_quantise\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
@@ -276,7 +272,7 @@ def _fake_build(model_dir: Path, tmp: Path, *, source_sha: str, model_name: str)
     (tmp / INT8_FILENAME).write_bytes(b"int8 graph for " + source_sha.encode())
     (tmp / "tokenizer.json").write_text("{}")
     manifest = {
-        "format": onnx_encoder.FORMAT_VERSION,
+        "format": onnx_bundle.FORMAT_VERSION,
         "model_name": model_name,
         "source": {"sha256": source_sha},
         "int8": {"sha256": _sha256(tmp / INT8_FILENAME)},

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import ReliabilityBin, reliability_table
-from triage.ml.encoder import file_sha256
 from triage.models import AuditLog, ModelVersion
 from triage.routing.derive import HoldoutPredictions, RuleReport, automation_now, reports_for
 from triage.training.gate import MAX_AUTOMATION_DROP

@@ -6,7 +6,6 @@ loaded lazily, once per process (get_encoder), never at import time, so
 """
 
 import functools
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,6 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from triage.ml.artifacts import file_sha256
+from triage.ml.pooling import mean_pool_normalise
 
 
 class Encoder(Protocol):
@@ -48,14 +50,6 @@ def resolve_model_dir(path: str) -> Path:
             f"encoder path {model_dir} is not a transformers model directory (no config.json)"
         )
     return model_dir
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -158,9 +152,7 @@ class TransformerEncoder:
         with torch.inference_mode():
             for batch, features in batches:
                 hidden = self.model(**features).last_hidden_state
-                mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                pooled = mean_pool_normalise(hidden, features["attention_mask"])
                 out[batch] = pooled.numpy()
         return out
 

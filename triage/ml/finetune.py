@@ -1,8 +1,8 @@
 """End-to-end fine-tuning of the sentence encoder on reviewed examples.
 
 The encoder is trained through exactly the embedding it is served with
-(attention-mask mean pooling, then L2 normalisation, as in
-`triage.ml.encoder.TransformerEncoder`), under a temporary cosine classifier.
+(`triage.ml.pooling.mean_pool_normalise`, as in `triage.ml.encoder.TransformerEncoder`),
+under a temporary cosine classifier.
 Only the encoder is saved: the caller embeds texts with the saved directory and
 fits its own logistic-regression head and calibration on those embeddings, so
 the served head is trained on exactly the vectors it will see.
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from triage.ml.encoder import length_sorted_batches
+from triage.ml.pooling import mean_pool_normalise
 
 # Cosine-classifier scale (an inverse temperature). Cosines lie in [-1, 1], so
 # without a scale the softmax could never become confident and the loss would
@@ -144,12 +145,9 @@ def fine_tune_encoder(
         )
 
     def embed(batch: np.ndarray) -> Any:
-        # Exactly TransformerEncoder.encode: masked mean pooling, then L2 norm.
+        # The served embedding (TransformerEncoder.encode), with gradients.
         feats = features(batch)
-        hidden = model(**feats).last_hidden_state
-        mask = feats["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return mean_pool_normalise(model(**feats).last_hidden_state, feats["attention_mask"])
 
     steps_per_epoch = math.ceil(len(texts) / batch_size)
     total_steps = steps_per_epoch * epochs

@@ -20,8 +20,8 @@ from safetensors.numpy import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import softmax
-from triage.ml.encoder import file_sha256
 
 # Zero-shot cosine similarities lie in a narrow band; dividing by a small
 # temperature spreads them into a usable ranking. Cold start never auto-acts,

@@ -2,7 +2,8 @@
 
 Building the export (ONNX conversion, SmoothQuant scaling, int8 quantisation) is
 build-time work and lives in triage.ml.onnx_export; this module only reads what
-it wrote, refusing a file whose sha256 does not match its manifest.
+it wrote (through triage.ml.onnx_bundle), refusing a file whose sha256 does not match
+its manifest.
 
 Activations are quantised per batch, so an embedding depends very slightly on the other texts
 in its batch; sorting by length keeps batches homogeneous.
@@ -11,7 +12,6 @@ in its batch; sorting by length keeps batches homogeneous.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -20,31 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from triage.ml import onnx_bundle as bundle
+from triage.ml.artifacts import file_sha256
 from triage.ml.encoder import length_sorted_batches
-from triage.ml.onnx_export import (
-    _INPUT_NAMES,
-    DEFAULT_MODEL_NAME,
-    FORMAT_VERSION,
-    INT8_FILENAME,
-    MANIFEST_FILENAME,
-    OnnxIntegrityError,
-    _read_manifest,
-    _sha256,
-    _source_weights,
-    export_onnx_int8,
-)
+from triage.ml.onnx_bundle import OnnxIntegrityError
+from triage.ml.onnx_export import export_onnx_int8
+from triage.ml.pooling import mean_pool_normalise_numpy
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "DEFAULT_MODEL_NAME",
-    "FORMAT_VERSION",
-    "INT8_FILENAME",
-    "MANIFEST_FILENAME",
-    "OnnxEncoder",
-    "OnnxIntegrityError",
-    "export_onnx_int8",
-]
 
 
 class OnnxEncoder:
@@ -67,7 +50,7 @@ class OnnxEncoder:
         from triage.ml.encoder import resolve_model_dir
 
         model_dir = resolve_model_dir(spec.get("path", ""))
-        source = _sha256(_source_weights(model_dir))[:16]
+        source = file_sha256(bundle.source_weights(model_dir))[:16]
         max_length = int(spec.get("max_length", settings.TRIAGE_MAX_LENGTH))
         encoder = cls(
             model_dir,
@@ -100,36 +83,22 @@ class OnnxEncoder:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
         model_dir = Path(model_dir)
         onnx_dir = Path(onnx_dir)
-        source_sha = _sha256(_source_weights(model_dir))
+        source_sha = file_sha256(bundle.source_weights(model_dir))
 
-        manifest = _read_manifest(onnx_dir)
+        manifest = bundle.read_manifest(onnx_dir)
         if manifest is None or manifest.get("source", {}).get("sha256") != source_sha:
             if not auto_export:
                 state = "no ONNX export" if manifest is None else "a stale ONNX export"
                 raise FileNotFoundError(
                     f"{onnx_dir} holds {state} of {model_dir}; run "
-                    "triage.ml.onnx_encoder.export_onnx_int8(model_dir, onnx_dir) first"
+                    "triage.ml.onnx_export.export_onnx_int8(model_dir, onnx_dir) first"
                 )
             export_onnx_int8(model_dir, onnx_dir)
-            manifest = _read_manifest(onnx_dir)
+            manifest = bundle.read_manifest(onnx_dir)
             assert manifest is not None
 
-        int8_path = onnx_dir / INT8_FILENAME
-        try:
-            blob = int8_path.read_bytes()
-        except FileNotFoundError as exc:
-            raise OnnxIntegrityError(
-                f"{int8_path} is missing although {onnx_dir / MANIFEST_FILENAME} lists it; "
-                f"delete {onnx_dir} and re-run export_onnx_int8()"
-            ) from exc
-        expected = manifest["int8"]["sha256"]
-        actual = hashlib.sha256(blob).hexdigest()
-        if actual != expected:
-            raise OnnxIntegrityError(
-                f"{int8_path} failed its integrity check: sha256 {actual} does not match "
-                f"{expected} recorded in {MANIFEST_FILENAME}. The file was modified or corrupted; "
-                f"refusing to load it. Delete {onnx_dir} and re-run export_onnx_int8()."
-            )
+        # A damaged or tampered file raises OnnxIntegrityError here; it is never rebuilt.
+        blob = bundle.read_verified_int8(onnx_dir, manifest)
 
         max_positions = int(manifest["max_position_embeddings"])
         if not 2 <= max_length <= max_positions:
@@ -141,7 +110,8 @@ class OnnxEncoder:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.dim = int(manifest["dim"])
-        self.encoder_id = f"{manifest['model_name']}+onnx-int8:{expected[:12]}"
+        int8_sha = manifest["int8"]["sha256"]  # verified above
+        self.encoder_id = f"{manifest['model_name']}+onnx-int8:{int8_sha[:12]}"
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -154,9 +124,11 @@ class OnnxEncoder:
             blob, options, providers=["CPUExecutionProvider"]
         )
         self._input_names = [i.name for i in self._session.get_inputs()]
-        unknown = set(self._input_names) - set(_INPUT_NAMES)
+        unknown = set(self._input_names) - set(bundle.INPUT_NAMES)
         if unknown:
-            raise OnnxIntegrityError(f"{int8_path} has unexpected inputs {sorted(unknown)}")
+            raise OnnxIntegrityError(
+                f"{onnx_dir / bundle.INT8_FILENAME} has unexpected inputs {sorted(unknown)}"
+            )
 
         self._tokenizer = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
         self._tokenizer.no_padding()  # padding is done per batch below
@@ -206,14 +178,5 @@ class OnnxEncoder:
                 types[row, :n] = enc.type_ids
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             hidden = self._session.run(None, {k: feed[k] for k in self._input_names})[0]
-            out[idx] = _mean_pool_normalise(hidden, mask)
+            out[idx] = mean_pool_normalise_numpy(hidden, mask)
         return out
-
-
-def _mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    weights = mask[:, :, None].astype(np.float32)
-    summed = (hidden.astype(np.float32) * weights).sum(axis=1)
-    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    result: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
-    return result

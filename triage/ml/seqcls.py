@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from triage.ml.encoder import file_sha256, padded_batches
+from triage.ml.artifacts import file_sha256
+from triage.ml.encoder import padded_batches
 
 __all__ = [
     "SeqClsConfigurationError",

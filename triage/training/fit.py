@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from triage.classify.scoring import embed_items
+from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import expected_calibration_error, fit_temperature, softmax
 from triage.ml.encoder import configured_spec, encoder_for
 from triage.ml.evaluation import score_metrics
@@ -234,7 +235,6 @@ def sequence_classifier_candidate(
     It never saw our examples: its temperature is fitted on the train split and
     the holdout split is its evidence.
     """
-    from triage.ml.encoder import file_sha256
     from triage.ml.seqcls import SequenceClassifier
 
     _need_both_splits(examples, "a ready classifier")
