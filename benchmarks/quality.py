@@ -42,7 +42,9 @@ RULES = ("old: holdout + Wilson", "new: per category", "new: pooled")
 
 def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
     """Coverage and realised precision on test for the old rule and the new ones."""
-    from triage.routing.certify import certify_threshold, wilson_threshold
+    from _wilson import wilson_threshold
+
+    from triage.routing.certify import certify_threshold
     from triage.routing.derive import HoldoutPredictions
     from triage.training.fit import cross_fit_head
 

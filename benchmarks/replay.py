@@ -98,7 +98,8 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Scenario]] = {
 
 def baseline_thresholds(version, target: float) -> dict[str, dict[str, float | None]]:
     """Point-estimate and old-Wilson thresholds on the version's own evidence."""
-    from triage.routing.certify import wilson_threshold
+    from _wilson import wilson_threshold
+
     from triage.routing.derive import HoldoutPredictions
 
     evidence = HoldoutPredictions.from_json(version.holdout)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from benchmarks._wilson import wilson_threshold
 from triage.ml.heads import train_logistic_head
-from triage.routing.certify import certify_threshold, wilson_threshold
+from triage.routing.certify import certify_threshold
 from triage.routing.derive import HoldoutPredictions
 from triage.training.fit import cross_fit_head
 

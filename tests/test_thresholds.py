@@ -10,16 +10,14 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from benchmarks._wilson import wilson_lower_bound, wilson_threshold
 from triage.routing.certify import (
     candidate_grid,
     certify_threshold,
-    clopper_pearson_lower,
-    correct_needed,
     risk_coverage_curve,
     walk_starts,
-    wilson_lower_bound,
-    wilson_threshold,
 )
+from triage.stats import clopper_pearson_lower, correct_needed
 
 Sample = tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]
 
@@ -105,7 +103,7 @@ def test_clopper_pearson_known_values() -> None:
     assert clopper_pearson_lower(0, 20) == 0.0
     assert clopper_pearson_lower(0, 0) == 0.0
     # A laxer delta gives a tighter (higher) bound.
-    assert clopper_pearson_lower(95, 100, delta=0.2) > clopper_pearson_lower(95, 100)
+    assert clopper_pearson_lower(95, 100, alpha=0.2) > clopper_pearson_lower(95, 100)
 
 
 def test_evidence_needed_at_common_targets() -> None:

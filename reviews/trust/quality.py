@@ -59,10 +59,6 @@ class AnalystQuality:
     def gold_agreement(self) -> float | None:
         return self.gold_agreed / self.gold if self.gold else None
 
-    @property
-    def overturn_rate(self) -> float | None:
-        return self.overturned / self.confident if self.confident else None
-
 
 def cohen_kappa(first: list[str], second: list[str]) -> float | None:
     """Cohen's kappa, or None where it is undefined (no pairs, or one label on both sides)."""

@@ -1,8 +1,8 @@
 """Quarantine: an analyst whose labels cannot be trusted stops feeding training.
 
 Two rules, each on exact one-sided binomial bounds at level TRIAGE_QUARANTINE_ALPHA
-(reviews.trust.bounds) over the last TRIAGE_QUALITY_WINDOW_DAYS, so a short unlucky run
-never quarantines an honest analyst:
+(Clopper–Pearson, triage.stats) over the last TRIAGE_QUALITY_WINDOW_DAYS, so a short unlucky
+run never quarantines an honest analyst:
 
 - low agreement: the upper bound of the analyst's agreement with second reviews is
   below TRIAGE_QUARANTINE_AGREEMENT_FLOOR (we are confident it is below the floor);
@@ -11,6 +11,12 @@ never quarantines an honest analyst:
   overturn rate is above TRIAGE_QUARANTINE_OVERTURN_RATIO times the upper bound of
   everyone else's. Second reviews, disagreements and escalations are left out of both
   sides: they are chosen because someone doubted the model, so they overturn more.
+
+Bounds, not rates: a raw rate from five decisions says little (3 agreements of 5 is 60%,
+yet an analyst who agrees 90% of the time shows it about one time in twelve), so the rules
+act only once the evidence rules luck out. The assumption: an analyst's decisions are
+independent trials with one fixed rate over the window (tests/reviews/test_quarantine.py
+simulates it).
 
 From then on each new decision's training example is held (HeldLabel): out of every
 training snapshot and holdout until an admin releases or rejects it. Starting a
@@ -28,10 +34,10 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from reviews.trust.bounds import lower_bound, upper_bound
 from reviews.trust.models import HeldLabel, Quarantine, ReviewCheck
 from triage.models import Review, ReviewTask, RoutingPolicy
 from triage.models.audit_log import AuditLog
+from triage.stats import clopper_pearson_lower, clopper_pearson_upper
 from triage.training.models import TrainingExample
 
 logger = logging.getLogger(__name__)
@@ -101,7 +107,7 @@ def agreement_evidence(user: Any, *, since: datetime) -> AgreementEvidence:
     return AgreementEvidence(
         checks=counts["checks"],
         agreed=counts["agreed"],
-        upper=upper_bound(counts["agreed"], counts["checks"], alpha=alpha),
+        upper=clopper_pearson_upper(counts["agreed"], counts["checks"], alpha),
         floor=settings.TRIAGE_QUARANTINE_AGREEMENT_FLOOR,
     )
 
@@ -122,10 +128,10 @@ def overturn_evidence(user: Any, *, since: datetime, now: datetime) -> OverturnE
     return OverturnEvidence(
         confident=own["n"],
         overturned=own["x"],
-        lower=lower_bound(own["x"], own["n"], alpha=alpha),
+        lower=clopper_pearson_lower(own["x"], own["n"], alpha),
         peers_confident=peers["n"],
         peers_overturned=peers["x"],
-        peers_upper=upper_bound(peers["x"], peers["n"], alpha=alpha),
+        peers_upper=clopper_pearson_upper(peers["x"], peers["n"], alpha),
         ratio=settings.TRIAGE_QUARANTINE_OVERTURN_RATIO,
     )
 

@@ -7,8 +7,8 @@ import pytest
 from triage.cockpit.preview import Setting, preview
 from triage.cockpit.services import save_category_setting
 from triage.models import AuditLog, Category, RoutingPolicy
-from triage.routing import certify as thresholds
 from triage.routing.derive import HoldoutPredictions, routing_policy, rule_reports
+from triage.stats import clopper_pearson_lower
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_a_raw_thresholds_bound_is_the_services_bound_on_the_same_evidence(champ
     assert tried.support == int(chosen.sum()) > 0
     assert tried.evidence == len(confidences)
     assert tried.coverage == pytest.approx(chosen.mean())
-    assert tried.certified_bound == thresholds.clopper_pearson_lower(
+    assert tried.certified_bound == clopper_pearson_lower(
         int(correct[chosen].sum()), int(chosen.sum()), policy.delta
     )
     assert "promises no precision" in tried.reason

@@ -3,20 +3,21 @@
 import numpy as np
 import pytest
 
-from triage.monitoring.precision import clopper_pearson, one_sided_lower, weighted_precision
+from triage.monitoring.precision import one_sided_lower, weighted_precision
+from triage.stats import clopper_pearson_interval
 
 
 def test_clopper_pearson_matches_known_values():
-    assert clopper_pearson(10, 10) == pytest.approx((0.69150, 1.0), abs=1e-5)
-    assert clopper_pearson(0, 10) == pytest.approx((0.0, 0.30850), abs=1e-5)
-    assert clopper_pearson(95, 100) == pytest.approx((0.88716, 0.98357), abs=1e-4)
+    assert clopper_pearson_interval(10, 10) == pytest.approx((0.69150, 1.0), abs=1e-5)
+    assert clopper_pearson_interval(0, 10) == pytest.approx((0.0, 0.30850), abs=1e-5)
+    assert clopper_pearson_interval(95, 100) == pytest.approx((0.88716, 0.98357), abs=1e-4)
 
 
 def test_equal_probabilities_give_the_exact_interval():
     estimate = weighted_precision([True] * 95 + [False] * 5, [0.05] * 100)
     assert estimate.method == "clopper-pearson"
     assert (estimate.audited, estimate.correct, estimate.precision) == (100, 95, 0.95)
-    assert (estimate.lower, estimate.upper) == pytest.approx(clopper_pearson(95, 100))
+    assert (estimate.lower, estimate.upper) == pytest.approx(clopper_pearson_interval(95, 100))
 
 
 def test_nothing_audited_gives_no_precision_and_the_whole_interval():
@@ -69,5 +70,7 @@ def test_weights_recover_overall_precision_where_strata_differ():
 
 def test_the_one_sided_bound_is_the_two_sided_interval_at_twice_the_level():
     estimate = weighted_precision([True] * 95 + [False] * 5, [0.05] * 100)
-    assert one_sided_lower(estimate, 0.05) == pytest.approx(clopper_pearson(95, 100, 0.90)[0])
+    assert one_sided_lower(estimate, 0.05) == pytest.approx(
+        clopper_pearson_interval(95, 100, 0.90)[0]
+    )
     assert one_sided_lower(weighted_precision([], []), 0.05) == 0.0

@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -22,7 +22,7 @@ from triage.models import (
     RoutingPolicy,
     actor_name,
 )
-from triage.routing.derive import HoldoutPredictions, rule_for_category
+from triage.routing.derive import rule_for_category
 
 
 def _actor(request: HttpRequest) -> str:
@@ -46,11 +46,6 @@ class CategoryAdmin(AuditedAdmin[Category]):
     ]
     list_editable = ["threshold", "target_precision", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
-    # Webhooks are Endpoints now (Actions → Endpoints, filtered by category), signed and
-    # retried; the old per-category URL is not offered, so nobody relies on it.
-    exclude = ["webhook_url"]
-    # The changelist formset still builds the legacy URL field; https is its default scheme.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -75,8 +70,7 @@ class CategoryAdmin(AuditedAdmin[Category]):
     @admin.display(description="routing with the champion")
     def routing_now(self, obj: Category) -> str:
         champion = ModelVersion.objects.champion()
-        holdout = HoldoutPredictions.from_json(champion.holdout) if champion else None
-        report = rule_for_category(obj, policy=RoutingPolicy.current(), holdout=holdout)
+        report = rule_for_category(obj)
         rule = report.rule
         if champion is None:
             return "cold start: every item goes to review"

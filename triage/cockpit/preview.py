@@ -3,15 +3,17 @@
 Every figure comes from the code routing itself uses: triage.routing.derive.derive_rules
 certifies (or applies) the rules of every active category exactly as they will
 serve, with the tried setting in place of the saved one, so pooling and a
-split delta are accounted for; triage.routing.certify gives the bound for a raw
-threshold and the risk-coverage curve. So the preview and the saved rule
-cannot disagree (tests/cockpit/test_preview.py holds them equal).
+split delta are accounted for; triage.stats gives the bound for a raw threshold
+(the bound certification uses) and triage.routing.certify the risk-coverage curve.
+So the preview and the saved rule cannot disagree (tests/cockpit/test_preview.py
+holds them equal).
 """
 
 from dataclasses import dataclass
 
 from triage.models import Category, ModelVersion, RoutingPolicy
-from triage.routing import certify as thresholds
+from triage.routing import certify
+from triage.routing import policy as routing
 from triage.routing.derive import (
     HoldoutPredictions,
     RuleReport,
@@ -19,6 +21,7 @@ from triage.routing.derive import (
     category_settings,
     derive_rules,
 )
+from triage.stats import clopper_pearson_lower
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,13 @@ class Setting:
         return cls(None, None, inherit=True)
 
     def resolved(self, policy: RoutingPolicy) -> tuple[float | None, float]:
-        """(target, raw threshold) as routing resolves them (see policy.category_settings)."""
-        if self.inherit:
-            return policy.target_precision, policy.default_threshold
-        if self.target is not None:
-            return self.target, policy.default_threshold
-        assert self.threshold is not None
-        return None, self.threshold
+        """(target, raw threshold) as routing resolves them (routing.resolve_setting)."""
+        return routing.resolve_setting(
+            target=None if self.inherit else self.target,
+            threshold=None if self.inherit else self.threshold,
+            global_target=policy.target_precision,
+            global_threshold=policy.default_threshold,
+        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Preview:
     report: RuleReport
     certified_bound: float | None  # lower confidence bound on the automated precision
     delta: float
-    curve: list[thresholds.CoveragePoint]
+    curve: list[certify.CoveragePoint]
     has_model: bool
 
     @property
@@ -146,15 +149,15 @@ def preview(
     report = next(r for r in reports if r.slug == category.slug)
     target = chosen[category.slug][0]
     bound = report.rule.lower_bound
-    curve: list[thresholds.CoveragePoint] = []
+    curve: list[certify.CoveragePoint] = []
     if holdout is not None:
         confidences, correct = holdout.for_category(category.slug)
         if target is None and report.selected:
             chosen_rows = confidences >= report.rule.threshold
-            bound = thresholds.clopper_pearson_lower(
+            bound = clopper_pearson_lower(
                 int(correct[chosen_rows].sum()), int(chosen_rows.sum()), policy.delta
             )
-        curve = thresholds.risk_coverage_curve(
+        curve = certify.risk_coverage_curve(
             confidences, correct, delta=policy.delta, points=curve_points
         )
     return Preview(

@@ -60,7 +60,6 @@ class Category(models.Model):
     action_queue = models.CharField(
         max_length=100, blank=True, help_text="Destination queue for routed items."
     )
-    webhook_url = models.URLField(blank=True)
     threshold = models.FloatField(
         null=True,
         blank=True,

@@ -19,6 +19,7 @@ from triage.actions import events
 from triage.models import AuditLog, Category, ModelVersion, RoutingPolicy
 from triage.monitoring.drift import CusumDesign, cusum_design, cusum_path
 from triage.monitoring.models import AuditSample, CategoryWatch
+from triage.routing.derive import category_settings
 
 logger = logging.getLogger(__name__)
 
@@ -33,19 +34,11 @@ class WatchError(Exception):
         super().__init__(message)
 
 
-def target_for(category: Category, policy: RoutingPolicy) -> float | None:
-    """The precision this category promises, with the routing policy's precedence:
-    the category's target, else none if it has a raw threshold, else the global target."""
-    if category.target_precision is not None:
-        return category.target_precision
-    if category.threshold is not None:
-        return None
-    return policy.target_precision
-
-
 def design_for(category: Category, policy: RoutingPolicy) -> CusumDesign | None:
-    """No target (raw thresholds only) or a target of 100% means nothing to watch against."""
-    target = target_for(category, policy)
+    """The watch against the precision this category promises, the target routing uses.
+
+    No target (a raw threshold) or a target of 100% means nothing to watch against."""
+    target, _ = category_settings(category, policy)
     return cusum_design(target) if target is not None and target < 1 else None
 
 

@@ -30,33 +30,33 @@ category together (``pooled``: the promise then covers the auto-actions as a
 whole), or all categories at once (``delta`` split across them).
 
 The old rule (take the lowest threshold whose two-sided 95% Wilson bound
-passes, out of every distinct confidence) is kept as ``wilson_threshold`` only
+passes, out of every distinct confidence) lives in benchmarks/_wilson.py, only
 so benchmarks and tests can show why it was replaced: choosing among hundreds
 of tests after seeing them certifies a wrong threshold more often than it says.
 
-Pure numpy/scipy: no Django, no database.
+The bound itself and the evidence it needs are statistics (triage.stats); this
+module is the certification policy built on them. Pure: no Django, no database.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import beta, norm
+
+from triage.stats import clopper_pearson_lower_bounds, correct_needed
 
 __all__ = [
     "DEFAULT_DELTA",
     "Certification",
     "CoveragePoint",
+    "SelectionCurve",
+    "candidate_grid",
     "certify_threshold",
-    "clopper_pearson_lower",
-    "correct_needed",
+    "first_support",
     "walk_starts",
     "risk_coverage_curve",
-    "wilson_lower_bound",
-    "wilson_threshold",
 ]
 
 DEFAULT_DELTA = 0.05
@@ -65,55 +65,6 @@ GRID_POINTS = 100
 # Walks from several starting sizes (see walk_starts).
 MAX_WALKS = 3
 WALK_SPACING = 4
-
-
-def clopper_pearson_lower(successes: int, n: int, delta: float = DEFAULT_DELTA) -> float:
-    """Exact one-sided lower confidence bound for a binomial proportion.
-
-    P(bound > true p) <= delta for every true p. 0.0 when there is no success.
-    """
-    _check_delta(delta)
-    if n < 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
-    return float(_cp_lower(np.array([successes]), np.array([n]), delta)[0])
-
-
-def correct_needed(
-    target: float, delta: float = DEFAULT_DELTA, *, error_rate: float = 0.0
-) -> int | None:
-    """Fewest predictions, with this observed error rate, whose bound clears ``target``.
-
-    With no errors this is the smallest n with ``delta ** (1/n) >= target``, e.g.
-    59 for 95% and 299 for 99% at delta 0.05. None when the observed precision
-    ``1 - error_rate`` is not above the target: no amount of such evidence helps.
-    """
-    _check_target(target)
-    _check_delta(delta)
-    if not 0 <= error_rate < 1:
-        raise ValueError(f"error_rate must be in [0, 1), got {error_rate}")
-    if target == 1.0 or 1 - error_rate <= target:
-        return None
-    if error_rate == 0:
-        return math.ceil(math.log(delta) / math.log(target))
-
-    def passes(n: int) -> bool:
-        return clopper_pearson_lower(n - math.ceil(error_rate * n), n, delta) >= target
-
-    high = 1
-    while not passes(high):
-        high *= 2
-        if high > 10**9:
-            return None
-    low = high // 2
-    # Smallest passing n in (low, high]; the bound is close enough to monotone in n
-    # at a fixed error rate for a bisection to land within an item or two.
-    while high - low > 1:
-        mid = (low + high) // 2
-        if passes(mid):
-            high = mid
-        else:
-            low = mid
-    return high
 
 
 @dataclass(frozen=True)
@@ -143,6 +94,25 @@ class Certification:
     @property
     def certified(self) -> bool:
         return self.threshold is not None
+
+    @classmethod
+    def never(
+        cls, target: float, delta: float, n: int, reason: str, *, needed: int | None
+    ) -> Certification:
+        """No threshold: the scope never auto-acts, for ``reason``."""
+        return cls(
+            threshold=None,
+            target=target,
+            delta=delta,
+            n_total=n,
+            support=0,
+            successes=0,
+            precision=None,
+            lower_bound=None,
+            coverage=0.0,
+            reason=reason,
+            needed=needed,
+        )
 
 
 def first_support(target: float, delta: float, min_support: int) -> int:
@@ -211,7 +181,7 @@ def certify_threshold(
     n = len(conf)
     zero_error = correct_needed(target, delta)
     if zero_error is None:
-        return _never(
+        return Certification.never(
             target,
             delta,
             n,
@@ -220,7 +190,7 @@ def certify_threshold(
         )
     starts, level = walk_starts(n, target=target, delta=delta, min_support=min_support)
     if n < starts[0]:
-        return _never(
+        return Certification.never(
             target,
             delta,
             n,
@@ -235,7 +205,7 @@ def certify_threshold(
         selected = conf[None, :] >= grid[:, None]
         support = selected.sum(axis=1)
         successes = (selected & right[None, :]).sum(axis=1)
-        bounds = _cp_lower(successes, support, level)
+        bounds = clopper_pearson_lower_bounds(successes, support, level)
         passed = bounds >= target
         if first_test is None:
             first_test = int(successes[0]), int(support[0])
@@ -259,7 +229,7 @@ def certify_threshold(
                 f"needs about {needed} correct predictions above the threshold "
                 f"(at the observed {s0 / n0:.1%}); has {s0} of {n0}"
             )
-        return _never(target, delta, n, reason, needed=needed)
+        return Certification.never(target, delta, n, reason, needed=needed)
     threshold, sel, ok, bound = best
     return Certification(
         threshold=threshold,
@@ -276,6 +246,37 @@ def certify_threshold(
             f"with {1 - delta:.0%} confidence, target {target:.1%}"
         ),
     )
+
+
+@dataclass(frozen=True)
+class SelectionCurve:
+    """Selected-set statistics at every distinct confidence, highest first.
+
+    Threshold ``thresholds[i]`` selects ``n_selected[i]`` of the ``n_total`` items,
+    ``successes[i]`` of them correct.
+    """
+
+    n_total: int
+    thresholds: npt.NDArray[np.float64]
+    n_selected: npt.NDArray[np.int64]
+    successes: npt.NDArray[np.int64]
+
+    @classmethod
+    def build(cls, confidences: npt.ArrayLike, correct: npt.ArrayLike) -> SelectionCurve:
+        conf, right = _as_arrays(confidences, correct)
+        # Sorted descending, "confidence >= t" is a prefix; tied confidences are
+        # selected together, so a candidate's prefix ends at the last copy of its value.
+        order = np.argsort(-conf, kind="stable")
+        conf_sorted = conf[order]
+        cum_successes = np.cumsum(right[order], dtype=np.int64)
+        is_last_copy = np.append(conf_sorted[1:] != conf_sorted[:-1], len(conf) > 0)
+        ends = np.flatnonzero(is_last_copy)
+        return cls(
+            n_total=len(conf),
+            thresholds=conf_sorted[ends],
+            n_selected=(ends + 1).astype(np.int64),
+            successes=cum_successes[ends],
+        )
 
 
 @dataclass(frozen=True)
@@ -303,12 +304,12 @@ def risk_coverage_curve(
     """
     if points < 1:
         raise ValueError(f"points must be >= 1, got {points}")
-    curve = _Curve.build(confidences, correct)
+    curve = SelectionCurve.build(confidences, correct)
     if curve.n_total == 0:
         return []
     goals = np.ceil(np.arange(1, points + 1) / points * curve.n_total)
     picks = np.unique(np.searchsorted(curve.n_selected, goals, side="left"))
-    bounds = _cp_lower(curve.successes[picks], curve.n_selected[picks], delta)
+    bounds = clopper_pearson_lower_bounds(curve.successes[picks], curve.n_selected[picks], delta)
     return [
         CoveragePoint(
             threshold=float(curve.thresholds[i]),
@@ -320,83 +321,7 @@ def risk_coverage_curve(
     ]
 
 
-# --- The old rule, kept for comparison only --------------------------------------------
-
-
-def wilson_lower_bound(successes: int, n: int, confidence: float = 0.95) -> float:
-    """Lower end of the two-sided Wilson score interval for ``successes / n``."""
-    if n < 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
-    bound = _wilson_lower_bounds(np.array([successes]), np.array([n]), _z_score(confidence))
-    return float(bound[0])
-
-
-def wilson_threshold(
-    confidences: npt.ArrayLike,
-    correct: npt.ArrayLike,
-    *,
-    target: float,
-    confidence_level: float = 0.95,
-    min_support: int = 30,
-) -> Certification:
-    """The replaced rule: the lowest distinct confidence whose Wilson bound passes.
-
-    Every candidate is tested and the best-looking one kept, so the stated
-    confidence does not hold (see tests/test_certification.py). Not used for routing.
-    """
-    _check_target(target)
-    curve = _Curve.build(confidences, correct)
-    delta = (1 - confidence_level) / 2
-    if curve.n_total < min_support:
-        return _never(target, delta, curve.n_total, "not enough evidence", needed=None)
-    bounds = _wilson_lower_bounds(curve.successes, curve.n_selected, _z_score(confidence_level))
-    qualifying = np.flatnonzero((curve.n_selected >= min_support) & (bounds >= target))
-    if len(qualifying) == 0:
-        return _never(target, delta, curve.n_total, "no threshold passes", needed=None)
-    i = qualifying[-1]
-    sel, ok = int(curve.n_selected[i]), int(curve.successes[i])
-    return Certification(
-        threshold=float(curve.thresholds[i]),
-        target=target,
-        delta=delta,
-        n_total=curve.n_total,
-        support=sel,
-        successes=ok,
-        precision=ok / sel,
-        lower_bound=float(bounds[i]),
-        coverage=sel / curve.n_total,
-        reason="Wilson bound passes (old rule)",
-    )
-
-
 # --- Internals ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Curve:
-    """Selected-set statistics at every distinct confidence, highest first."""
-
-    n_total: int
-    thresholds: npt.NDArray[np.float64]
-    n_selected: npt.NDArray[np.int64]
-    successes: npt.NDArray[np.int64]
-
-    @classmethod
-    def build(cls, confidences: npt.ArrayLike, correct: npt.ArrayLike) -> _Curve:
-        conf, right = _as_arrays(confidences, correct)
-        # Sorted descending, "confidence >= t" is a prefix; tied confidences are
-        # selected together, so a candidate's prefix ends at the last copy of its value.
-        order = np.argsort(-conf, kind="stable")
-        conf_sorted = conf[order]
-        cum_successes = np.cumsum(right[order], dtype=np.int64)
-        is_last_copy = np.append(conf_sorted[1:] != conf_sorted[:-1], len(conf) > 0)
-        ends = np.flatnonzero(is_last_copy)
-        return cls(
-            n_total=len(conf),
-            thresholds=conf_sorted[ends],
-            n_selected=(ends + 1).astype(np.int64),
-            successes=cum_successes[ends],
-        )
 
 
 def _as_arrays(
@@ -413,24 +338,6 @@ def _as_arrays(
     return conf, right
 
 
-def _never(
-    target: float, delta: float, n: int, reason: str, *, needed: int | None
-) -> Certification:
-    return Certification(
-        threshold=None,
-        target=target,
-        delta=delta,
-        n_total=n,
-        support=0,
-        successes=0,
-        precision=None,
-        lower_bound=None,
-        coverage=0.0,
-        reason=reason,
-        needed=needed,
-    )
-
-
 def _check_target(target: float) -> None:
     if not 0 < target <= 1:
         raise ValueError(f"target precision must be in (0, 1], got {target}")
@@ -439,36 +346,3 @@ def _check_target(target: float) -> None:
 def _check_delta(delta: float) -> None:
     if not 0 < delta < 0.5:
         raise ValueError(f"delta must be in (0, 0.5), got {delta}")
-
-
-def _cp_lower(
-    successes: npt.NDArray[np.int64], n: npt.NDArray[np.int64], delta: float
-) -> npt.NDArray[np.float64]:
-    """Vectorised one-sided Clopper-Pearson lower bound; 0.0 where successes == 0."""
-    s = np.asarray(successes, dtype=np.float64)
-    m = np.asarray(n, dtype=np.float64)
-    safe = s > 0
-    bound = beta.ppf(delta, np.where(safe, s, 1.0), np.where(safe, m - s + 1, 1.0))
-    result: npt.NDArray[np.float64] = np.where(safe, bound, 0.0)
-    return result
-
-
-def _z_score(confidence: float) -> float:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence level must be in (0, 1), got {confidence}")
-    return float(norm.ppf(1 - (1 - confidence) / 2))
-
-
-def _wilson_lower_bounds(
-    successes: npt.NDArray[np.int64], n: npt.NDArray[np.int64], z: float
-) -> npt.NDArray[np.float64]:
-    s = successes.astype(np.float64)
-    m = n.astype(np.float64)
-    safe_m = np.where(m > 0, m, 1.0)
-    p = s / safe_m
-    z2 = z * z
-    centre = p + z2 / (2 * safe_m)
-    margin = z * np.sqrt(p * (1 - p) / safe_m + z2 / (4 * safe_m * safe_m))
-    bound = (centre - margin) / (1 + z2 / safe_m)
-    result: npt.NDArray[np.float64] = np.where(m > 0, np.maximum(bound, 0.0), 0.0)
-    return result

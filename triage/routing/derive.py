@@ -269,14 +269,14 @@ def derive_rules(
 
 
 def category_settings(category: Category, policy: RoutingPolicy) -> tuple[float | None, float]:
-    """(target, raw threshold): the first that is set decides: category target, category
-    threshold, global target, global threshold."""
-    threshold = category.threshold if category.threshold is not None else policy.default_threshold
-    if category.target_precision is not None:
-        return category.target_precision, threshold
-    if category.threshold is not None:
-        return None, threshold
-    return policy.target_precision, threshold
+    """(target, raw threshold) of a saved category under this policy (routing.resolve_setting
+    says which setting decides)."""
+    return routing.resolve_setting(
+        target=category.target_precision,
+        threshold=category.threshold,
+        global_target=policy.target_precision,
+        global_threshold=policy.default_threshold,
+    )
 
 
 def rule_reports(version: ModelVersion | None) -> list[RuleReport]:
@@ -297,11 +297,9 @@ def reports_for(holdout: HoldoutPredictions | None) -> list[RuleReport]:
     )
 
 
-def rule_for_category(
-    category: Category, *, policy: RoutingPolicy, holdout: HoldoutPredictions | None
-) -> RuleReport:
-    """This category's rule in context (pooling and a split delta depend on the others)."""
-    del policy, holdout  # kept for callers; the rule depends on every active category
+def rule_for_category(category: Category) -> RuleReport:
+    """This category's rule under the current policy and champion, in context: pooling
+    and a split delta depend on every active category, so all are derived."""
     champion = ModelVersion.objects.champion()
     for report in rule_reports(champion):
         if report.slug == category.slug:

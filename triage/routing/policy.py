@@ -5,13 +5,14 @@ read here in one place and tested with plain tables.
 """
 
 import functools
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import re2
+
+from triage.stats import hash_draw
 
 
 class Route(StrEnum):
@@ -65,6 +66,27 @@ class Rule:
     target: float | None = None
     lower_bound: float | None = None
     note: str = ""
+
+
+def resolve_setting(
+    *,
+    target: float | None,
+    threshold: float | None,
+    global_target: float | None,
+    global_threshold: float,
+) -> tuple[float | None, float]:
+    """(target, raw threshold) for a category: the first that is set decides, in this
+    order: the category's target, its raw threshold, the global target, the global threshold.
+
+    A target None means the raw threshold routes; with a target, the threshold is only
+    carried along (the category's own, else the global one).
+    """
+    fallback = threshold if threshold is not None else global_threshold
+    if target is not None:
+        return target, fallback
+    if threshold is not None:
+        return None, threshold
+    return global_target, global_threshold
 
 
 # RE2 runs in time linear in the text whatever the pattern, so `(a+)+$` on a long text
@@ -182,9 +204,11 @@ class Decision:
 
 
 def audit_draw(external_id: str) -> float:
-    """A stable number in [0, 1) per item, so a re-run makes the same audit choice."""
-    digest = hashlib.sha256(b"audit:" + external_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    """A stable number in [0, 1) per item, so a re-run makes the same audit choice.
+
+    Salted, so it is independent of the item's train/holdout split (the same hash, unsalted).
+    """
+    return hash_draw(external_id, salt="audit:")
 
 
 def first_matching_rule(

@@ -1,11 +1,10 @@
 """Training examples: the labelled texts models learn from and are measured on."""
 
-import hashlib
-
 from django.db import models
 from django.utils import timezone
 
 from triage.models import Category, Item
+from triage.stats import hash_draw
 
 # Share of examples held out for evaluation. Fixed forever: changing it would
 # move examples between train and holdout and make versions incomparable.
@@ -14,8 +13,7 @@ HOLDOUT_SHARE = 0.2
 
 def split_for(external_id: str) -> str:
     """Stable train/holdout split by a hash of the item, so an example never moves."""
-    digest = hashlib.sha256(external_id.encode()).digest()
-    bucket = int.from_bytes(digest[:8], "big") / 2**64
+    bucket = hash_draw(external_id)
     return TrainingExample.Split.HOLDOUT if bucket < HOLDOUT_SHARE else TrainingExample.Split.TRAIN
 
 

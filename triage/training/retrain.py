@@ -22,7 +22,6 @@ from triage.training.fit import (
     train_head_candidate,
 )
 from triage.training.gate import GateInputs, PairedComparison, decide, macro_f1, paired_bootstrap
-from triage.training.models import TrainingExample
 from triage.training.promote import record_gate
 from triage.training.snapshot import (
     Examples,
@@ -194,10 +193,3 @@ def register_sequence_classifier(
     examples = snapshot_examples()
     candidate = sequence_classifier_candidate(model_dir.resolve(), label_map, examples)
     return gate_and_record(candidate, examples, actor=actor, notes=[f"ready model {model_dir}"])
-
-
-def unseen_examples(version: ModelVersion) -> list[TrainingExample]:
-    examples = list(
-        TrainingExample.objects.trusted().select_related("item", "category").order_by("pk")
-    )
-    return unseen_by(version, examples)

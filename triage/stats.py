@@ -1,0 +1,158 @@
+"""The statistics the product's promises rest on, in one place. Pure: no Django, no database.
+
+- Clopper–Pearson bounds for a binomial proportion: one-sided lower and upper, and the
+  two-sided interval. They are exact: the stated level holds for every true proportion
+  and every n, which a normal approximation (Wald, Wilson) does not promise for the
+  small counts and extreme rates a precision target lives at.
+- How many predictions a one-sided lower bound needs to clear a target (``correct_needed``):
+  what the cockpit tells an admin when a target cannot be certified yet.
+- The Hájek estimator of a mean from a weighted sample, and Kish's effective sample size
+  of those weights: live precision from audits drawn with unequal probabilities.
+- ``hash_draw``: a number in [0, 1) fixed by an item's id, for draws that must come out
+  the same on every run (the audit sample, the train/holdout split).
+
+Conventions: ``alpha`` is the error level of one bound (a one-sided bound holds with
+probability at least 1 − alpha); a two-sided interval at ``confidence`` puts
+(1 − confidence) / 2 in each tail. Counts may be fractional (an effective sample size
+times an estimate). With no trials a lower bound is 0 and an upper bound 1: the bound
+says nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import beta
+
+__all__ = [
+    "clopper_pearson_interval",
+    "clopper_pearson_lower",
+    "clopper_pearson_lower_bounds",
+    "clopper_pearson_upper",
+    "correct_needed",
+    "hajek_mean",
+    "hash_draw",
+    "kish_effective_n",
+]
+
+
+def clopper_pearson_lower(successes: float, n: float, alpha: float = 0.05) -> float:
+    """The proportion is at least this with probability at least 1 − alpha.
+
+    0.0 when there is no success (and so with no trials).
+    """
+    _check_counts(successes, n)
+    if successes <= 0:
+        return 0.0
+    return float(beta.ppf(alpha, successes, n - successes + 1))
+
+
+def clopper_pearson_upper(successes: float, n: float, alpha: float = 0.05) -> float:
+    """The proportion is at most this with probability at least 1 − alpha.
+
+    1.0 when every trial succeeded (and so with no trials).
+    """
+    _check_counts(successes, n)
+    if successes >= n:
+        return 1.0
+    return float(beta.ppf(1 - alpha, successes + 1, n - successes))
+
+
+def clopper_pearson_interval(
+    successes: float, n: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Two-sided exact interval: each end is the one-sided bound at (1 − confidence) / 2."""
+    tail = (1 - confidence) / 2
+    return (
+        clopper_pearson_lower(successes, n, tail),
+        clopper_pearson_upper(successes, n, tail),
+    )
+
+
+def clopper_pearson_lower_bounds(
+    successes: npt.ArrayLike, n: npt.ArrayLike, alpha: float
+) -> npt.NDArray[np.float64]:
+    """``clopper_pearson_lower`` element by element, for many candidate sets at once.
+
+    The arguments are not checked: callers pass counts they computed themselves.
+    """
+    s = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    some = s > 0
+    # Where there is no success the bound is 0; the placeholder 1s keep ppf quiet there.
+    bound = beta.ppf(alpha, np.where(some, s, 1.0), np.where(some, m - s + 1, 1.0))
+    result: npt.NDArray[np.float64] = np.where(some, bound, 0.0)
+    return result
+
+
+def correct_needed(target: float, alpha: float = 0.05, *, error_rate: float = 0.0) -> int | None:
+    """Fewest predictions, with this observed error rate, whose lower bound clears ``target``.
+
+    With no errors this is the smallest n with ``alpha ** (1/n) >= target``, e.g.
+    59 for 95% and 299 for 99% at alpha 0.05. None when the observed precision
+    ``1 - error_rate`` is not above the target: no amount of such evidence helps.
+    """
+    if not 0 < target <= 1:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not 0 <= error_rate < 1:
+        raise ValueError(f"error_rate must be in [0, 1), got {error_rate}")
+    if target == 1.0 or 1 - error_rate <= target:
+        return None
+    if error_rate == 0:
+        return math.ceil(math.log(alpha) / math.log(target))
+
+    def passes(n: int) -> bool:
+        return clopper_pearson_lower(n - math.ceil(error_rate * n), n, alpha) >= target
+
+    high = 1
+    while not passes(high):
+        high *= 2
+        if high > 10**9:
+            return None
+    low = high // 2
+    # Smallest passing n in (low, high]; the bound is close enough to monotone in n
+    # at a fixed error rate for a bisection to land within an item or two.
+    while high - low > 1:
+        mid = (low + high) // 2
+        if passes(mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def hajek_mean(values: npt.ArrayLike, weights: npt.ArrayLike) -> float:
+    """The Hájek (ratio) estimator Σwᵢyᵢ / Σwᵢ of the mean of ``values``.
+
+    With weights 1/probability of being sampled it estimates the population mean from a
+    sample drawn with unequal probabilities.
+    """
+    y = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    return float((w * y).sum() / w.sum())
+
+
+def kish_effective_n(weights: npt.ArrayLike) -> float:
+    """Kish's effective sample size (Σw)² / Σw²: n for equal weights, less the more they vary."""
+    w = np.asarray(weights, dtype=np.float64)
+    return float(w.sum() ** 2 / (w**2).sum())
+
+
+def hash_draw(key: str, *, salt: str = "") -> float:
+    """A number in [0, 1), uniform over keys, fixed by the sha256 of ``salt + key``.
+
+    Different salts give independent draws for the same key (an item's audit draw
+    says nothing about its split).
+    """
+    digest = hashlib.sha256((salt + key).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _check_counts(successes: float, n: float) -> None:
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
