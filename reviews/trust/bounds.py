@@ -10,14 +10,14 @@ rate over the window (tests/reviews/test_quarantine.py simulates it).
 from scipy.stats import beta
 
 
-def upper_bound(successes: int, trials: int, *, alpha: float) -> float:
+def upper_bound(successes: int, *, trials: int, alpha: float) -> float:
     """The rate is at most this, with probability at least 1 - alpha (1.0 without data)."""
     if trials <= 0 or successes >= trials:
         return 1.0
     return float(beta.ppf(1 - alpha, successes + 1, trials - successes))
 
 
-def lower_bound(successes: int, trials: int, *, alpha: float) -> float:
+def lower_bound(successes: int, *, trials: int, alpha: float) -> float:
     """The rate is at least this, with probability at least 1 - alpha (0.0 without data)."""
     if trials <= 0 or successes <= 0:
         return 0.0

@@ -21,9 +21,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -76,11 +76,11 @@ class OverturnEvidence:
         return self.confident > 0 and self.lower > self.ratio * self.peers_upper
 
 
-def open_quarantine(user: Any) -> Quarantine | None:
+def open_quarantine(user: User) -> Quarantine | None:
     return Quarantine.objects.filter(analyst=user, ended_at__isnull=True).first()
 
 
-def evidence_since(user: Any, now: datetime) -> datetime:
+def evidence_since(user: User, *, now: datetime) -> datetime:
     """The window, but never before the end of the analyst's last quarantine: an admin who
     lifted it has judged the evidence up to then."""
     since = now - timedelta(days=settings.TRIAGE_QUALITY_WINDOW_DAYS)
@@ -93,7 +93,7 @@ def evidence_since(user: Any, now: datetime) -> datetime:
     return max(since, last_end) if last_end else since
 
 
-def agreement_evidence(user: Any, *, since: datetime) -> AgreementEvidence:
+def agreement_evidence(user: User, *, since: datetime) -> AgreementEvidence:
     counts = ReviewCheck.objects.filter(
         first_review__reviewer=user, first_review__created_at__gte=since, agreed__isnull=False
     ).aggregate(checks=Count("pk"), agreed=Count("pk", filter=Q(agreed=True)))
@@ -101,12 +101,12 @@ def agreement_evidence(user: Any, *, since: datetime) -> AgreementEvidence:
     return AgreementEvidence(
         checks=counts["checks"],
         agreed=counts["agreed"],
-        upper=upper_bound(counts["agreed"], counts["checks"], alpha=alpha),
+        upper=upper_bound(counts["agreed"], trials=counts["checks"], alpha=alpha),
         floor=settings.TRIAGE_QUARANTINE_AGREEMENT_FLOOR,
     )
 
 
-def overturn_evidence(user: Any, *, since: datetime, now: datetime) -> OverturnEvidence | None:
+def overturn_evidence(user: User, *, since: datetime, now: datetime) -> OverturnEvidence | None:
     """None when the admin set no confidence that makes a prediction 'confident'."""
     threshold = RoutingPolicy.current().second_review_confidence
     if threshold is None:
@@ -122,21 +122,21 @@ def overturn_evidence(user: Any, *, since: datetime, now: datetime) -> OverturnE
     return OverturnEvidence(
         confident=own["n"],
         overturned=own["x"],
-        lower=lower_bound(own["x"], own["n"], alpha=alpha),
+        lower=lower_bound(own["x"], trials=own["n"], alpha=alpha),
         peers_confident=peers["n"],
         peers_overturned=peers["x"],
-        peers_upper=upper_bound(peers["x"], peers["n"], alpha=alpha),
+        peers_upper=upper_bound(peers["x"], trials=peers["n"], alpha=alpha),
         ratio=settings.TRIAGE_QUARANTINE_OVERTURN_RATIO,
     )
 
 
-def evaluate_analyst(user: Any, *, now: datetime | None = None) -> Quarantine | None:
+def evaluate_analyst(user: User, *, now: datetime | None = None) -> Quarantine | None:
     """Quarantine the analyst if either rule fires; the open quarantine, if any."""
     now = now or timezone.now()
     current = open_quarantine(user)
     if current is not None:
         return current
-    since = evidence_since(user, now)
+    since = evidence_since(user, now=now)
     agreement = agreement_evidence(user, since=since)
     overturns = overturn_evidence(user, since=since, now=now)
     if agreement.fires:

@@ -35,7 +35,7 @@ def test_the_agreement_rule_rarely_quarantines_an_analyst_above_the_floor():
     checks = rng.integers(3, 61, size=4000)
     agreed = rng.binomial(checks, 0.85)
     by_bound = np.mean(
-        [upper_bound(k, n, alpha=0.01) < 0.8 for k, n in zip(agreed, checks, strict=True)]
+        [upper_bound(k, trials=n, alpha=0.01) < 0.8 for k, n in zip(agreed, checks, strict=True)]
     )
     naive = np.mean(agreed / checks < 0.8)
     assert by_bound <= 0.01
@@ -46,7 +46,7 @@ def test_the_agreement_rule_catches_an_analyst_far_below_the_floor():
     """Power: at 50% agreement, 40 checks are enough about 97% of the time."""
     rng = np.random.default_rng(8)
     agreed = rng.binomial(40, 0.5, size=2000)
-    assert np.mean([upper_bound(k, 40, alpha=0.01) < 0.8 for k in agreed]) > 0.95
+    assert np.mean([upper_bound(k, trials=40, alpha=0.01) < 0.8 for k in agreed]) > 0.95
 
 
 def test_the_overturn_rule_rarely_fires_on_an_analyst_with_the_peers_rate():
@@ -59,7 +59,7 @@ def test_the_overturn_rule_rarely_fires_on_an_analyst_with_the_peers_rate():
     own_x = rng.binomial(own_n, 0.03)
     by_bound = np.mean(
         [
-            lower_bound(x, n, alpha=0.01) > 3 * upper_bound(px, 600, alpha=0.01)
+            lower_bound(x, trials=n, alpha=0.01) > 3 * upper_bound(px, trials=600, alpha=0.01)
             for x, n, px in zip(own_x, own_n, peers_x, strict=True)
         ]
     )

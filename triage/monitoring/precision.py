@@ -27,7 +27,7 @@ from scipy.stats import beta
 __all__ = ["PrecisionEstimate", "clopper_pearson", "one_sided_lower", "weighted_precision"]
 
 
-def clopper_pearson(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+def clopper_pearson(successes: float, *, n: float, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided exact interval for a binomial proportion (accepts non-integer counts)."""
     if n <= 0:
         return 0.0, 1.0
@@ -72,7 +72,7 @@ KORN_GRAUBARD = "ipw-hajek+clopper-pearson-at-kish-n-eff"
 
 
 def weighted_precision(
-    correct: Sequence[bool], probabilities: Sequence[float], confidence: float = 0.95
+    correct: Sequence[bool], *, probabilities: Sequence[float], confidence: float = 0.95
 ) -> PrecisionEstimate:
     """Precision of all auto-actions from audit verdicts drawn with these probabilities."""
     y = np.asarray(correct, dtype=bool)
@@ -86,15 +86,15 @@ def weighted_precision(
         return PrecisionEstimate(0, 0, None, 0.0, 1.0, 0.0, CLOPPER_PEARSON)
     w = 1.0 / p
     if np.allclose(w, w[0]):
-        lower, upper = clopper_pearson(right, n, confidence)
+        lower, upper = clopper_pearson(right, n=n, confidence=confidence)
         return PrecisionEstimate(n, right, right / n, lower, upper, float(n), CLOPPER_PEARSON)
     estimate = float((w * y).sum() / w.sum())
     n_eff = float(w.sum() ** 2 / (w**2).sum())
-    lower, upper = clopper_pearson(estimate * n_eff, n_eff, confidence)
+    lower, upper = clopper_pearson(estimate * n_eff, n=n_eff, confidence=confidence)
     return PrecisionEstimate(n, right, estimate, lower, upper, n_eff, KORN_GRAUBARD)
 
 
-def one_sided_lower(estimate: PrecisionEstimate, delta: float) -> float:
+def one_sided_lower(estimate: PrecisionEstimate, *, delta: float) -> float:
     """Exact one-sided lower bound at level 1 − δ (same effective n as the interval).
 
     The certification's form: with probability at least 1 − δ the precision of
@@ -103,4 +103,4 @@ def one_sided_lower(estimate: PrecisionEstimate, delta: float) -> float:
     if estimate.precision is None:
         return 0.0
     n = estimate.effective_n
-    return clopper_pearson(estimate.precision * n, n, 1 - 2 * delta)[0]
+    return clopper_pearson(estimate.precision * n, n=n, confidence=1 - 2 * delta)[0]

@@ -33,7 +33,7 @@ class WatchError(Exception):
         super().__init__(message)
 
 
-def target_for(category: Category, policy: RoutingPolicy) -> float | None:
+def target_for(category: Category, *, policy: RoutingPolicy) -> float | None:
     """The precision this category promises, with the routing policy's precedence:
     the category's target, else none if it has a raw threshold, else the global target."""
     if category.target_precision is not None:
@@ -43,9 +43,9 @@ def target_for(category: Category, policy: RoutingPolicy) -> float | None:
     return policy.target_precision
 
 
-def design_for(category: Category, policy: RoutingPolicy) -> CusumDesign | None:
+def design_for(category: Category, *, policy: RoutingPolicy) -> CusumDesign | None:
     """No target (raw thresholds only) or a target of 100% means nothing to watch against."""
-    target = target_for(category, policy)
+    target = target_for(category, policy=policy)
     return cusum_design(target) if target is not None and target < 1 else None
 
 
@@ -86,9 +86,9 @@ def check_category(*, category: Category, now: datetime | None = None) -> WatchC
     now = now or timezone.now()
     with transaction.atomic():
         watch = _locked_watch(category, now)
-        design = design_for(category, RoutingPolicy.current())
+        design = design_for(category, policy=RoutingPolicy.current())
         verdicts = _segment_verdicts(watch)
-        path = cusum_path(verdicts, design) if design else []
+        path = cusum_path(verdicts, design=design) if design else []
         watch.statistic = path[-1] if path else 0.0
         watch.outcomes = len(verdicts)
         alarm = design is not None and watch.statistic >= design.threshold
