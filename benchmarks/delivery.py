@@ -58,7 +58,10 @@ def baseline_posts(n: int, work: Path) -> float:
             secret=secret, msg_id=f"evt_base{i}", timestamp=int(time.time()), body=body
         )
         result = post(
-            url, body.encode(), headers | {"Content-Type": "application/json"}, timeout=10
+            url,
+            body=body.encode(),
+            headers=headers | {"Content-Type": "application/json"},
+            timeout=10,
         )
         assert result.ok, result
     elapsed = time.perf_counter() - started

@@ -57,7 +57,7 @@ def main() -> None:
                     probability.extend([rate] * k)
                 audited.append(len(correct))
                 for name, probs in [("ipw", probability), ("unweighted", [1.0] * len(correct))]:
-                    e = weighted_precision(correct, probs)
+                    e = weighted_precision(correct, probabilities=probs)
                     if e.precision is not None:
                         covered = e.lower <= truth <= e.upper
                         stats[name].append((e.precision, covered, e.upper - e.lower))

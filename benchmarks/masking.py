@@ -83,7 +83,7 @@ def main() -> None:
         ("email", masking.find_emails),
         ("iban", masking.find_ibans),
         ("card", masking.find_cards),
-        ("phone", lambda t: masking.find_phones(t, ("US",))),
+        ("phone", lambda t: masking.find_phones(t, regions=("US",))),
     ]
     print(f"\n{'µs per item':<14}{'mean':>10}{'median':>10}{'p99':>10}{'max':>11}  vs re")
     baseline = None
@@ -99,7 +99,7 @@ def main() -> None:
     for name, text in [("letters only", letters), ("phone-like digits", digits)]:
         timed = [
             min(per_item(fn, [text], args.repeat)) * 1e3
-            for fn in (plain.search, masker.mask, lambda t: masking.find_phones(t, ("US",)))
+            for fn in (plain.search, masker.mask, lambda t: masking.find_phones(t, regions=("US",)))
         ]
         print(f"{name:<22}{timed[0]:>12.2f}{timed[1]:>10.2f}{timed[2]:>12.2f}")
 

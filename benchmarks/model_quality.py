@@ -55,7 +55,7 @@ def head_probs(encoder, x_train, y_train, x_val, x_test):
     vectors = encoder.encode(list(x_train) + list(x_val) + list(x_test))
     embed_s = time.perf_counter() - started
     a, b = len(x_train), len(x_train) + len(x_val)
-    head, _ = fit_calibrated_head(vectors[:a], y_train)
+    head, _ = fit_calibrated_head(vectors[:a], labels=y_train)
     return (
         head.labels,
         head.predict_proba(vectors[a:b]),

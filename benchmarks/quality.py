@@ -53,13 +53,13 @@ def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
     cut = int(0.8 * len(y))
     train_idx, holdout_idx = order[:cut], order[cut:]
     started = time.perf_counter()
-    old_fit = cross_fit_head(x[train_idx], [y[i] for i in train_idx])
+    old_fit = cross_fit_head(x[train_idx], labels=[y[i] for i in train_idx])
     old_seconds = time.perf_counter() - started
     old_evidence = HoldoutPredictions.from_scores(
         old_fit.head.labels, old_fit.head.predict_proba(x[holdout_idx]), [y[i] for i in holdout_idx]
     )
     started = time.perf_counter()
-    new_fit = cross_fit_head(x, y)
+    new_fit = cross_fit_head(x, labels=y)
     new_seconds = time.perf_counter() - started
     new_evidence = HoldoutPredictions.from_scores(new_fit.head.labels, new_fit.oof_probs, y)
     test_old = HoldoutPredictions.from_scores(

@@ -100,7 +100,7 @@ def main() -> None:
         plain = time.perf_counter() - started
         cut = int(0.8 * size)
         started = time.perf_counter()
-        training.fit_calibrated_head(x[:cut], y[:cut])
+        training.fit_calibrated_head(x[:cut], labels=y[:cut])
         old_style = time.perf_counter() - started
         started = time.perf_counter()
         first = training.retrain(actor="benchmark")

@@ -8,16 +8,16 @@ else holds (or is claiming at this very moment), it is refused and nothing is wr
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from reviews.services import ReviewError, submit_review
 from triage.access import is_senior
-from triage.models import Category, Review, ReviewTask
+from triage.models import Category, Review, ReviewTask, ReviewTaskQuerySet
 
 # Each of these needs its own blind look; copying one answer onto many would defeat them.
 NOT_IN_BULK = [
@@ -35,7 +35,7 @@ class BulkError(Exception):
         super().__init__(message)
 
 
-def bulk_candidates(*, user: Any, senior: bool, now: datetime | None = None) -> Any:
+def bulk_candidates(*, user: User, senior: bool, now: datetime | None = None) -> ReviewTaskQuerySet:
     """Open tasks this user could take into a bulk decision right now."""
     now = now or timezone.now()
     return (
@@ -48,7 +48,7 @@ def bulk_candidates(*, user: Any, senior: bool, now: datetime | None = None) -> 
 
 def bulk_decide(
     *,
-    user: Any,
+    user: User,
     task_ids: Sequence[int],
     category_slug: str,
     seconds_spent: float | None = None,
@@ -104,7 +104,7 @@ def bulk_decide(
 
 
 def _check_selection(
-    ids: list[int], locked: dict[int, ReviewTask], *, user: Any, senior: bool, now: datetime
+    ids: list[int], locked: dict[int, ReviewTask], *, user: User, senior: bool, now: datetime
 ) -> None:
     problems = []
     for pk in ids:

@@ -1,9 +1,9 @@
 """Changing one's own decision while the undo window (TRIAGE_UNDO_SECONDS) is open."""
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,11 +25,11 @@ def undo_deadline(review: Review) -> datetime:
     return review.created_at + timedelta(seconds=settings.TRIAGE_UNDO_SECONDS)
 
 
-def can_change(review: Review, *, user: Any, now: datetime | None = None) -> bool:
+def can_change(review: Review, *, user: User, now: datetime | None = None) -> bool:
     return review.reviewer_id == user.pk and (now or timezone.now()) <= undo_deadline(review)
 
 
-def last_changeable_review(*, user: Any, now: datetime | None = None) -> Review | None:
+def last_changeable_review(*, user: User, now: datetime | None = None) -> Review | None:
     """The user's newest decision that is still theirs to change (for the `u` key)."""
     now = now or timezone.now()
     since = now - timedelta(seconds=settings.TRIAGE_UNDO_SECONDS)
@@ -44,7 +44,7 @@ def last_changeable_review(*, user: Any, now: datetime | None = None) -> Review 
 def change_decision(
     *,
     review_id: int,
-    user: Any,
+    user: User,
     category_slug: str,
     comment: str | None = None,
     now: datetime | None = None,

@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,7 +23,7 @@ def clean_note(note: str) -> str:
     return note
 
 
-def skip_task(*, task_id: int, user: Any, note: str = "", now: datetime | None = None) -> HandOff:
+def skip_task(*, task_id: int, user: User, note: str = "", now: datetime | None = None) -> HandOff:
     """Put a held task back in the queue; it is not offered to this user again for
     TRIAGE_SKIP_COOLDOWN_SECONDS (see services.offered). Others may take it at once."""
     now = now or timezone.now()
@@ -36,7 +37,7 @@ def skip_task(*, task_id: int, user: Any, note: str = "", now: datetime | None =
 
 
 def escalate_task(
-    *, task_id: int, user: Any, note: str = "", now: datetime | None = None
+    *, task_id: int, user: User, note: str = "", now: datetime | None = None
 ) -> HandOff:
     """Not sure: send a held task to the senior queue, with the analyst's note.
 

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Min
 from django.utils import timezone
 
@@ -30,7 +30,7 @@ class QueueSummary:
 
 
 def queue_summary(
-    *, user: Any, category: str = "", reason: str = "", now: datetime | None = None
+    *, user: User, category: str = "", reason: str = "", now: datetime | None = None
 ) -> QueueSummary:
     now = now or timezone.now()
     open_tasks = ReviewTask.objects.open()

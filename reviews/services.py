@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -48,7 +49,7 @@ def _lease_until(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.TRIAGE_LEASE_SECONDS)
 
 
-def current_task(*, user: Any, now: datetime | None = None) -> ReviewTask | None:
+def current_task(*, user: User, now: datetime | None = None) -> ReviewTask | None:
     """The open task this user already holds a live lease on, if any."""
     now = now or timezone.now()
     return (
@@ -81,7 +82,7 @@ def suggested_as(slug: str) -> Exists:
 def offered(
     tasks: ReviewTaskQuerySet,
     *,
-    user: Any,
+    user: User,
     now: datetime,
     senior: bool,
     category: str = "",
@@ -109,7 +110,7 @@ def offered(
 def claim_candidates(
     now: datetime,
     *,
-    user: Any,
+    user: User,
     senior: bool,
     category: str = "",
     reason: str = "",
@@ -135,7 +136,7 @@ def claim_candidates(
 def _next_claimable(
     now: datetime,
     *,
-    user: Any,
+    user: User,
     senior: bool,
     audits_first: bool,
     category: str = "",
@@ -153,7 +154,7 @@ def _next_claimable(
 
 def claim_next_task(
     *,
-    user: Any,
+    user: User,
     now: datetime | None = None,
     rng: random.Random | None = None,
     category: str = "",
@@ -207,7 +208,7 @@ def claim_next_task(
     return None
 
 
-def renew_lease(*, task_id: int, user: Any, now: datetime | None = None) -> bool:
+def renew_lease(*, task_id: int, user: User, now: datetime | None = None) -> bool:
     """Extend the user's hold on an open task they still hold; False if they lost it.
 
     A lapsed lease is renewed too while nobody else has claimed the task: the analyst
@@ -221,7 +222,7 @@ def renew_lease(*, task_id: int, user: Any, now: datetime | None = None) -> bool
     )
 
 
-def held_task(*, task_id: int, user: Any, now: datetime) -> ReviewTask:
+def held_task(*, task_id: int, user: User, now: datetime) -> ReviewTask:
     """The task, locked, if the user holds a live lease on it; else a ReviewError saying why."""
     task = ReviewTask.objects.select_for_update().select_related("item").filter(pk=task_id).first()
     if task is None:
@@ -250,7 +251,7 @@ def record_training_example(*, item: Item, category: Category, source: str) -> T
 def submit_review(
     *,
     task_id: int,
-    user: Any,
+    user: User,
     category_slug: str,
     seconds_spent: float | None = None,
     comment: str = "",

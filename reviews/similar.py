@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -269,7 +270,7 @@ def similar_resolved(item: Item, *, count: int = 5) -> list[SimilarItem]:
 
 
 def similar_open_tasks(
-    task: ReviewTask, *, user: Any, senior: bool, count: int
+    task: ReviewTask, *, user: User, senior: bool, count: int
 ) -> list[ReviewTask]:
     """Open tasks on items like this one that the user could decide in bulk now."""
     from reviews.bulk import bulk_candidates

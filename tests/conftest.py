@@ -6,6 +6,22 @@ from triage.classify import scoring
 from triage.ml.encoder import clear_encoders
 
 from .factories import make_keyword_categories, make_token, make_user
+from .services import missing_postgres, missing_redis, services_required, unavailable
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`needs_postgres` and `needs_redis` markers, checked before any fixture builds a
+    database for a test that cannot run on it (see tests/services.py)."""
+    missing = [missing_postgres(*m.args) for m in item.iter_markers("needs_postgres")]
+    if item.get_closest_marker("needs_redis") is not None:
+        missing.append(missing_redis())
+    for message in filter(None, missing):
+        if services_required():
+            unavailable(message)  # fails, with the message
+        # A skip marker, not pytest.skip() here: pytest's own skipping hook, which runs
+        # right after this one, then reports the test's location rather than this line's.
+        item.add_marker(pytest.mark.skip(reason=message))
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 
 from tests.factories import make_token, make_user
+from tests.services import REDIS_URL
 from triage.access import ADMINS
 from triage.models import ApiToken, AuditLog, Item
 
@@ -215,10 +216,7 @@ def _settings_in_a_subprocess(code: str, **env: str) -> subprocess.CompletedProc
     )
 
 
-REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "")
-
-
-@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TRIAGE_TEST_REDIS_URL)")
+@pytest.mark.needs_redis
 def test_with_redis_another_process_sees_the_same_bucket(client, categories):
     """A second process (a fresh interpreter, as another gunicorn worker would be) must
     refuse the token that this one used up: counts shared, not per process."""

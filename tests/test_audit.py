@@ -32,9 +32,7 @@ def superuser(client):
     return user
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the append-only trigger is PostgreSQL's"
-)
+@pytest.mark.needs_postgres("the append-only trigger is PostgreSQL's")
 def test_the_database_refuses_update_and_delete_of_audit_entries():
     entry = AuditLog.record(actor="user:root", action="policy", note="original")
     for statement in [

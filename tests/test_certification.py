@@ -120,7 +120,7 @@ def test_cross_fitting_certifies_more_than_the_holdout_and_keeps_the_error_rate(
         names = [str(k) for k in y]
         # Old: train on 80%, thresholds from the Wilson rule on the 20% holdout.
         cut = int(0.8 * n)
-        old_fit = cross_fit_head(x[:cut], names[:cut])
+        old_fit = cross_fit_head(x[:cut], labels=names[:cut])
         holdout = HoldoutPredictions.from_scores(
             labels, old_fit.head.predict_proba(x[cut:]), names[cut:]
         )
@@ -129,7 +129,7 @@ def test_cross_fitting_certifies_more_than_the_holdout_and_keeps_the_error_rate(
             for k in range(5)
         }
         # New: cross-fit on all n; the served head is trained on all of them.
-        fit = cross_fit_head(x, names)
+        fit = cross_fit_head(x, labels=names)
         evidence = HoldoutPredictions.from_scores(labels, fit.oof_probs, names)
         per_category = {
             k: certify_threshold(*evidence.for_category(str(k)), target=target).threshold
@@ -168,7 +168,7 @@ def test_the_served_head_is_not_less_precise_than_its_fold_heads() -> None:
     # The assumption cross-fitting adds, checked on the synthetic task.
     x, y = synthetic_task(0, 1000)
     names = [str(k) for k in y]
-    fit = cross_fit_head(x, names)
+    fit = cross_fit_head(x, labels=names)
     fold = train_logistic_head(x[:800], names[:800])
     x_fresh, y_fresh = synthetic_task(-2, 20_000)
     served = (fit.head.predict_proba(x_fresh).argmax(axis=1) == y_fresh).mean()

@@ -15,7 +15,7 @@ def test_persistent_connections_are_health_checked():
     assert settings.DATABASES["default"]["CONN_MAX_AGE"] > 0
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="terminates a PostgreSQL backend")
+@pytest.mark.needs_postgres("terminates a PostgreSQL backend")
 @pytest.mark.django_db(transaction=True)
 def test_a_terminated_connection_is_replaced_at_the_next_request():
     make_item("refund")
@@ -29,7 +29,7 @@ def test_a_terminated_connection_is_replaced_at_the_next_request():
     assert connection.connection.info.backend_pid != pid
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="terminates a PostgreSQL backend")
+@pytest.mark.needs_postgres("terminates a PostgreSQL backend")
 @pytest.mark.django_db(transaction=True)
 def test_without_health_checks_the_same_drop_is_an_error(monkeypatch):
     # The control for the test above: the failure CONN_HEALTH_CHECKS exists to prevent.

@@ -2,13 +2,11 @@
 routing, a review through the view, retrain, and a new champion that routes
 differently. Only the encoder is the small fake."""
 
-import os
 import time
 import uuid
 
 import kombu.pools
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 from django.test import override_settings
@@ -18,15 +16,7 @@ from triage.models import Item, ModelVersion, Prediction, ReviewTask, RoutingPol
 from triage.training.models import TrainingExample
 
 from .factories import KEYWORD_TEXTS
-
-REDIS_URL = os.environ.get("TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
+from .services import REDIS_URL, needs_redis
 
 
 def drop_broker_connections() -> None:
@@ -48,10 +38,7 @@ def drop_broker_connections() -> None:
 
 @pytest.fixture
 def celery_worker():
-    if not redis_up():
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    needs_redis()
     saved = {
         k: celery_app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")
     }

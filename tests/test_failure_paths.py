@@ -105,7 +105,7 @@ def test_a_champion_changed_elsewhere_to_a_tampered_version_is_refused_here(cham
 
 
 def test_an_encoder_error_sends_items_to_review(champion, monkeypatch):
-    def broken(version, items):
+    def broken(version, *, items):
         raise RuntimeError("CUDA out of memory, or any other encoder crash")
 
     monkeypatch.setattr(service, "version_scores", broken)
@@ -116,7 +116,7 @@ def test_an_encoder_error_sends_items_to_review(champion, monkeypatch):
 
 
 def test_a_label_with_no_category_sends_items_to_review(champion, monkeypatch):
-    def ghost(version, items):
+    def ghost(version, *, items):
         return Scores(("billing", "ghost"), np.array([[0.1, 0.9]] * len(items)))
 
     monkeypatch.setattr(service, "version_scores", ghost)

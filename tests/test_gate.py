@@ -52,7 +52,7 @@ def test_paired_bootstrap_sees_no_gap_between_identical_models():
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 3, 300)
     predicted = np.where(rng.random(300) < 0.8, truth, (truth + 1) % 3)
-    c = paired_bootstrap(truth, predicted, predicted, 3)
+    c = paired_bootstrap(truth, candidate=predicted, champion=predicted, n_classes=3)
     assert (c.low, c.high, c.difference) == (0.0, 0.0, 0.0)
 
 
@@ -61,9 +61,9 @@ def test_paired_bootstrap_separates_a_clearly_better_model():
     truth = rng.integers(0, 3, 400)
     good = np.where(rng.random(400) < 0.9, truth, (truth + 1) % 3)
     bad = np.where(rng.random(400) < 0.6, truth, (truth + 1) % 3)
-    c = paired_bootstrap(truth, good, bad, 3)
+    c = paired_bootstrap(truth, candidate=good, champion=bad, n_classes=3)
     assert 0 < c.low < c.difference < c.high
-    assert paired_bootstrap(truth, bad, good, 3).high < 0
+    assert paired_bootstrap(truth, candidate=bad, champion=good, n_classes=3).high < 0
 
 
 def add_examples(categories, slugs, copies, start=100):
@@ -82,9 +82,9 @@ def test_an_inactive_category_does_not_decide_promotion(categories):
     categories["other"].is_active = False
     categories["other"].save()
     examples = snapshot_examples()
-    candidate = training.train_head_candidate(champion.encoder_spec, examples)
+    candidate = training.train_head_candidate(champion.encoder_spec, examples=examples)
     assert "other" not in candidate.labels
-    compared = training.compare_with_champion(candidate, examples, champion)
+    compared = training.compare_with_champion(candidate, examples=examples, champion=champion)
     assert compared is not None
     # Only the new billing and outage examples; "other" is left out for both models, and
     # the champion may not answer "other" either, so neither is scored 0 on it.

@@ -29,7 +29,7 @@ def transient(sqlstate: str = "40P01") -> OperationalError:
     return error
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.needs_postgres("row locks")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_batches_with_overlapping_new_ids_all_succeed(categories, token):
     # Two integrations send the same new ids in opposite orders at the same moment, several

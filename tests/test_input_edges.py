@@ -4,7 +4,6 @@ import json
 import unicodedata
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 from django.test.client import Client
 
@@ -110,7 +109,7 @@ def test_a_nul_in_a_header_is_a_400(analyst):
     assert "header 'User-Agent' must not contain NUL" in response.content.decode()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite stores NUL")
+@pytest.mark.needs_postgres("SQLite stores NUL")
 def test_without_the_middleware_an_admin_filter_with_nul_is_a_server_error(settings, categories):
     # The failure the middleware exists for, so this file's 400s cannot pass by accident.
     settings.MIDDLEWARE = [

@@ -166,9 +166,9 @@ def test_audit_samples_are_routed_and_also_reviewed(categories):
 def test_embeddings_are_cached_per_item(categories):
     items = [make_item("server down"), make_item("refund")]
     encoder = get_encoder()
-    embed_items(items, encoder)
+    embed_items(items, encoder=encoder)
     calls = encoder.calls
-    embed_items(items, encoder)
+    embed_items(items, encoder=encoder)
     assert encoder.calls == calls
 
 

@@ -9,7 +9,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -72,14 +72,14 @@ def ensure_roles(**kwargs: Any) -> None:
     )
 
 
-def is_senior(user: Any) -> bool:
+def is_senior(user: User | AnonymousUser) -> bool:
     """Who may take the senior queue: superusers, admins and senior analysts."""
     if not user.is_authenticated:
         return False
     return bool(user.is_superuser) or user.groups.filter(name__in=[ADMINS, SENIORS]).exists()
 
 
-def can_review(user: Any) -> bool:
+def can_review(user: User | AnonymousUser) -> bool:
     """Whether the user may work the queue: `user.has_perm("triage.add_review")` as the
     model backend answers it (active, and superuser or the permission directly or through
     a group), in one EXISTS. has_perm loads every permission the user has in two queries,
@@ -102,7 +102,7 @@ class HtmxHttpRequest(HttpRequest):
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
 
-def is_admin(user: Any) -> bool:
+def is_admin(user: User | AnonymousUser) -> bool:
     return bool(
         user.is_authenticated and (user.is_superuser or user.groups.filter(name=ADMINS).exists())
     )

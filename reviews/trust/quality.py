@@ -19,10 +19,10 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -35,7 +35,7 @@ SESSION_GAP = timedelta(minutes=15)
 
 @dataclass(frozen=True)
 class AnalystQuality:
-    analyst: Any
+    analyst: User
     decisions: int
     checked: int
     agreed: int
@@ -60,7 +60,7 @@ class AnalystQuality:
         return self.gold_agreed / self.gold if self.gold else None
 
 
-def cohen_kappa(first: list[str], second: list[str]) -> float | None:
+def cohen_kappa(first: list[str], *, second: list[str]) -> float | None:
     """Cohen's kappa, or None where it is undefined (no pairs, or one label on both sides)."""
     from sklearn.metrics import cohen_kappa_score
 
@@ -70,7 +70,7 @@ def cohen_kappa(first: list[str], second: list[str]) -> float | None:
     return None if math.isnan(value) else value
 
 
-def decisions_per_hour(times: list[datetime], median_seconds: float | None) -> float | None:
+def decisions_per_hour(times: list[datetime], *, median_seconds: float | None) -> float | None:
     if not times:
         return None
     times = sorted(times)
@@ -86,7 +86,7 @@ def decisions_per_hour(times: list[datetime], median_seconds: float | None) -> f
     return len(times) * 3600 / worked if worked > 0 else None
 
 
-def analyst_quality(user: Any, *, now: datetime | None = None) -> AnalystQuality:
+def analyst_quality(user: User, *, now: datetime | None = None) -> AnalystQuality:
     now = now or timezone.now()
     since = now - timedelta(days=settings.TRIAGE_QUALITY_WINDOW_DAYS)
     reviews = Review.objects.filter(reviewer=user, created_at__gte=since)
@@ -113,7 +113,7 @@ def analyst_quality(user: Any, *, now: datetime | None = None) -> AnalystQuality
         for by, mine in ((first_by, first), (second_by, second))
         if by == user.pk
     ]
-    overturns = overturn_evidence(user, since=evidence_since(user, now), now=now)
+    overturns = overturn_evidence(user, since=evidence_since(user, now=now), now=now)
     quarantine = Quarantine.objects.filter(analyst=user, ended_at__isnull=True).first()
     quarantines = [
         q
@@ -127,10 +127,10 @@ def analyst_quality(user: Any, *, now: datetime | None = None) -> AnalystQuality
         decisions=len(rows),
         checked=len(pairs),
         agreed=sum(1 for *_, agreed in pairs if agreed),
-        kappa=cohen_kappa([a for a, _, _ in pairs], [b for _, b, _ in pairs]),
+        kappa=cohen_kappa([a for a, _, _ in pairs], second=[b for _, b, _ in pairs]),
         gold=len(gold_pairs),
         gold_agreed=sum(1 for mine, gold in gold_pairs if mine == gold),
-        decisions_per_hour=decisions_per_hour([at for at, _ in rows], median),
+        decisions_per_hour=decisions_per_hour([at for at, _ in rows], median_seconds=median),
         median_seconds=median,
         confident=overturns.confident if overturns else 0,
         overturned=overturns.overturned if overturns else 0,

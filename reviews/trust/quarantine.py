@@ -27,9 +27,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -82,11 +82,11 @@ class OverturnEvidence:
         return self.confident > 0 and self.lower > self.ratio * self.peers_upper
 
 
-def open_quarantine(user: Any) -> Quarantine | None:
+def open_quarantine(user: User) -> Quarantine | None:
     return Quarantine.objects.filter(analyst=user, ended_at__isnull=True).first()
 
 
-def evidence_since(user: Any, now: datetime) -> datetime:
+def evidence_since(user: User, *, now: datetime) -> datetime:
     """The window, but never before the end of the analyst's last quarantine: an admin who
     lifted it has judged the evidence up to then."""
     since = now - timedelta(days=settings.TRIAGE_QUALITY_WINDOW_DAYS)
@@ -99,7 +99,7 @@ def evidence_since(user: Any, now: datetime) -> datetime:
     return max(since, last_end) if last_end else since
 
 
-def agreement_evidence(user: Any, *, since: datetime) -> AgreementEvidence:
+def agreement_evidence(user: User, *, since: datetime) -> AgreementEvidence:
     counts = ReviewCheck.objects.filter(
         first_review__reviewer=user, first_review__created_at__gte=since, agreed__isnull=False
     ).aggregate(checks=Count("pk"), agreed=Count("pk", filter=Q(agreed=True)))
@@ -112,7 +112,7 @@ def agreement_evidence(user: Any, *, since: datetime) -> AgreementEvidence:
     )
 
 
-def overturn_evidence(user: Any, *, since: datetime, now: datetime) -> OverturnEvidence | None:
+def overturn_evidence(user: User, *, since: datetime, now: datetime) -> OverturnEvidence | None:
     """None when the admin set no confidence that makes a prediction 'confident'."""
     threshold = RoutingPolicy.current().second_review_confidence
     if threshold is None:
@@ -136,13 +136,13 @@ def overturn_evidence(user: Any, *, since: datetime, now: datetime) -> OverturnE
     )
 
 
-def evaluate_analyst(user: Any, *, now: datetime | None = None) -> Quarantine | None:
+def evaluate_analyst(user: User, *, now: datetime | None = None) -> Quarantine | None:
     """Quarantine the analyst if either rule fires; the open quarantine, if any."""
     now = now or timezone.now()
     current = open_quarantine(user)
     if current is not None:
         return current
-    since = evidence_since(user, now)
+    since = evidence_since(user, now=now)
     agreement = agreement_evidence(user, since=since)
     overturns = overturn_evidence(user, since=since, now=now)
     if agreement.fires:

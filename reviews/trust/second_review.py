@@ -36,7 +36,7 @@ def after_review(review: Review, *, rng: random.Random | None = None) -> None:
     elif task.reason == Reason.DISAGREEMENT:
         ReviewCheck.objects.filter(senior_task=task).update(senior_review=review)
     else:
-        why = second_review_reason(review, prediction, rng=rng or _rng)
+        why = second_review_reason(review, prediction=prediction, rng=rng or _rng)
         if why is not None:
             ask_second_review(review, why=why)
         if why == ReviewCheck.Why.CONFIDENT_OVERTURN:
@@ -45,7 +45,7 @@ def after_review(review: Review, *, rng: random.Random | None = None) -> None:
 
 
 def second_review_reason(
-    review: Review, prediction: Prediction | None, *, rng: random.Random
+    review: Review, *, prediction: Prediction | None, rng: random.Random
 ) -> str | None:
     threshold = RoutingPolicy.current().second_review_confidence
     if (

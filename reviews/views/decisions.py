@@ -13,10 +13,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reviews.corrections import can_change, change_decision, undo_deadline
 from reviews.services import ReviewError, current_task
-from reviews.views.access import analyst_required
+from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from reviews.views.queue import render_queue
-from triage.access import HtmxHttpRequest
 from triage.models import Review
 
 PAGE_SIZE = 50
@@ -24,7 +23,7 @@ PAGE_SIZE = 50
 
 @require_GET
 @analyst_required
-def my_decisions(request: HtmxHttpRequest) -> HttpResponse:
+def my_decisions(request: AnalystRequest) -> HttpResponse:
     now = timezone.now()
     reviews = (
         Review.objects.filter(reviewer_id=request.user.pk)
@@ -63,7 +62,7 @@ def my_decisions(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _decision_page(
-    request: HtmxHttpRequest, review: Review, *, error: str = "", status: int = 200
+    request: AnalystRequest, review: Review, *, error: str = "", status: int = 200
 ) -> HttpResponse:
     context: dict[str, Any] = card_context(review.task) | {
         "mode": "change",
@@ -78,7 +77,7 @@ def _decision_page(
 
 @require_GET
 @analyst_required
-def decision(request: HtmxHttpRequest, review_id: int) -> HttpResponse:
+def decision(request: AnalystRequest, review_id: int) -> HttpResponse:
     review = get_object_or_404(
         Review.objects.select_related("item", "task", "category"),
         pk=review_id,
@@ -89,7 +88,7 @@ def decision(request: HtmxHttpRequest, review_id: int) -> HttpResponse:
 
 @require_POST
 @analyst_required
-def change(request: HtmxHttpRequest, review_id: int) -> HttpResponse:
+def change(request: AnalystRequest, review_id: int) -> HttpResponse:
     """Change a decision: from the card (htmx, back to the held task) or from its page."""
     try:
         review = change_decision(

@@ -13,9 +13,8 @@ from reviews.corrections import last_changeable_review
 from reviews.handoffs import escalate_task, skip_task
 from reviews.queue_summary import queue_summary
 from reviews.services import ReviewError, claim_next_task, current_task, renew_lease, submit_review
-from reviews.views.access import analyst_required
+from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
-from triage.access import HtmxHttpRequest
 from triage.models import Category, ReviewTask
 
 TEMPLATE = "reviews/queue.html"
@@ -28,7 +27,7 @@ FILTER_REASONS = [
 ]
 
 
-def queue_filters(request: HtmxHttpRequest) -> dict[str, str]:
+def queue_filters(request: AnalystRequest) -> dict[str, str]:
     stored = request.session.get(FILTERS_KEY) or {}
     return {"category": stored.get("category", ""), "reason": stored.get("reason", "")}
 
@@ -42,7 +41,7 @@ def _filter_error(category: str, reason: str) -> str:
 
 
 def render_queue(
-    request: HtmxHttpRequest,
+    request: AnalystRequest,
     task: ReviewTask | None,
     *,
     status: int = 200,
@@ -72,7 +71,7 @@ def render_queue(
     return render(request, template, context, status=status)
 
 
-def _claim(request: HtmxHttpRequest) -> ReviewTask | None:
+def _claim(request: AnalystRequest) -> ReviewTask | None:
     filters = queue_filters(request)
     return claim_next_task(
         user=request.user, category=filters["category"], reason=filters["reason"]
@@ -81,7 +80,7 @@ def _claim(request: HtmxHttpRequest) -> ReviewTask | None:
 
 @require_GET
 @analyst_required
-def queue(request: HtmxHttpRequest) -> HttpResponse:
+def queue(request: AnalystRequest) -> HttpResponse:
     """Never claims: shows the task already held, or the start panel with the counts."""
     error = ""
     if "category" in request.GET or "reason" in request.GET:
@@ -98,14 +97,14 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_POST
 @analyst_required
-def claim(request: HtmxHttpRequest) -> HttpResponse:
+def claim(request: AnalystRequest) -> HttpResponse:
     task = _claim(request)
     if not request.htmx:
         return redirect("reviews:queue")
     return render_queue(request, task)
 
 
-def _seconds_spent(request: HtmxHttpRequest) -> float | None:
+def _seconds_spent(request: AnalystRequest) -> float | None:
     try:
         shown_at = float(request.POST.get("shown_at", ""))
     except ValueError:
@@ -113,7 +112,7 @@ def _seconds_spent(request: HtmxHttpRequest) -> float | None:
     return max(0.0, min(time.time() - shown_at, 3600.0))
 
 
-def _after_error(request: HtmxHttpRequest, task_id: int, error: str, status: int) -> HttpResponse:
+def _after_error(request: AnalystRequest, task_id: int, error: str, status: int) -> HttpResponse:
     """Show the error on the card the analyst was looking at, or on a fresh one."""
     held = current_task(user=request.user)
     if held is not None and held.pk == task_id:
@@ -126,7 +125,7 @@ def _after_error(request: HtmxHttpRequest, task_id: int, error: str, status: int
 
 @require_POST
 @analyst_required
-def decide(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+def decide(request: AnalystRequest, task_id: int) -> HttpResponse:
     category = request.POST.get("category", "").strip()
     if not category:
         return _after_error(request, task_id, "choose a category", 400)
@@ -144,7 +143,7 @@ def decide(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
     return _next_card(request, notice)
 
 
-def _next_card(request: HtmxHttpRequest, notice: str) -> HttpResponse:
+def _next_card(request: AnalystRequest, notice: str) -> HttpResponse:
     """After a decision or a hand-off: the next task, in place (htmx) or through a redirect
     (no JavaScript, or a key pressed before htmx took over the form); either way it is
     claimed, since the queue's GET never claims."""
@@ -155,7 +154,7 @@ def _next_card(request: HtmxHttpRequest, notice: str) -> HttpResponse:
     return redirect("reviews:queue")
 
 
-def _hand_back(request: HtmxHttpRequest, task_id: int, *, escalate: bool) -> HttpResponse:
+def _hand_back(request: AnalystRequest, task_id: int, *, escalate: bool) -> HttpResponse:
     note = request.POST.get("note", "")
     try:
         if escalate:
@@ -175,19 +174,19 @@ def _hand_back(request: HtmxHttpRequest, task_id: int, *, escalate: bool) -> Htt
 
 @require_POST
 @analyst_required
-def skip(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+def skip(request: AnalystRequest, task_id: int) -> HttpResponse:
     return _hand_back(request, task_id, escalate=False)
 
 
 @require_POST
 @analyst_required
-def escalate(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+def escalate(request: AnalystRequest, task_id: int) -> HttpResponse:
     return _hand_back(request, task_id, escalate=True)
 
 
 @require_POST
 @analyst_required
-def heartbeat(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+def heartbeat(request: AnalystRequest, task_id: int) -> HttpResponse:
     """Renew the lease while the card is open; a lost task is replaced in place."""
     if renew_lease(task_id=task_id, user=request.user):
         return HttpResponse(status=204)
@@ -201,7 +200,7 @@ def heartbeat(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
 
 @require_GET
 @analyst_required
-def undo(request: HtmxHttpRequest) -> HttpResponse:
+def undo(request: AnalystRequest) -> HttpResponse:
     """Bring back the analyst's last decision, to change it while the window is open."""
     review = last_changeable_review(user=request.user)
     if review is None:

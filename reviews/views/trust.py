@@ -15,6 +15,7 @@ from reviews.similar import similar_open_tasks, similar_resolved
 from reviews.trust.models import Quarantine
 from reviews.trust.quality import quality_table
 from reviews.trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
+from reviews.views.access import AnalystRequest
 from reviews.views.card import is_blind
 from triage.access import HtmxHttpRequest, admin_required, is_senior
 from triage.models import Category, ReviewTask
@@ -25,7 +26,7 @@ SIMILAR_COUNT = 5
 
 
 def _render_similar(
-    request: HtmxHttpRequest, task: ReviewTask, *, status: int = 200, error: str = ""
+    request: AnalystRequest, task: ReviewTask, *, status: int = 200, error: str = ""
 ) -> HttpResponse:
     # Blind tasks get the panel empty, worded as for an item with no neighbours: final
     # categories would hint at the answer the blind look must find alone, and a panel
@@ -54,7 +55,7 @@ def _bulk_limit() -> int:
 @require_GET
 @login_required
 @permission_required("triage.add_review", raise_exception=True)
-def similar(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+def similar(request: AnalystRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
     return _render_similar(request, task)
 
@@ -62,7 +63,7 @@ def similar(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required("triage.add_review", raise_exception=True)
-def bulk(request: HtmxHttpRequest, task_id: int) -> HttpResponse:
+def bulk(request: AnalystRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
     try:
         ids = [int(value) for value in request.POST.getlist("tasks")]

@@ -5,7 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -282,11 +282,10 @@ def test_under_every_fault_each_event_arrives_in_item_order_with_its_id(
         assert [by_event[e].type for e in firsts][:3] == types
 
 
+@pytest.mark.needs_postgres("concurrent row locks")
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_with_the_same_task_send_it_once(endpoint, receiver, monkeypatch):
     """A sweep's duplicate and the original task racing: the lease lets one through."""
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent row locks need PostgreSQL")
     monkeypatch.setattr(events_module, "queue_deliveries", lambda ids: None)  # we run them
     receiver.script = ["hang"]
     receiver.hang_seconds = 0.5

@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from tests.factories import make_item
 from triage.actions.events import emit
@@ -72,6 +72,7 @@ def test_bad_feed_parameters_name_the_field(client, auth_headers, params, field)
     assert field in body["error"]
 
 
+@pytest.mark.needs_postgres("commit order differs from id order only with concurrent writers")
 def test_a_poller_misses_nothing_when_transactions_commit_out_of_order(client, token):
     """Concurrent writers on PostgreSQL: ids are taken early, commits land late.
 
@@ -79,8 +80,6 @@ def test_a_poller_misses_nothing_when_transactions_commit_out_of_order(client, t
     events with small ids often commit after a poller has read larger ones. The
     poller must still see every event exactly once.
     """
-    if connection.vendor != "postgresql":
-        pytest.skip("commit order differs from id order only with concurrent writers (PostgreSQL)")
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     writers, per_writer = 6, 15
     errors: list[BaseException] = []
@@ -121,10 +120,9 @@ def test_a_poller_misses_nothing_when_transactions_commit_out_of_order(client, t
     assert polls > 5  # the poller really ran while the writers did
 
 
+@pytest.mark.needs_postgres("two concurrent transactions")
 def test_ids_alone_would_have_skipped_an_event_that_committed_late(transactional_db):
     """The case the (txid, id) order exists for, shown directly on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        pytest.skip("needs two concurrent transactions (PostgreSQL)")
     from triage.actions.feed import read_events
 
     started, release = threading.Event(), threading.Event()

@@ -40,7 +40,12 @@ def send(url, secret, body, *, sign_with=None):
     headers = signed_headers(
         secret=sign_with or secret, msg_id=body["id"], timestamp=int(time.time()), body=text
     )
-    return post(url, text.encode(), headers | {"Content-Type": "application/json"}, timeout=5)
+    return post(
+        url,
+        body=text.encode(),
+        headers=headers | {"Content-Type": "application/json"},
+        timeout=5,
+    )
 
 
 def test_listen_webhooks_prints_each_event_and_its_signature_check(listener):

@@ -15,7 +15,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.factories import make_item
-from tests.test_end_to_end import REDIS_URL, drop_broker_connections, redis_up
+from tests.services import REDIS_URL, needs_postgres, needs_redis
+from tests.test_end_to_end import drop_broker_connections
 from triage.actions import delivery as delivery_service
 from triage.actions.events import emit
 from triage.actions.models import Delivery, Endpoint
@@ -69,12 +70,8 @@ def start_worker(queue: str) -> subprocess.Popen:
 
 @pytest.fixture
 def broker():
-    if connection.vendor != "postgresql":
-        pytest.skip("a worker in another process needs a shared database (PostgreSQL)")
-    if not redis_up():
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    needs_postgres("a worker in another process shares the test database")
+    needs_redis()
     queue = f"triage-kill-{uuid.uuid4().hex[:12]}"
     saved = {
         k: celery_app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")

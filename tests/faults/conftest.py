@@ -4,7 +4,6 @@ in subprocesses, all on the test database (PostgreSQL only: SQLite cannot be sha
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import redis
 from django.db import connection
 
 from tests.factories import make_keyword_categories, make_token
+from tests.services import needs_postgres, needs_redis_server
 from tests.test_end_to_end import drop_broker_connections
 from triage.celery import app as celery_app
 
@@ -70,8 +70,7 @@ def terminate_other_backends() -> int:
 
 @pytest.fixture
 def postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("other processes must share the test database: PostgreSQL only")
+    needs_postgres("other processes share the test database")
 
 
 @pytest.fixture
@@ -123,10 +122,7 @@ class PrivateRedis:
 
 @pytest.fixture
 def private_redis(postgres, tmp_path):
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+    needs_redis_server()
     server = PrivateRedis(tmp_path)
     server.start()
     yield server

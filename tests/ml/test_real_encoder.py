@@ -74,6 +74,9 @@ def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp
     from triage import training
     from triage.management.demo_data import load_messages
     from triage.models import ModelVersion
+    from triage.routing.derive import HoldoutPredictions, automation_now
+    from triage.training.gate import GateInputs, PairedComparison, decide
+    from triage.training.snapshot import examples_trained_on
 
     settings.TRIAGE_ARTIFACT_DIR = tmp_path
     categories = {
@@ -98,12 +101,34 @@ def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp
     assert int8.encoder_spec["class"] == "triage.ml.onnx_encoder.OnnxEncoder"
     # Measured against the fp32 champion on the very same 60 examples fp32 never saw
     # (int8 through its out-of-fold predictions).
-    assert int8.metrics["gate"]["n"] == 60
-    assert int8.status in {
-        ModelVersion.Status.CHAMPION,
-        ModelVersion.Status.REJECTED,
-        ModelVersion.Status.CANDIDATE,
+    gate = int8.metrics["gate"]
+    assert gate["n"] == 60
+    # The verdict on record is the gate's own on those numbers, and the version's fate
+    # follows it as any candidate's does: whichever way it went, int8 was not let round it.
+    verdict = decide(
+        GateInputs(
+            comparison=PairedComparison(
+                n=gate["n"],
+                candidate_f1=gate["candidate_macro_f1"],
+                champion_f1=gate["champion_macro_f1"],
+                low=gate["difference_low"],
+                high=gate["difference_high"],
+            ),
+            candidate_examples=examples_trained_on(int8),
+            champion_examples=examples_trained_on(fp32),
+            candidate_automation=int8.metrics["automation_at_current_targets"],
+            champion_automation=automation_now(HoldoutPredictions.from_json(fp32.holdout)),
+        )
+    )
+    assert int8.gate_decision.startswith(verdict.message), (int8.gate_decision, verdict.message)
+    assert (result.promoted, result.held) == (verdict.promote, verdict.hold_for_admin)
+    fp32.refresh_from_db()
+    expected = {  # (promote, hold) -> (int8, fp32)
+        (True, False): (ModelVersion.Status.CHAMPION, ModelVersion.Status.RETIRED),
+        (False, True): (ModelVersion.Status.CANDIDATE, ModelVersion.Status.CHAMPION),
+        (False, False): (ModelVersion.Status.REJECTED, ModelVersion.Status.CHAMPION),
     }
+    assert (int8.status, fp32.status) == expected[verdict.promote, verdict.hold_for_admin]
     # Whichever serves, it serves with the encoder it was trained on.
     item = make_item("We need water and food in Carrefour")
     service.classify_items(item_ids=[item.pk])

@@ -44,11 +44,13 @@ def test_a_target_outside_half_to_one_is_refused(bad):
 
 
 def test_the_statistic_never_goes_below_zero_and_climbs_on_errors():
-    path = cusum_path([True] * 5 + [False] * 3, DESIGN)
+    path = cusum_path([True] * 5 + [False] * 3, design=DESIGN)
     assert path[:5] == [0.0] * 5
     assert path[5] == pytest.approx(DESIGN.step_wrong)
     assert path[7] == pytest.approx(3 * DESIGN.step_wrong)
-    assert first_alarm([False] * 20, DESIGN) == math.ceil(DESIGN.threshold / DESIGN.step_wrong)
+    assert first_alarm([False] * 20, design=DESIGN) == math.ceil(
+        DESIGN.threshold / DESIGN.step_wrong
+    )
 
 
 def test_a_drop_from_95_to_89_is_detected_within_the_documented_delay():
@@ -59,7 +61,7 @@ def test_a_drop_from_95_to_89_is_detected_within_the_documented_delay():
         verdicts = np.concatenate(
             [_streams(rng, 1, before, 0.95)[0], _streams(rng, 1, after, 0.89)[0]]
         )
-        alarm = first_alarm(verdicts.tolist(), DESIGN)
+        alarm = first_alarm(verdicts.tolist(), design=DESIGN)
         if alarm is not None and alarm <= before:
             early += 1
             continue
@@ -81,7 +83,7 @@ def _naive_first_alarms(verdicts):
 def test_no_drift_is_not_flagged_beyond_the_documented_false_alarm_rate():
     rng = np.random.default_rng(11)
     verdicts = _streams(rng, 400, 2000, 0.95)  # exactly at target: the worst case allowed
-    alarms = [first_alarm(row.tolist(), DESIGN) is not None for row in verdicts]
+    alarms = [first_alarm(row.tolist(), design=DESIGN) is not None for row in verdicts]
     rate = float(np.mean(alarms))
     # Documented 2.2%; 5% is above the binomial noise of 400 streams.
     assert rate <= 0.05, rate

@@ -14,14 +14,14 @@ def test_clopper_pearson_matches_known_values():
 
 
 def test_equal_probabilities_give_the_exact_interval():
-    estimate = weighted_precision([True] * 95 + [False] * 5, [0.05] * 100)
+    estimate = weighted_precision([True] * 95 + [False] * 5, probabilities=[0.05] * 100)
     assert estimate.method == "clopper-pearson"
     assert (estimate.audited, estimate.correct, estimate.precision) == (100, 95, 0.95)
     assert (estimate.lower, estimate.upper) == pytest.approx(clopper_pearson_interval(95, 100))
 
 
 def test_nothing_audited_gives_no_precision_and_the_whole_interval():
-    estimate = weighted_precision([], [])
+    estimate = weighted_precision([], probabilities=[])
     assert estimate.precision is None
     assert (estimate.lower, estimate.upper) == (0.0, 1.0)
 
@@ -32,7 +32,7 @@ def test_nothing_audited_gives_no_precision_and_the_whole_interval():
 )
 def test_bad_probabilities_are_refused(correct, probabilities, message):
     with pytest.raises(ValueError, match=message):
-        weighted_precision(correct, probabilities)
+        weighted_precision(correct, probabilities=probabilities)
 
 
 def _stratified_audits(rng):
@@ -59,8 +59,8 @@ def test_weights_recover_overall_precision_where_strata_differ():
     covered = naive_covered = 0
     for _ in range(400):
         correct, probability = _stratified_audits(rng)
-        weighted = weighted_precision(correct, probability)
-        naive = weighted_precision(correct, [1.0] * len(correct))
+        weighted = weighted_precision(correct, probabilities=probability)
+        naive = weighted_precision(correct, probabilities=[1.0] * len(correct))
         covered += weighted.lower <= TRUE_OVERALL <= weighted.upper
         naive_covered += naive.lower <= TRUE_OVERALL <= naive.upper
     assert weighted.method != "clopper-pearson"
@@ -69,8 +69,8 @@ def test_weights_recover_overall_precision_where_strata_differ():
 
 
 def test_the_one_sided_bound_is_the_two_sided_interval_at_twice_the_level():
-    estimate = weighted_precision([True] * 95 + [False] * 5, [0.05] * 100)
-    assert one_sided_lower(estimate, 0.05) == pytest.approx(
+    estimate = weighted_precision([True] * 95 + [False] * 5, probabilities=[0.05] * 100)
+    assert one_sided_lower(estimate, delta=0.05) == pytest.approx(
         clopper_pearson_interval(95, 100, 0.90)[0]
     )
-    assert one_sided_lower(weighted_precision([], []), 0.05) == 0.0
+    assert one_sided_lower(weighted_precision([], probabilities=[]), delta=0.05) == 0.0

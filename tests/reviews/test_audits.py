@@ -101,7 +101,7 @@ def test_with_one_kind_waiting_every_claim_takes_it(categories):
     assert _claim_and_finish(make_user(), 10, random.Random(1)) == [LOW] * 5
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED needs PostgreSQL")
+@pytest.mark.needs_postgres("SKIP LOCKED")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_of_mixed_tasks_never_hand_out_a_task_twice(categories):
     tasks = {make_task(reason=AUDIT if i % 3 == 0 else LOW).pk for i in range(45)}

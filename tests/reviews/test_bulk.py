@@ -127,7 +127,7 @@ def test_a_refused_bulk_shows_the_reason_on_the_panel(client, categories):
     assert no_category.status_code == 400 and "choose a category" in no_category.content.decode()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED needs PostgreSQL")
+@pytest.mark.needs_postgres("SKIP LOCKED")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_bulks_and_claims_never_decide_a_task_twice(categories):
     from reviews.services import claim_next_task, submit_review

@@ -96,7 +96,7 @@ def test_a_later_decision_supersedes_the_earlier_example(categories):
     assert item.training_examples.count() == 2
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED needs PostgreSQL")
+@pytest.mark.needs_postgres("SKIP LOCKED")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_never_hand_out_a_task_twice(categories):
     tasks = {make_task().pk for _ in range(40)}

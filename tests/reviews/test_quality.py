@@ -18,17 +18,17 @@ def test_kappa_discounts_the_agreement_a_dominant_category_gives_by_chance():
     first = ["billing"] * 9 + ["outage"]
     second = ["billing"] * 8 + ["outage", "billing"]
     # 80% raw agreement, but no better than chance here.
-    assert cohen_kappa(first, second) == pytest.approx(cohen_kappa_score(first, second))
-    assert cohen_kappa(first, second) < 0
-    assert cohen_kappa(["billing"] * 3, ["billing"] * 3) is None
-    assert cohen_kappa([], []) is None
+    assert cohen_kappa(first, second=second) == pytest.approx(cohen_kappa_score(first, second))
+    assert cohen_kappa(first, second=second) < 0
+    assert cohen_kappa(["billing"] * 3, second=["billing"] * 3) is None
+    assert cohen_kappa([], second=[]) is None
 
 
 def test_decisions_per_hour_counts_only_hours_at_work():
     start = timezone.now()
     morning = [start + timedelta(seconds=30 * i) for i in range(120)]  # an hour, 30 s each
     afternoon = [start + timedelta(hours=5, seconds=30 * i) for i in range(120)]
-    rate = decisions_per_hour(morning + afternoon, 30.0)
+    rate = decisions_per_hour(morning + afternoon, median_seconds=30.0)
     # 240 decisions in two hours of work; the three-hour lunch is not work.
     assert rate == pytest.approx(120, rel=0.01)
 

@@ -74,7 +74,7 @@ def retry_delay(attempt: int, *, rng: random.Random | None = None) -> timedelta:
     return timedelta(seconds=full * draw)
 
 
-def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> AttemptResult:
+def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> AttemptResult:
     """One POST. http.client never follows redirects: a 3xx is just a failed attempt."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -167,7 +167,7 @@ def deliver(*, delivery_id: int, now: datetime | None = None) -> str:
         secret=endpoint.secret, msg_id=event.event_id, timestamp=int(time.time()), body=body
     )
     headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-    result = post(endpoint.url, body.encode(), headers, timeout=timeout)
+    result = post(endpoint.url, body=body.encode(), headers=headers, timeout=timeout)
     return record_attempt(delivery=delivery, result=result)
 
 

@@ -22,7 +22,7 @@ class EndpointError(ValueError):
     pass
 
 
-def resolve(host: str, port: int) -> list[IPAddress]:
+def resolve(host: str, *, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -51,7 +51,7 @@ def check_destination(url: str) -> None:
     if parts.username or parts.password:
         raise EndpointError("must not contain a user name or password")
     allow_private = settings.TRIAGE_WEBHOOK_ALLOW_PRIVATE
-    addresses = resolve(host, port)
+    addresses = resolve(host, port=port)
     internal = [a for a in addresses if not a.is_global]
     if internal and not allow_private:
         raise EndpointError(

@@ -71,7 +71,7 @@ def _existing_by_external_id(external_ids: Iterable[str]) -> dict[str, Item]:
 
 
 def find_conflicts(
-    items: Sequence[ItemIn], existing: dict[str, Item] | None = None
+    items: Sequence[ItemIn], *, existing: dict[str, Item] | None = None
 ) -> list[tuple[int, str]]:
     """(index, external_id) of items whose id is stored, or repeated, with other text."""
     if existing is None:
@@ -92,7 +92,7 @@ def find_conflicts(
 def _split_new_and_existing(items: Sequence[ItemIn]) -> tuple[list[ItemIn], dict[str, Item]]:
     """New items (deduplicated), and the stored ones; raise on any text conflict."""
     existing = _existing_by_external_id(i.external_id for i in items)
-    conflicts = find_conflicts(items, existing)
+    conflicts = find_conflicts(items, existing=existing)
     if conflicts:
         raise IngestConflict(conflicts)
     new = {i.external_id: i for i in items if i.external_id not in existing}

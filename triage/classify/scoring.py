@@ -36,7 +36,7 @@ class Scores:
     probs: np.ndarray  # (n_items, n_labels), rows sum to 1
 
 
-def embed_items(items: Sequence[Item], encoder: Encoder) -> np.ndarray:
+def embed_items(items: Sequence[Item], *, encoder: Encoder) -> np.ndarray:
     """Vectors for items in order, from the cache where possible; new ones are cached."""
     ids = [item.pk for item in items]
     cached: dict[int, np.ndarray] = {}
@@ -76,7 +76,7 @@ def zero_shot_scores(items: Sequence[Item]) -> Scores:
     encoder = get_encoder()
     texts = tuple(f"{c.name}. {c.description}" for c in categories)
     label_vectors = _description_vectors(encoder.encoder_id, texts)
-    probs = zero_shot_proba(embed_items(items, encoder), label_vectors)
+    probs = zero_shot_proba(embed_items(items, encoder=encoder), label_vectors)
     return Scores(tuple(c.slug for c in categories), probs)
 
 
@@ -94,7 +94,7 @@ def _sequence_classifier(spec_json: str, categories: tuple[str, ...]) -> "Sequen
     )
 
 
-def version_scores(version: ModelVersion, items: Sequence[Item]) -> Scores:
+def version_scores(version: ModelVersion, *, items: Sequence[Item]) -> Scores:
     """Calibrated probabilities of a model version for these items."""
     if version.kind == ModelVersion.Kind.SEQUENCE_CLASSIFIER:
         classifier = _sequence_classifier(
@@ -118,7 +118,7 @@ def version_scores(version: ModelVersion, items: Sequence[Item]) -> Scores:
     # A head file is a few kilobytes, so the check costs microseconds.
     check_artifact(version.artifact_path, version.artifact_sha256)
     head = load_head(version.artifact_path, version.artifact_sha256)
-    return Scores(head.labels, head.predict_proba(embed_items(items, encoder)))
+    return Scores(head.labels, head.predict_proba(embed_items(items, encoder=encoder)))
 
 
 def clear_caches() -> None:

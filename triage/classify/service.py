@@ -178,7 +178,7 @@ def _score(
 ) -> tuple[Scores | None, str]:
     """The champion's scores for the items, or None and why it could not score them."""
     try:
-        scores = version_scores(champion, items) if champion else zero_shot_scores(items)
+        scores = version_scores(champion, items=items) if champion else zero_shot_scores(items)
         unmapped = sorted(set(scores.labels) - set(categories))
         if unmapped:
             raise ClassificationError(

@@ -5,11 +5,15 @@ to keep that file about the objects the loop routes.
 """
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
 
 class AuditLog(models.Model):
@@ -75,5 +79,5 @@ def snapshot(obj: models.Model, fields: Iterable[str] | None = None) -> dict[str
     return values
 
 
-def actor_name(user: Any) -> str:
+def actor_name(user: "AbstractBaseUser | AnonymousUser | None") -> str:
     return f"user:{user.get_username()}" if user is not None else "system"

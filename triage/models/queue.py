@@ -1,7 +1,7 @@
 """The review queue's records: tasks, the decisions made on them, and hand-offs."""
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -9,6 +9,9 @@ from django.utils import timezone
 
 from triage.models.categories import Category
 from triage.models.items import Item
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class ReviewTaskQuerySet(models.QuerySet["ReviewTask"]):
@@ -21,7 +24,7 @@ class ReviewTaskQuerySet(models.QuerySet["ReviewTask"]):
             models.Q(claimed_by__isnull=True) | models.Q(lease_expires_at__lt=now)
         )
 
-    def offered_to(self, user: Any, *, senior: bool) -> "ReviewTaskQuerySet":
+    def offered_to(self, user: "User", *, senior: bool) -> "ReviewTaskQuerySet":
         """What this user may take: not the senior queue unless senior, never their own
         decision's second review."""
         tasks = self if senior else self.filter(senior_only=False)

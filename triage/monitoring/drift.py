@@ -76,7 +76,7 @@ def cusum_design(target: float, *, alpha: float = ALPHA) -> CusumDesign:
     return CusumDesign(target=target, alternative=alternative, threshold=math.log(1 / alpha))
 
 
-def cusum_path(outcomes: Iterable[bool], design: CusumDesign) -> list[float]:
+def cusum_path(outcomes: Iterable[bool], *, design: CusumDesign) -> list[float]:
     """The statistic after each verdict, in order."""
     path, statistic = [], 0.0
     for correct in outcomes:
@@ -85,7 +85,7 @@ def cusum_path(outcomes: Iterable[bool], design: CusumDesign) -> list[float]:
     return path
 
 
-def first_alarm(outcomes: Iterable[bool], design: CusumDesign) -> int | None:
+def first_alarm(outcomes: Iterable[bool], *, design: CusumDesign) -> int | None:
     """How many verdicts it took to flag the stream (1-based), or None if never."""
     statistic = 0.0
     for count, correct in enumerate(outcomes, start=1):

@@ -90,7 +90,7 @@ def audit_certification(
     at least min_support of them, the exact one-sided lower bound at 1 − δ must
     reach the target for the promise to count as verified on live traffic.
     """
-    lower = one_sided_lower(estimate, delta)
+    lower = one_sided_lower(estimate, delta=delta)
     enough = estimate.audited >= min_support
     verified = None if target is None or not enough else lower >= target
     return {
@@ -147,9 +147,14 @@ def _spans(start: datetime | None) -> tuple[dict[str, Span], Span]:
         .values_list("label__slug", "route", "n")
     ):
         counts[slug][route] += n
+
+    def precision(slug: str) -> PrecisionEstimate:
+        correct, probability = verdicts.get(slug, ([], []))
+        return weighted_precision(correct, probabilities=probability)
+
     per = {
         slug: Span(
-            weighted_precision(*verdicts.get(slug, ([], []))),
+            precision(slug),
             Automation(counts[slug]["auto"], counts[slug]["auto"] + counts[slug]["review"]),
         )
         for slug in set(verdicts) | set(counts)
@@ -157,7 +162,7 @@ def _spans(start: datetime | None) -> tuple[dict[str, Span], Span]:
     all_correct = [c for correct, _ in verdicts.values() for c in correct]
     all_probability = [p for _, probability in verdicts.values() for p in probability]
     overall = Span(
-        weighted_precision(all_correct, all_probability),
+        weighted_precision(all_correct, probabilities=all_probability),
         Automation(
             sum(c["auto"] for c in counts.values()),
             sum(c["auto"] + c["review"] for c in counts.values()),
@@ -169,7 +174,7 @@ def _spans(start: datetime | None) -> tuple[dict[str, Span], Span]:
 def _drift_state(
     watch: CategoryWatch | None, category: Category, policy: RoutingPolicy
 ) -> dict[str, Any]:
-    design = design_for(category, policy)
+    design = design_for(category, policy=policy)
     state = {
         "state": "off" if design is None else "watching",
         "method": "bernoulli-cusum e-detector",
@@ -200,11 +205,11 @@ def live_report(*, now: datetime | None = None) -> LiveReport:
     per_window, overall_window = _spans(window_from)
     rates = audit_rates(policy=policy, now=now)
     watches = {w.category_id: w for w in CategoryWatch.objects.all()}
-    empty = Span(weighted_precision([], []), Automation(0, 0))
+    empty = Span(weighted_precision([], probabilities=[]), Automation(0, 0))
     categories = [
         CategoryLive(
             slug=category.slug,
-            target=design.target if (design := design_for(category, policy)) else None,
+            target=design.target if (design := design_for(category, policy=policy)) else None,
             audit_rate=rates.get(category.slug, policy.audit_rate),
             since_change=per_since.get(category.slug, empty),
             window=per_window.get(category.slug, empty),

@@ -61,7 +61,7 @@ KORN_GRAUBARD = "ipw-hajek+clopper-pearson-at-kish-n-eff"
 
 
 def weighted_precision(
-    correct: Sequence[bool], probabilities: Sequence[float], confidence: float = 0.95
+    correct: Sequence[bool], *, probabilities: Sequence[float], confidence: float = 0.95
 ) -> PrecisionEstimate:
     """Precision of all auto-actions from audit verdicts drawn with these probabilities."""
     y = np.asarray(correct, dtype=bool)
@@ -83,7 +83,7 @@ def weighted_precision(
     return PrecisionEstimate(n, right, estimate, lower, upper, n_eff, KORN_GRAUBARD)
 
 
-def one_sided_lower(estimate: PrecisionEstimate, delta: float) -> float:
+def one_sided_lower(estimate: PrecisionEstimate, *, delta: float) -> float:
     """Exact one-sided lower bound at level 1 − δ (same effective n as the interval).
 
     The certification's form: with probability at least 1 − δ the precision of

@@ -34,7 +34,7 @@ class WatchError(Exception):
         super().__init__(message)
 
 
-def design_for(category: Category, policy: RoutingPolicy) -> CusumDesign | None:
+def design_for(category: Category, *, policy: RoutingPolicy) -> CusumDesign | None:
     """The watch against the precision this category promises, the target routing uses.
 
     No target (a raw threshold) or a target of 100% means nothing to watch against."""
@@ -79,9 +79,9 @@ def check_category(*, category: Category, now: datetime | None = None) -> WatchC
     now = now or timezone.now()
     with transaction.atomic():
         watch = _locked_watch(category, now)
-        design = design_for(category, RoutingPolicy.current())
+        design = design_for(category, policy=RoutingPolicy.current())
         verdicts = _segment_verdicts(watch)
-        path = cusum_path(verdicts, design) if design else []
+        path = cusum_path(verdicts, design=design) if design else []
         watch.statistic = path[-1] if path else 0.0
         watch.outcomes = len(verdicts)
         alarm = design is not None and watch.statistic >= design.threshold

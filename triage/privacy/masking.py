@@ -146,7 +146,7 @@ def find_emails(text: str) -> list[Span]:
     return [Span(m.start(), m.end(), Kind.EMAIL) for m in EMAIL.finditer(text)]
 
 
-def find_phones(text: str, regions: Sequence[str]) -> list[Span]:
+def find_phones(text: str, *, regions: Sequence[str]) -> list[Span]:
     if not phone_hint(tuple(regions)).search(text):
         return []
     spans: list[Span] = []
@@ -160,7 +160,7 @@ def find_phones(text: str, regions: Sequence[str]) -> list[Span]:
     return spans
 
 
-def find_pattern(text: str, compiled: Any, label: str) -> list[Span]:
+def find_pattern(text: str, *, compiled: Any, label: str) -> list[Span]:
     return [Span(m.start(), m.end(), label) for m in compiled.finditer(text) if m.end() > m.start()]
 
 
@@ -187,8 +187,11 @@ class Masker:
                 find_emails(text),
                 find_ibans(text),
                 find_cards(text),
-                *(find_pattern(text, compiled, label) for label, compiled in self.patterns),
-                find_phones(text, self.regions),
+                *(
+                    find_pattern(text, compiled=compiled, label=label)
+                    for label, compiled in self.patterns
+                ),
+                find_phones(text, regions=self.regions),
             ]
         )
 

@@ -50,11 +50,13 @@ def evaluate_version(
     policy = RoutingPolicy.current()
     examples = unseen_by(
         version,
-        list(TrainingExample.objects.trusted().select_related("item", "category").order_by("pk")),
+        examples=list(
+            TrainingExample.objects.trusted().select_related("item", "category").order_by("pk")
+        ),
     )
     if examples:
         truth = [ex.category.slug for ex in examples]
-        scores = version_scores(version, [ex.item for ex in examples])
+        scores = version_scores(version, items=[ex.item for ex in examples])
         labels, probs = scores.labels, scores.probs
         # Undo the temperature to show what calibration changed: softmax is shift-invariant,
         # so T * log(p) are the raw logits up to a per-row constant.

@@ -47,7 +47,7 @@ class CrossFit:
 
 
 def cross_fit_head(
-    vectors: np.ndarray, labels: Sequence[str], *, folds: int = FOLDS, seed: int = 0
+    vectors: np.ndarray, *, labels: Sequence[str], folds: int = FOLDS, seed: int = 0
 ) -> CrossFit:
     """Served head on all examples; K fold heads give calibrated out-of-fold probabilities."""
     from sklearn.model_selection import StratifiedKFold
@@ -81,9 +81,9 @@ def cross_fit_head(
     )
 
 
-def fit_calibrated_head(vectors: np.ndarray, labels: Sequence[str]) -> tuple[LinearHead, float]:
+def fit_calibrated_head(vectors: np.ndarray, *, labels: Sequence[str]) -> tuple[LinearHead, float]:
     """Train on all examples with the temperature fitted out of fold (kept for benchmarks)."""
-    fit = cross_fit_head(vectors, labels)
+    fit = cross_fit_head(vectors, labels=labels)
     return fit.head, fit.ece_uncalibrated
 
 
@@ -132,12 +132,12 @@ def _evidence_metrics(
     return score_metrics(labels, probs, [ex.category.slug for ex in examples])
 
 
-def train_head_candidate(spec: dict[str, Any], examples: Examples) -> Candidate:
+def train_head_candidate(spec: dict[str, Any], *, examples: Examples) -> Candidate:
     """A head over cached embeddings, cross-fitted on every example."""
     encoder = encoder_for(spec)
-    vectors = embed_items([ex.item for ex in examples.all], encoder)
+    vectors = embed_items([ex.item for ex in examples.all], encoder=encoder)
     truth = [ex.category.slug for ex in examples.all]
-    fit = cross_fit_head(vectors, truth)
+    fit = cross_fit_head(vectors, labels=truth)
     metrics = _evidence_metrics(fit.head.labels, fit.oof_probs, examples.all)
     metrics["ece_uncalibrated"] = fit.ece_uncalibrated
     metrics["measured_on"] = "out_of_fold"
@@ -196,8 +196,8 @@ def train_fine_tuned_candidate(
     )
     spec = base | {"path": str(out_dir)}
     encoder = encoder_for(spec)
-    x_train = embed_items([ex.item for ex in train], encoder)
-    x_holdout = embed_items([ex.item for ex in holdout], encoder)
+    x_train = embed_items([ex.item for ex in train], encoder=encoder)
+    x_holdout = embed_items([ex.item for ex in holdout], encoder=encoder)
     head = train_logistic_head(x_train, [ex.category.slug for ex in train])
     truth = [ex.category.slug for ex in holdout]
     index = {label: i for i, label in enumerate(head.labels)}
@@ -228,7 +228,7 @@ def train_fine_tuned_candidate(
 
 
 def sequence_classifier_candidate(
-    model_dir: Path, label_map: dict[str, str], examples: Examples
+    model_dir: Path, *, label_map: dict[str, str], examples: Examples
 ) -> Candidate:
     """A ready sequence-classification model, calibrated and measured like a head.
 

@@ -51,7 +51,7 @@ class PairedComparison:
         return self.candidate_f1 - self.champion_f1
 
 
-def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+def macro_f1(truth: np.ndarray, *, predicted: np.ndarray, n_classes: int) -> float:
     return float(_macro_f1_weighted(truth, predicted, n_classes, np.ones((1, len(truth))))[0])
 
 
@@ -74,10 +74,10 @@ def _macro_f1_weighted(
 
 def paired_bootstrap(
     truth: np.ndarray,
+    *,
     candidate: np.ndarray,
     champion: np.ndarray,
     n_classes: int,
-    *,
     rounds: int = BOOTSTRAP_ROUNDS,
     seed: int = 0,
 ) -> PairedComparison:
@@ -93,8 +93,8 @@ def paired_bootstrap(
     tail = (1 - INTERVAL) / 2
     return PairedComparison(
         n=n,
-        candidate_f1=macro_f1(truth, candidate, n_classes),
-        champion_f1=macro_f1(truth, champion, n_classes),
+        candidate_f1=macro_f1(truth, predicted=candidate, n_classes=n_classes),
+        champion_f1=macro_f1(truth, predicted=champion, n_classes=n_classes),
         low=float(np.quantile(gaps, tail)),
         high=float(np.quantile(gaps, 1 - tail)),
     )

@@ -52,25 +52,27 @@ def _restricted(labels: Sequence[str], probs: np.ndarray, active: list[str]) -> 
 
 
 def compare_with_champion(
-    candidate: Candidate, examples: Examples, champion: ModelVersion
+    candidate: Candidate, *, examples: Examples, champion: ModelVersion
 ) -> PairedComparison | None:
     """Both models on the examples neither trained on, over today's active categories."""
     active = sorted(Category.objects.filter(is_active=True).values_list("slug", flat=True))
     evidence = set(candidate.evidence.example_ids)
     shared = [
         ex
-        for ex in unseen_by(champion, examples.all)
+        for ex in unseen_by(champion, examples=examples.all)
         if ex.pk in evidence and ex.category.slug in active
     ]
     if not shared:
         return None
-    scores = version_scores(champion, [ex.item for ex in shared])
+    scores = version_scores(champion, items=[ex.item for ex in shared])
     truth = np.array([active.index(ex.category.slug) for ex in shared])
     candidate_pred = _restricted(
         candidate.labels, candidate.probs_for([ex.pk for ex in shared]), active
     )
     champion_pred = _restricted(scores.labels, scores.probs, active)
-    return paired_bootstrap(truth, candidate_pred, champion_pred, len(active))
+    return paired_bootstrap(
+        truth, candidate=candidate_pred, champion=champion_pred, n_classes=len(active)
+    )
 
 
 def retrain(
@@ -81,7 +83,7 @@ def retrain(
 ) -> RetrainResult:
     """Train a candidate on the active examples and promote it only through the gate."""
     examples = snapshot_examples()
-    candidate = train_head_candidate(configured_spec(), examples)
+    candidate = train_head_candidate(configured_spec(), examples=examples)
     notes = []
     if fine_tune:
         tuned = train_fine_tuned_candidate(examples, progress=progress)
@@ -92,10 +94,14 @@ def retrain(
             [labels.index(ex.category.slug) for ex in examples.all if ex.pk in set(ids)]
         )
         head_f1 = macro_f1(
-            truth, _restricted(candidate.labels, candidate.probs_for(ids), labels), len(labels)
+            truth,
+            predicted=_restricted(candidate.labels, candidate.probs_for(ids), labels),
+            n_classes=len(labels),
         )
         tuned_f1 = macro_f1(
-            truth, _restricted(tuned.labels, tuned.evidence_probs, labels), len(labels)
+            truth,
+            predicted=_restricted(tuned.labels, tuned.evidence_probs, labels),
+            n_classes=len(labels),
         )
         better = tuned_f1 > head_f1
         notes.append(
@@ -104,11 +110,11 @@ def retrain(
         )
         if better:
             candidate = tuned
-    return gate_and_record(candidate, examples, actor=actor, notes=notes)
+    return gate_and_record(candidate, examples=examples, actor=actor, notes=notes)
 
 
 def gate_and_record(
-    candidate: Candidate, examples: Examples, *, actor: str, notes: list[str]
+    candidate: Candidate, *, examples: Examples, actor: str, notes: list[str]
 ) -> RetrainResult:
     champion = ModelVersion.objects.champion()
     evidence = len(candidate.evidence)
@@ -123,7 +129,7 @@ def gate_and_record(
         )
     else:
         try:
-            comparison = compare_with_champion(candidate, examples, champion)
+            comparison = compare_with_champion(candidate, examples=examples, champion=champion)
         except (ArtifactError, ClassificationError):
             logger.exception(
                 "champion %s cannot be scored; the candidate is measured alone", champion
@@ -191,5 +197,9 @@ def register_sequence_classifier(
 ) -> RetrainResult:
     """Measure a ready classifier on the holdout; it is promoted only through the gate."""
     examples = snapshot_examples()
-    candidate = sequence_classifier_candidate(model_dir.resolve(), label_map, examples)
-    return gate_and_record(candidate, examples, actor=actor, notes=[f"ready model {model_dir}"])
+    candidate = sequence_classifier_candidate(
+        model_dir.resolve(), label_map=label_map, examples=examples
+    )
+    return gate_and_record(
+        candidate, examples=examples, actor=actor, notes=[f"ready model {model_dir}"]
+    )

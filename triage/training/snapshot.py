@@ -159,7 +159,7 @@ def trained_on_queryset(version: ModelVersion) -> QuerySet[TrainingExample]:
     return examples
 
 
-def unseen_by(version: ModelVersion, examples: list[TrainingExample]) -> list[TrainingExample]:
+def unseen_by(version: ModelVersion, *, examples: list[TrainingExample]) -> list[TrainingExample]:
     """The examples this version did not train on.
 
     A later review supersedes an example with a new row, so a new primary key
