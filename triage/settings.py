@@ -5,19 +5,18 @@ run in-process. Production sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL
 (Redis), SECRET_KEY and ALLOWED_HOSTS.
 """
 
-import ipaddress
 import os
-import re
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
-import phonenumbers
 from celery.schedules import crontab
-from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+
+from triage import conf
+from triage.web.csp import CSP_POLICY
 
 # Lets admin classes be written ModelAdmin[Model] for the type checker.
 django_stubs_ext.monkeypatch()
@@ -28,28 +27,26 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # `manage.py` works in any shell on a development checkout, not only under `make`.
 # Variables already in the environment win; production sets them and has no .env.
 # TRIAGE_ENV_FILE="" skips it (the test settings do, so a developer's .env cannot leak in).
-ENV_FILE = os.environ.get("TRIAGE_ENV_FILE", str(BASE_DIR / ".env"))
+ENV_FILE = conf.env_file(os.environ, BASE_DIR)
 if ENV_FILE:
     load_dotenv(ENV_FILE, override=False)
 
 
+# Django's own variables, with the registry's spellings and messages (1/0, true/false, ...).
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false)")
+    try:
+        return conf.as_bool.parse(name, value) if value else default
+    except conf.SettingError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 
 def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
+    value = os.environ.get(name)
     try:
-        return int(value) if value else default
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+        return conf.as_int.parse(name, value) if value else default
+    except conf.SettingError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -61,6 +58,14 @@ if not DEBUG and SECRET_KEY in {"", DEVELOPMENT_SECRET_KEY}:
         "SECRET_KEY, or run `make install` on a development checkout to write a local .env"
     )
 SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
+
+# Every TRIAGE_* variable is read, parsed and checked by the registry (triage/conf.py),
+# which holds each one's default, unit and meaning (the README's settings reference is
+# printed from it); a bad value stops start-up here, with a message naming the variable.
+try:
+    _triage = conf.read(os.environ, conf.Context(base_dir=BASE_DIR, debug=DEBUG))
+except conf.SettingError as error:
+    raise ImproperlyConfigured(str(error)) from None
 
 ALLOWED_HOSTS = [
     h.strip()
@@ -174,10 +179,9 @@ STORAGES = {
 }
 
 # --- Security -----------------------------------------------------------------
-# TRIAGE_HTTPS: the site is served over HTTPS (directly or behind a TLS proxy). On by
-# default when DEBUG is off; it turns on secure cookies, the HTTPS redirect and HSTS,
+# TRIAGE_HTTPS (on unless DEBUG) turns on secure cookies, the HTTPS redirect and HSTS,
 # each of which can also be set on its own.
-HTTPS = env_bool("TRIAGE_HTTPS", not DEBUG)
+HTTPS = _triage[conf.HTTPS]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 # Pages take the CSRF token from the template (htmx sends it as a header), never the cookie.
@@ -195,22 +199,7 @@ SECURE_PROXY_SSL_HEADER = (
 )
 X_FRAME_OPTIONS = "DENY"
 
-# Content-Security-Policy (django-csp): scripts and styles only from this site. The pages
-# have no inline scripts; htmx's own inline indicator styles are turned off in base.html.
-CSP_POLICY = {
-    "DIRECTIVES": {
-        "default-src": [SELF],
-        "script-src": [SELF],
-        "style-src": [SELF],
-        "img-src": [SELF, "data:"],
-        "font-src": [SELF],
-        "connect-src": [SELF],
-        "form-action": [SELF],
-        "frame-ancestors": [NONE],
-        "base-uri": [SELF],
-        "object-src": [NONE],
-    }
-}
+# Content-Security-Policy (django-csp): scripts and styles only from this site (triage.web.csp).
 # Enforced, except with DEBUG on: Django's technical error pages use inline styles and
 # scripts, so a developer gets the same policy as report-only (violations in the console).
 CONTENT_SECURITY_POLICY = None if DEBUG else CSP_POLICY
@@ -218,28 +207,18 @@ CONTENT_SECURITY_POLICY_REPORT_ONLY = CSP_POLICY if DEBUG else None
 
 # Login throttling (django-axes): after TRIAGE_LOGIN_FAILURE_LIMIT failures for one
 # username from one address, that pair is refused (429) for TRIAGE_LOGIN_COOLOFF_MINUTES.
-AXES_FAILURE_LIMIT = env_int("TRIAGE_LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("TRIAGE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_FAILURE_LIMIT = _triage[conf.LOGIN_FAILURE_LIMIT]
+AXES_COOLOFF_TIME = timedelta(minutes=_triage[conf.LOGIN_COOLOFF_MINUTES])
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- API rate limit and the cache it counts in ----------------------------------
-# Requests per API token: "<count>/<period>", period s, min, h or d, optionally with a
-# multiple ("100/10s"); "off" turns the limit off. Beyond it: 429 with Retry-After.
-_api_rate_limit = os.environ.get("TRIAGE_API_RATE_LIMIT", "").strip().lower() or "600/min"
-if _api_rate_limit != "off" and not re.fullmatch(
-    r"[1-9]\d*/\d*(s|sec|m|min|h|hour|d|day)", _api_rate_limit
-):
-    raise ImproperlyConfigured(
-        f"TRIAGE_API_RATE_LIMIT={_api_rate_limit!r}: use <count>/<period>, e.g. "
-        "600/min, 100/10s or 20000/day (periods s, min, h, d), or off"
-    )
-TRIAGE_API_RATE_LIMIT = None if _api_rate_limit == "off" else _api_rate_limit
+TRIAGE_API_RATE_LIMIT = _triage[conf.API_RATE_LIMIT]
 # The rate limit's counts live in the cache. Redis (TRIAGE_CACHE_URL, e.g.
 # redis://redis.internal:6379/1) shares them between every web process; without it the
 # local-memory cache counts per process, so N processes allow about N times the limit.
-TRIAGE_CACHE_URL = os.environ.get("TRIAGE_CACHE_URL", "").strip()
+TRIAGE_CACHE_URL = _triage[conf.CACHE_URL]
 CACHES = {
     "default": (
         {
@@ -252,35 +231,16 @@ CACHES = {
     )
 }
 
-# Who may scrape the Prometheus endpoint (/metrics) without a token: comma-separated
-# addresses or CIDR networks of the scrapers, e.g. "10.0.5.0/24,127.0.0.1". Empty (the
-# default): only a token with the `metrics` scope. Behind a reverse proxy every request
-# comes from the proxy's address, so list the scraper's network only if it reaches the
-# app directly.
-TRIAGE_METRICS_ALLOW = []
-for _network in os.environ.get("TRIAGE_METRICS_ALLOW", "").split(","):
-    if _network.strip():
-        try:
-            TRIAGE_METRICS_ALLOW.append(ipaddress.ip_network(_network.strip(), strict=False))
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"TRIAGE_METRICS_ALLOW: {_network.strip()!r} is not an address or a CIDR "
-                "network (e.g. 10.0.5.0/24)"
-            ) from None
+# Who may scrape /metrics without a token. Behind a reverse proxy every request comes
+# from the proxy's address, so list the scrapers' network only if they reach the app directly.
+TRIAGE_METRICS_ALLOW = _triage[conf.METRICS_ALLOW]
 
 # --- Logging ------------------------------------------------------------------
 # Everything goes to stderr through the root logger: Django's own default sends errors
 # to a console handler only when DEBUG is on, so with DEBUG off a traceback (a 500, a
 # failed on_commit hand-off, a failed task) would be logged nowhere.
-# TRIAGE_LOG_FORMAT=json writes one JSON object per line, for log collectors.
-TRIAGE_LOG_FORMAT = os.environ.get("TRIAGE_LOG_FORMAT", "text").strip().lower() or "text"
-if TRIAGE_LOG_FORMAT not in {"text", "json"}:
-    raise ImproperlyConfigured(f"TRIAGE_LOG_FORMAT={TRIAGE_LOG_FORMAT!r}: use 'text' or 'json'")
-TRIAGE_LOG_LEVEL = os.environ.get("TRIAGE_LOG_LEVEL", "INFO").strip().upper() or "INFO"
-if TRIAGE_LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ImproperlyConfigured(
-        f"TRIAGE_LOG_LEVEL={TRIAGE_LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
-    )
+TRIAGE_LOG_FORMAT = _triage[conf.LOG_FORMAT]
+TRIAGE_LOG_LEVEL = _triage[conf.LOG_LEVEL]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -323,8 +283,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # (seconds) or one webhook attempt (TRIAGE_WEBHOOK_TIMEOUT_SECONDS). Retraining is
 # acknowledged on receipt (see triage.classify.tasks), so its minutes do not count. Redis's
 # default, an hour, is how long a task of a killed worker used to wait.
-TRIAGE_VISIBILITY_TIMEOUT_SECONDS = env_int("TRIAGE_VISIBILITY_TIMEOUT_SECONDS", 300)
-TRIAGE_BROKER_RESTORE_SECONDS = env_int("TRIAGE_BROKER_RESTORE_SECONDS", 10)
+TRIAGE_VISIBILITY_TIMEOUT_SECONDS = _triage[conf.VISIBILITY_TIMEOUT_SECONDS]
+TRIAGE_BROKER_RESTORE_SECONDS = _triage[conf.BROKER_RESTORE_SECONDS]
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": TRIAGE_VISIBILITY_TIMEOUT_SECONDS,
     "unacked_restore_interval": TRIAGE_BROKER_RESTORE_SECONDS,
@@ -340,9 +300,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The stuck-item sweep runs this often; with TRIAGE_STUCK_AFTER_SECONDS it bounds how long
 # an item whose hand-off was lost (a broker outage) or whose worker died stays unclassified.
-TRIAGE_STUCK_SWEEP_SECONDS = env_int("TRIAGE_STUCK_SWEEP_SECONDS", 30)
-TRIAGE_RETRAIN_HOUR = env_int("TRIAGE_RETRAIN_HOUR", 2)
-TRIAGE_RETRAIN_MINUTE = env_int("TRIAGE_RETRAIN_MINUTE", 0)
+TRIAGE_STUCK_SWEEP_SECONDS = _triage[conf.STUCK_SWEEP_SECONDS]
+TRIAGE_RETRAIN_HOUR = _triage[conf.RETRAIN_HOUR]
+TRIAGE_RETRAIN_MINUTE = _triage[conf.RETRAIN_MINUTE]
 CELERY_BEAT_SCHEDULE = {
     "nightly-retrain": {
         "task": "triage.training.tasks.retrain_nightly",
@@ -359,110 +319,63 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Triage -----------------------------------------------------------------
-# A local transformers directory; empty means the packaged all-MiniLM-L6-v2.
-TRIAGE_ENCODER_PATH = os.environ.get("TRIAGE_ENCODER_PATH", "")
-# How the encoder runs: "torch" (fp32) or "onnx-int8" (the fast path: exported
-# to ONNX and quantised). New models are trained on the configured runtime's
-# embeddings; each model version keeps serving with the encoder it was trained on.
-TRIAGE_ENCODER_RUNTIME = os.environ.get("TRIAGE_ENCODER_RUNTIME", "torch")
-# A dotted path that overrides the runtime's encoder class; tests use a small fake.
-TRIAGE_ENCODER_CLASS = os.environ.get("TRIAGE_ENCODER_CLASS", "")
-TRIAGE_MAX_LENGTH = env_int("TRIAGE_MAX_LENGTH", 256)
-TRIAGE_BATCH_SIZE = env_int("TRIAGE_BATCH_SIZE", 64)
-# Padded tokens per encoder batch (rows x longest row): long texts go in smaller batches.
-TRIAGE_BATCH_TOKENS = env_int("TRIAGE_BATCH_TOKENS", 1024)
-TRIAGE_ARTIFACT_DIR = Path(os.environ.get("TRIAGE_ARTIFACT_DIR", BASE_DIR / "var" / "models"))
-# Longest text accepted by ingest, in characters (documented in the README). The model
-# reads only the first TRIAGE_MAX_LENGTH tokens; analysts see the whole text.
-TRIAGE_MAX_TEXT_CHARS = env_int("TRIAGE_MAX_TEXT_CHARS", 200_000)
-# Largest metadata object accepted by ingest: bytes of its compact UTF-8 JSON (README).
-TRIAGE_MAX_METADATA_BYTES = env_int("TRIAGE_MAX_METADATA_BYTES", 16_384)
+# What each of these means, its unit and default: triage/conf.py (README, "Settings reference").
+# The encoder: new models are trained on the configured runtime's embeddings; each model
+# version keeps serving with the encoder it was trained on.
+TRIAGE_ENCODER_PATH = _triage[conf.ENCODER_PATH]
+TRIAGE_ENCODER_RUNTIME = _triage[conf.ENCODER_RUNTIME]
+TRIAGE_ENCODER_CLASS = _triage[conf.ENCODER_CLASS]
+TRIAGE_MAX_LENGTH = _triage[conf.MAX_LENGTH]
+TRIAGE_BATCH_SIZE = _triage[conf.BATCH_SIZE]
+TRIAGE_BATCH_TOKENS = _triage[conf.BATCH_TOKENS]
+TRIAGE_ARTIFACT_DIR = _triage[conf.ARTIFACT_DIR]
+# Ingest's limits (README, "Ingest API").
+TRIAGE_MAX_TEXT_CHARS = _triage[conf.MAX_TEXT_CHARS]
+TRIAGE_MAX_METADATA_BYTES = _triage[conf.MAX_METADATA_BYTES]
 TRIAGE_MAX_BATCH = 1000
-# Largest request body (Django's DATA_UPLOAD_MAX_MEMORY_SIZE, default 2.5 MB); the API
-# answers a bigger one with a JSON 413 naming the limit.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRIAGE_MAX_BODY_BYTES", 2_621_440)
-TRIAGE_LEASE_SECONDS = env_int("TRIAGE_LEASE_SECONDS", 600)
-# The review card (README, "Working the queue"): a skipped task stays away from the analyst
-# who skipped it for this long; a decision can be changed by its analyst for this long;
-# the empty queue checks for new work this often.
-TRIAGE_SKIP_COOLDOWN_SECONDS = env_int("TRIAGE_SKIP_COOLDOWN_SECONDS", 1800)
-TRIAGE_UNDO_SECONDS = env_int("TRIAGE_UNDO_SECONDS", 600)
-TRIAGE_QUEUE_POLL_SECONDS = env_int("TRIAGE_QUEUE_POLL_SECONDS", 10)
-# Share of claims that take an audit task first while audits wait (reviews.services).
-TRIAGE_AUDIT_SHARE = float(os.environ.get("TRIAGE_AUDIT_SHARE", "0.25"))
-# Rolling window of live precision, next to "since the last model or threshold change".
-TRIAGE_LIVE_WINDOW_DAYS = env_int("TRIAGE_LIVE_WINDOW_DAYS", 28)
-# An item still unclassified this long after ingest is re-queued by the sweep.
-TRIAGE_STUCK_AFTER_SECONDS = env_int("TRIAGE_STUCK_AFTER_SECONDS", 120)
-# Re-queues (each waiting twice as long as the last) before an item goes to review unscored.
-TRIAGE_STUCK_MAX_ATTEMPTS = env_int("TRIAGE_STUCK_MAX_ATTEMPTS", 5)
-# Starts of its classification that never finished (its worker died) before an item goes
-# to review unscored: in its batch, in a small group, then alone (triage.classify.redelivery).
-TRIAGE_CLASSIFY_MAX_CRASHES = env_int("TRIAGE_CLASSIFY_MAX_CRASHES", 3)
-if TRIAGE_CLASSIFY_MAX_CRASHES < 3:
-    raise ImproperlyConfigured(
-        f"TRIAGE_CLASSIFY_MAX_CRASHES={TRIAGE_CLASSIFY_MAX_CRASHES} is under 3: an item must "
-        "be able to die in its batch, in a group and alone before it is given up on, or the "
-        "innocent items beside it would be sent to review with it"
-    )
-# Items per classify task (one API batch of up to TRIAGE_MAX_BATCH is one task); bigger
-# chunks embed faster, smaller ones finish sooner.
-TRIAGE_CLASSIFY_CHUNK = env_int("TRIAGE_CLASSIFY_CHUNK", 1000)
-# Fewest active training examples per category before retrain will run.
-TRIAGE_MIN_EXAMPLES_PER_CATEGORY = env_int("TRIAGE_MIN_EXAMPLES_PER_CATEGORY", 5)
+# Django's own limit on a request body; the API answers a bigger one with a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _triage[conf.MAX_BODY_BYTES]
+# The review card (README, "Working the queue").
+TRIAGE_LEASE_SECONDS = _triage[conf.LEASE_SECONDS]
+TRIAGE_SKIP_COOLDOWN_SECONDS = _triage[conf.SKIP_COOLDOWN_SECONDS]
+TRIAGE_UNDO_SECONDS = _triage[conf.UNDO_SECONDS]
+TRIAGE_QUEUE_POLL_SECONDS = _triage[conf.QUEUE_POLL_SECONDS]
+TRIAGE_AUDIT_SHARE = _triage[conf.AUDIT_SHARE]  # reviews.services
+TRIAGE_LIVE_WINDOW_DAYS = _triage[conf.LIVE_WINDOW_DAYS]
+# Recovery (README, "When things fail"): the stuck-item sweep, and an item whose
+# classification keeps killing its worker (triage.classify.redelivery).
+TRIAGE_STUCK_AFTER_SECONDS = _triage[conf.STUCK_AFTER_SECONDS]
+TRIAGE_STUCK_MAX_ATTEMPTS = _triage[conf.STUCK_MAX_ATTEMPTS]
+TRIAGE_CLASSIFY_MAX_CRASHES = _triage[conf.CLASSIFY_MAX_CRASHES]
+# One API batch of up to TRIAGE_MAX_BATCH items is one task.
+TRIAGE_CLASSIFY_CHUNK = _triage[conf.CLASSIFY_CHUNK]
+TRIAGE_MIN_EXAMPLES_PER_CATEGORY = _triage[conf.MIN_EXAMPLES_PER_CATEGORY]
 
 # --- Similar items, bulk decisions, trusted reviewers (reviews.similar, .bulk, .trust) --
-# Per-process vector caches of resolved items (and open tasks) pick up new rows this often,
-# and are rebuilt whole this often (to drop items that were forgotten or reopened).
-TRIAGE_SIMILAR_REFRESH_SECONDS = env_int("TRIAGE_SIMILAR_REFRESH_SECONDS", 30)
-TRIAGE_SIMILAR_REBUILD_SECONDS = env_int("TRIAGE_SIMILAR_REBUILD_SECONDS", 3600)
-# Up to this many rows the search is exact brute force; beyond it, a FAISS inverted file
-# scanning the TRIAGE_SIMILAR_NPROBE nearest of its ~sqrt(n) lists (reviews.similar).
-TRIAGE_SIMILAR_EXACT_MAX = env_int("TRIAGE_SIMILAR_EXACT_MAX", 20_000)
-TRIAGE_SIMILAR_NPROBE = env_int("TRIAGE_SIMILAR_NPROBE", 32)
-# Most open tasks one bulk decision may cover.
-TRIAGE_BULK_LIMIT = env_int("TRIAGE_BULK_LIMIT", 50)
-# Share of ordinary decisions, and of bulk decisions, that get a blind second review
-# (every decision that overturns a confident prediction gets one too: RoutingPolicy).
-TRIAGE_SECOND_REVIEW_SHARE = float(os.environ.get("TRIAGE_SECOND_REVIEW_SHARE", "0.05"))
-TRIAGE_SECOND_REVIEW_BULK_SHARE = float(os.environ.get("TRIAGE_SECOND_REVIEW_BULK_SHARE", "0.2"))
+TRIAGE_SIMILAR_REFRESH_SECONDS = _triage[conf.SIMILAR_REFRESH_SECONDS]
+TRIAGE_SIMILAR_REBUILD_SECONDS = _triage[conf.SIMILAR_REBUILD_SECONDS]
+TRIAGE_SIMILAR_EXACT_MAX = _triage[conf.SIMILAR_EXACT_MAX]
+TRIAGE_SIMILAR_NPROBE = _triage[conf.SIMILAR_NPROBE]
+TRIAGE_BULK_LIMIT = _triage[conf.BULK_LIMIT]
+# Every decision that overturns a confident prediction gets a second review too (RoutingPolicy).
+TRIAGE_SECOND_REVIEW_SHARE = _triage[conf.SECOND_REVIEW_SHARE]
+TRIAGE_SECOND_REVIEW_BULK_SHARE = _triage[conf.SECOND_REVIEW_BULK_SHARE]
 # Quarantine (reviews.trust.quarantine): agreement with second reviews whose upper bound
 # is below the floor, or a confident-overturn rate whose lower bound is above RATIO times
 # the peers' upper bound, at level ALPHA over the last WINDOW_DAYS.
-TRIAGE_QUARANTINE_AGREEMENT_FLOOR = float(
-    os.environ.get("TRIAGE_QUARANTINE_AGREEMENT_FLOOR", "0.8")
-)
-TRIAGE_QUARANTINE_OVERTURN_RATIO = float(os.environ.get("TRIAGE_QUARANTINE_OVERTURN_RATIO", "3"))
-TRIAGE_QUARANTINE_ALPHA = float(os.environ.get("TRIAGE_QUARANTINE_ALPHA", "0.01"))
-TRIAGE_QUALITY_WINDOW_DAYS = env_int("TRIAGE_QUALITY_WINDOW_DAYS", 30)
+TRIAGE_QUARANTINE_AGREEMENT_FLOOR = _triage[conf.QUARANTINE_AGREEMENT_FLOOR]
+TRIAGE_QUARANTINE_OVERTURN_RATIO = _triage[conf.QUARANTINE_OVERTURN_RATIO]
+TRIAGE_QUARANTINE_ALPHA = _triage[conf.QUARANTINE_ALPHA]
+TRIAGE_QUALITY_WINDOW_DAYS = _triage[conf.QUALITY_WINDOW_DAYS]
 
 # --- Privacy (triage.privacy; README "Personal data") -----------------------
-# Mask e-mail addresses, phone numbers, card numbers, IBANs and the admins' patterns in
-# what analysts see on the review card.
-TRIAGE_MASK_FOR_ANALYSTS = env_bool("TRIAGE_MASK_FOR_ANALYSTS", True)
-# Mask them in the text training examples store (when the example is written).
-TRIAGE_MASK_TRAINING = env_bool("TRIAGE_MASK_TRAINING", False)
-# Regions whose nationally written phone numbers are recognised (ISO 3166 codes); a
-# number written with its +country code is found whatever the regions.
-TRIAGE_PHONE_REGIONS = [
-    r.strip().upper() for r in os.environ.get("TRIAGE_PHONE_REGIONS", "US").split(",") if r.strip()
-]
-_unknown_regions = sorted(set(TRIAGE_PHONE_REGIONS) - phonenumbers.SUPPORTED_REGIONS)
-if _unknown_regions:
-    raise ImproperlyConfigured(
-        f"TRIAGE_PHONE_REGIONS: {', '.join(_unknown_regions)} is not a region libphonenumber "
-        "knows (use ISO 3166 codes such as US, GB, HT)"
-    )
-# Retention: when set, a nightly beat task prunes the texts, metadata, embeddings and
-# predictions of decided items received more than this many days ago (manage.py prune).
-# The shortest allowed keeps the cockpit's 30-day trends and the live-precision window whole.
-TRIAGE_MIN_RETENTION_DAYS = max(30, TRIAGE_LIVE_WINDOW_DAYS)
-TRIAGE_RETENTION_DAYS = env_int("TRIAGE_RETENTION_DAYS", 0)
-if TRIAGE_RETENTION_DAYS and TRIAGE_RETENTION_DAYS < TRIAGE_MIN_RETENTION_DAYS:
-    raise ImproperlyConfigured(
-        f"TRIAGE_RETENTION_DAYS={TRIAGE_RETENTION_DAYS}: the shortest retention is "
-        f"{TRIAGE_MIN_RETENTION_DAYS} days (0 or unset keeps texts until forgotten)"
-    )
+TRIAGE_MASK_FOR_ANALYSTS = _triage[conf.MASK_FOR_ANALYSTS]
+TRIAGE_MASK_TRAINING = _triage[conf.MASK_TRAINING]
+TRIAGE_PHONE_REGIONS = _triage[conf.PHONE_REGIONS]
+# Retention (manage.py prune, nightly when set): the registry refuses one shorter than
+# TRIAGE_MIN_RETENTION_DAYS, which keeps the cockpit's trends and live precision whole.
+TRIAGE_MIN_RETENTION_DAYS = conf.min_retention_days(TRIAGE_LIVE_WINDOW_DAYS)
+TRIAGE_RETENTION_DAYS = _triage[conf.RETENTION_DAYS]
 if TRIAGE_RETENTION_DAYS:
     # Daily, an hour after the nightly retrain.
     CELERY_BEAT_SCHEDULE["prune-retention"] = {
@@ -471,16 +384,15 @@ if TRIAGE_RETENTION_DAYS:
     }
 
 # --- Webhooks (triage.actions) ----------------------------------------------
-# Deliver to private, loopback or link-local addresses (and plain http to them). Off in
-# production: a webhook URL must not reach internal services. On by default only with
-# DEBUG (the demo's receiver runs on 127.0.0.1); the tests turn it on where they need it.
-TRIAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAGE_WEBHOOK_ALLOW_PRIVATE", DEBUG)
-# Seconds one attempt may take (connect, send, first byte and the answer).
-TRIAGE_WEBHOOK_TIMEOUT_SECONDS = env_int("TRIAGE_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Private, loopback or link-local addresses are off in production: a webhook URL must not
+# reach internal services. On by default only with DEBUG (the demo's receiver runs on
+# 127.0.0.1); the tests turn it on where they need it.
+TRIAGE_WEBHOOK_ALLOW_PRIVATE = _triage[conf.WEBHOOK_ALLOW_PRIVATE]
+TRIAGE_WEBHOOK_TIMEOUT_SECONDS = _triage[conf.WEBHOOK_TIMEOUT_SECONDS]
 # Retries: base·2^(n-1) seconds capped at the cap, jittered, for the window (a day).
-TRIAGE_WEBHOOK_RETRY_BASE_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_BASE_SECONDS", 30)
-TRIAGE_WEBHOOK_RETRY_CAP_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_CAP_SECONDS", 7200)
-TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS = env_int("TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS", 86_400)
+TRIAGE_WEBHOOK_RETRY_BASE_SECONDS = _triage[conf.WEBHOOK_RETRY_BASE_SECONDS]
+TRIAGE_WEBHOOK_RETRY_CAP_SECONDS = _triage[conf.WEBHOOK_RETRY_CAP_SECONDS]
+TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS = _triage[conf.WEBHOOK_RETRY_WINDOW_SECONDS]
 # The sweep re-queues a delivery only this long after it fell due, so deliveries that
 # are merely waiting behind a long queue are not queued twice.
-TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS = env_int("TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS", 120)
+TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS = _triage[conf.WEBHOOK_SWEEP_GRACE_SECONDS]

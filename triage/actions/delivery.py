@@ -4,8 +4,8 @@ At least once: an attempt is leased (its row's next_attempt_at pushed past the
 timeout) and committed before the request is sent, so a worker killed in the middle
 leaves a row the sweep sends again, with the same event id. A 2xx is success; a 410
 disables the endpoint; anything else (a refused connection, a timeout, a redirect,
-a 500) is retried with exponential backoff and jitter for TRIAGE_WEBHOOK_RETRY_WINDOW
-seconds (a day), then the delivery is `failed`.
+a 500) is retried with exponential backoff and jitter for TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS
+(a day), then the delivery is `failed`.
 
 Per item and endpoint, events go in order: a delivery waits while an earlier event
 of the same item is still pending for that endpoint, and is queued when it finishes.
