@@ -12,21 +12,22 @@ import pytest
 from django.conf import settings
 
 from triage import conf
+from triage.conf import fields
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = conf.Context(base_dir=ROOT, debug=False)
-DEVELOPMENT = conf.Context(base_dir=ROOT, debug=True)
+PRODUCTION = fields.Context(base_dir=ROOT, debug=False)
+DEVELOPMENT = fields.Context(base_dir=ROOT, debug=True)
 # Where the code may read a TRIAGE_* setting: its Python, its templates.
 SCANNED = [ROOT / "triage", ROOT / "reviews", ROOT / "templates"]
 NAME = re.compile(r"\bTRIAGE_[A-Z0-9_]+")
 
 
-def read(env: dict[str, str], context: conf.Context = PRODUCTION) -> dict[str, object]:
+def read(env: dict[str, str], context: fields.Context = PRODUCTION) -> dict[str, object]:
     return conf.read(env, context).as_dict()
 
 
 def refusal(env: dict[str, str]) -> str:
-    with pytest.raises(conf.SettingError) as refused:
+    with pytest.raises(fields.SettingError) as refused:
         conf.read(env, DEVELOPMENT)
     return str(refused.value)
 
@@ -49,8 +50,11 @@ def test_the_reference_has_one_row_per_setting_and_documents_each():
         assert isinstance(setting.default, str) or setting.shown, setting.name
 
 
-def test_the_registry_holds_every_entry_of_conf_once():
-    entries = [v for v in vars(conf).values() if isinstance(v, conf.Setting)]
+def test_the_registry_holds_every_entry_of_every_section_once():
+    modules = sorted(p.stem for p in Path(conf.__file__).parent.glob("*.py"))
+    sections = sorted(m.__name__.rpartition(".")[2] for m in conf.SECTIONS)
+    assert sections == [m for m in modules if m not in {"__init__", "__main__", "fields", "logs"}]
+    entries = list(dict.fromkeys(s for section in conf.SECTIONS for s in conf.entries_of(section)))
     assert list(conf.SETTINGS) == entries
     names = [s.name for s in conf.SETTINGS]
     assert len(names) == len(set(names)) and all(NAME.fullmatch(n) for n in names)
@@ -221,8 +225,8 @@ OVERRIDDEN = {"TRIAGE_SECOND_REVIEW_SHARE", "TRIAGE_SECOND_REVIEW_BULK_SHARE"}
 
 
 def test_the_settings_module_holds_what_the_registry_read():
-    debug = conf.as_bool.parse("DEBUG", os.environ.get("DEBUG") or "0")
-    values = read(dict(os.environ), conf.Context(base_dir=ROOT, debug=debug))
+    debug = fields.as_bool.parse("DEBUG", os.environ.get("DEBUG") or "0")
+    values = read(dict(os.environ), fields.Context(base_dir=ROOT, debug=debug))
     values["TRIAGE_LOGIN_COOLOFF_MINUTES"] = timedelta(
         minutes=values.pop("TRIAGE_LOGIN_COOLOFF_MINUTES")
     )
@@ -231,5 +235,5 @@ def test_the_settings_module_holds_what_the_registry_read():
         n: v for n, v in values.items() if n not in OVERRIDDEN
     }
     fixed = {name: getattr(settings, name) for name in conf.FIXED}
-    shortest = conf.min_retention_days(settings.TRIAGE_LIVE_WINDOW_DAYS)
+    shortest = fields.min_retention_days(settings.TRIAGE_LIVE_WINDOW_DAYS)
     assert fixed == {"TRIAGE_MAX_BATCH": 1000, "TRIAGE_MIN_RETENTION_DAYS": shortest}

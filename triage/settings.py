@@ -16,6 +16,8 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from triage import conf
+from triage.conf import fields, limits, loop, model, privacy, reviewers, web, webhooks, workers
+from triage.conf.logs import logging_config
 from triage.web.csp import CSP_POLICY
 
 # Lets admin classes be written ModelAdmin[Model] for the type checker.
@@ -36,16 +38,16 @@ if ENV_FILE:
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     try:
-        return conf.as_bool.parse(name, value) if value else default
-    except conf.SettingError as error:
+        return fields.as_bool.parse(name, value) if value else default
+    except fields.SettingError as error:
         raise ImproperlyConfigured(str(error)) from None
 
 
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     try:
-        return conf.as_int.parse(name, value) if value else default
-    except conf.SettingError as error:
+        return fields.as_int.parse(name, value) if value else default
+    except fields.SettingError as error:
         raise ImproperlyConfigured(str(error)) from None
 
 
@@ -59,12 +61,12 @@ if not DEBUG and SECRET_KEY in {"", DEVELOPMENT_SECRET_KEY}:
     )
 SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
 
-# Every TRIAGE_* variable is read, parsed and checked by the registry (triage/conf.py),
+# Every TRIAGE_* variable is read, parsed and checked by the registry (triage/conf/),
 # which holds each one's default, unit and meaning (the README's settings reference is
 # printed from it); a bad value stops start-up here, with a message naming the variable.
 try:
-    _triage = conf.read(os.environ, conf.Context(base_dir=BASE_DIR, debug=DEBUG))
-except conf.SettingError as error:
+    _triage = conf.read(os.environ, fields.Context(base_dir=BASE_DIR, debug=DEBUG))
+except fields.SettingError as error:
     raise ImproperlyConfigured(str(error)) from None
 
 ALLOWED_HOSTS = [
@@ -181,7 +183,7 @@ STORAGES = {
 # --- Security -----------------------------------------------------------------
 # TRIAGE_HTTPS (on unless DEBUG) turns on secure cookies, the HTTPS redirect and HSTS,
 # each of which can also be set on its own.
-HTTPS = _triage[conf.HTTPS]
+HTTPS = _triage[web.HTTPS]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 # Pages take the CSRF token from the template (htmx sends it as a header), never the cookie.
@@ -207,18 +209,18 @@ CONTENT_SECURITY_POLICY_REPORT_ONLY = CSP_POLICY if DEBUG else None
 
 # Login throttling (django-axes): after TRIAGE_LOGIN_FAILURE_LIMIT failures for one
 # username from one address, that pair is refused (429) for TRIAGE_LOGIN_COOLOFF_MINUTES.
-AXES_FAILURE_LIMIT = _triage[conf.LOGIN_FAILURE_LIMIT]
-AXES_COOLOFF_TIME = timedelta(minutes=_triage[conf.LOGIN_COOLOFF_MINUTES])
+AXES_FAILURE_LIMIT = _triage[web.LOGIN_FAILURE_LIMIT]
+AXES_COOLOFF_TIME = timedelta(minutes=_triage[web.LOGIN_COOLOFF_MINUTES])
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- API rate limit and the cache it counts in ----------------------------------
-TRIAGE_API_RATE_LIMIT = _triage[conf.API_RATE_LIMIT]
+TRIAGE_API_RATE_LIMIT = _triage[web.API_RATE_LIMIT]
 # The rate limit's counts live in the cache. Redis (TRIAGE_CACHE_URL, e.g.
 # redis://redis.internal:6379/1) shares them between every web process; without it the
 # local-memory cache counts per process, so N processes allow about N times the limit.
-TRIAGE_CACHE_URL = _triage[conf.CACHE_URL]
+TRIAGE_CACHE_URL = _triage[web.CACHE_URL]
 CACHES = {
     "default": (
         {
@@ -233,38 +235,12 @@ CACHES = {
 
 # Who may scrape /metrics without a token. Behind a reverse proxy every request comes
 # from the proxy's address, so list the scrapers' network only if they reach the app directly.
-TRIAGE_METRICS_ALLOW = _triage[conf.METRICS_ALLOW]
+TRIAGE_METRICS_ALLOW = _triage[web.METRICS_ALLOW]
 
-# --- Logging ------------------------------------------------------------------
-# Everything goes to stderr through the root logger: Django's own default sends errors
-# to a console handler only when DEBUG is on, so with DEBUG off a traceback (a 500, a
-# failed on_commit hand-off, a failed task) would be logged nowhere.
-TRIAGE_LOG_FORMAT = _triage[conf.LOG_FORMAT]
-TRIAGE_LOG_LEVEL = _triage[conf.LOG_LEVEL]
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-    },
-    # StreamHandler writes to stderr.
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": TRIAGE_LOG_FORMAT}},
-    "root": {"handlers": ["stderr"], "level": "WARNING"},
-    "loggers": {
-        # No handlers of their own: they propagate to the root's, once each.
-        "django": {"handlers": [], "level": "INFO", "propagate": True},
-        # Python warnings (Django captures them into logging): the same stream and format.
-        "py.warnings": {"handlers": [], "propagate": True},
-        "celery": {"level": "INFO"},
-        "triage": {"level": TRIAGE_LOG_LEVEL},
-        "reviews": {"level": TRIAGE_LOG_LEVEL},
-    },
-}
+# --- Logging (triage.conf.logs): everything to stderr, text or JSON lines -------------
+TRIAGE_LOG_FORMAT = _triage[web.LOG_FORMAT]
+TRIAGE_LOG_LEVEL = _triage[web.LOG_LEVEL]
+LOGGING = logging_config(log_format=TRIAGE_LOG_FORMAT, level=TRIAGE_LOG_LEVEL)
 
 # --- Celery -----------------------------------------------------------------
 # Without a broker, tasks run in-process (eagerly) so the demo needs no servers.
@@ -283,8 +259,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # (seconds) or one webhook attempt (TRIAGE_WEBHOOK_TIMEOUT_SECONDS). Retraining is
 # acknowledged on receipt (see triage.classify.tasks), so its minutes do not count. Redis's
 # default, an hour, is how long a task of a killed worker used to wait.
-TRIAGE_VISIBILITY_TIMEOUT_SECONDS = _triage[conf.VISIBILITY_TIMEOUT_SECONDS]
-TRIAGE_BROKER_RESTORE_SECONDS = _triage[conf.BROKER_RESTORE_SECONDS]
+TRIAGE_VISIBILITY_TIMEOUT_SECONDS = _triage[workers.VISIBILITY_TIMEOUT_SECONDS]
+TRIAGE_BROKER_RESTORE_SECONDS = _triage[workers.BROKER_RESTORE_SECONDS]
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": TRIAGE_VISIBILITY_TIMEOUT_SECONDS,
     "unacked_restore_interval": TRIAGE_BROKER_RESTORE_SECONDS,
@@ -300,9 +276,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The stuck-item sweep runs this often; with TRIAGE_STUCK_AFTER_SECONDS it bounds how long
 # an item whose hand-off was lost (a broker outage) or whose worker died stays unclassified.
-TRIAGE_STUCK_SWEEP_SECONDS = _triage[conf.STUCK_SWEEP_SECONDS]
-TRIAGE_RETRAIN_HOUR = _triage[conf.RETRAIN_HOUR]
-TRIAGE_RETRAIN_MINUTE = _triage[conf.RETRAIN_MINUTE]
+TRIAGE_STUCK_SWEEP_SECONDS = _triage[workers.STUCK_SWEEP_SECONDS]
+TRIAGE_RETRAIN_HOUR = _triage[workers.RETRAIN_HOUR]
+TRIAGE_RETRAIN_MINUTE = _triage[workers.RETRAIN_MINUTE]
 CELERY_BEAT_SCHEDULE = {
     "nightly-retrain": {
         "task": "triage.training.tasks.retrain_nightly",
@@ -319,63 +295,63 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Triage -----------------------------------------------------------------
-# What each of these means, its unit and default: triage/conf.py (README, "Settings reference").
+# What each of these means, its unit and default: triage/conf/ (README, "Settings reference").
 # The encoder: new models are trained on the configured runtime's embeddings; each model
 # version keeps serving with the encoder it was trained on.
-TRIAGE_ENCODER_PATH = _triage[conf.ENCODER_PATH]
-TRIAGE_ENCODER_RUNTIME = _triage[conf.ENCODER_RUNTIME]
-TRIAGE_ENCODER_CLASS = _triage[conf.ENCODER_CLASS]
-TRIAGE_MAX_LENGTH = _triage[conf.MAX_LENGTH]
-TRIAGE_BATCH_SIZE = _triage[conf.BATCH_SIZE]
-TRIAGE_BATCH_TOKENS = _triage[conf.BATCH_TOKENS]
-TRIAGE_ARTIFACT_DIR = _triage[conf.ARTIFACT_DIR]
+TRIAGE_ENCODER_PATH = _triage[model.ENCODER_PATH]
+TRIAGE_ENCODER_RUNTIME = _triage[model.ENCODER_RUNTIME]
+TRIAGE_ENCODER_CLASS = _triage[model.ENCODER_CLASS]
+TRIAGE_MAX_LENGTH = _triage[model.MAX_LENGTH]
+TRIAGE_BATCH_SIZE = _triage[model.BATCH_SIZE]
+TRIAGE_BATCH_TOKENS = _triage[model.BATCH_TOKENS]
+TRIAGE_ARTIFACT_DIR = _triage[model.ARTIFACT_DIR]
 # Ingest's limits (README, "Ingest API").
-TRIAGE_MAX_TEXT_CHARS = _triage[conf.MAX_TEXT_CHARS]
-TRIAGE_MAX_METADATA_BYTES = _triage[conf.MAX_METADATA_BYTES]
+TRIAGE_MAX_TEXT_CHARS = _triage[limits.MAX_TEXT_CHARS]
+TRIAGE_MAX_METADATA_BYTES = _triage[limits.MAX_METADATA_BYTES]
 TRIAGE_MAX_BATCH = 1000
 # Django's own limit on a request body; the API answers a bigger one with a JSON 413.
-DATA_UPLOAD_MAX_MEMORY_SIZE = _triage[conf.MAX_BODY_BYTES]
+DATA_UPLOAD_MAX_MEMORY_SIZE = _triage[limits.MAX_BODY_BYTES]
 # The review card (README, "Working the queue").
-TRIAGE_LEASE_SECONDS = _triage[conf.LEASE_SECONDS]
-TRIAGE_SKIP_COOLDOWN_SECONDS = _triage[conf.SKIP_COOLDOWN_SECONDS]
-TRIAGE_UNDO_SECONDS = _triage[conf.UNDO_SECONDS]
-TRIAGE_QUEUE_POLL_SECONDS = _triage[conf.QUEUE_POLL_SECONDS]
-TRIAGE_AUDIT_SHARE = _triage[conf.AUDIT_SHARE]  # reviews.services
-TRIAGE_LIVE_WINDOW_DAYS = _triage[conf.LIVE_WINDOW_DAYS]
+TRIAGE_LEASE_SECONDS = _triage[loop.LEASE_SECONDS]
+TRIAGE_SKIP_COOLDOWN_SECONDS = _triage[loop.SKIP_COOLDOWN_SECONDS]
+TRIAGE_UNDO_SECONDS = _triage[loop.UNDO_SECONDS]
+TRIAGE_QUEUE_POLL_SECONDS = _triage[loop.QUEUE_POLL_SECONDS]
+TRIAGE_AUDIT_SHARE = _triage[loop.AUDIT_SHARE]  # reviews.services
+TRIAGE_LIVE_WINDOW_DAYS = _triage[loop.LIVE_WINDOW_DAYS]
 # Recovery (README, "When things fail"): the stuck-item sweep, and an item whose
 # classification keeps killing its worker (triage.classify.redelivery).
-TRIAGE_STUCK_AFTER_SECONDS = _triage[conf.STUCK_AFTER_SECONDS]
-TRIAGE_STUCK_MAX_ATTEMPTS = _triage[conf.STUCK_MAX_ATTEMPTS]
-TRIAGE_CLASSIFY_MAX_CRASHES = _triage[conf.CLASSIFY_MAX_CRASHES]
+TRIAGE_STUCK_AFTER_SECONDS = _triage[loop.STUCK_AFTER_SECONDS]
+TRIAGE_STUCK_MAX_ATTEMPTS = _triage[loop.STUCK_MAX_ATTEMPTS]
+TRIAGE_CLASSIFY_MAX_CRASHES = _triage[loop.CLASSIFY_MAX_CRASHES]
 # One API batch of up to TRIAGE_MAX_BATCH items is one task.
-TRIAGE_CLASSIFY_CHUNK = _triage[conf.CLASSIFY_CHUNK]
-TRIAGE_MIN_EXAMPLES_PER_CATEGORY = _triage[conf.MIN_EXAMPLES_PER_CATEGORY]
+TRIAGE_CLASSIFY_CHUNK = _triage[loop.CLASSIFY_CHUNK]
+TRIAGE_MIN_EXAMPLES_PER_CATEGORY = _triage[loop.MIN_EXAMPLES_PER_CATEGORY]
 
 # --- Similar items, bulk decisions, trusted reviewers (reviews.similar, .bulk, .trust) --
-TRIAGE_SIMILAR_REFRESH_SECONDS = _triage[conf.SIMILAR_REFRESH_SECONDS]
-TRIAGE_SIMILAR_REBUILD_SECONDS = _triage[conf.SIMILAR_REBUILD_SECONDS]
-TRIAGE_SIMILAR_EXACT_MAX = _triage[conf.SIMILAR_EXACT_MAX]
-TRIAGE_SIMILAR_NPROBE = _triage[conf.SIMILAR_NPROBE]
-TRIAGE_BULK_LIMIT = _triage[conf.BULK_LIMIT]
+TRIAGE_SIMILAR_REFRESH_SECONDS = _triage[reviewers.SIMILAR_REFRESH_SECONDS]
+TRIAGE_SIMILAR_REBUILD_SECONDS = _triage[reviewers.SIMILAR_REBUILD_SECONDS]
+TRIAGE_SIMILAR_EXACT_MAX = _triage[reviewers.SIMILAR_EXACT_MAX]
+TRIAGE_SIMILAR_NPROBE = _triage[reviewers.SIMILAR_NPROBE]
+TRIAGE_BULK_LIMIT = _triage[reviewers.BULK_LIMIT]
 # Every decision that overturns a confident prediction gets a second review too (RoutingPolicy).
-TRIAGE_SECOND_REVIEW_SHARE = _triage[conf.SECOND_REVIEW_SHARE]
-TRIAGE_SECOND_REVIEW_BULK_SHARE = _triage[conf.SECOND_REVIEW_BULK_SHARE]
+TRIAGE_SECOND_REVIEW_SHARE = _triage[reviewers.SECOND_REVIEW_SHARE]
+TRIAGE_SECOND_REVIEW_BULK_SHARE = _triage[reviewers.SECOND_REVIEW_BULK_SHARE]
 # Quarantine (reviews.trust.quarantine): agreement with second reviews whose upper bound
 # is below the floor, or a confident-overturn rate whose lower bound is above RATIO times
 # the peers' upper bound, at level ALPHA over the last WINDOW_DAYS.
-TRIAGE_QUARANTINE_AGREEMENT_FLOOR = _triage[conf.QUARANTINE_AGREEMENT_FLOOR]
-TRIAGE_QUARANTINE_OVERTURN_RATIO = _triage[conf.QUARANTINE_OVERTURN_RATIO]
-TRIAGE_QUARANTINE_ALPHA = _triage[conf.QUARANTINE_ALPHA]
-TRIAGE_QUALITY_WINDOW_DAYS = _triage[conf.QUALITY_WINDOW_DAYS]
+TRIAGE_QUARANTINE_AGREEMENT_FLOOR = _triage[reviewers.QUARANTINE_AGREEMENT_FLOOR]
+TRIAGE_QUARANTINE_OVERTURN_RATIO = _triage[reviewers.QUARANTINE_OVERTURN_RATIO]
+TRIAGE_QUARANTINE_ALPHA = _triage[reviewers.QUARANTINE_ALPHA]
+TRIAGE_QUALITY_WINDOW_DAYS = _triage[reviewers.QUALITY_WINDOW_DAYS]
 
 # --- Privacy (triage.privacy; README "Personal data") -----------------------
-TRIAGE_MASK_FOR_ANALYSTS = _triage[conf.MASK_FOR_ANALYSTS]
-TRIAGE_MASK_TRAINING = _triage[conf.MASK_TRAINING]
-TRIAGE_PHONE_REGIONS = _triage[conf.PHONE_REGIONS]
+TRIAGE_MASK_FOR_ANALYSTS = _triage[privacy.MASK_FOR_ANALYSTS]
+TRIAGE_MASK_TRAINING = _triage[privacy.MASK_TRAINING]
+TRIAGE_PHONE_REGIONS = _triage[privacy.PHONE_REGIONS]
 # Retention (manage.py prune, nightly when set): the registry refuses one shorter than
 # TRIAGE_MIN_RETENTION_DAYS, which keeps the cockpit's trends and live precision whole.
-TRIAGE_MIN_RETENTION_DAYS = conf.min_retention_days(TRIAGE_LIVE_WINDOW_DAYS)
-TRIAGE_RETENTION_DAYS = _triage[conf.RETENTION_DAYS]
+TRIAGE_MIN_RETENTION_DAYS = fields.min_retention_days(TRIAGE_LIVE_WINDOW_DAYS)
+TRIAGE_RETENTION_DAYS = _triage[privacy.RETENTION_DAYS]
 if TRIAGE_RETENTION_DAYS:
     # Daily, an hour after the nightly retrain.
     CELERY_BEAT_SCHEDULE["prune-retention"] = {
@@ -387,12 +363,12 @@ if TRIAGE_RETENTION_DAYS:
 # Private, loopback or link-local addresses are off in production: a webhook URL must not
 # reach internal services. On by default only with DEBUG (the demo's receiver runs on
 # 127.0.0.1); the tests turn it on where they need it.
-TRIAGE_WEBHOOK_ALLOW_PRIVATE = _triage[conf.WEBHOOK_ALLOW_PRIVATE]
-TRIAGE_WEBHOOK_TIMEOUT_SECONDS = _triage[conf.WEBHOOK_TIMEOUT_SECONDS]
+TRIAGE_WEBHOOK_ALLOW_PRIVATE = _triage[webhooks.WEBHOOK_ALLOW_PRIVATE]
+TRIAGE_WEBHOOK_TIMEOUT_SECONDS = _triage[webhooks.WEBHOOK_TIMEOUT_SECONDS]
 # Retries: base·2^(n-1) seconds capped at the cap, jittered, for the window (a day).
-TRIAGE_WEBHOOK_RETRY_BASE_SECONDS = _triage[conf.WEBHOOK_RETRY_BASE_SECONDS]
-TRIAGE_WEBHOOK_RETRY_CAP_SECONDS = _triage[conf.WEBHOOK_RETRY_CAP_SECONDS]
-TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS = _triage[conf.WEBHOOK_RETRY_WINDOW_SECONDS]
+TRIAGE_WEBHOOK_RETRY_BASE_SECONDS = _triage[webhooks.WEBHOOK_RETRY_BASE_SECONDS]
+TRIAGE_WEBHOOK_RETRY_CAP_SECONDS = _triage[webhooks.WEBHOOK_RETRY_CAP_SECONDS]
+TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS = _triage[webhooks.WEBHOOK_RETRY_WINDOW_SECONDS]
 # The sweep re-queues a delivery only this long after it fell due, so deliveries that
 # are merely waiting behind a long queue are not queued twice.
-TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS = _triage[conf.WEBHOOK_SWEEP_GRACE_SECONDS]
+TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS = _triage[webhooks.WEBHOOK_SWEEP_GRACE_SECONDS]

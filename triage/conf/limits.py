@@ -1,0 +1,24 @@
+"""What ingest and a request accept."""
+
+from __future__ import annotations
+
+from triage.conf.fields import Setting, as_int
+
+MAX_TEXT_CHARS = Setting(
+    "TRIAGE_MAX_TEXT_CHARS", "200000", as_int, "characters", "Longest text ingest accepts."
+)
+MAX_METADATA_BYTES = Setting(
+    "TRIAGE_MAX_METADATA_BYTES",
+    "16384",
+    as_int,
+    "bytes",
+    "Largest `metadata` ingest accepts, as compact UTF-8 JSON.",
+)
+MAX_BODY_BYTES = Setting(
+    "TRIAGE_MAX_BODY_BYTES",
+    "2621440",
+    as_int,
+    "bytes",
+    "Largest request "
+    "body (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`); a bigger API body gets a JSON 413.",
+)

@@ -1,0 +1,95 @@
+"""The loop: the review queue, audits, live precision, classification's recovery, training."""
+
+from __future__ import annotations
+
+from triage.conf.fields import Setting, Values, as_float, as_int
+
+
+def _at_least_three(name: str, crashes: int, earlier: Values) -> str | None:
+    return None if crashes >= 3 else (
+        f"{name}={crashes} is under 3: an item must be able to die in its batch, in a group "
+        "and alone before it is given up on, or the innocent items beside it would be sent "
+        "to review with it"
+    )  # fmt: skip
+
+
+LEASE_SECONDS = Setting(
+    "TRIAGE_LEASE_SECONDS",
+    "600",
+    as_int,
+    "seconds",
+    "How long an analyst's claim on a review task lasts; the open card renews it.",
+)
+SKIP_COOLDOWN_SECONDS = Setting(
+    "TRIAGE_SKIP_COOLDOWN_SECONDS",
+    "1800",
+    as_int,
+    "seconds",
+    "How long a skipped task stays away from the analyst who skipped it.",
+)
+UNDO_SECONDS = Setting(
+    "TRIAGE_UNDO_SECONDS",
+    "600",
+    as_int,
+    "seconds",
+    "How long analysts may change their own decisions.",
+)
+QUEUE_POLL_SECONDS = Setting(
+    "TRIAGE_QUEUE_POLL_SECONDS",
+    "10",
+    as_int,
+    "seconds",
+    "How often the empty queue checks for new work.",
+)
+AUDIT_SHARE = Setting(
+    "TRIAGE_AUDIT_SHARE",
+    "0.25",
+    as_float,
+    "share",
+    "Share of claims that take an audit task first while audits wait.",
+)
+LIVE_WINDOW_DAYS = Setting(
+    "TRIAGE_LIVE_WINDOW_DAYS",
+    "28",
+    as_int,
+    "days",
+    'Rolling window of live precision, beside "since the last model or threshold change".',
+)
+STUCK_AFTER_SECONDS = Setting(
+    "TRIAGE_STUCK_AFTER_SECONDS",
+    "120",
+    as_int,
+    "seconds",
+    "An item still unclassified this long after ingest is re-queued by the sweep.",
+)
+STUCK_MAX_ATTEMPTS = Setting(
+    "TRIAGE_STUCK_MAX_ATTEMPTS",
+    "5",
+    as_int,
+    "attempts",
+    "Re-queues (each waiting twice as long as the last) before an item goes to review unscored.",
+)
+CLASSIFY_MAX_CRASHES = Setting(
+    "TRIAGE_CLASSIFY_MAX_CRASHES",
+    "3",
+    as_int,
+    "crashes",
+    "Starts of an item's classification that never finished (its worker died) before it goes "
+    "to review unscored: in its batch, in a small group, then alone.",
+    check=_at_least_three,
+)
+CLASSIFY_CHUNK = Setting(
+    "TRIAGE_CLASSIFY_CHUNK",
+    "1000",
+    as_int,
+    "items",
+    "Items per classify task: bigger chunks embed faster, smaller ones finish sooner.",
+)
+MIN_EXAMPLES_PER_CATEGORY = Setting(
+    "TRIAGE_MIN_EXAMPLES_PER_CATEGORY",
+    "5",
+    as_int,
+    "examples",
+    "Active training examples a category needs to be trained on; a retrain needs two such "
+    "categories.",
+)

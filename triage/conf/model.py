@@ -1,0 +1,52 @@
+"""The encoder and where model artifacts live."""
+
+from __future__ import annotations
+
+from triage.conf.fields import Setting, as_int, as_path, as_text
+
+ENCODER_PATH = Setting(
+    "TRIAGE_ENCODER_PATH",
+    "",
+    as_text,
+    "path",
+    "A local transformers directory (safetensors weights) to embed texts with.",
+    shown="unset (the packaged all-MiniLM-L6-v2)",
+)
+ENCODER_RUNTIME = Setting(
+    "TRIAGE_ENCODER_RUNTIME",
+    "torch",
+    as_text,
+    "`torch`/`onnx-int8`",
+    "How new models' encoder runs: `torch` (fp32) or `onnx-int8` (ONNX, quantised: faster).",
+)
+ENCODER_CLASS = Setting(
+    "TRIAGE_ENCODER_CLASS",
+    "",
+    as_text,
+    "dotted path",
+    "An encoder class used instead of the runtime's (the tests use a small fake).",
+    shown="unset (the runtime's)",
+)
+MAX_LENGTH = Setting(
+    "TRIAGE_MAX_LENGTH",
+    "256",
+    as_int,
+    "tokens",
+    "Tokens of each text the model reads; analysts see the whole text.",
+)
+BATCH_SIZE = Setting("TRIAGE_BATCH_SIZE", "64", as_int, "rows", "Rows per encoder batch.")
+BATCH_TOKENS = Setting(
+    "TRIAGE_BATCH_TOKENS",
+    "1024",
+    as_int,
+    "tokens",
+    "Padded tokens per encoder batch (rows × longest row): long texts go in smaller batches.",
+)
+ARTIFACT_DIR = Setting(
+    "TRIAGE_ARTIFACT_DIR",
+    lambda c: str(c.base_dir / "var" / "models"),
+    as_path,
+    "path",
+    "Where model versions and exported encoders are kept; shared by web and workers.",
+    shown="`var/models` in the checkout",
+)
