@@ -1,4 +1,4 @@
-"""The settings registry (triage/conf.py): what it reads, what it refuses, what it documents."""
+"""The settings registry (triage/conf/): what it reads, what it refuses, what it documents."""
 
 import ipaddress
 import os
@@ -85,7 +85,7 @@ def test_every_triage_setting_the_code_names_is_in_the_registry():
         if path.suffix in {".py", ".html", ".txt", ".js"}
         for name in unknown_names(path.read_text(encoding="utf-8"))
     )
-    assert unknown == [], "add them to triage/conf.py (or fix the name)"
+    assert unknown == [], "add them to triage/conf/ (or fix the name)"
 
 
 @pytest.mark.parametrize(
