@@ -12,9 +12,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from triage.api.intake import ItemIn
-from triage.classify.scoring import (
-    IN_CHUNK,
-)
+from triage.classify.scoring import IN_CHUNK
 from triage.classify.tasks import classify_items
 from triage.models import Category, Item
 from triage.privacy.masking import training_texts
