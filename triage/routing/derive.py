@@ -284,6 +284,9 @@ def _rules(reports: Sequence[RuleReport]) -> dict[str, routing.Rule]:
 
 
 def _derive(evidence: HoldoutPredictions | None) -> Derived:
+    if evidence is not None:
+        for array in (evidence.predicted, evidence.confidence, evidence.truth):
+            array.flags.writeable = False  # shared by every caller of the cache
     policy = RoutingPolicy.current()
     reports = tuple(reports_for(evidence, policy=policy))
     return Derived(
@@ -390,11 +393,3 @@ def automation_now(holdout: HoldoutPredictions | None) -> float | None:
     if holdout is None or not len(holdout):
         return None
     return automation_of(holdout, reports_for(holdout)).coverage
-
-
-def version_automation(version: ModelVersion) -> float | None:
-    """automation_now for a stored version, from its cached derivation."""
-    found = derived(version)
-    if found.evidence is None or not len(found.evidence):
-        return None
-    return automation_of(found.evidence, found.reports).coverage

@@ -14,7 +14,7 @@ from triage.classify.scoring import ClassificationError, version_scores
 from triage.ml.encoder import configured_spec
 from triage.ml.heads import ArtifactError
 from triage.models import Category, ModelVersion
-from triage.routing.derive import automation_now, version_automation
+from triage.routing.derive import automation_now, derived
 from triage.routing.evidence import evidence_path_for, write_evidence
 from triage.training.fit import (
     Candidate,
@@ -139,7 +139,7 @@ def gate_and_record(
                 candidate_examples=snapshot["train"],
                 champion_examples=examples_trained_on(champion),
                 candidate_automation=candidate_automation,
-                champion_automation=version_automation(champion),
+                champion_automation=automation_now(derived(champion).evidence),
             )
         )
         promote, hold, message = decision.promote, decision.hold_for_admin, decision.message
