@@ -4,6 +4,7 @@ from django.core.cache import cache
 from reviews.similar import clear_indexes
 from triage.classify import scoring
 from triage.ml.encoder import clear_encoders
+from triage.routing import cache as routing_cache
 
 from .factories import make_keyword_categories, make_token, make_user
 from .services import missing_postgres, missing_redis, services_required, unavailable
@@ -26,11 +27,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
-    """The encoder, heads and description vectors are cached per process; reset per test."""
+    """The encoder, heads, description vectors and derived routing policies are cached per
+    process; reset per test (a rolled-back test's revisions can recur in the next)."""
     yield
     clear_encoders()
     scoring.clear_caches()
     clear_indexes()
+    routing_cache.clear()
 
 
 @pytest.fixture(autouse=True)

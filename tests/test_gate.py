@@ -1,12 +1,21 @@
 """The promotion gate: paired, on the same examples and labels, and respectful of automation."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from reviews.services import record_training_example
 from triage import training
 from triage.models import AuditLog, Item, ModelVersion, RoutingPolicy
-from triage.training.gate import GateInputs, PairedComparison, decide, paired_bootstrap
+from triage.training.gate import (
+    CHUNK_BYTES,
+    GateInputs,
+    PairedComparison,
+    bootstrap_gaps,
+    decide,
+    paired_bootstrap,
+)
 from triage.training.snapshot import snapshot_examples
 
 from .factories import KEYWORD_TEXTS, make_item, make_labelled_history
@@ -64,6 +73,61 @@ def test_paired_bootstrap_separates_a_clearly_better_model():
     c = paired_bootstrap(truth, candidate=good, champion=bad, n_classes=3)
     assert 0 < c.low < c.difference < c.high
     assert paired_bootstrap(truth, candidate=bad, champion=good, n_classes=3).high < 0
+
+
+def unchunked_gaps(truth, candidate, champion, n_classes, *, rounds=2000, seed=0):
+    """The bootstrap as it was before chunking (every resample at once), for reference."""
+
+    def weighted_f1(predicted, weights):
+        t = np.eye(n_classes + 1)[np.where(truth < 0, n_classes, truth)][:, :n_classes]
+        p = np.eye(n_classes + 1)[np.where(predicted < 0, n_classes, predicted)][:, :n_classes]
+        tp, support, counted = weights @ (t * p), weights @ t, weights @ p
+        denominator = support + counted
+        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+        present = denominator > 0
+        return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+    n = len(truth)
+    draws = np.random.default_rng(seed).integers(0, n, size=(rounds, n))
+    weights = np.zeros((rounds, n))
+    np.add.at(weights, (np.repeat(np.arange(rounds), n), draws.ravel()), 1.0)
+    return weighted_f1(candidate, weights) - weighted_f1(champion, weights)
+
+
+@pytest.mark.parametrize(
+    ("n", "classes", "rows_per_chunk"),
+    [(50, 3, 7), (400, 10, 33), (1000, 40, 1), (3001, 12, 128), (777, 9, 2000), (300, 3, 5000)],
+)
+def test_the_chunked_bootstrap_gives_the_same_gaps_to_the_bit(n, classes, rows_per_chunk):
+    rng = np.random.default_rng(n)
+    truth = rng.integers(-1, classes, n)  # -1: a category the models cannot predict
+    candidate = rng.integers(-1, classes, n)
+    champion = np.where(rng.random(n) < 0.7, truth, rng.integers(0, classes, n))
+    reference = unchunked_gaps(truth, candidate, champion, classes)
+    chunked = bootstrap_gaps(
+        truth, candidate, champion, classes, chunk_bytes=8 * n * rows_per_chunk
+    )
+    assert np.array_equal(chunked, reference)
+    # So the verdict's figures are the same too, with the default chunk size.
+    default = paired_bootstrap(truth, candidate, champion, classes)
+    assert (default.low, default.high) == (
+        float(np.quantile(reference, 0.05)),
+        float(np.quantile(reference, 0.95)),
+    )
+
+
+def test_the_bootstrap_memory_stays_bounded_by_the_chunk_size():
+    n = 20_000  # all 2,000 resamples at once: 320 MB per array, three of them
+    rng = np.random.default_rng(2)
+    truth = rng.integers(0, 3, n)
+    candidate = np.where(rng.random(n) < 0.8, truth, (truth + 1) % 3)
+    tracemalloc.start()
+    try:
+        paired_bootstrap(truth, candidate, truth, 3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * CHUNK_BYTES + 64 * n * 8, peak / 2**20
 
 
 def add_examples(categories, slugs, copies, start=100):

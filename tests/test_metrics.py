@@ -6,6 +6,7 @@ from django.core.management import call_command
 from triage import training
 from triage.models import RoutingPolicy
 from triage.monitoring.summary import metrics_snapshot
+from triage.routing.evidence import load_evidence
 
 from .factories import make_labelled_history, make_token
 
@@ -45,7 +46,7 @@ def test_metrics_give_per_category_and_pooled_figures(client, champion):
     for row in by_slug.values():
         assert row["target"] == 0.9
         assert row["evidence_count"] == sum(
-            1 for s in champion.holdout["predicted"] if champion.labels[s] == row["slug"]
+            1 for s in load_evidence(champion).predicted if champion.labels[s] == row["slug"]
         )
         if row["threshold"] is None:
             assert row["why_not"] and row["automation_share"] == 0.0
@@ -74,11 +75,11 @@ def test_pooled_certification_automates_where_categories_alone_cannot(champion):
 
 
 def test_all_categories_at_once_splits_delta_across_them(champion):
-    from triage.routing.derive import HoldoutPredictions, category_rule
+    from triage.routing.derive import category_rule
 
     set_policy(target_precision=0.9, min_support=5, certification="all_categories")
     together = {c["slug"]: c for c in metrics_snapshot()["categories"]}
-    evidence = HoldoutPredictions.from_json(champion.holdout)
+    evidence = load_evidence(champion)
     for slug, row in together.items():
         assert row["scope"] == "all categories"
         split = category_rule(

@@ -13,6 +13,7 @@ from triage.ml.heads import ArtifactError, load_head
 from triage.models import Item, ModelVersion, Prediction, RoutingPolicy
 from triage.monitoring.models import Alert
 from triage.routing.derive import HoldoutPredictions, category_rule, rule_reports
+from triage.routing.evidence import load_evidence
 
 from .factories import make_item, make_labelled_history
 
@@ -30,7 +31,7 @@ def set_policy(**fields):
 
 
 def test_a_version_stores_its_held_out_predictions_and_derived_thresholds(champion):
-    holdout = HoldoutPredictions.from_json(champion.holdout)
+    holdout = load_evidence(champion)
     assert holdout is not None
     assert len(holdout.confidence) == champion.metrics["n"]
     assert set(champion.thresholds) == {"billing", "outage", "other"}

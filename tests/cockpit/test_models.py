@@ -1,14 +1,17 @@
 """Model pages: truthful statuses, comparisons, and promote / roll back behind a confirmation."""
 
+import dataclasses
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.utils.html import escape
 
 from triage import training
 from triage.cockpit.versions import status_of
 from triage.models import AuditLog, ModelVersion
+from triage.routing.evidence import load_evidence, store_evidence
 
 pytestmark = pytest.mark.django_db
 
@@ -138,11 +141,16 @@ def test_the_confirmation_warns_when_the_incoming_version_automates_much_less(
 
     first, second = two_versions
     # Make half of v1's evidence wrong: at the 70% target it then certifies nothing.
-    k = len(first.holdout["labels"])
-    first.holdout["truth"] = [
-        (p + 1) % k if i % 2 else p for i, p in enumerate(first.holdout["predicted"])
-    ]
-    first.save(update_fields=["holdout"])
+    evidence = load_evidence(first)
+    k = len(evidence.labels)
+    wrong = np.where(
+        np.arange(len(evidence)) % 2 == 1, (evidence.predicted + 1) % k, evidence.predicted
+    )
+    store_evidence(
+        first,
+        dataclasses.replace(evidence, truth=wrong),
+        path=Path(first.evidence_path).with_name("tampered.evidence.npz"),
+    )
     RoutingPolicy.objects.filter(pk=1).update(target_precision=0.7)
     html = admin_client.get(f"/cockpit/models/{first.pk}/promote").content.decode()
     assert 'id="automation-drop"' in html

@@ -7,7 +7,8 @@ import pytest
 from triage.cockpit.preview import Setting, preview
 from triage.cockpit.services import save_category_setting
 from triage.models import AuditLog, Category, RoutingPolicy
-from triage.routing.derive import HoldoutPredictions, routing_policy, rule_reports
+from triage.routing.derive import routing_policy, rule_reports
+from triage.routing.evidence import load_evidence
 from triage.stats import clopper_pearson_lower
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +57,7 @@ def test_a_raw_thresholds_bound_is_the_services_bound_on_the_same_evidence(champ
     billing = Category.objects.get(slug="billing")
     policy = RoutingPolicy.current()
     tried = preview(billing, Setting(None, 0.6), champion=champion, policy=policy)
-    confidences, correct = HoldoutPredictions.from_json(champion.holdout).for_category("billing")
+    confidences, correct = load_evidence(champion).for_category("billing")
     chosen = confidences >= 0.6
     assert tried.support == int(chosen.sum()) > 0
     assert tried.evidence == len(confidences)

@@ -21,6 +21,7 @@ from triage.models import AuditLog, Embedding, Item, ModelVersion, Prediction, R
 from triage.monitoring.models import AuditSample
 from triage.privacy import retention
 from triage.privacy import tasks as privacy_tasks
+from triage.routing.evidence import load_evidence
 from triage.training.models import TrainingExample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +173,7 @@ def test_a_model_trained_on_pruned_examples_keeps_serving_and_retraining_uses_th
 ):
     history = make_labelled_history(categories)
     champion = training.retrain().version
-    evidence = dict(champion.holdout)
+    evidence = load_evidence(champion).as_json()
     # The first half of each category's history is old.
     old = [item.pk for i, item in enumerate(history) if (i // 5) % 16 < 8]
     Item.objects.filter(pk__in=old).update(received_at=OLD)
@@ -182,7 +183,8 @@ def test_a_model_trained_on_pruned_examples_keeps_serving_and_retraining_uses_th
 
     champion.refresh_from_db()
     assert champion.status == ModelVersion.Status.CHAMPION
-    assert champion.holdout == evidence  # its certified thresholds rest on stored evidence
+    # Its certified thresholds rest on stored evidence.
+    assert load_evidence(champion).as_json() == evidence
     new = make_item("the server is down with an error")
     service.classify_items(item_ids=[new.pk])
     assert Prediction.objects.get(item=new).model_version == champion

@@ -32,6 +32,8 @@ def _actor(request: HttpRequest) -> str:
 @admin.register(Category)
 class CategoryAdmin(AuditedAdmin[Category]):
     audit_action = "category"
+    # The revision changes on every save (it keys the cached routing policy): not a change.
+    audit_fields = [f.name for f in Category._meta.concrete_fields if f.name != "revision"]
 
     list_display = [
         "slug",
@@ -70,7 +72,8 @@ class CategoryAdmin(AuditedAdmin[Category]):
     @admin.display(description="routing with the champion")
     def routing_now(self, obj: Category) -> str:
         champion = ModelVersion.objects.champion()
-        report = rule_for_category(obj)
+        # Per row, but certified once: the derivation is cached until an input changes.
+        report = rule_for_category(obj, version=champion)
         rule = report.rule
         if champion is None:
             return "cold start: every item goes to review"
@@ -85,9 +88,12 @@ class CategoryAdmin(AuditedAdmin[Category]):
 @admin.register(RoutingPolicy)
 class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
     audit_action = "policy"
-    # updated_at changes on every save: it would show as a change in every entry.
+    # updated_at and revision change on every save: they would show as a change in every
+    # entry.
     audit_fields = [
-        f.name for f in RoutingPolicy._meta.concrete_fields if f.name not in {"updated_at"}
+        f.name
+        for f in RoutingPolicy._meta.concrete_fields
+        if f.name not in {"updated_at", "revision"}
     ]
 
     list_display = [

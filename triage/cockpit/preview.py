@@ -15,11 +15,11 @@ from triage.models import Category, ModelVersion, RoutingPolicy
 from triage.routing import certify
 from triage.routing import policy as routing
 from triage.routing.derive import (
-    HoldoutPredictions,
     RuleReport,
     Settings,
     category_settings,
     derive_rules,
+    derived,
 )
 from triage.stats import clopper_pearson_lower
 
@@ -134,7 +134,8 @@ def preview(
     policy: RoutingPolicy,
     curve_points: int = 24,
 ) -> Preview:
-    holdout = HoldoutPredictions.from_json(champion.holdout) if champion else None
+    # The champion's evidence as cached with its derivation: not read again per preview.
+    holdout = derived(champion).evidence if champion else None
     chosen = {
         c.slug: category_settings(c, policy)
         for c in Category.objects.filter(is_active=True).exclude(pk=category.pk)

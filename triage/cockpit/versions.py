@@ -12,8 +12,10 @@ import numpy as np
 
 from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import ReliabilityBin, reliability_table
+from triage.ml.heads import ArtifactError
 from triage.models import AuditLog, ModelVersion
-from triage.routing.derive import HoldoutPredictions, RuleReport, automation_now, reports_for
+from triage.routing.derive import RuleReport, automation_of, derived
+from triage.routing.evidence import HoldoutPredictions, load_evidence
 from triage.training.gate import MAX_AUTOMATION_DROP
 
 
@@ -66,13 +68,19 @@ class VersionSummary:
 
 
 def summarize(version: ModelVersion) -> VersionSummary:
-    holdout = HoldoutPredictions.from_json(version.holdout)
+    # The same cached derivation classification uses (triage.routing.derive.derived).
+    found = derived(version)
+    holdout = found.evidence
     return VersionSummary(
         version=version,
         status=status_of(version),
-        reports=reports_for(holdout),
+        reports=list(found.reports),
         evidence=0 if holdout is None else len(holdout),
-        automation=automation_now(holdout),
+        automation=(
+            automation_of(holdout, found.reports).coverage
+            if holdout is not None and len(holdout)
+            else None
+        ),
     )
 
 
@@ -91,12 +99,29 @@ def artifact_problem(version: ModelVersion) -> str | None:
             f"the artifact {path} has sha256 {actual[:12]}…, but {version.artifact_sha256[:12]}… "
             "was recorded when it was trained: the file changed"
         )
+    return _evidence_problem(version)
+
+
+def _evidence_problem(version: ModelVersion) -> str | None:
+    try:
+        load_evidence(version)
+    except ArtifactError as exc:
+        return f"its evidence cannot be loaded ({exc}): it would certify no threshold"
     return None
+
+
+def _evidence_or_none(version: ModelVersion) -> HoldoutPredictions | None:
+    """For the charts: a version whose evidence cannot be read has none to show
+    (artifact_problem says why on the same page)."""
+    try:
+        return load_evidence(version)
+    except ArtifactError:
+        return None
 
 
 def reliability(version: ModelVersion, n_bins: int = 10) -> list[ReliabilityBin]:
     """The reliability table of the version's held-out top-label confidences."""
-    holdout = HoldoutPredictions.from_json(version.holdout)
+    holdout = _evidence_or_none(version)
     if holdout is None:
         return []
     known = holdout.truth >= 0
@@ -119,7 +144,7 @@ class Confusion:
 
 
 def confusion(version: ModelVersion) -> Confusion | None:
-    holdout = HoldoutPredictions.from_json(version.holdout)
+    holdout = _evidence_or_none(version)
     if holdout is None:
         return None
     labels = list(holdout.labels)

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from triage.models.revisions import RevisionQuerySet, save_with_revision
+
 UNIT_INTERVAL = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
@@ -89,6 +91,10 @@ class Category(models.Model):
         default=0,
         help_text="Where its button sits on the review card: lowest first, ties in creation order.",
     )
+    # Bumped by every write (triage.models.revisions): the cached routing policy's key.
+    revision = models.PositiveBigIntegerField(default=0, editable=False)
+
+    objects = RevisionQuerySet["Category"].as_manager()
 
     class Meta:
         ordering = ["slug"]
@@ -113,7 +119,7 @@ class Category(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.hotkey:
             self.hotkey = first_free_hotkey(exclude_pk=self.pk)
-        super().save(*args, **kwargs)
+        save_with_revision(self, super().save, args, kwargs)
 
     def is_in_use(self) -> bool:
         """Items, predictions or model labels refer to it by slug."""

@@ -1,9 +1,12 @@
 """The routing policy admins edit: targets, thresholds, audit rate, delta."""
 
+from typing import Any
+
 from django.core.validators import MinValueValidator
 from django.db import models
 
 from triage.models.categories import TARGET_RANGE, UNIT_INTERVAL, validate_delta
+from triage.models.revisions import RevisionQuerySet, save_with_revision
 
 
 class RoutingPolicy(models.Model):
@@ -89,6 +92,10 @@ class RoutingPolicy(models.Model):
         ),
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # Bumped by every write (triage.models.revisions): the cached routing policy's key.
+    revision = models.PositiveBigIntegerField(default=0, editable=False)
+
+    objects = RevisionQuerySet["RoutingPolicy"].as_manager()
 
     class Meta:
         verbose_name_plural = "routing policy"
@@ -114,6 +121,9 @@ class RoutingPolicy(models.Model):
             else f"threshold {self.default_threshold:.2f}"
         )
         return f"{rule}, audit {self.audit_rate:.0%}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        save_with_revision(self, super().save, args, kwargs)
 
     @classmethod
     def current(cls) -> "RoutingPolicy":

@@ -3,10 +3,15 @@
 from django.db import models
 from django.utils import timezone
 
+# Large JSON that serving, the review pages and the audit path never read: the champion is
+# loaded without it (at 100,000 examples the evidence alone is megabytes per query).
+# Who needs evidence loads it explicitly: triage.routing.evidence.load_evidence.
+DEFERRED_ON_SERVING = ("holdout", "thresholds")
+
 
 class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
     def champion(self) -> "ModelVersion | None":
-        return self.filter(status=ModelVersion.Status.CHAMPION).first()
+        return self.filter(status=ModelVersion.Status.CHAMPION).defer(*DEFERRED_ON_SERVING).first()
 
 
 class ModelVersion(models.Model):
@@ -41,7 +46,12 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     # Calibrated predictions on labelled examples this version did not train on (for a
     # head: out-of-fold over all examples): the evidence thresholds are certified on.
+    # Stored as an .npz artifact beside the head (evidence_path, its sha256 checked on
+    # load); `holdout` keeps the JSON of versions recorded before that, which the loader
+    # still reads (triage.routing.evidence.load_evidence). Read it through the loader.
     holdout = models.JSONField(default=dict, blank=True)
+    evidence_path = models.CharField(max_length=500, blank=True)
+    evidence_sha256 = models.CharField(max_length=64, blank=True)
     thresholds = models.JSONField(
         default=dict, blank=True, help_text="Thresholds derived when this version was created."
     )

@@ -10,13 +10,12 @@ from typing import Any
 from triage.models import Category, ModelVersion, RoutingPolicy
 from triage.monitoring.live import live_report
 from triage.routing.derive import (
-    HoldoutPredictions,
     RuleReport,
     Settings,
     automation_of,
     category_settings,
+    derived,
     pooled_certification,
-    reports_for,
 )
 
 
@@ -72,9 +71,10 @@ def metrics_snapshot() -> dict[str, Any]:
     """Per category and pooled: target, threshold, certified bound, evidence, automation."""
     policy = RoutingPolicy.current()
     champion = ModelVersion.objects.champion()
-    evidence = HoldoutPredictions.from_json(champion.holdout) if champion else None
+    found = derived(champion)
+    evidence = found.evidence if champion else None
     categories = list(Category.objects.filter(is_active=True))
-    reports = reports_for(evidence)
+    reports = list(found.reports)
     names = {c.slug: c.name for c in categories}
     pooled: dict[str, Any] | None = None
     if evidence is not None and policy.target_precision is not None:

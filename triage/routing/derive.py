@@ -14,87 +14,31 @@ Certification scope is a policy setting (RoutingPolicy.certification):
   follows the global target, so the promise covers those auto-actions as a
   whole. Where per-category evidence is thin this still automates. Categories
   with their own target or raw threshold keep their own rule.
+
+A stored version's derivation (derived: its evidence, rules and routing policy) is
+cached per process until the version, the policy or a category changes
+(triage.routing.cache): classification, the admin's category list and the
+cockpit read it without certifying again.
 """
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from triage.ml.heads import ArtifactError
 from triage.models import Category, ModelVersion, RoutingPolicy
+from triage.routing import cache
 from triage.routing import policy as routing
 from triage.routing.certify import DEFAULT_DELTA, Certification, certify_threshold
+from triage.routing.evidence import HoldoutPredictions, load_evidence
+
+logger = logging.getLogger(__name__)
 
 Mode = RoutingPolicy.Certification
-
-
-@dataclass(frozen=True)
-class HoldoutPredictions:
-    """A model's calibrated predictions on labelled examples it did not train on.
-
-    For a head these are out-of-fold predictions over all labelled examples
-    (cross-fitting); the name is kept from when they were a fixed holdout.
-    truth is -1 where the true category is one the model cannot predict.
-    example_ids, when known, say which TrainingExample each row is.
-    """
-
-    labels: tuple[str, ...]
-    predicted: np.ndarray
-    confidence: np.ndarray
-    truth: np.ndarray
-    example_ids: tuple[int, ...] = ()
-
-    @classmethod
-    def from_scores(
-        cls,
-        labels: Sequence[str],
-        probs: np.ndarray,
-        true_labels: Sequence[str],
-        example_ids: Sequence[int] = (),
-    ) -> "HoldoutPredictions":
-        index = {label: i for i, label in enumerate(labels)}
-        return cls(
-            labels=tuple(labels),
-            predicted=probs.argmax(axis=1),
-            confidence=probs.max(axis=1),
-            truth=np.array([index.get(t, -1) for t in true_labels], dtype=int),
-            example_ids=tuple(example_ids),
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "labels": list(self.labels),
-            "predicted": self.predicted.tolist(),
-            "confidence": [round(float(c), 6) for c in self.confidence],
-            "truth": self.truth.tolist(),
-            "example_ids": list(self.example_ids),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "HoldoutPredictions | None":
-        if not data.get("labels"):
-            return None
-        return cls(
-            labels=tuple(data["labels"]),
-            predicted=np.array(data["predicted"], dtype=int),
-            confidence=np.array(data["confidence"], dtype=float),
-            truth=np.array(data["truth"], dtype=int),
-            example_ids=tuple(data.get("example_ids", ())),
-        )
-
-    def __len__(self) -> int:
-        return len(self.confidence)
-
-    def for_category(self, slug: str) -> tuple[np.ndarray, np.ndarray]:
-        """Confidences of predictions of this category, and whether each was right."""
-        return self.for_categories([slug])
-
-    def for_categories(self, slugs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions of any of these categories: confidences, and whether each was right."""
-        ks = [self.labels.index(s) for s in slugs if s in self.labels]
-        chosen = np.isin(self.predicted, ks)
-        return self.confidence[chosen], (self.truth == self.predicted)[chosen]
 
 
 @dataclass(frozen=True)
@@ -279,14 +223,14 @@ def category_settings(category: Category, policy: RoutingPolicy) -> tuple[float 
     )
 
 
-def rule_reports(version: ModelVersion | None) -> list[RuleReport]:
-    """Every active category's rule under the current policy and this model version."""
-    return reports_for(HoldoutPredictions.from_json(version.holdout) if version else None)
+def reports_for(
+    holdout: HoldoutPredictions | None, *, policy: RoutingPolicy | None = None
+) -> list[RuleReport]:
+    """Every active category's rule under the current policy, certified on this evidence.
 
-
-def reports_for(holdout: HoldoutPredictions | None) -> list[RuleReport]:
-    """Every active category's rule under the current policy, certified on this evidence."""
-    policy = RoutingPolicy.current()
+    Not cached: for evidence that is not a stored version's (a candidate, a what-if).
+    """
+    policy = policy or RoutingPolicy.current()
     categories = list(Category.objects.filter(is_active=True))
     chosen = {c.slug: category_settings(c, policy) for c in categories}
     return derive_rules(
@@ -297,11 +241,75 @@ def reports_for(holdout: HoldoutPredictions | None) -> list[RuleReport]:
     )
 
 
-def rule_for_category(category: Category) -> RuleReport:
-    """This category's rule under the current policy and champion, in context: pooling
-    and a split delta depend on every active category, so all are derived."""
-    champion = ModelVersion.objects.champion()
-    for report in rule_reports(champion):
+@dataclass(frozen=True)
+class Derived:
+    """What the current policy derives for one model version: its evidence, each active
+    category's rule, and the pure routing policy. Shared between callers: do not mutate."""
+
+    evidence: HoldoutPredictions | None
+    reports: tuple[RuleReport, ...]
+    policy: routing.Policy
+
+
+def derived(version: ModelVersion | None) -> Derived:
+    """The derivation for this version, cached per process until the version, the routing
+    policy or a category changes (triage.routing.cache); costs one query when nothing did.
+
+    Evidence whose artifact is missing or changed certifies nothing: categories with a
+    target never auto-act (their note says why), raw thresholds still apply. That is not
+    cached, so a restored file is used at once.
+    """
+    try:
+        return cache.cached(
+            ("derived", *cache.version_key(version), *cache.inputs_key()),
+            lambda: _derive(load_evidence(version) if version is not None else None),
+        )
+    except ArtifactError as exc:
+        logger.exception("the evidence of %s cannot be loaded: nothing is certified on it", version)
+        unavailable = _derive(None)
+        note = f"the evidence of model {version} cannot be loaded: {exc}"
+        reports = tuple(
+            replace(r, rule=replace(r.rule, note=note)) if r.rule.note == NO_EVIDENCE else r
+            for r in unavailable.reports
+        )
+        return replace(
+            unavailable,
+            reports=reports,
+            policy=replace(unavailable.policy, rules=MappingProxyType(_rules(reports))),
+        )
+
+
+def _rules(reports: Sequence[RuleReport]) -> dict[str, routing.Rule]:
+    return {report.slug: report.rule for report in reports}
+
+
+def _derive(evidence: HoldoutPredictions | None) -> Derived:
+    if evidence is not None:
+        for array in (evidence.predicted, evidence.confidence, evidence.truth):
+            array.flags.writeable = False  # shared by every caller of the cache
+    policy = RoutingPolicy.current()
+    reports = tuple(reports_for(evidence, policy=policy))
+    return Derived(
+        evidence=evidence,
+        reports=reports,
+        policy=routing.Policy(
+            default=routing.Rule(policy.default_threshold),
+            # Read-only: every caller shares this one.
+            rules=MappingProxyType(_rules(reports)),
+            audit_rate=policy.audit_rate,
+        ),
+    )
+
+
+def rule_reports(version: ModelVersion | None) -> list[RuleReport]:
+    """Every active category's rule under the current policy and this model version."""
+    return list(derived(version).reports)
+
+
+def rule_for_category(category: Category, *, version: ModelVersion | None) -> RuleReport:
+    """This category's rule with this version, in context (pooling and a split delta depend
+    on the other categories)."""
+    for report in derived(version).reports:
         if report.slug == category.slug:
             return report
     return _raw_rule(category.slug, 1.0, None)
@@ -309,12 +317,7 @@ def rule_for_category(category: Category) -> RuleReport:
 
 def routing_policy(version: ModelVersion | None) -> routing.Policy:
     """The pure routing policy for items scored by this version."""
-    policy = RoutingPolicy.current()
-    return routing.Policy(
-        default=routing.Rule(policy.default_threshold),
-        rules={report.slug: report.rule for report in rule_reports(version)},
-        audit_rate=policy.audit_rate,
-    )
+    return derived(version).policy
 
 
 def thresholds_snapshot(version: ModelVersion) -> dict[str, Any]:
@@ -386,7 +389,7 @@ def automation_at(
 
 
 def automation_now(holdout: HoldoutPredictions | None) -> float | None:
-    """Share of a version's evidence the current policy would automate (None: no evidence)."""
+    """Share of this evidence the current policy would automate (None: no evidence)."""
     if holdout is None or not len(holdout):
         return None
     return automation_of(holdout, reports_for(holdout)).coverage

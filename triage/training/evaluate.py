@@ -15,7 +15,8 @@ from triage.ml.calibration import (
 )
 from triage.ml.evaluation import score_metrics
 from triage.models import ModelVersion, RoutingPolicy
-from triage.routing.derive import Automation, HoldoutPredictions, automation_at
+from triage.routing.derive import Automation, automation_at
+from triage.routing.evidence import HoldoutPredictions, load_evidence
 from triage.training.models import TrainingExample
 from triage.training.snapshot import RetrainError, unseen_by
 
@@ -67,7 +68,7 @@ def evaluate_version(
         ece_raw = expected_calibration_error(raw[known], targets_idx) if known else None
         measured_on = f"{len(examples)} labelled examples it did not train on"
     else:
-        stored = HoldoutPredictions.from_json(version.holdout)
+        stored = load_evidence(version)
         if stored is None:
             raise RetrainError(f"{version} has no evidence and no new examples to evaluate on")
         evidence = stored

@@ -26,7 +26,7 @@ from triage.ml.encoder import configured_spec, encoder_for
 from triage.ml.evaluation import score_metrics
 from triage.ml.heads import LinearHead, save_head, train_logistic_head
 from triage.models import ModelVersion
-from triage.routing.derive import HoldoutPredictions
+from triage.routing.evidence import HoldoutPredictions
 from triage.training.models import TrainingExample
 from triage.training.snapshot import (
     TRAINED_ON_ALL,

@@ -7,6 +7,7 @@ from triage.ml.heads import read_head
 from triage.models import AuditLog, ModelVersion
 from triage.monitoring.watch import restart_watches
 from triage.routing.derive import thresholds_snapshot
+from triage.routing.evidence import load_evidence
 from triage.training.snapshot import RetrainError
 
 
@@ -78,6 +79,9 @@ def _check_loadable(version: ModelVersion) -> None:
     # file was tampered with would otherwise pass the check.
     if version.kind == ModelVersion.Kind.HEAD:
         read_head(version.artifact_path, version.artifact_sha256)
+    # A champion whose evidence cannot be read certifies nothing: every category with
+    # a target would send all its items to review.
+    load_evidence(version)
 
 
 def promote_version(*, version: ModelVersion, actor: str) -> None:

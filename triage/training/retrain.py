@@ -14,7 +14,8 @@ from triage.classify.scoring import ClassificationError, version_scores
 from triage.ml.encoder import configured_spec
 from triage.ml.heads import ArtifactError
 from triage.models import Category, ModelVersion
-from triage.routing.derive import HoldoutPredictions, automation_now
+from triage.routing.derive import automation_now, derived
+from triage.routing.evidence import evidence_path_for, write_evidence
 from triage.training.fit import (
     Candidate,
     sequence_classifier_candidate,
@@ -143,7 +144,7 @@ def gate_and_record(
                 candidate_examples=snapshot["train"],
                 champion_examples=examples_trained_on(champion),
                 candidate_automation=candidate_automation,
-                champion_automation=automation_now(HoldoutPredictions.from_json(champion.holdout)),
+                champion_automation=automation_now(derived(champion).evidence),
             )
         )
         promote, hold, message = decision.promote, decision.hold_for_admin, decision.message
@@ -165,8 +166,12 @@ def gate_and_record(
         "champion_macro_f1_same_examples": None if comparison is None else comparison.champion_f1,
     }
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
+    suggested = Path(settings.TRIAGE_ARTIFACT_DIR) / f"head-{stamp}.safetensors"
+    # Beside the head in the artifact directory (a ready classifier's own files live
+    # elsewhere, read-only): the evidence is this version's, not the model files'.
+    evidence_path, evidence_sha = write_evidence(candidate.evidence, evidence_path_for(suggested))
     path, sha = candidate.save(
-        Path(settings.TRIAGE_ARTIFACT_DIR) / f"head-{stamp}.safetensors",
+        suggested,
         {
             "encoder": candidate.model_id,
             "snapshot": snapshot,
@@ -183,7 +188,8 @@ def gate_and_record(
             artifact_sha256=sha,
             temperature=candidate.temperature,
             metrics=metrics,
-            holdout=candidate.evidence.as_json(),
+            evidence_path=evidence_path,
+            evidence_sha256=evidence_sha,
             training_snapshot=snapshot,
             gate_decision=message,
         )
