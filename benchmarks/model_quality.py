@@ -71,7 +71,8 @@ def automated_on_test(labels, val_probs, test_probs, y_val, y_test, target, min_
     """Thresholds derived on validation at `target`, applied to test."""
     import numpy as np
 
-    from triage.routing.derive import HoldoutPredictions, automation_at
+    from triage.routing.automation import automation_at
+    from triage.routing.derive import HoldoutPredictions
 
     holdout = HoldoutPredictions.from_scores(labels, val_probs, y_val)
     automation = automation_at(holdout, target, min_support=min_support)

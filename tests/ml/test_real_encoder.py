@@ -74,7 +74,8 @@ def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp
     from triage import training
     from triage.management.demo_data import load_messages
     from triage.models import ModelVersion
-    from triage.routing.derive import HoldoutPredictions, automation_now
+    from triage.routing.automation import automation_now
+    from triage.routing.derive import HoldoutPredictions
     from triage.training.gate import GateInputs, PairedComparison, decide
     from triage.training.snapshot import examples_trained_on
 

@@ -14,7 +14,8 @@ from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import ReliabilityBin, reliability_table
 from triage.ml.heads import ArtifactError
 from triage.models import AuditLog, ModelVersion
-from triage.routing.derive import RuleReport, automation_of, derived
+from triage.routing.automation import automation_of
+from triage.routing.derive import RuleReport, derived
 from triage.routing.evidence import HoldoutPredictions, load_evidence
 from triage.training.gate import MAX_AUTOMATION_DROP
 

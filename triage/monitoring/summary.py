@@ -9,10 +9,10 @@ from typing import Any
 
 from triage.models import Category, ModelVersion, RoutingPolicy
 from triage.monitoring.live import live_report
+from triage.routing.automation import automation_of
 from triage.routing.derive import (
     RuleReport,
     Settings,
-    automation_of,
     category_settings,
     derived,
     pooled_certification,

@@ -15,7 +15,7 @@ from triage.ml.calibration import (
 )
 from triage.ml.evaluation import score_metrics
 from triage.models import ModelVersion, RoutingPolicy
-from triage.routing.derive import Automation, automation_at
+from triage.routing.automation import Automation, automation_at
 from triage.routing.evidence import HoldoutPredictions, load_evidence
 from triage.training.models import TrainingExample
 from triage.training.snapshot import RetrainError, unseen_by

@@ -14,7 +14,8 @@ from triage.classify.scoring import ClassificationError, version_scores
 from triage.ml.encoder import configured_spec
 from triage.ml.heads import ArtifactError
 from triage.models import Category, ModelVersion
-from triage.routing.derive import automation_now, derived
+from triage.routing.automation import automation_now
+from triage.routing.derive import derived
 from triage.routing.evidence import evidence_path_for, write_evidence
 from triage.training.fit import (
     Candidate,
