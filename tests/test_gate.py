@@ -109,7 +109,7 @@ def test_the_chunked_bootstrap_gives_the_same_gaps_to_the_bit(n, classes, rows_p
     )
     assert np.array_equal(chunked, reference)
     # So the verdict's figures are the same too, with the default chunk size.
-    default = paired_bootstrap(truth, candidate, champion, classes)
+    default = paired_bootstrap(truth, candidate=candidate, champion=champion, n_classes=classes)
     assert (default.low, default.high) == (
         float(np.quantile(reference, 0.05)),
         float(np.quantile(reference, 0.95)),
@@ -123,7 +123,7 @@ def test_the_bootstrap_memory_stays_bounded_by_the_chunk_size():
     candidate = np.where(rng.random(n) < 0.8, truth, (truth + 1) % 3)
     tracemalloc.start()
     try:
-        paired_bootstrap(truth, candidate, truth, 3)
+        paired_bootstrap(truth, candidate=candidate, champion=truth, n_classes=3)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
