@@ -5,10 +5,10 @@ Reusable: call run_analyst_load() from any benchmark whose Django is set up and 
 database has open review tasks and analysts (see benchmarks/scale.py). Each step is
 timed per task:
 
-- claim:  reviews.services.claim_next_task (SELECT … FOR UPDATE SKIP LOCKED + lease)
+- claim:  reviews.claims.claim_next_task (SELECT … FOR UPDATE SKIP LOCKED + lease)
 - render: GET /reviews/ as htmx through the whole middleware stack; the view finds the
   task the analyst holds and renders its card (reviews.views)
-- decide: reviews.services.submit_review (review, events, training example)
+- decide: reviews.decisions.submit_review (review, events, training example)
 
 Double claims are tasks handed to more than one analyst; it must be zero.
 
@@ -75,7 +75,8 @@ def _analyst(
     from django.db import connection
     from django.test import Client
 
-    from reviews.services import claim_next_task, submit_review
+    from reviews.claims import claim_next_task
+    from reviews.decisions import submit_review
 
     timings: dict[str, list[float]] = {step: [] for step in STEPS}
     claimed: list[int] = []

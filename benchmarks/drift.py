@@ -146,7 +146,8 @@ def run(scenario: Scenario, args: argparse.Namespace, vectors: dict, encoder_id:
     from django.contrib.auth.models import User
     from django.utils import timezone
 
-    from reviews.services import claim_next_task, record_training_example, submit_review
+    from reviews.claims import claim_next_task
+    from reviews.decisions import record_training_example, submit_review
     from triage import training
     from triage.classify import service
     from triage.models import Category, Prediction, ReviewTask
@@ -272,10 +273,10 @@ def main() -> None:
     setup_django()
     import _drift_data as data
 
-    from reviews import services as review_services
+    from reviews import claims
 
     # Claims interleave audits at random; a fixed seed makes the replay repeatable.
-    review_services._claim_rng.seed(args.seed)
+    claims._claim_rng.seed(args.seed)
 
     from triage.ml.encoder import get_encoder
 

@@ -13,7 +13,7 @@ raised to 20% so the run has audits to decide. Then times, p50 / p95 in ms:
   test split) whose vectors are cached: the head, the routing policy, the writes;
 - similar-items panel: GET /reviews/tasks/<id>/similar as an analyst (Django's test
   client, rendering included) over the open low-confidence tasks;
-- audit decision: reviews.services.submit_review on audit-sample tasks the analyst
+- audit decision: reviews.decisions.submit_review on audit-sample tasks the analyst
   holds (the verdict, the drift watch's check, the training example).
 
 Beside them, measured in the same run: the champion's row with its evidence JSON (as
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def load_api() -> SimpleNamespace:
     """What the benchmark calls, by today's module paths."""
-    from reviews.services import submit_review
+    from reviews.decisions import submit_review
     from triage import training
     from triage.api.ingest import import_history
     from triage.api.intake import ItemIn

@@ -5,7 +5,7 @@ starts from a few labelled messages per class (5 by default), trains its first
 model, then takes the stream in chunks through its own services: ingest
 (ingest.ingest_items) → classify and route (service.classify_items, the
 champion and the certified thresholds) → simulated analysts claim every open
-review task and answer with the true label (reviews.services) → retrain and gate
+review task and answer with the true label (reviews.decisions) → retrain and gate
 (training.retrain) every N items.
 
 Per chunk it reports: the share decided by people (sent to review), the share
@@ -123,7 +123,8 @@ def run(scenario: Scenario) -> dict:
     from django.contrib.auth.models import User
     from django.db import transaction
 
-    from reviews.services import claim_next_task, submit_review
+    from reviews.claims import claim_next_task
+    from reviews.decisions import submit_review
     from triage import training
     from triage.api import ingest
     from triage.api.intake import ItemIn

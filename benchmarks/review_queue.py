@@ -60,7 +60,8 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from reviews.services import claim_next_task, submit_review
+    from reviews.claims import claim_next_task
+    from reviews.decisions import submit_review
     from triage.access import ANALYSTS
     from triage.management.demo_data import DESKS
     from triage.models import Category, Item, Prediction, ReviewTask

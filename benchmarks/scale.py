@@ -210,7 +210,7 @@ def claim_plan() -> str:
     from django.db import transaction
     from django.utils import timezone
 
-    from reviews.services import claim_candidates
+    from reviews.claims import claim_candidates
 
     user = User.objects.get(username="bench-analyst-1")
     with transaction.atomic():

@@ -15,7 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from reviews.services import ReviewError, submit_review
+from reviews.claims import ReviewError
+from reviews.decisions import submit_review
 from triage.access import is_senior
 from triage.models import Category, Review, ReviewTask, ReviewTaskQuerySet
 

@@ -7,14 +7,14 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.handoffs import clean_note
-from reviews.services import (
-    ReviewError,
+from reviews.claims import ReviewError
+from reviews.decisions import (
     active_category,
     corrected_event,
     example_source,
     record_training_example,
 )
+from reviews.handoffs import clean_note
 from triage.actions.events import emit_many
 from triage.models import Item, Review, ReviewTask
 from triage.monitoring.audits import amend_audit_verdict

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.services import ReviewError, held_task
+from reviews.claims import ReviewError, held_task
 from triage.models import HandOff, ReviewTask
 
 MAX_NOTE_CHARS = 2000
@@ -25,7 +25,7 @@ def clean_note(note: str) -> str:
 
 def skip_task(*, task_id: int, user: User, note: str = "", now: datetime | None = None) -> HandOff:
     """Put a held task back in the queue; it is not offered to this user again for
-    TRIAGE_SKIP_COOLDOWN_SECONDS (see services.offered). Others may take it at once."""
+    TRIAGE_SKIP_COOLDOWN_SECONDS (see reviews.claims.offered). Others may take it at once."""
     now = now or timezone.now()
     note = clean_note(note)
     with transaction.atomic():

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from reviews.services import offered
+from reviews.claims import offered
 from triage.access import is_senior
 from triage.models import ReviewTask
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group, User
 
-from reviews.services import record_training_example
+from reviews.decisions import record_training_example
 from triage.access import ADMINS, ANALYSTS
 from triage.models import ApiToken, Category, Item, ModelVersion, Prediction, ReviewTask
 

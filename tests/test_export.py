@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviews.services import record_training_example
+from reviews.decisions import record_training_example
 from reviews.trust.models import HeldLabel, Quarantine
 from tests.factories import make_item, make_labelled_history, make_user
 from tests.reviews.trust_helpers import confident_task, decide

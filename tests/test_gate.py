@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from reviews.services import record_training_example
+from reviews.decisions import record_training_example
 from triage import training
 from triage.models import AuditLog, Item, ModelVersion, RoutingPolicy
 from triage.training.gate import (

@@ -219,7 +219,7 @@ def test_a_saved_head_loads_back_identical(tmp_path):
 
 
 def test_evaluate_uses_new_examples_once_there_are_some(champion, categories, capsys):
-    from reviews.services import record_training_example
+    from reviews.decisions import record_training_example
     from triage.models import Item
 
     from .factories import KEYWORD_TEXTS

@@ -4,7 +4,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from reviews.services import record_training_example
+from reviews.decisions import record_training_example
 from triage import training
 from triage.api import ingest
 from triage.classify import scoring, service, sweep

@@ -2,7 +2,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from reviews.services import claim_next_task
+from reviews.claims import claim_next_task
 from triage.access import ADMINS
 from triage.models import AuditLog, Review, RoutingPolicy
 

@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from reviews.claims import ReviewError, current_task
 from reviews.corrections import can_change, change_decision, undo_deadline
-from reviews.services import ReviewError, current_task
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from reviews.views.queue import render_queue

@@ -9,10 +9,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from reviews.claims import ReviewError, claim_next_task, current_task, renew_lease
 from reviews.corrections import last_changeable_review
+from reviews.decisions import submit_review
 from reviews.handoffs import escalate_task, skip_task
 from reviews.queue_summary import queue_summary
-from reviews.services import ReviewError, claim_next_task, current_task, renew_lease, submit_review
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from triage.models import Category, ReviewTask

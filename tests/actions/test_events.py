@@ -4,7 +4,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.services import claim_next_task, submit_review
+from reviews.claims import claim_next_task
+from reviews.decisions import submit_review
 from tests.factories import make_item, make_labelled_history, make_user
 from triage import training
 from triage.actions.events import emit

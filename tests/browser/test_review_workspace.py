@@ -8,7 +8,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from reviews.services import claim_next_task
+from reviews.claims import claim_next_task
 from triage.actions.models import Event
 from triage.models import HandOff, Item, Review, ReviewTask
 
@@ -147,7 +147,7 @@ def test_undo_changes_my_last_decision_and_records_the_correction(live_server, p
 
 def test_my_decisions_page_filters_and_edits_within_the_window(live_server, page: Page, desks):
     ann = make_user("ann", password="s3cret-pw")
-    from reviews.services import submit_review
+    from reviews.decisions import submit_review
 
     reviews = []
     for text, slug in [("refund", "billing"), ("down", "outage")]:

@@ -70,7 +70,7 @@ def test_real_text_is_classified_by_similarity_before_any_model(real_encoder):
 
 @override_settings(TRIAGE_MIN_EXAMPLES_PER_CATEGORY=5)
 def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp_path):
-    from reviews.services import record_training_example
+    from reviews.decisions import record_training_example
     from triage import training
     from triage.management.demo_data import load_messages
     from triage.models import ModelVersion

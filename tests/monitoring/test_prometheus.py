@@ -10,7 +10,8 @@ import pytest
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from reviews.services import claim_next_task, submit_review
+from reviews.claims import claim_next_task
+from reviews.decisions import submit_review
 from triage import training
 from triage.actions.models import Delivery, Endpoint, Event
 from triage.classify import service

@@ -6,7 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviews.services import claim_next_task, submit_review
+from reviews.claims import claim_next_task
+from reviews.decisions import submit_review
 from triage import training
 from triage.actions.models import Event
 from triage.classify import service

@@ -8,8 +8,9 @@ from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from reviews.claims import ReviewError, claim_next_task
+from reviews.decisions import submit_review
 from reviews.handoffs import skip_task
-from reviews.services import ReviewError, claim_next_task, submit_review
 from tests.factories import make_item, make_task, make_user
 from triage.actions.models import Delivery, Endpoint, Event
 from triage.classify import service

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviews.services import record_training_example
+from reviews.decisions import record_training_example
 from tests.factories import make_item, make_labelled_history, make_prediction, make_task
 from triage import training
 from triage.actions.events import emit, item_data

@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from reviews.services import record_training_example
+from reviews.decisions import record_training_example
 from tests.factories import make_item, make_task, make_user
 from triage.access import ADMINS
 from triage.api import ingest

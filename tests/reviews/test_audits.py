@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from reviews.services import claim_next_task
+from reviews.claims import claim_next_task
 from tests.factories import make_item, make_prediction, make_task, make_user
 from triage.models import Item, ReviewTask, RoutingPolicy
 

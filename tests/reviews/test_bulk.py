@@ -130,7 +130,8 @@ def test_a_refused_bulk_shows_the_reason_on_the_panel(client, categories):
 @pytest.mark.needs_postgres("SKIP LOCKED")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_bulks_and_claims_never_decide_a_task_twice(categories):
-    from reviews.services import claim_next_task, submit_review
+    from reviews.claims import claim_next_task
+    from reviews.decisions import submit_review
 
     tasks = [make_task().pk for _ in range(60)]
     users = [make_user() for _ in range(8)]

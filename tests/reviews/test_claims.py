@@ -5,7 +5,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from reviews.services import ReviewError, claim_next_task, submit_review
+from reviews.claims import ReviewError, claim_next_task
+from reviews.decisions import submit_review
 from tests.factories import make_item, make_task, make_user
 from triage.models import Item, ReviewTask
 

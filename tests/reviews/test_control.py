@@ -5,10 +5,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from reviews.claims import ReviewError, claim_next_task, renew_lease
 from reviews.corrections import change_decision, last_changeable_review
+from reviews.decisions import submit_review
 from reviews.handoffs import escalate_task, skip_task
 from reviews.queue_summary import queue_summary
-from reviews.services import ReviewError, claim_next_task, renew_lease, submit_review
 from tests.factories import make_item, make_labelled_history, make_prediction, make_task, make_user
 from triage import training
 from triage.access import SENIORS

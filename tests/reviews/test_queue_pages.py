@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from reviews.services import claim_next_task, submit_review
+from reviews.claims import claim_next_task
+from reviews.decisions import submit_review
 from tests.factories import make_category, make_item, make_prediction, make_task, make_user
 from triage.models import Category, Item, Review, ReviewTask
 from triage.routing.models import Rule

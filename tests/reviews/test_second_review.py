@@ -1,6 +1,6 @@
 import pytest
 
-from reviews.services import claim_next_task
+from reviews.claims import claim_next_task
 from reviews.trust.models import ReviewCheck
 from reviews.views import is_blind
 from tests.factories import make_user

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from reviews.services import submit_review
+from reviews.decisions import submit_review
 from tests.factories import make_item, make_prediction, make_task
 from triage.models import Category, Item, Review, ReviewTask
 
