@@ -174,3 +174,11 @@ def test_the_served_head_is_not_less_precise_than_its_fold_heads() -> None:
     served = (fit.head.predict_proba(x_fresh).argmax(axis=1) == y_fresh).mean()
     partial = (fold.predict_proba(x_fresh).argmax(axis=1) == y_fresh).mean()
     assert served >= partial - 0.005
+
+
+def test_a_category_whose_most_confident_predictions_are_all_wrong_is_refused_with_a_reason():
+    """Every top prediction wrong: no evidence can certify it, and saying so must not crash
+    (it raised ValueError from the zero-error count, which classification would then hit)."""
+    result = certify_threshold(np.linspace(0.5, 1.0, 200), np.zeros(200, dtype=bool), target=0.9)
+    assert result.threshold is None
+    assert "more evidence will not certify it" in result.reason

@@ -99,8 +99,8 @@ def correct_needed(target: float, alpha: float = 0.05, *, error_rate: float = 0.
         raise ValueError(f"target precision must be in (0, 1], got {target}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if not 0 <= error_rate < 1:
-        raise ValueError(f"error_rate must be in [0, 1), got {error_rate}")
+    if not 0 <= error_rate <= 1:
+        raise ValueError(f"error_rate must be in [0, 1], got {error_rate}")
     if target == 1.0 or 1 - error_rate <= target:
         return None
     if error_rate == 0:
