@@ -42,6 +42,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from _unchunked_bootstrap import unchunked_gaps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -273,22 +274,7 @@ def unchunked_paired_bootstrap(
     truth: np.ndarray, candidate: np.ndarray, champion: np.ndarray, n_classes: int
 ) -> SimpleNamespace:
     """The gate's bootstrap before chunking: all 2,000 resamples drawn and weighed at once."""
-
-    def weighted_f1(predicted: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        t = np.eye(n_classes + 1)[np.where(truth < 0, n_classes, truth)][:, :n_classes]
-        p = np.eye(n_classes + 1)[np.where(predicted < 0, n_classes, predicted)][:, :n_classes]
-        tp, support, counted = weights @ (t * p), weights @ t, weights @ p
-        denominator = support + counted
-        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-        present = denominator > 0
-        result: np.ndarray = (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
-        return result
-
-    rounds, n = 2000, len(truth)
-    draws = np.random.default_rng(0).integers(0, n, size=(rounds, n))
-    weights = np.zeros((rounds, n))
-    np.add.at(weights, (np.repeat(np.arange(rounds), n), draws.ravel()), 1.0)
-    gaps = weighted_f1(candidate, weights) - weighted_f1(champion, weights)
+    gaps = unchunked_gaps(truth, candidate, champion, n_classes)
     return SimpleNamespace(low=float(np.quantile(gaps, 0.05)), high=float(np.quantile(gaps, 0.95)))
 
 

@@ -72,7 +72,7 @@ def automated_on_test(labels, val_probs, test_probs, y_val, y_test, target, min_
     import numpy as np
 
     from triage.routing.automation import automation_at
-    from triage.routing.derive import HoldoutPredictions
+    from triage.routing.evidence import HoldoutPredictions
 
     holdout = HoldoutPredictions.from_scores(labels, val_probs, y_val)
     automation = automation_at(holdout, target, min_support=min_support)
@@ -97,7 +97,7 @@ def measure(labels, val_probs, test_probs, y_val, y_test, targets, min_support):
     from sklearn.metrics import f1_score
 
     from triage.ml.calibration import expected_calibration_error
-    from triage.routing.derive import HoldoutPredictions
+    from triage.routing.evidence import HoldoutPredictions
 
     test = HoldoutPredictions.from_scores(labels, test_probs, y_test)
     correct = test.predicted == test.truth

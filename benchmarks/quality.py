@@ -45,7 +45,7 @@ def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
     from _wilson import wilson_threshold
 
     from triage.routing.certify import certify_threshold
-    from triage.routing.derive import HoldoutPredictions
+    from triage.routing.evidence import HoldoutPredictions
     from triage.training.fit import cross_fit_head
 
     labels = sorted(set(y))

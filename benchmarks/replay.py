@@ -100,7 +100,7 @@ def baseline_thresholds(version, target: float) -> dict[str, dict[str, float | N
     """Point-estimate and old-Wilson thresholds on the version's own evidence."""
     from _wilson import wilson_threshold
 
-    from triage.routing.derive import HoldoutPredictions
+    from triage.routing.evidence import HoldoutPredictions
 
     evidence = HoldoutPredictions.from_json(version.holdout)
     out: dict[str, dict[str, float | None]] = {"point estimate": {}, "old Wilson": {}}

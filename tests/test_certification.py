@@ -15,7 +15,7 @@ import pytest
 from benchmarks._wilson import wilson_threshold
 from triage.ml.heads import train_logistic_head
 from triage.routing.certify import certify_threshold
-from triage.routing.derive import HoldoutPredictions
+from triage.routing.evidence import HoldoutPredictions
 from triage.training.fit import cross_fit_head
 
 DELTA = 0.05

@@ -5,6 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from benchmarks._unchunked_bootstrap import unchunked_gaps
 from reviews.decisions import record_training_example
 from triage import training
 from triage.models import AuditLog, Item, ModelVersion, RoutingPolicy
@@ -73,25 +74,6 @@ def test_paired_bootstrap_separates_a_clearly_better_model():
     c = paired_bootstrap(truth, candidate=good, champion=bad, n_classes=3)
     assert 0 < c.low < c.difference < c.high
     assert paired_bootstrap(truth, candidate=bad, champion=good, n_classes=3).high < 0
-
-
-def unchunked_gaps(truth, candidate, champion, n_classes, *, rounds=2000, seed=0):
-    """The bootstrap as it was before chunking (every resample at once), for reference."""
-
-    def weighted_f1(predicted, weights):
-        t = np.eye(n_classes + 1)[np.where(truth < 0, n_classes, truth)][:, :n_classes]
-        p = np.eye(n_classes + 1)[np.where(predicted < 0, n_classes, predicted)][:, :n_classes]
-        tp, support, counted = weights @ (t * p), weights @ t, weights @ p
-        denominator = support + counted
-        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-        present = denominator > 0
-        return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
-
-    n = len(truth)
-    draws = np.random.default_rng(seed).integers(0, n, size=(rounds, n))
-    weights = np.zeros((rounds, n))
-    np.add.at(weights, (np.repeat(np.arange(rounds), n), draws.ravel()), 1.0)
-    return weighted_f1(candidate, weights) - weighted_f1(champion, weights)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from triage.classify import service
 from triage.ml.heads import ArtifactError, load_head
 from triage.models import Item, ModelVersion, Prediction, RoutingPolicy
 from triage.monitoring.models import Alert
-from triage.routing.derive import HoldoutPredictions, category_rule, rule_reports
-from triage.routing.evidence import load_evidence
+from triage.routing.derive import category_rule, rule_reports
+from triage.routing.evidence import HoldoutPredictions, load_evidence
 
 from .factories import make_item, make_labelled_history
 
