@@ -30,7 +30,7 @@ def test_metrics_need_a_token(client, champion):
 
 
 def test_metrics_give_per_category_and_pooled_figures(client, champion):
-    set_policy(target_precision=0.9, min_support=5)
+    set_policy(target_precision=0.9, min_support=5, certification="per_category")
     token = make_token()
     response = client.get("/api/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 200
@@ -62,7 +62,7 @@ def test_metrics_give_per_category_and_pooled_figures(client, champion):
 
 def test_pooled_certification_automates_where_categories_alone_cannot(champion):
     # At 97% no category has enough evidence alone; together they do.
-    set_policy(target_precision=0.97, min_support=5)
+    set_policy(target_precision=0.97, min_support=5, certification="per_category")
     alone = metrics_snapshot()
     assert all(c["threshold"] is None for c in alone["categories"])
     assert all("needs about" in c["why_not"] for c in alone["categories"])
@@ -72,6 +72,14 @@ def test_pooled_certification_automates_where_categories_alone_cannot(champion):
     assert all(c["threshold"] == pooled["pooled"]["threshold"] for c in pooled["categories"])
     assert all(c["scope"] == "pooled" for c in pooled["categories"])
     assert pooled["overall"]["automation_share"] > 0.5
+    # The default falls back to the same pool: every category here is thin at 97%.
+    set_policy(certification="fallback")
+    fallback = metrics_snapshot()
+    assert all(c["scope"] == "pooled" for c in fallback["categories"])
+    assert fallback["pooled"]["in_force"] is True
+    assert all(len(c["pooled_with"]) == 2 for c in fallback["categories"])
+    assert fallback["overall"]["automation_share"] > 0.5
+    assert "split across these scopes" in fallback["guarantee"]
 
 
 def test_all_categories_at_once_splits_delta_across_them(champion):

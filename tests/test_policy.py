@@ -89,8 +89,8 @@ def test_an_uncertifiable_target_says_what_evidence_would_certify_it():
     )
     report = category_rule("a", target=0.99, threshold=0.9, holdout=holdout, min_support=10)
     assert report.rule.threshold is None
-    assert report.needed == 598
-    assert "needs about 598 correct predictions above the threshold" in report.rule.note
+    assert report.needed == 299  # the zero-error count at 99%
+    assert "needs about 299 correct predictions above the threshold" in report.rule.note
     assert "has 45 of 50" in report.rule.note
 
 
@@ -196,7 +196,7 @@ def test_admins_see_why_a_category_does_or_does_not_auto_act(client, champion):
 
     from .factories import make_user
 
-    set_policy(target_precision=0.99, min_support=5)
+    set_policy(target_precision=0.99, min_support=5, certification="per_category")
     client.force_login(make_user("root", group=ADMINS))
     body = client.get("/admin/triage/category/").content.decode()
     assert "never auto-acts: needs about" in body

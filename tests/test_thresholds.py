@@ -79,12 +79,25 @@ def test_a_certified_threshold_ends_a_leading_run_of_passes_of_some_walk(
     )
 
 
-def test_walks_start_at_growing_sizes_and_share_delta() -> None:
-    assert walk_starts(50, target=0.95, delta=0.05, min_support=30) == ([118], 0.05)
+def test_walks_start_at_growing_sizes_and_evidence_shares_and_share_delta() -> None:
+    # Too few items for a second walk: one, at the full delta, from the zero-error count.
+    assert walk_starts(50, target=0.95, delta=0.05, min_support=30) == ([59], 0.05)
     starts, level = walk_starts(5000, target=0.95, delta=0.05, min_support=30)
-    assert level == pytest.approx(0.05 / 3)
-    assert starts == [starts[0], 4 * starts[0], 16 * starts[0]]
-    assert starts[0] == 2 * correct_needed(0.95, 0.05 / 3)
+    assert level == pytest.approx(0.05 / 6)
+    n0 = correct_needed(0.95, 0.05 / 6)
+    assert starts == sorted([n0, 4 * n0, 16 * n0, 250, 500, 1000])
+    # Shares below the zero-error count do not start a walk; the level follows the count.
+    starts, level = walk_starts(1000, target=0.99, delta=0.05, min_support=30)
+    assert (starts, level) == ([correct_needed(0.99, 0.05)], 0.05)
+
+
+def test_the_starts_depend_on_the_count_and_the_settings_only() -> None:
+    for n in (0, 10, 100, 999, 5000, 123_456):
+        assert walk_starts(n, target=0.9, delta=0.05, min_support=30) == walk_starts(
+            n, target=0.9, delta=0.05, min_support=30
+        )
+        starts, level = walk_starts(n, target=0.9, delta=0.05, min_support=30)
+        assert starts == sorted(starts) and level == pytest.approx(0.05 / len(starts))
 
 
 @settings(max_examples=100, deadline=None)
@@ -132,8 +145,8 @@ def test_evidence_needed_is_the_smallest_count_whose_bound_clears(
 def test_too_little_evidence_says_how_much_is_needed() -> None:
     result = certify_threshold(np.full(52, 0.99), np.ones(52, bool), target=0.99)
     assert result.threshold is None
-    assert result.needed == 598
-    assert "needs about 598 correct predictions above the threshold" in result.reason
+    assert result.needed == 299  # the zero-error count: where the first walk starts
+    assert "needs about 299 correct predictions above the threshold" in result.reason
     assert "at least 299 with no error" in result.reason
     assert "has 52 of 52" in result.reason
 

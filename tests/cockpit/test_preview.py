@@ -32,7 +32,7 @@ def figures(html: str) -> dict[str, str]:
         Setting(None, None, inherit=True),
     ],
 )
-@pytest.mark.parametrize("certification", ["per_category", "all_categories", "pooled"])
+@pytest.mark.parametrize("certification", ["fallback", "per_category", "all_categories", "pooled"])
 def test_the_preview_equals_what_routing_uses_once_saved(champion, setting, certification):
     RoutingPolicy.objects.filter(pk=1).update(certification=certification)
     billing = Category.objects.get(slug="billing")

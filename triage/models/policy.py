@@ -20,6 +20,10 @@ class RoutingPolicy(models.Model):
     """
 
     class Certification(models.TextChoices):
+        FALLBACK = (
+            "fallback",
+            ("per category, thin categories pooled (delta split across the scopes)"),
+        )
         PER_CATEGORY = "per_category", "per category (each category's promise on its own)"
         ALL_CATEGORIES = "all_categories", "all categories at once (delta split across them)"
         POOLED = "pooled", "pooled (one threshold; the promise covers auto-actions as a whole)"
@@ -45,10 +49,12 @@ class RoutingPolicy(models.Model):
     certification = models.CharField(
         max_length=20,
         choices=Certification.choices,
-        default=Certification.PER_CATEGORY,
+        default=Certification.FALLBACK,
         help_text=(
-            "Scope of the promise. Pooled certifies one threshold over all categories that "
-            "follow the global target: use it where per-category evidence is thin."
+            "Scope of the promise. The default certifies each category with enough evidence "
+            "on its own and pools the thin ones that share a target, with delta split across "
+            "the scopes. Pooled certifies one threshold over all categories that follow the "
+            "global target."
         ),
     )
     min_support = models.PositiveIntegerField(

@@ -23,6 +23,12 @@ def guarantee_statement(policy: RoutingPolicy) -> str:
     """The promise in one paragraph, with its scope, as the README states it."""
     confidence = f"{1 - policy.delta:.0%}"
     scope = {
+        RoutingPolicy.Certification.FALLBACK: (
+            "for each category with enough evidence on its own, and for each pool of thin "
+            "categories sharing a target as a whole (a single category inside a pool may be "
+            f"less precise); delta {policy.delta:g} is split across these scopes, so the chance "
+            f"that any of the promises fails is at most {policy.delta:g}"
+        ),
         RoutingPolicy.Certification.PER_CATEGORY: (
             "for each category on its own: the chance that any one category's promise fails "
             f"is at most {policy.delta:g}"
@@ -55,6 +61,8 @@ def _category_json(report: RuleReport, name: str) -> dict[str, Any]:
         "name": name,
         "mode": rule.mode.value,
         "scope": report.scope or None,
+        "pooled_with": [s for s in report.pool if s != report.slug],
+        "delta": report.delta,
         "target": rule.target,
         "threshold": _round(rule.threshold),
         "certified_bound": _round(rule.lower_bound) if certified else None,
@@ -85,7 +93,8 @@ def metrics_snapshot() -> dict[str, Any]:
             members, target=policy.target_precision, holdout=evidence, settings=Settings.of(policy)
         )
         pooled = {
-            "in_force": policy.certification == RoutingPolicy.Certification.POOLED,
+            "in_force": policy.certification == RoutingPolicy.Certification.POOLED
+            or any(r.scope == "pooled" and len(r.pool) == len(members) for r in reports),
             "categories": members,
             "target": result.target,
             "threshold": _round(result.threshold),

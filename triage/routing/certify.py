@@ -18,16 +18,19 @@ How (fixed-sequence testing, as in Learn-then-Test, Angelopoulos et al. 2021):
    The first failure stops the walk; the last success is the threshold.
    Because the order is fixed in advance and we stop at the first failure, no
    multiple-testing correction is needed however long the grid is.
-3. With enough evidence, up to three walks start at growing sizes (top 2·n₀,
-   8·n₀, 32·n₀ items), each at level delta / 3, and the lowest threshold any of
-   them certifies wins (union bound): one unlucky error among the first few
-   dozen items no longer ends the search.
+3. Several walks start at different sizes (triage.routing.walks): multiples of
+   the zero-error count n₀ (n₀, 4·n₀, 16·n₀) and fixed shares of the scope's
+   evidence (5%, 10%, 20%), each at level delta / walks, and the lowest threshold
+   any of them certifies wins (union bound). One unlucky error among the most
+   confident items (a noisy top) no longer ends the search, and a walk starts
+   where the evidence is. The starts depend on the settings and the number of
+   items only; the design was chosen by simulation (tests/test_certification*.py).
 
 Assumptions: evidence items are exchangeable with the items the threshold will
 be applied to, and, given the confidences, their correctness is independent.
-The scope is one category (``per category``), or one threshold over every
-category together (``pooled``: the promise then covers the auto-actions as a
-whole), or all categories at once (``delta`` split across them).
+The scope is one category, or a pool of categories certified together (the
+promise then covers their auto-actions as a whole); which categories share a
+scope, and at what share of delta, is triage.routing.scopes.
 
 The old rule (take the lowest threshold whose two-sided 95% Wilson bound
 passes, out of every distinct confidence) lives in benchmarks/_wilson.py, only
@@ -45,6 +48,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from triage.routing.walks import (
+    DEFAULT_WALKS,
+    GEOMETRIC_ONLY,
+    WalkDesign,
+    candidate_grid,
+    enough_evidence,
+    first_support,
+    walk_starts,
+)
 from triage.stats import clopper_pearson_lower_bounds, correct_needed
 
 __all__ = [
@@ -56,15 +68,14 @@ __all__ = [
     "certify_threshold",
     "first_support",
     "walk_starts",
+    "enough_evidence",
+    "WalkDesign",
+    "DEFAULT_WALKS",
+    "GEOMETRIC_ONLY",
     "risk_coverage_curve",
 ]
 
 DEFAULT_DELTA = 0.05
-# Most candidate thresholds tested; a finer grid only adds near-duplicate tests.
-GRID_POINTS = 100
-# Walks from several starting sizes (see walk_starts).
-MAX_WALKS = 3
-WALK_SPACING = 4
 
 
 @dataclass(frozen=True)
@@ -115,55 +126,6 @@ class Certification:
         )
 
 
-def first_support(target: float, delta: float, min_support: int) -> int:
-    """Items the most conservative candidate keeps: a function of the settings only.
-
-    Fewer than ``correct_needed(target, delta)`` items cannot pass even when all
-    are right, so starting there would stop the walk at once; twice that leaves
-    room for a stray error, which otherwise ends the walk before it starts.
-    """
-    zero_error = correct_needed(target, delta)
-    floor = 2 * zero_error if zero_error is not None else 1
-    return max(min_support, floor)
-
-
-def walk_starts(
-    n: int, *, target: float, delta: float, min_support: int
-) -> tuple[list[int], float]:
-    """Where the walks start (items kept by their first candidate), and their level.
-
-    One walk from a small start stops for good at an early unlucky error, even
-    when larger sets would pass easily. So, when there are enough items, up to
-    MAX_WALKS walks start at sizes growing by WALK_SPACING, each tested at
-    delta / walks: by the union bound the chance that any of them certifies a
-    wrong threshold stays at most delta. The lowest certified threshold wins.
-    Depends on the number of items and the settings only, never on correctness.
-    """
-    for walks in range(MAX_WALKS, 1, -1):
-        first = first_support(target, delta / walks, min_support)
-        starts = [first * WALK_SPACING**j for j in range(walks)]
-        if starts[-1] <= n:
-            return starts, delta / walks
-    return [first_support(target, delta, min_support)], delta
-
-
-def candidate_grid(
-    confidences: npt.ArrayLike, *, start: int, points: int = GRID_POINTS
-) -> npt.NDArray[np.float64]:
-    """Candidate thresholds, most conservative first, from confidences alone.
-
-    The k-th candidate is the confidence of the ``count_k``-th most confident
-    item, with counts evenly spaced from ``start`` to all items. Empty when
-    there are fewer than ``start`` items.
-    """
-    conf = np.sort(np.asarray(confidences, dtype=np.float64))[::-1]
-    n = len(conf)
-    if n < start or n == 0:
-        return np.zeros(0)
-    counts = np.unique(np.linspace(start, n, num=min(points, n - start + 1)).round().astype(int))
-    return np.unique(conf[counts - 1])[::-1]
-
-
 def certify_threshold(
     confidences: npt.ArrayLike,
     correct: npt.ArrayLike,
@@ -171,6 +133,7 @@ def certify_threshold(
     target: float,
     delta: float = DEFAULT_DELTA,
     min_support: int = 30,
+    design: WalkDesign = DEFAULT_WALKS,
 ) -> Certification:
     """The lowest threshold certified by fixed-sequence testing (see the module doc)."""
     _check_target(target)
@@ -188,7 +151,9 @@ def certify_threshold(
             "a 100% target cannot be certified from a finite sample",
             needed=None,
         )
-    starts, level = walk_starts(n, target=target, delta=delta, min_support=min_support)
+    starts, level = walk_starts(
+        n, target=target, delta=delta, min_support=min_support, design=design
+    )
     if n < starts[0]:
         return Certification.never(
             target,
@@ -201,7 +166,7 @@ def certify_threshold(
     best: tuple[float, int, int, float] | None = None
     first_test: tuple[int, int] | None = None
     for start in starts:
-        grid = candidate_grid(conf, start=start)
+        grid = candidate_grid(conf, start=start, step=design.step)
         selected = conf[None, :] >= grid[:, None]
         support = selected.sum(axis=1)
         successes = (selected & right[None, :]).sum(axis=1)

@@ -5,15 +5,14 @@ A raw threshold is used as it is. A target precision becomes a threshold
 out-of-fold predictions on every labelled example, stored with the version, so
 thresholds follow the model and changing a target re-derives them at once.
 
-Certification scope is a policy setting (RoutingPolicy.certification):
-- per category: each category's threshold is certified on that category's
-  predictions at level delta; the promise holds for each category on its own;
-- all categories: the same, with delta split evenly across the certified
-  categories (Bonferroni), so the promise holds for all of them at once;
-- pooled: one threshold, certified on the predictions of every category that
-  follows the global target, so the promise covers those auto-actions as a
-  whole. Where per-category evidence is thin this still automates. Categories
-  with their own target or raw threshold keep their own rule.
+Certification scope is a policy setting (RoutingPolicy.certification); which
+categories are certified together, and at what share of delta, is
+triage.routing.scopes (re-exported here for the callers that read rules):
+- thin categories pooled (the default): a category with enough evidence for its
+  target alone, the thin ones pooled by target, delta split across the scopes;
+- per category: each alone at delta; the promise holds for each on its own;
+- all categories: each alone, delta split evenly (Bonferroni);
+- pooled: one threshold over every category that follows the global target.
 
 A stored version's derivation (derived: its evidence, rules and routing policy) is
 cached per process until the version, the policy or a category changes
@@ -27,189 +26,43 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
 from triage.ml.heads import ArtifactError
 from triage.models import Category, ModelVersion, RoutingPolicy
 from triage.routing import cache
 from triage.routing import policy as routing
-from triage.routing.certify import DEFAULT_DELTA, Certification, certify_threshold
 from triage.routing.evidence import HoldoutPredictions, load_evidence
+from triage.routing.scopes import (
+    NO_EVIDENCE,
+    RuleReport,
+    Scope,
+    Settings,
+    category_rule,
+    certification_scopes,
+    derive_rules,
+    pooled_certification,
+    raw_rule,
+)
+
+__all__ = [
+    "NO_EVIDENCE",
+    "Derived",
+    "RuleReport",
+    "Scope",
+    "Settings",
+    "category_rule",
+    "category_settings",
+    "certification_scopes",
+    "derive_rules",
+    "derived",
+    "pooled_certification",
+    "reports_for",
+    "routing_policy",
+    "rule_for_category",
+    "rule_reports",
+    "thresholds_snapshot",
+]
 
 logger = logging.getLogger(__name__)
-
-Mode = RoutingPolicy.Certification
-
-
-@dataclass(frozen=True)
-class RuleReport:
-    """A category's rule, with what it would have done on the evidence."""
-
-    slug: str
-    rule: routing.Rule
-    coverage: float | None  # share of this category's evidence predictions automated
-    precision: float | None  # their precision
-    support: int = 0  # evidence predictions of this category (the bound's n is `selected`)
-    selected: int = 0  # how many of them the threshold automates
-    needed: int | None = None  # correct predictions needed when the target cannot be certified
-    scope: str = ""  # "category", "all categories" or "pooled"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The policy numbers certification needs, detached from the database row."""
-
-    target: float | None
-    default_threshold: float
-    min_support: int
-    delta: float
-    mode: str
-
-    @classmethod
-    def of(cls, policy: RoutingPolicy) -> "Settings":
-        return cls(
-            target=policy.target_precision,
-            default_threshold=policy.default_threshold,
-            min_support=policy.min_support,
-            delta=policy.delta,
-            mode=policy.certification,
-        )
-
-
-NO_EVIDENCE = "no evidence for this model: cannot derive a threshold"
-
-
-def _raw_rule(slug: str, threshold: float, holdout: HoldoutPredictions | None) -> RuleReport:
-    confidences, correct = (
-        holdout.for_category(slug) if holdout else (np.zeros(0), np.zeros(0, dtype=bool))
-    )
-    chosen = confidences >= threshold
-    return RuleReport(
-        slug,
-        routing.Rule(threshold, routing.Mode.THRESHOLD),
-        coverage=float(chosen.mean()) if len(chosen) else None,
-        precision=float(correct[chosen].mean()) if chosen.any() else None,
-        support=len(chosen),
-        selected=int(chosen.sum()),
-    )
-
-
-def _certified_rule(
-    slug: str, result: Certification, *, support: int, scope: str, selected: int | None = None
-) -> RuleReport:
-    rule = routing.Rule(
-        result.threshold,
-        routing.Mode.TARGET_PRECISION,
-        result.target,
-        lower_bound=result.lower_bound,
-        note=result.reason,
-    )
-    return RuleReport(
-        slug,
-        rule,
-        coverage=result.coverage if support else None,
-        precision=result.precision,
-        support=support,
-        selected=result.support if selected is None else selected,
-        needed=result.needed,
-        scope=scope,
-    )
-
-
-def category_rule(
-    slug: str,
-    *,
-    target: float | None,
-    threshold: float,
-    holdout: HoldoutPredictions | None,
-    min_support: int,
-    delta: float = DEFAULT_DELTA,
-    scope: str = "category",
-) -> RuleReport:
-    """One category's rule, certified on its own predictions."""
-    if target is None:
-        return _raw_rule(slug, threshold, holdout)
-    if holdout is None:
-        rule = routing.Rule(None, routing.Mode.TARGET_PRECISION, target, note=NO_EVIDENCE)
-        return RuleReport(slug, rule, coverage=None, precision=None, scope=scope)
-    confidences, correct = holdout.for_category(slug)
-    result = certify_threshold(
-        confidences, correct, target=target, delta=delta, min_support=min_support
-    )
-    return _certified_rule(slug, result, support=len(confidences), scope=scope)
-
-
-def pooled_certification(
-    slugs: Sequence[str], *, target: float, holdout: HoldoutPredictions, settings: Settings
-) -> Certification:
-    """One threshold certified on the predictions of all these categories together."""
-    confidences, correct = holdout.for_categories(slugs)
-    return certify_threshold(
-        confidences, correct, target=target, delta=settings.delta, min_support=settings.min_support
-    )
-
-
-def derive_rules(
-    targets: dict[str, float | None],
-    *,
-    thresholds: dict[str, float],
-    holdout: HoldoutPredictions | None,
-    settings: Settings,
-) -> list[RuleReport]:
-    """Every category's rule. ``targets[slug]`` None means a raw threshold.
-
-    Categories whose target is the global one are the ones pooling applies to.
-    """
-    certified = [slug for slug, target in targets.items() if target is not None]
-    pooled = [
-        slug
-        for slug in certified
-        if settings.mode == Mode.POOLED and targets[slug] == settings.target
-    ]
-    delta = settings.delta
-    if settings.mode == Mode.ALL_CATEGORIES and certified:
-        delta = settings.delta / len(certified)
-    reports: dict[str, RuleReport] = {}
-    if pooled and holdout is not None and settings.target is not None:
-        result = pooled_certification(
-            pooled, target=settings.target, holdout=holdout, settings=settings
-        )
-        for slug in pooled:
-            confidences, _ = holdout.for_category(slug)
-            chosen = (
-                confidences >= result.threshold
-                if result.threshold is not None
-                else np.zeros(len(confidences), dtype=bool)
-            )
-            reports[slug] = RuleReport(
-                slug,
-                routing.Rule(
-                    result.threshold,
-                    routing.Mode.TARGET_PRECISION,
-                    settings.target,
-                    lower_bound=result.lower_bound,
-                    note=f"pooled over {len(pooled)} categories: {result.reason}",
-                ),
-                coverage=float(chosen.mean()) if len(chosen) else None,
-                precision=result.precision,
-                support=len(chosen),
-                selected=int(chosen.sum()),
-                needed=result.needed,
-                scope="pooled",
-            )
-    for slug, target in targets.items():
-        if slug in reports:
-            continue
-        reports[slug] = category_rule(
-            slug,
-            target=target,
-            threshold=thresholds[slug],
-            holdout=holdout,
-            min_support=settings.min_support,
-            delta=delta,
-            scope="all categories" if settings.mode == Mode.ALL_CATEGORIES else "category",
-        )
-    return [reports[slug] for slug in targets]
 
 
 def category_settings(category: Category, policy: RoutingPolicy) -> tuple[float | None, float]:
@@ -312,7 +165,7 @@ def rule_for_category(category: Category, *, version: ModelVersion | None) -> Ru
     for report in derived(version).reports:
         if report.slug == category.slug:
             return report
-    return _raw_rule(category.slug, 1.0, None)
+    return raw_rule(category.slug, 1.0, None)
 
 
 def routing_policy(version: ModelVersion | None) -> routing.Policy:

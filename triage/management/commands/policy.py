@@ -54,7 +54,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--certification",
             choices=[c.value for c in RoutingPolicy.Certification],
-            help="scope of the promise: per_category, all_categories (delta split) or pooled",
+            help=(
+                "scope of the promise: fallback (default: per category, thin categories "
+                "pooled, delta split), per_category, all_categories (delta split) or pooled"
+            ),
         )
         audits = parser.add_argument_group("audits and the drift watch")
         audits.add_argument("--audit-rate", help="share of auto-actions audited (0–1)")
