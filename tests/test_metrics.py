@@ -113,3 +113,22 @@ def test_policy_command_prints_the_guarantee_and_pooled_figures(champion, capsys
     assert "With 90% confidence" in out
     assert "for each category on its own" in out
     assert RoutingPolicy.current().delta == 0.1
+
+
+def test_the_frontier_gives_each_target_and_the_highest_certifiable(champion):
+    set_policy(target_precision=0.99, min_support=5)
+    body = metrics_snapshot()
+    shape = body["frontier"]
+    assert shape["targets"][0] == 0.8 and shape["targets"][-1] == 0.99
+    assert set(shape["categories"]) == {"billing", "outage", "other"}
+    for slug, rows in shape["categories"].items():
+        assert len(rows) == 20
+        highest = shape["highest_certifiable"][slug]
+        certified = [r["target"] for r in rows if r["threshold"] is not None]
+        # The highest certifiable target is the highest row with a threshold, when any is.
+        if certified:
+            assert highest == max(certified)
+    by_slug = {c["slug"]: c for c in body["categories"]}
+    for slug, c in by_slug.items():
+        assert c["highest_certifiable"] == shape["highest_certifiable"][slug]
+    assert len(shape["overall"]) == 20 and len(shape["pooled"]) == 20

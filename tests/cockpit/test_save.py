@@ -127,3 +127,27 @@ def test_audit_draws_keep_a_rerouted_task_open_as_an_audit_sample(admin_client, 
     assert task.completed_at is None and task.reason == ReviewTask.Reason.AUDIT_SAMPLE
     task.item.refresh_from_db()
     assert task.item.status == Item.Status.ROUTED
+
+
+def test_a_target_no_scope_can_certify_is_saved_and_the_page_says_so(admin_client, champion):
+    response = admin_client.post(
+        "/cockpit/categories/billing/save", {"mode": "target", "target": "0.999"}, follow=True
+    )
+    assert response.status_code == 200
+    billing = Category.objects.get(slug="billing")
+    assert billing.target_precision == 0.999  # the admin's choice stands
+    body = response.content.decode()
+    assert "no scope can certify 99.9% for" in body
+    assert "certifiable today" in body
+    # The page shows the frontier, with the note on picking a target from it.
+    assert 'id="frontier"' in body
+    assert "a target picked because its row looks good is a look at that evidence" in body
+
+
+def test_a_certifiable_target_saves_without_the_warning(admin_client, champion):
+    response = admin_client.post(
+        "/cockpit/categories/billing/save", {"mode": "target", "target": "0.5"}, follow=True
+    )
+    body = response.content.decode()
+    assert "Saved the rule for" in body
+    assert "no scope can certify" not in body

@@ -21,6 +21,7 @@ from triage.routing.derive import (
     derive_rules,
     derived,
 )
+from triage.routing.frontier import why_raw_beats_target
 from triage.stats import clopper_pearson_lower
 
 
@@ -62,6 +63,23 @@ class Preview:
     delta: float
     curve: list[certify.CoveragePoint]
     has_model: bool
+    # When a raw threshold's one-look bound clears a target that failed: why, in a sentence.
+    why_raw: str = ""
+
+    @property
+    def scope_text(self) -> str:
+        """Which scope the target is certified in, and at what share of delta."""
+        report = self.report
+        if self.target is None or not self.has_model or report.delta is None:
+            return ""
+        level = f"delta {report.delta:.3g}"
+        if report.scope == "pooled":
+            others = [s for s in report.pool if s != self.slug]
+            return (
+                f"Certified pooled with {', '.join(others)} (thin categories sharing this "
+                f"target), at {level}: the promise covers their automatic actions together."
+            )
+        return f"Certified on its own evidence, at {level}."
 
     @property
     def threshold(self) -> float | None:
@@ -151,6 +169,7 @@ def preview(
     target = chosen[category.slug][0]
     bound = report.rule.lower_bound
     curve: list[certify.CoveragePoint] = []
+    why_raw = ""
     if holdout is not None:
         confidences, correct = holdout.for_category(category.slug)
         if target is None and report.selected:
@@ -161,6 +180,9 @@ def preview(
         curve = certify.risk_coverage_curve(
             confidences, correct, delta=policy.delta, points=curve_points
         )
+        why_raw = why_raw_beats_target(
+            confidences, correct, report, delta=policy.delta, min_support=policy.min_support
+        )
     return Preview(
         slug=category.slug,
         setting=setting,
@@ -170,4 +192,5 @@ def preview(
         delta=policy.delta,
         curve=curve,
         has_model=champion is not None,
+        why_raw=why_raw,
     )

@@ -17,6 +17,7 @@ from triage.routing.derive import (
     derived,
     pooled_certification,
 )
+from triage.routing.frontier import frontier_now
 
 
 def guarantee_statement(policy: RoutingPolicy) -> str:
@@ -107,6 +108,7 @@ def metrics_snapshot() -> dict[str, Any]:
             "needed": result.needed,
         }
     overall = automation_of(evidence, reports) if evidence is not None else None
+    shape = frontier_now(champion) if champion is not None else None
     return {
         "policy": {
             "target_precision": policy.target_precision,
@@ -130,7 +132,11 @@ def metrics_snapshot() -> dict[str, Any]:
             "trained_on_examples": (champion.training_snapshot or {}).get("train"),
             "promoted_at": champion.promoted_at.isoformat() if champion.promoted_at else None,
         },
-        "categories": [_category_json(r, names.get(r.slug, r.slug)) for r in reports],
+        "categories": [
+            _category_json(r, names.get(r.slug, r.slug))
+            | {"highest_certifiable": None if shape is None else shape.highest.get(r.slug)}
+            for r in reports
+        ],
         "pooled": pooled,
         "overall": None
         if overall is None
@@ -138,6 +144,8 @@ def metrics_snapshot() -> dict[str, Any]:
             "automation_share": _round(overall.coverage),
             "evidence_precision": _round(overall.precision),
         },
+        # For reading the trade-off: each target's automation, the highest certifiable now.
+        "frontier": None if shape is None else shape.as_json(),
         # What the audits see in production: live precision, automation, drift state.
         "live": live_report().as_json(),
     }

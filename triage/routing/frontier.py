@@ -13,9 +13,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from triage.models import Category, ModelVersion, RoutingPolicy
+from triage.routing import cache
 from triage.routing.automation import automation_of
 from triage.routing.certify import walk_starts
-from triage.routing.derive import RuleReport, Settings, derive_rules, pooled_certification
+from triage.routing.derive import (
+    RuleReport,
+    Settings,
+    derive_rules,
+    derived,
+    pooled_certification,
+)
 from triage.routing.evidence import HoldoutPredictions
 from triage.stats import clopper_pearson_lower
 
@@ -159,4 +167,23 @@ def why_raw_beats_target(
             if strict >= target
             else f", below {target:.1%}."
         )
+    )
+
+
+def frontier_now(version: ModelVersion | None) -> Frontier | None:
+    """The frontier of the active categories on this version's evidence under the saved
+    policy, cached per process like the derivation (None: no evidence)."""
+    found = derived(version)
+    if found.evidence is None or not len(found.evidence):
+        return None
+    evidence = found.evidence
+    policy = RoutingPolicy.current()
+    slugs = tuple(
+        Category.objects.filter(is_active=True, slug__in=evidence.labels)
+        .order_by("slug")
+        .values_list("slug", flat=True)
+    )
+    return cache.cached(
+        ("frontier", *cache.version_key(version), *cache.inputs_key()),
+        lambda: frontier(evidence, slugs=slugs, settings=Settings.of(policy)),
     )

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from triage.access import HtmxHttpRequest, admin_required
 from triage.cockpit.charts import Chart, Series, percent, share_ticks, xy_chart
 from triage.cockpit.forms import ResumeForm, RuleForm
+from triage.cockpit.frontier import category_frontier, uncertifiable_notice
 from triage.cockpit.preview import Preview, Setting, preview
 from triage.cockpit.services import (
     RerouteChanged,
@@ -83,6 +84,7 @@ def _context(
         "current": current,
         "preview": tried,
         "chart": risk_coverage_chart(shown),
+        "frontier": category_frontier(category, champion=champion, policy=policy),
         "watch": CategoryWatch.objects.filter(
             category=category, suspended_at__isnull=False
         ).first(),
@@ -124,7 +126,11 @@ def save_rule(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     entry = save_category_setting(
         category=category, setting=form.setting(), actor=actor_name(request.user)
     )
-    messages.success(request, f"Saved the rule for {category.name}.")
+    notice = uncertifiable_notice(category, champion=ModelVersion.objects.champion())
+    if notice:
+        messages.warning(request, notice)
+    else:
+        messages.success(request, f"Saved the rule for {category.name}.")
     return redirect(reverse("cockpit:category", args=[slug]) + f"?saved={entry.pk}")
 
 

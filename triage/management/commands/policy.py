@@ -236,6 +236,43 @@ class Command(BaseCommand):
                 f"overall: the current rules automate {fmt(overall['automation_share'], '.1%')}"
                 f" of the evidence, {fmt(overall['evidence_precision'], '.1%')} right"
             )
+        for line in frontier_table(snapshot.get("frontier")):
+            out(line)
         out("")
         for line in live_table(live_report()):
             out(line)
+
+
+def frontier_table(shape: dict[str, Any] | None) -> list[str]:
+    """The frontier: each target's automation per category, pooled and overall."""
+    if not shape:
+        return []
+    slugs = list(shape["categories"])
+    highest = shape["highest_certifiable"]
+    lines = [
+        "",
+        "frontier (if every category followed the target; for reading the trade-off: a target "
+        "picked from it is a look at this evidence, which the promise does not cover):",
+        "highest certifiable today: "
+        + ", ".join(
+            f"{slug} {'none' if highest.get(slug) is None else format(highest[slug], '.0%')}"
+            for slug in [*slugs, "pooled"]
+        ),
+        f"{'target':<8}"
+        + "".join(f"{slug[:14]:>16}" for slug in slugs)
+        + f"{'pooled':>16}{'overall':>10}",
+    ]
+
+    def cell(row: dict[str, Any]) -> str:
+        if row["threshold"] is None:
+            return "never"
+        return f"{row['automation_share']:.1%} @{row['threshold']:.2f}"
+
+    for i, target in enumerate(shape["targets"]):
+        lines.append(
+            f"{target:<8.0%}"
+            + "".join(f"{cell(shape['categories'][slug][i]):>16}" for slug in slugs)
+            + f"{cell(shape['pooled'][i]):>16}"
+            + f"{shape['overall'][i]['automation_share']:>10.1%}"
+        )
+    return lines
