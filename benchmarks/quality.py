@@ -1,16 +1,21 @@
 """Certified thresholds on the disaster messages: the old rule against the new, side by side.
 
 Two regimes, so both are measured:
-- demo: a random sample of the train split as large as the demo's history (6,000);
+- demo: random samples of the train split as large as the demo's history (6,000), the
+  study's 10,000 and the whole train split (thin and thick data);
 - small: a few hundred examples per category (default 300), over several random samples.
 
 For each regime and target precision (90, 95, 99%):
 - old: the head trained on 80% of the sample, temperature from out-of-fold logits on that
   80%, thresholds from the Wilson rule (two-sided 95%, lowest passing threshold among all)
   on the other 20% (the product's holdout before issue 8);
-- new, per category / pooled: K = 5 heads cross-fitted on the whole sample, thresholds
+- before 17, per category / pooled: K = 5 heads cross-fitted on the whole sample, thresholds
   certified by fixed-sequence testing with an exact one-sided Clopper-Pearson bound
-  (delta 0.05) on the out-of-fold predictions; the served head is trained on all of them.
+  (delta 0.05) on the out-of-fold predictions, walks starting at 2·n0, 8·n0, 32·n0;
+- default (thin pooled), per category, pooled: the same evidence through the product's
+  derive_rules with today's walks (n0, 4·n0, 16·n0 and 5/10/20% of the evidence); the
+  default certifies thick categories alone and pools thin ones, delta split across scopes.
+  The served head is trained on all of the sample.
 Each rule's thresholds are then applied to its served head on the official test split:
 coverage = share of test messages auto-actioned, precision = their realised precision.
 "oof est." is the precision the evidence showed above the threshold; the gap to the test
@@ -37,14 +42,20 @@ sys.path.insert(0, str(HERE))
 from _django_env import setup_django  # noqa: E402
 
 TARGETS = (0.90, 0.95, 0.99)
-RULES = ("old: holdout + Wilson", "new: per category", "new: pooled")
+RULES = (
+    "old: holdout + Wilson",
+    "before 17: per category",
+    "before 17: pooled",
+    "default: thin pooled",
+    "per category",
+    "pooled",
+)
 
 
 def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
     """Coverage and realised precision on test for the old rule and the new ones."""
     from _wilson import wilson_threshold
 
-    from triage.routing.certify import certify_threshold
     from triage.routing.evidence import HoldoutPredictions
     from triage.training.fit import cross_fit_head
 
@@ -103,40 +114,78 @@ def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
             ).threshold
             for s in labels
         }
-        per_category = {
-            s: certify_threshold(
-                *new_evidence.for_category(s), target=target, min_support=min_support
-            ).threshold
-            for s in labels
+        policy_rules = {
+            rule: policy_thresholds(new_evidence, labels, target, mode, design, min_support)
+            for rule, (mode, design) in POLICIES.items()
         }
-        pooled_t = certify_threshold(
-            new_evidence.confidence,
-            new_evidence.predicted == new_evidence.truth,
-            target=target,
-            min_support=min_support,
-        )
-        pooled = dict.fromkeys(labels, pooled_t.threshold)
-        for rule, thresholds, test, evidence in (
-            (RULES[0], old, test_old, old_evidence),
-            (RULES[1], per_category, test_new, new_evidence),
-            (RULES[2], pooled, test_new, new_evidence),
-        ):
+        for rule in RULES:
+            if rule == RULES[0]:
+                thresholds, test, evidence = old, test_old, old_evidence
+            else:
+                thresholds, test, evidence = policy_rules[rule][0], test_new, new_evidence
             rows[(rule, target)] = apply(test, thresholds) | {
                 "estimate": estimate(evidence, thresholds),
                 "certified": sum(t is not None for t in thresholds.values()),
                 "evidence": len(evidence),
             }
-        rows[("why", target)] = {
-            "pooled": pooled_t.reason,
-            **{
-                s: certify_threshold(
-                    *new_evidence.for_category(s), target=target, min_support=min_support
-                ).reason
-                for s in labels
-            },
-        }
+        rows[("why", target)] = policy_rules[RULES[3]][1]
+    from triage.routing.frontier import frontier
+    from triage.routing.scopes import Settings
+
+    shape = frontier(
+        new_evidence,
+        slugs=labels,
+        settings=Settings(
+            target=None,
+            default_threshold=1.0,
+            min_support=min_support,
+            delta=0.05,
+            mode="fallback",
+        ),
+    )
+    rows["highest"] = {**shape.highest, "pooled": shape.highest_pooled}
     rows["seconds"] = {"old": old_seconds, "new": new_seconds}
     return rows
+
+
+def policy_thresholds(evidence, labels, target, mode, design, min_support):
+    """({slug: threshold}, {slug: why not}) from the product's own derive_rules."""
+    import triage.routing.certify as certify
+    from triage.routing.scopes import Settings, derive_rules
+
+    settings = Settings(
+        target=target, default_threshold=1.0, min_support=min_support, delta=0.05, mode=mode
+    )
+    saved = certify.certify_threshold.__kwdefaults__["design"]
+    certify.certify_threshold.__kwdefaults__["design"] = design
+    try:
+        reports = derive_rules(
+            dict.fromkeys(labels, target),
+            thresholds=dict.fromkeys(labels, 1.0),
+            holdout=evidence,
+            settings=settings,
+        )
+    finally:
+        certify.certify_threshold.__kwdefaults__["design"] = saved
+    return (
+        {r.slug: r.rule.threshold for r in reports},
+        {r.slug: f"[{r.scope}] {r.rule.note}" for r in reports},
+    )
+
+
+def _policies():
+    from triage.routing.walks import DEFAULT_WALKS, GEOMETRIC_ONLY
+
+    return {
+        RULES[1]: ("per_category", GEOMETRIC_ONLY),
+        RULES[2]: ("pooled", GEOMETRIC_ONLY),
+        RULES[3]: ("fallback", DEFAULT_WALKS),
+        RULES[4]: ("per_category", DEFAULT_WALKS),
+        RULES[5]: ("pooled", DEFAULT_WALKS),
+    }
+
+
+POLICIES: dict = {}
 
 
 def fmt(value, spec=".1%"):
@@ -172,13 +221,20 @@ def print_table(title, runs, targets):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=6000, help="demo regime: train-split sample")
+    parser.add_argument(
+        "--train",
+        type=int,
+        nargs="+",
+        default=[6000, 10000, 0],
+        help="demo regimes: train-split sample sizes (0: the whole train split)",
+    )
     parser.add_argument("--small", type=int, default=300, help="small regime: examples per desk")
     parser.add_argument("--small-seeds", type=int, default=5, help="random small samples")
     parser.add_argument("--min-support", type=int, default=30)
     args = parser.parse_args()
 
     work = setup_django()
+    POLICIES.update(_policies())
     from _embeddings import message_vectors
 
     from triage.management.demo_data import load_messages
@@ -196,18 +252,25 @@ def main() -> None:
         flush=True,
     )
 
-    rng = random.Random(0)
-    demo_idx = rng.sample(range(len(train)), args.train)
-    demo = rules_on(
-        x_train_all[demo_idx],
-        [train[i].desk for i in demo_idx],
-        x_test,
-        y_test,
-        targets=TARGETS,
-        min_support=args.min_support,
-        seed=0,
-    )
-    print_table(f"demo regime: {args.train} labelled train-split messages", [demo], TARGETS)
+    demos = {}
+    for size in args.train:
+        size = size or len(train)
+        demo_idx = random.Random(0).sample(range(len(train)), min(size, len(train)))
+        demos[size] = demo = rules_on(
+            x_train_all[demo_idx],
+            [train[i].desk for i in demo_idx],
+            x_test,
+            y_test,
+            targets=TARGETS,
+            min_support=args.min_support,
+            seed=0,
+        )
+        print_table(f"demo regime: {len(demo_idx)} labelled train-split messages", [demo], TARGETS)
+        print(
+            "  highest target certifiable now (default policy): "
+            + ", ".join(f"{k} {fmt(v, '.0%')}" for k, v in demo["highest"].items()),
+            flush=True,
+        )
 
     by_desk: dict[str, list[int]] = {}
     for i, m in enumerate(train):
@@ -233,10 +296,11 @@ def main() -> None:
         small_runs,
         TARGETS,
     )
-    print("\nwhy not (demo regime, new rule):")
-    for target in TARGETS:
-        for scope, reason in demo[("why", target)].items():
-            print(f"  {target:.0%} {scope}: {reason}")
+    for size, demo in demos.items():
+        print(f"\nwhy not ({size} labels, default policy):")
+        for target in TARGETS:
+            for scope, reason in demo[("why", target)].items():
+                print(f"  {target:.0%} {scope}: {reason}")
     print(
         f"\nhead fitting, demo regime: old (one head + 5 folds on 80%) "
         f"{demo['seconds']['old']:.1f}s, new (cross-fit on all) {demo['seconds']['new']:.1f}s"
