@@ -162,9 +162,12 @@ def resume(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                 slug=slug,
                 reason=resume_form.cleaned_data["reason"],
                 actor=actor_name(request.user),
+                confirm_below_target=resume_form.cleaned_data["confirm_below_target"],
             )
         except WatchError as exc:
-            if exc.field != "reason":
+            if exc.field == "confirm_below_target":
+                resume_form.add_error("confirm_below_target", str(exc))
+            elif exc.field != "reason":
                 # Nothing to resume (no suspension): there is no form to show it on.
                 messages.error(request, str(exc))
                 return render(request, TEMPLATE, _context(category, form, None), status=422)
