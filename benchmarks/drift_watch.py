@@ -17,6 +17,7 @@ Run from the project root:  .venv/bin/python benchmarks/drift_watch.py [--stream
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +79,9 @@ def main() -> None:
         drifted = {d: rng.random((args.streams, args.length)) < d for d in DROPS if d < target}
         new, old = cusum_design(target), single_cusum_design(target)
         methods = [
-            (f"new: 2 CUSUMs 2x+6x (h={new.threshold:.2f})", lambda v: watch_alarms(v, new)),
-            (f"old: 1 CUSUM 2x (h={old.threshold:.2f})", lambda v: watch_alarms(v, old)),
-            ("naive repeated binomial 5%", lambda v: naive_alarms(v, target)),
+            (f"new: 2 CUSUMs 2x+6x (h={new.threshold:.2f})", partial(watch_alarms, design=new)),
+            (f"old: 1 CUSUM 2x (h={old.threshold:.2f})", partial(watch_alarms, design=old)),
+            ("naive repeated binomial 5%", partial(naive_alarms, target=target)),
         ]
         header = "".join(f"{'to ' + format(d, '.2f'):>22}" for d in drifted)
         print(f"target {target:.2f}   {'method':<34}{'false alarms':>13}{header}")

@@ -14,7 +14,7 @@ from triage.cockpit.forms import ResumeForm, RuleForm
 from triage.cockpit.preview import Preview, Setting, preview
 from triage.cockpit.services import (
     RerouteChanged,
-    reroute_candidates,
+    reroute_preview,
     reroute_waiting_tasks,
     save_category_setting,
 )
@@ -99,7 +99,9 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     context = _context(category, form, None)
     offer = request.GET.get("saved")
     if offer:
-        context["reroute_count"] = len(reroute_candidates(category=category))
+        preview = reroute_preview(category=category)
+        context["reroute"] = preview
+        context["reroute_count"] = preview.count
     return render(request, TEMPLATE, context)
 
 
@@ -139,13 +141,16 @@ def reroute(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         messages.error(request, "expected: the count of tasks you confirmed is missing")
         return redirect(reverse("cockpit:category", args=[slug]) + "?saved=1")
     try:
-        routed = reroute_waiting_tasks(
-            category=category, actor=actor_name(request.user), expected=expected
+        outcome = reroute_waiting_tasks(
+            category=category,
+            actor=actor_name(request.user),
+            expected=expected,
+            expected_key=request.POST.get("items") or None,
         )
     except RerouteChanged as exc:
         messages.error(request, str(exc))
         return redirect(reverse("cockpit:category", args=[slug]) + "?saved=1")
-    messages.success(request, f"Re-routed {routed} waiting item{'s' if routed != 1 else ''}.")
+    messages.success(request, f"{outcome.routed} re-routed: {outcome.describe()}.")
     return redirect("cockpit:category", slug=slug)
 
 
