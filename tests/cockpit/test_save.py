@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from triage.actions.models import Event
 from triage.classify import service
 from triage.cockpit.services import reroute_candidates
-from triage.actions.models import Event
 from triage.models import AuditLog, Category, Item, Prediction, ReviewTask, RoutingPolicy
 from triage.monitoring.models import AuditSample
 from triage.routing.derive import routing_policy
