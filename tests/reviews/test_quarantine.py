@@ -221,8 +221,10 @@ def test_overturning_confident_predictions_far_more_than_peers_quarantines(categ
         for j in range(60):
             decide(confident_task(categories["billing"]), peer, "outage" if j == i else "billing")
     suspect = make_user("suspect")
+    # Three in five overturned (peers: one in sixty). The anytime-valid rule needs more than
+    # the one-look bound did: two in five over 30 decisions is no longer enough evidence.
     for j in range(30):
-        decide(confident_task(categories["billing"]), suspect, "outage" if j % 5 < 2 else "billing")
+        decide(confident_task(categories["billing"]), suspect, "outage" if j % 5 < 3 else "billing")
     quarantine = Quarantine.objects.get(analyst=suspect)
     assert quarantine.rule == Quarantine.Rule.OVERTURNS
     assert quarantine.evidence["peers_confident"] == 180

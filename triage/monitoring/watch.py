@@ -10,7 +10,7 @@ suspension and resumption is written to the audit log.
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -24,6 +24,7 @@ from triage.monitoring.precision import weighted_precision
 from triage.monitoring.segments import (
     fingerprint_for,
     follow_rule,
+    last_change_at,
     restart_segment,
     segment_samples,
 )
@@ -32,6 +33,8 @@ from triage.routing.derive import category_settings
 logger = logging.getLogger(__name__)
 
 DRIFT_ACTOR = "drift-watch"
+# A category with no recorded change at all is watched over every verdict.
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class WatchError(Exception):
@@ -81,9 +84,10 @@ def follow_rules(*, now: datetime | None = None) -> None:
 
 
 def _start(now: datetime) -> datetime:
-    # A category first watched mid-way counts the verdicts since the champion took over.
-    champion = ModelVersion.objects.champion()
-    return champion.promoted_at if champion and champion.promoted_at else now
+    # A category first watched mid-way counts the verdicts since the rule in force began:
+    # the last change of champion, policy or category, as far as the records say.
+    changed = last_change_at()
+    return min(changed, now) if changed is not None else EPOCH
 
 
 @dataclass(frozen=True)
