@@ -59,11 +59,12 @@ def test_raising_the_target_does_not_judge_the_old_rules_verdicts_against_it(cat
     start = timezone.now() - timedelta(hours=2)
     CategoryWatch.objects.filter(category=billing).delete()
     check_category(category=billing, now=start - timedelta(minutes=1))  # watching from here
-    _verdicts(billing, [i % 14 != 0 for i in range(350)], start=start)
+    _verdicts(billing, [i % 14 != 13 for i in range(350)], start=start)
     before = check_category(category=billing)
     assert not before.newly_suspended and before.watch.outcomes == 350
 
     save_category_setting(category=billing, setting=Setting(0.97, None), actor="admin")
+    billing.refresh_from_db()  # as a new audit's sample reads it
     _verdicts(billing, [True], start=timezone.now())
     after = check_category(category=billing)
 
