@@ -64,3 +64,10 @@ def test_the_overview_shows_the_alarm_row_kpi_alert_bar_and_target(collapsed, ad
     assert 'class="kpi bad" id="kpi-precision"' in html
     assert '<meter class="drift"' in html
     assert "target 90.0%" in html  # drawn on the precision chart
+
+
+def test_the_category_page_shows_the_alarm_and_the_audited_figures(collapsed, admin_client):
+    html = admin_client.get("/cockpit/categories/billing/").content.decode()
+    assert 'data-alarm="billing"' in html
+    assert "audited at 50.0% (95% interval 24.7%–75.3%, n = 16)" in html
+    assert "(24.7%–75.3%, n = 16)" in html  # audited since the change

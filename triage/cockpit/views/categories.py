@@ -19,6 +19,7 @@ from triage.cockpit.services import (
     save_category_setting,
 )
 from triage.models import Category, ModelVersion, RoutingPolicy, actor_name
+from triage.monitoring.live import live_report
 from triage.monitoring.models import CategoryWatch
 from triage.monitoring.watch import WatchError, resume_category
 
@@ -97,6 +98,9 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     saved = Setting.of(category)
     form = RuleForm(initial=RuleForm.initial_for(saved))
     context = _context(category, form, None)
+    # The audited figures of the rule in force, and the alarm (not on the preview's
+    # keystrokes: the live report reads every audit).
+    context["live"] = next((c for c in live_report().categories if c.slug == category.slug), None)
     offer = request.GET.get("saved")
     if offer:
         preview = reroute_preview(category=category)
