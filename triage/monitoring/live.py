@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from triage.models import Category, Prediction, RoutingPolicy
@@ -199,17 +199,20 @@ def _spans(
             verdicts[slug][1].append(probability)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"auto": 0, "review": 0})
     if starts:
-        rows = predictions.values_list("label__slug", "route", "created_at")
-        for slug, route, at in rows.iterator():
-            if counts_from(slug, at):
-                counts[slug][route] += 1
-    else:
-        for slug, route, n in (
-            predictions.values_list("label__slug", "route")
-            .annotate(n=Count("id"))
-            .values_list("label__slug", "route", "n")
-        ):
-            counts[slug][route] += n
+        # Each category from its own start, counted in the database (one grouped query).
+        own = Q()
+        for slug, begin in starts.items():
+            own |= Q(label__slug=slug, created_at__gte=begin)
+        others = ~Q(label__slug__in=list(starts))
+        if start is not None:
+            others &= Q(created_at__gte=start)
+        predictions = predictions.filter(own | others)
+    for slug, route, n in (
+        predictions.values_list("label__slug", "route")
+        .annotate(n=Count("id"))
+        .values_list("label__slug", "route", "n")
+    ):
+        counts[slug][route] += n
 
     def precision(slug: str) -> PrecisionEstimate:
         correct, probability = verdicts.get(slug, ([], []))
