@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviews.claims import ReviewError, held_task
+from reviews.trust.quarantine import open_quarantine
 from reviews.trust.second_review import after_review
 from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.models import (
@@ -90,9 +91,13 @@ def submit_review(
         record_training_example(item=item, category=category, source=example_source(task))
         if task.reason == ReviewTask.Reason.AUDIT_SAMPLE:
             # The verdict feeds live precision and the drift watch; a watch that
-            # alarms suspends the category in this same transaction.
-            sample = record_audit_verdict(item_id=item.pk, audited_category=category, now=now)
-            if sample is not None:
+            # alarms suspends the category in this same transaction. A quarantined
+            # analyst's verdict is held until an admin releases it (reviews.trust).
+            held = open_quarantine(user) is not None
+            sample = record_audit_verdict(
+                item_id=item.pk, audited_category=category, now=now, held=held
+            )
+            if sample is not None and not held:
                 check_category(category=sample.category, now=now)
         after_review(review)  # second reviews and quarantine (reviews.trust)
     return review

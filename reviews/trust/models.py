@@ -98,6 +98,15 @@ class HeldLabel(models.Model):
     example = models.OneToOneField(
         "triage.TrainingExample", on_delete=models.CASCADE, related_name="held_label"
     )
+    # An audit decision's verdict, held with the label (AuditSample.held): out of live
+    # precision and the drift watch until released; rejected, it is cleared for a new audit.
+    audit_sample = models.OneToOneField(
+        "triage.AuditSample",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="held_label",
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.HELD)
     held_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -1,32 +1,41 @@
-"""Quarantine: an analyst whose labels cannot be trusted stops feeding training.
+"""Quarantine: an analyst whose decisions cannot be trusted stops steering the loop.
 
-Two rules, each on exact one-sided binomial bounds at level TRIAGE_QUARANTINE_ALPHA
-(Clopper–Pearson, triage.stats) over the last TRIAGE_QUALITY_WINDOW_DAYS, so a short unlucky
-run never quarantines an honest analyst:
+The rules are looked at after decisions, again and again, so each is *anytime-valid*: an
+honest analyst is quarantined with probability at most TRIAGE_QUARANTINE_ALPHA over all
+the looks together, not per look. (Before issue 18 each look used a one-look
+Clopper–Pearson bound: an analyst right at the agreement floor was quarantined in 5–13%
+of simulated 90-day runs at α = 1%, and the overturn rule combined two bounds at α each,
+so it ran at about 2α.) The statistics are mixture e-values and Robbins's confidence
+sequence (triage.stats), over the analyst's evidence since the end of their last
+quarantine (or since they began): a sequence with a fixed start, which is what lets
+Ville's inequality cover every look.
 
-- low agreement: the upper bound of the analyst's agreement with second reviews is
-  below TRIAGE_QUARANTINE_AGREEMENT_FLOOR (we are confident it is below the floor);
-- overturns: among first decisions on items the model was confident about (at or
-  above RoutingPolicy.second_review_confidence), the lower bound of the analyst's
-  overturn rate is above TRIAGE_QUARANTINE_OVERTURN_RATIO times the upper bound of
-  everyone else's. Second reviews, disagreements and escalations are left out of both
-  sides: they are chosen because someone doubted the model, so they overturn more.
+- low agreement: the e-value that the analyst's agreement with second reviews is below
+  TRIAGE_QUARANTINE_AGREEMENT_FLOOR reaches 1/α;
+- overturns: among first decisions on items the model was confident about (at or above
+  RoutingPolicy.second_review_confidence), the e-value that the analyst's overturn rate
+  is above TRIAGE_QUARANTINE_OVERTURN_RATIO times everyone else's reaches 2/α, with the
+  peers' rate taken at its anytime upper bound at α/2 over the same span: the level is
+  split between the two sides, so the rule runs at α in all. Second reviews,
+  disagreements and escalations are left out of both sides: they are chosen because
+  someone doubted the model, so they overturn more.
 
-Bounds, not rates: a raw rate from five decisions says little (3 agreements of 5 is 60%,
-yet an analyst who agrees 90% of the time shows it about one time in twelve), so the rules
-act only once the evidence rules luck out. The assumption: an analyst's decisions are
-independent trials with one fixed rate over the window (tests/reviews/test_quarantine.py
-simulates it).
+Evidence, not rates: a raw rate from five decisions says little, so the rules act only
+once the evidence rules luck out. The assumption: an analyst's decisions are independent
+trials whose rate is at least the floor while they are honest
+(tests/reviews/test_quarantine.py simulates 90 days of looks).
 
 From then on each new decision's training example is held (HeldLabel): out of every
-training snapshot and holdout until an admin releases or rejects it. Starting a
-quarantine, and every admin action on one, is written to the audit log.
+training snapshot and holdout until an admin releases or rejects it; an audit decision's
+verdict is held too (AuditSample.held), out of live precision and the drift watch.
+Rejecting sends the item back for a blind review (an audit: a blind audit) by someone
+else. Starting a quarantine, and every admin action on one, is written to the audit log.
 """
 
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -37,7 +46,14 @@ from django.utils import timezone
 from reviews.trust.models import HeldLabel, Quarantine, ReviewCheck
 from triage.models import Review, ReviewTask, RoutingPolicy
 from triage.models.audit_log import AuditLog
-from triage.stats import clopper_pearson_lower, clopper_pearson_upper
+from triage.monitoring.models import AuditSample
+from triage.monitoring.watch import check_category
+from triage.stats import (
+    mixture_lower,
+    mixture_upper,
+    rate_above_e_value,
+    rate_below_e_value,
+)
 from triage.training.models import TrainingExample
 
 logger = logging.getLogger(__name__)
@@ -59,44 +75,52 @@ class QuarantineError(Exception):
 class AgreementEvidence:
     checks: int
     agreed: int
-    upper: float
+    upper: float  # anytime-valid upper bound on agreement, at α
     floor: float
+    e_value: float = 0.0  # evidence that agreement is below the floor
+    alpha: float = 0.01
 
     @property
     def fires(self) -> bool:
-        return self.checks > 0 and self.upper < self.floor
+        return self.checks > 0 and self.e_value >= 1 / self.alpha
 
 
 @dataclass(frozen=True)
 class OverturnEvidence:
     confident: int
     overturned: int
-    lower: float
+    lower: float  # anytime-valid lower bound on the overturn rate, at α/2
     peers_confident: int
     peers_overturned: int
-    peers_upper: float
+    peers_upper: float  # anytime-valid upper bound on the peers' rate, at α/2
     ratio: float
+    e_value: float = 0.0  # evidence that the rate is above ratio × peers_upper
+    alpha: float = 0.01
 
     @property
     def fires(self) -> bool:
-        return self.confident > 0 and self.lower > self.ratio * self.peers_upper
+        return self.confident > 0 and self.e_value >= 2 / self.alpha
 
 
 def open_quarantine(user: User) -> Quarantine | None:
     return Quarantine.objects.filter(analyst=user, ended_at__isnull=True).first()
 
 
+# The start of an analyst's evidence when they were never quarantined: all of it.
+BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def evidence_since(user: User, *, now: datetime) -> datetime:
-    """The window, but never before the end of the analyst's last quarantine: an admin who
-    lifted it has judged the evidence up to then."""
-    since = now - timedelta(days=settings.TRIAGE_QUALITY_WINDOW_DAYS)
+    """The end of the analyst's last quarantine (an admin who lifted it has judged the
+    evidence up to then), else the beginning. A fixed start, not a sliding window: the
+    anytime guarantee holds for one growing sequence of trials."""
     last_end = (
-        Quarantine.objects.filter(analyst=user, ended_at__isnull=False)
+        Quarantine.objects.filter(analyst=user, ended_at__isnull=False, ended_at__lte=now)
         .order_by("-ended_at")
         .values_list("ended_at", flat=True)
         .first()
     )
-    return max(since, last_end) if last_end else since
+    return last_end or BEGINNING
 
 
 def agreement_evidence(user: User, *, since: datetime) -> AgreementEvidence:
@@ -104,11 +128,14 @@ def agreement_evidence(user: User, *, since: datetime) -> AgreementEvidence:
         first_review__reviewer=user, first_review__created_at__gte=since, agreed__isnull=False
     ).aggregate(checks=Count("pk"), agreed=Count("pk", filter=Q(agreed=True)))
     alpha = settings.TRIAGE_QUARANTINE_ALPHA
+    floor = settings.TRIAGE_QUARANTINE_AGREEMENT_FLOOR
     return AgreementEvidence(
         checks=counts["checks"],
         agreed=counts["agreed"],
-        upper=clopper_pearson_upper(counts["agreed"], counts["checks"], alpha),
-        floor=settings.TRIAGE_QUARANTINE_AGREEMENT_FLOOR,
+        upper=mixture_upper(counts["agreed"], counts["checks"], alpha),
+        floor=floor,
+        e_value=rate_below_e_value(counts["agreed"], counts["checks"], floor),
+        alpha=alpha,
     )
 
 
@@ -122,17 +149,22 @@ def overturn_evidence(user: User, *, since: datetime, now: datetime) -> Overturn
     ).exclude(task__reason__in=NOT_FIRST_LOOKS)
     tally = {"n": Count("pk"), "x": Count("pk", filter=Q(agreed_with_model=False))}
     own = confident.filter(reviewer=user, created_at__gte=since).aggregate(**tally)
-    window = now - timedelta(days=settings.TRIAGE_QUALITY_WINDOW_DAYS)
-    peers = confident.filter(created_at__gte=window).exclude(reviewer=user).aggregate(**tally)
+    # The peers over the same span: one fixed start for both sides' sequences.
+    peers = confident.filter(created_at__gte=since).exclude(reviewer=user).aggregate(**tally)
     alpha = settings.TRIAGE_QUARANTINE_ALPHA
+    ratio = settings.TRIAGE_QUARANTINE_OVERTURN_RATIO
+    # The level split: α/2 for the peers' bound, α/2 for the analyst's test.
+    peers_upper = mixture_upper(peers["x"], peers["n"], alpha / 2)
     return OverturnEvidence(
         confident=own["n"],
         overturned=own["x"],
-        lower=clopper_pearson_lower(own["x"], own["n"], alpha),
+        lower=mixture_lower(own["x"], own["n"], alpha / 2),
         peers_confident=peers["n"],
         peers_overturned=peers["x"],
-        peers_upper=clopper_pearson_upper(peers["x"], peers["n"], alpha),
-        ratio=settings.TRIAGE_QUARANTINE_OVERTURN_RATIO,
+        peers_upper=peers_upper,
+        ratio=ratio,
+        e_value=rate_above_e_value(own["x"], own["n"], ratio * peers_upper),
+        alpha=alpha,
     )
 
 
@@ -175,11 +207,18 @@ def hold_if_quarantined(review: Review) -> HeldLabel | None:
     example = TrainingExample.objects.active().filter(item_id=review.item_id).first()
     if example is None:
         return None
-    return HeldLabel.objects.create(quarantine=quarantine, review=review, example=example)
+    sample = None
+    if review.task.reason == ReviewTask.Reason.AUDIT_SAMPLE:
+        sample = (
+            AuditSample.objects.filter(item_id=review.item_id, held=True).order_by("-id").first()
+        )
+    return HeldLabel.objects.create(
+        quarantine=quarantine, review=review, example=example, audit_sample=sample
+    )
 
 
 def _labels(quarantine: Quarantine, label_ids: Iterable[int] | None) -> list[HeldLabel]:
-    labels = quarantine.labels.select_for_update().filter(state=HeldLabel.State.HELD)
+    labels = quarantine.labels.select_for_update(of=("self",)).filter(state=HeldLabel.State.HELD)
     if label_ids is not None:
         wanted = set(label_ids)
         labels = labels.filter(pk__in=wanted)
@@ -187,7 +226,7 @@ def _labels(quarantine: Quarantine, label_ids: Iterable[int] | None) -> list[Hel
         if found != wanted:
             missing = ", ".join(str(pk) for pk in sorted(wanted - found))
             raise QuarantineError(f"no held label {missing} in this quarantine")
-    return list(labels.select_related("review", "example"))
+    return list(labels.select_related("review", "example", "audit_sample__category"))
 
 
 def release_labels(
@@ -200,13 +239,19 @@ def release_labels(
         HeldLabel.objects.filter(pk__in=[label.pk for label in labels]).update(
             state=HeldLabel.State.RELEASED, resolved_at=now, resolved_by=actor
         )
+        samples = [label.audit_sample for label in labels if label.audit_sample is not None]
+        AuditSample.objects.filter(pk__in=[s.pk for s in samples]).update(held=False)
         AuditLog.record(
             actor=actor,
             action="quarantine.release",
             quarantine=quarantine.pk,
             analyst=quarantine.analyst.get_username(),
             labels=[label.pk for label in labels],
+            audit_verdicts=[s.pk for s in samples],
         )
+        # The released verdicts now count: the drift watch looks again.
+        for category in {s.category.pk: s.category for s in samples}.values():
+            check_category(category=category, now=now)
     return len(labels)
 
 
@@ -214,7 +259,8 @@ def reject_labels(
     *, quarantine: Quarantine, actor: str, label_ids: Iterable[int] | None = None
 ) -> int:
     """The labels are not trusted: they never train, and each item still carrying one
-    goes back to the queue for a blind review by someone else."""
+    goes back to the queue for a blind review by someone else; an audit's verdict is
+    cleared and its item goes back for a blind audit by someone else."""
     now = timezone.now()
     with transaction.atomic():
         labels = _labels(quarantine, label_ids)
@@ -225,14 +271,24 @@ def reject_labels(
         TrainingExample.objects.filter(pk__in=[label.example_id for label in still_current]).update(
             superseded_at=now
         )
+        # A rejected audit verdict is cleared: the sample is open again, for someone else.
+        audits = [label for label in labels if label.audit_sample is not None]
+        AuditSample.objects.filter(pk__in=[label.audit_sample_id for label in audits]).update(
+            held=False, audited_at=None, correct=None, audited_category=None
+        )
+        requeue = [label for label in still_current if label.audit_sample is None] + audits
         ReviewTask.objects.bulk_create(
             ReviewTask(
                 item_id=label.example.item_id,
-                reason=ReviewTask.Reason.SECOND_REVIEW,
+                reason=(
+                    ReviewTask.Reason.AUDIT_SAMPLE
+                    if label.audit_sample is not None
+                    else ReviewTask.Reason.SECOND_REVIEW
+                ),
                 excluded_reviewer=quarantine.analyst,
                 created_at=now,
             )
-            for label in still_current
+            for label in requeue
         )
         AuditLog.record(
             actor=actor,
@@ -240,7 +296,8 @@ def reject_labels(
             quarantine=quarantine.pk,
             analyst=quarantine.analyst.get_username(),
             labels=[label.pk for label in labels],
-            requeued=len(still_current),
+            requeued=len(requeue),
+            audits_reopened=len(audits),
         )
     return len(labels)
 

@@ -132,7 +132,7 @@ def test_admin_previews_saves_and_reroutes_a_category(transactional_db, live_ser
     assert ReviewTask.objects.open().count() == 4
 
     offer.get_by_role("button", name="Re-route 3 items").click()
-    expect(page.locator(".messages")).to_contain_text("Re-routed 3 waiting items")
+    expect(page.locator(".messages")).to_contain_text("3 re-routed: 3 acted on, 0 acted on")
     assert ReviewTask.objects.open().count() == 1
     assert Item.objects.filter(status=Item.Status.ROUTED, final_category=billing).count() == 3
 

@@ -1,14 +1,17 @@
 """Saving a rule: routing changes, the audit log holds before and after, and the
 waiting tasks that now pass can be re-routed after their count is shown."""
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from triage.actions.models import Event
 from triage.classify import service
 from triage.cockpit.services import reroute_candidates
-from triage.models import AuditLog, Category, Item, Prediction, ReviewTask
+from triage.models import AuditLog, Category, Item, Prediction, ReviewTask, RoutingPolicy
+from triage.monitoring.models import AuditSample
 from triage.routing.derive import routing_policy
 
 from ..factories import make_item, make_task, make_user
@@ -102,6 +105,61 @@ def test_saving_offers_to_reroute_the_waiting_tasks_that_now_pass(admin_client, 
     assert reroute_candidates(category=billing) == []
 
 
+def test_a_reroute_emits_item_routed_and_says_what_happened_in_items(admin_client, champion):
+    """Issue 18, item 5: re-routed items were routed silently (no `item.routed`, so webhook
+    subscribers never heard), and the flash said only "Re-routed 3 waiting items" however
+    many went to audit."""
+    RoutingPolicy.objects.filter(pk=1).update(audit_rate=1.0)
+    billing = Category.objects.get(slug="billing")
+    admin_client.post("/cockpit/categories/billing/save", {"mode": "threshold", "threshold": "0.6"})
+    tasks = [waiting(champion, billing, c) for c in (0.95, 0.8, 0.61)]
+
+    page = admin_client.get("/cockpit/categories/billing/?saved=1").content.decode()
+    # The preview says it before the admin confirms.
+    assert "Re-routing them: <b>0</b> acted on, <b>3</b> acted on and sent to audit" in page
+    key = re.search(r'name="items" value="([0-9a-f]+)"', page).group(1)
+
+    response = admin_client.post(
+        "/cockpit/categories/billing/reroute", {"expected": "3", "items": key}, follow=True
+    )
+    assert "3 re-routed: 0 acted on, 3 acted on and sent to audit." in response.content.decode()
+    events = Event.objects.filter(type="item.routed").order_by("item_id")
+    assert [e.item_id for e in events] == [t.item_id for t in tasks]
+    data = events[0].payload["data"]
+    assert (data["category"], data["audit"], data["decided_by"]) == (
+        "billing",
+        True,
+        f"model:v{champion.pk}",
+    )
+    for task in tasks:
+        task.refresh_from_db()
+        assert task.completed_at is None and task.reason == ReviewTask.Reason.AUDIT_SAMPLE
+    assert AuditSample.objects.filter(item_id__in=[t.item_id for t in tasks]).count() == 3
+
+
+def test_a_reroute_whose_items_changed_since_the_preview_is_refused_whole(admin_client, champion):
+    billing = Category.objects.get(slug="billing")
+    admin_client.post("/cockpit/categories/billing/save", {"mode": "threshold", "threshold": "0.6"})
+    first = waiting(champion, billing, 0.9)
+    waiting(champion, billing, 0.7)
+    page = admin_client.get("/cockpit/categories/billing/?saved=1").content.decode()
+    key = re.search(r'name="items" value="([0-9a-f]+)"', page).group(1)
+    # Meanwhile one is decided by hand and another arrives: still two, not the same two.
+    first.completed_at = timezone.now()
+    first.save()
+    Item.objects.filter(pk=first.item_id).update(status=Item.Status.RESOLVED)
+    waiting(champion, billing, 0.8)
+    response = admin_client.post(
+        "/cockpit/categories/billing/reroute", {"expected": "2", "items": key}, follow=True
+    )
+    assert "2 tasks pass, but not the ones you saw; nothing was re-routed" in (
+        response.content.decode()
+    )
+    assert ReviewTask.objects.open().count() == 2
+    assert not Event.objects.filter(type="item.routed").exists()
+    assert not AuditLog.objects.filter(action="reroute").exists()
+
+
 def test_a_reroute_whose_count_changed_since_it_was_shown_does_nothing(admin_client, champion):
     billing = Category.objects.get(slug="billing")
     admin_client.post("/cockpit/categories/billing/save", {"mode": "threshold", "threshold": "0.6"})
@@ -116,7 +174,6 @@ def test_a_reroute_whose_count_changed_since_it_was_shown_does_nothing(admin_cli
 
 
 def test_audit_draws_keep_a_rerouted_task_open_as_an_audit_sample(admin_client, champion):
-    from triage.models import RoutingPolicy
 
     RoutingPolicy.objects.filter(pk=1).update(audit_rate=1.0)
     billing = Category.objects.get(slug="billing")

@@ -20,21 +20,25 @@ def _streams(rng, n_streams, n, precision):
     return rng.random((n_streams, n)) < precision
 
 
-def test_the_design_is_tuned_to_a_doubled_error_rate_and_alarms_at_log_one_over_alpha():
-    assert DESIGN.alternative == pytest.approx(0.90)
+def test_the_design_has_a_drift_arm_and_a_collapse_arm_and_alarms_at_log_one_over_alpha():
+    drift, collapse = DESIGN.arms
+    assert drift.alternative == pytest.approx(0.90)  # twice the error rate
+    assert collapse.alternative == pytest.approx(0.70)  # six times
+    assert drift.weight + collapse.weight == pytest.approx(1.0)
     assert DESIGN.threshold == pytest.approx(math.log(1 / ALPHA))
+    assert 1 / ALPHA >= 1000  # the average run length the watch promises, at the least
     loose = cusum_design(0.5)
-    assert 0 < loose.alternative < 0.5
+    assert all(0 < arm.alternative < 0.5 for arm in loose.arms)
 
 
 @pytest.mark.parametrize("target", [0.5, 0.8, 0.9, 0.95, 0.99])
 @pytest.mark.parametrize("excess", [0.0, 0.005, 0.02])
 def test_each_step_is_a_fair_or_losing_bet_whenever_the_promise_holds(target, excess):
     """E_p[L] <= 1 for every p >= target: what makes the CUSUM an e-detector (Ville)."""
-    design = cusum_design(target)
     p = min(1.0, target + excess)
-    expected = p * math.exp(design.step_right) + (1 - p) * math.exp(design.step_wrong)
-    assert expected <= 1 + 1e-12
+    for arm in cusum_design(target).arms:
+        expected = p * math.exp(arm.step_right) + (1 - p) * math.exp(arm.step_wrong)
+        assert expected <= 1 + 1e-12
 
 
 @pytest.mark.parametrize("bad", [0.4, 1.0, 1.2])
@@ -44,13 +48,27 @@ def test_a_target_outside_half_to_one_is_refused(bad):
 
 
 def test_the_statistic_never_goes_below_zero_and_climbs_on_errors():
+    drift, collapse = DESIGN.arms
     path = cusum_path([True] * 5 + [False] * 3, design=DESIGN)
     assert path[:5] == [0.0] * 5
-    assert path[5] == pytest.approx(DESIGN.step_wrong)
-    assert path[7] == pytest.approx(3 * DESIGN.step_wrong)
-    assert first_alarm([False] * 20, design=DESIGN) == math.ceil(
-        DESIGN.threshold / DESIGN.step_wrong
+    # The statistic is the largest arm's sum less the log of its share of the level.
+    expected = max(
+        3 * drift.step_wrong + math.log(drift.weight),
+        3 * collapse.step_wrong + math.log(collapse.weight),
     )
+    assert path[7] == pytest.approx(expected)
+    # Errors in a row: the collapse arm alarms first, once its own sum reaches log(1/(w·α)).
+    needed = math.log(1 / (collapse.weight * ALPHA)) / collapse.step_wrong
+    assert first_alarm([False] * 20, design=DESIGN) == math.ceil(needed)
+
+
+def test_a_collapse_from_90_to_50_is_flagged_in_a_handful_of_audits():
+    """The one CUSUM of before (tuned to a doubled error rate) needed a median of 23."""
+    rng = np.random.default_rng(5)
+    design = cusum_design(0.90)
+    alarms = [first_alarm(row.tolist(), design=design) for row in _streams(rng, 400, 200, 0.5)]
+    assert all(a is not None for a in alarms)
+    assert np.median(alarms) <= 16
 
 
 def test_a_drop_from_95_to_89_is_detected_within_the_documented_delay():

@@ -95,19 +95,21 @@ def test_a_run_of_wrong_audits_suspends_the_category_and_everything_goes_to_revi
     champion, analyst, client
 ):
     watch = _suspend_billing(analyst)
-    # Target 75%: the watch is tuned to 50%, each wrong verdict adds log 2, alarm at log 1000.
-    assert watch.outcomes == 10
+    # Target 75%: the collapse arm is tuned to 12.5%; each wrong verdict adds log 3.5, and
+    # it alarms at log(1 / (0.2 · α)) = log 10,000: the eighth wrong verdict. (The drift arm,
+    # tuned to 50%, would need twelve.)
+    assert watch.outcomes == 8
     assert "below the 75.0% target" in watch.suspension["reason"]
     log = AuditLog.objects.get(action="suspend")
     assert (log.actor, log.detail["category"], log.detail["wrong"]) == (
         "drift-watch",
         "billing",
-        10,
+        8,
     )
 
     (event,) = Event.objects.filter(type="policy.suspended")
     data = event.payload["data"]
-    assert (data["category"], data["wrong"], data["audited"]) == ("billing", 10, 10)
+    assert (data["category"], data["wrong"], data["audited"]) == ("billing", 8, 8)
 
     (item,) = _classify()
     prediction = Prediction.objects.get(item=item)
@@ -124,13 +126,15 @@ def test_the_suspension_shows_in_the_policy_command_and_the_metrics(
     call_command("policy")
     out = capsys.readouterr().out
     (line,) = [row for row in out.splitlines() if row.startswith("billing ") and "SUSPENDED" in row]
-    assert "0.0% [0.0%, 30.8%] n=10" in line
+    assert "0.0% [0.0%, 36.9%] n=8" in line
     body = client.get("/api/metrics", **auth_headers).json()["live"]
     assert body["suspended"] == ["billing"]
     billing = body["categories"]["billing"]
     assert billing["drift"]["state"] == "suspended"
-    assert billing["since_change"]["audited"] == 10
-    assert billing["since_change"]["interval"] == [0.0, 0.3085]
+    assert billing["since_change"]["audited"] == 8
+    assert billing["since_change"]["interval"] == [0.0, 0.3694]
+    assert billing["alarm"]["on"] and billing["alarm"]["below_target"]
+    assert body["alarms"] == ["billing"]
 
 
 def test_resuming_needs_a_reason_and_a_suspended_category(champion, analyst):
@@ -150,11 +154,25 @@ def test_resuming_needs_a_reason_and_a_suspended_category(champion, analyst):
 
 def test_an_admin_resumes_a_category_and_it_is_logged(champion, analyst):
     _suspend_billing(analyst)
-    call_command("policy", "--resume", "billing", "--reason", "desk relabelled, model checked")
+    # Its audited interval is still wholly below the target: the admin must say so.
+    with pytest.raises(CommandError, match="--below-target: 'billing' is still audited below"):
+        call_command("policy", "--resume", "billing", "--reason", "desk relabelled")
+    assert not AuditLog.objects.filter(action="resume").exists()
+    call_command(
+        "policy",
+        "--resume",
+        "billing",
+        "--reason",
+        "desk relabelled, model checked",
+        "--below-target",
+    )
     watch = CategoryWatch.objects.get(category__slug="billing")
     assert (watch.suspended_at, watch.statistic, watch.outcomes) == (None, 0.0, 0)
     log = AuditLog.objects.get(action="resume")
     assert log.detail["reason"] == "desk relabelled, model checked"
+    assert log.detail["below_target"]["audited"] == 8
+    # The closing segment's figures stay beside the new one's.
+    assert (watch.previous["audited"], watch.previous["precision"]) == (8, 0.0)
     assert (log.detail["before"]["auto_actions"], log.detail["after"]) == (
         "suspended",
         {"auto_actions": "on", "suspended_at": None},

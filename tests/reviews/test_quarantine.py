@@ -14,7 +14,7 @@ from tests.factories import make_user
 from triage.access import ADMINS, SENIORS
 from triage.models import ReviewTask
 from triage.models.audit_log import AuditLog
-from triage.stats import clopper_pearson_lower, clopper_pearson_upper
+from triage.stats import mixture_upper, rate_above_e_value, rate_below_e_value
 from triage.training.models import TrainingExample
 from triage.training.snapshot import snapshot_examples
 
@@ -29,42 +29,36 @@ CATEGORIES = ["billing", "outage", "other"]
 def test_the_agreement_rule_rarely_quarantines_an_analyst_above_the_floor():
     """An honest analyst agrees 85% of the time (floor 80%), with 3 to 60 checks.
 
-    The bound rule quarantines at most about alpha of them; the naive rule "raw
-    agreement below the floor" quarantines a large share: short runs are noisy."""
+    The rule (an e-value reaching 1/alpha) quarantines at most about alpha of them; the
+    naive rule "raw agreement below the floor" quarantines a large share: short runs are
+    noisy. (Repeated looks: tests/reviews/test_trusted_verdicts.py.)"""
     rng = np.random.default_rng(7)
     checks = rng.integers(3, 61, size=4000)
     agreed = rng.binomial(checks, 0.85)
-    by_bound = np.mean(
-        [clopper_pearson_upper(k, n, alpha=0.01) < 0.8 for k, n in zip(agreed, checks, strict=True)]
+    by_rule = np.mean(
+        [rate_below_e_value(k, n, 0.8) >= 100 for k, n in zip(agreed, checks, strict=True)]
     )
     naive = np.mean(agreed / checks < 0.8)
-    assert by_bound <= 0.01
+    assert by_rule <= 0.01
     assert naive > 0.15
-
-
-def test_the_agreement_rule_catches_an_analyst_far_below_the_floor():
-    """Power: at 50% agreement, 40 checks are enough about 97% of the time."""
-    rng = np.random.default_rng(8)
-    agreed = rng.binomial(40, 0.5, size=2000)
-    assert np.mean([clopper_pearson_upper(k, 40, alpha=0.01) < 0.8 for k in agreed]) > 0.95
 
 
 def test_the_overturn_rule_rarely_fires_on_an_analyst_with_the_peers_rate():
     """Peers overturn 3% of confident predictions over 600 decisions; an honest analyst
-    with the same rate and 5 to 40 decisions. Bound rule: about never; raw rate above
+    with the same rate and 5 to 40 decisions. The rule: about never; raw rate above
     three times the peers' raw rate: about one honest analyst in ten."""
     rng = np.random.default_rng(9)
     peers_x = rng.binomial(600, 0.03, size=3000)
     own_n = rng.integers(5, 41, size=3000)
     own_x = rng.binomial(own_n, 0.03)
-    by_bound = np.mean(
+    by_rule = np.mean(
         [
-            clopper_pearson_lower(x, n, alpha=0.01) > 3 * clopper_pearson_upper(px, 600, alpha=0.01)
+            rate_above_e_value(x, n, 3 * mixture_upper(px, 600, 0.005)) >= 200
             for x, n, px in zip(own_x, own_n, peers_x, strict=True)
         ]
     )
     naive = np.mean(own_x / own_n > 3 * peers_x / 600)
-    assert by_bound <= 0.01
+    assert by_rule <= 0.01
     assert naive > 0.05
 
 
@@ -221,8 +215,10 @@ def test_overturning_confident_predictions_far_more_than_peers_quarantines(categ
         for j in range(60):
             decide(confident_task(categories["billing"]), peer, "outage" if j == i else "billing")
     suspect = make_user("suspect")
+    # Three in five overturned (peers: one in sixty). The anytime-valid rule needs more than
+    # the one-look bound did: two in five over 30 decisions is no longer enough evidence.
     for j in range(30):
-        decide(confident_task(categories["billing"]), suspect, "outage" if j % 5 < 2 else "billing")
+        decide(confident_task(categories["billing"]), suspect, "outage" if j % 5 < 3 else "billing")
     quarantine = Quarantine.objects.get(analyst=suspect)
     assert quarantine.rule == Quarantine.Rule.OVERTURNS
     assert quarantine.evidence["peers_confident"] == 180

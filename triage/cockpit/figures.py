@@ -53,6 +53,19 @@ class CategoryRow:
     def suspended(self) -> bool:
         return self.drift.get("state") == "suspended"
 
+    @property
+    def alarm(self) -> dict[str, Any]:
+        """On when the audited interval lies wholly below target or the drift statistic
+        has passed half its threshold (triage.monitoring.live.alarm_state)."""
+        alarm: dict[str, Any] = self.live.get("alarm") or {}
+        return alarm
+
+    @property
+    def before_change(self) -> dict[str, Any] | None:
+        """The last segment's live precision, shown beside the current one."""
+        before: dict[str, Any] | None = self.live.get("before_change")
+        return before
+
 
 @dataclass(frozen=True)
 class Trend:
@@ -84,6 +97,15 @@ class Overview:
     @property
     def suspended(self) -> list[CategoryRow]:
         return [r for r in self.rows if r.suspended]
+
+    @property
+    def alarms(self) -> list[CategoryRow]:
+        return [r for r in self.rows if r.alarm.get("on")]
+
+    @property
+    def targets(self) -> list[float]:
+        """The distinct target precisions of the categories, for the precision chart."""
+        return sorted({r.live["target"] for r in self.rows if r.live.get("target") is not None})
 
     @property
     def open_tasks(self) -> int:

@@ -70,3 +70,7 @@ class ResumeForm(forms.Form):
     reason = forms.CharField(
         label="Reason for resuming", max_length=500, widget=forms.Textarea(attrs={"rows": 2})
     )
+    confirm_below_target = forms.BooleanField(
+        required=False,
+        label="I know its audited precision is still below target, and resume it anyway",
+    )

@@ -54,27 +54,27 @@ QUARANTINE_AGREEMENT_FLOOR = Setting(
     "0.8",
     as_float,
     "share",
-    "Quarantine an analyst whose agreement with second reviews is, at its upper bound, below this.",
+    "Quarantine an analyst whose agreement with second reviews is shown to be below this.",
 )
 QUARANTINE_OVERTURN_RATIO = Setting(
     "TRIAGE_QUARANTINE_OVERTURN_RATIO",
     "3",
     as_float,
     "ratio",
-    "Quarantine an analyst whose confident-overturn rate is, at its lower bound, above this "
-    "times the peers' upper bound.",
+    "Quarantine an analyst whose confident-overturn rate is shown to be above this times the "
+    "peers' upper bound.",
 )
 QUARANTINE_ALPHA = Setting(
     "TRIAGE_QUARANTINE_ALPHA",
     "0.01",
     as_float,
     "level",
-    "Level of those two bounds (Clopper–Pearson).",
+    "Chance that an honest analyst is ever quarantined, over all looks (anytime-valid).",
 )
 QUALITY_WINDOW_DAYS = Setting(
     "TRIAGE_QUALITY_WINDOW_DAYS",
     "30",
     as_int,
     "days",
-    "Days of decisions that reviewers' quality figures and quarantine look at.",
+    "Days of decisions that reviewers' quality figures look at (quarantine: since the last one).",
 )

@@ -93,9 +93,10 @@ def record_audit_samples(
 
 
 def record_audit_verdict(
-    *, item_id: int, audited_category: Category, now: datetime
+    *, item_id: int, audited_category: Category, now: datetime, held: bool = False
 ) -> AuditSample | None:
-    """Store an audit's verdict on the item's open sample; None if it has none."""
+    """Store an audit's verdict on the item's open sample; None if it has none. A held
+    verdict (a quarantined analyst's) counts nowhere until it is released."""
     sample = (
         AuditSample.objects.select_for_update()
         .filter(item_id=item_id, audited_at__isnull=True)
@@ -107,7 +108,8 @@ def record_audit_verdict(
     sample.audited_at = now
     sample.audited_category = audited_category
     sample.correct = sample.category_id == audited_category.pk
-    sample.save(update_fields=["audited_at", "audited_category", "correct"])
+    sample.held = held
+    sample.save(update_fields=["audited_at", "audited_category", "correct", "held"])
     return sample
 
 

@@ -2,8 +2,13 @@
 
 Figures come from completed audits (AuditSample verdicts), weighted by each
 audit's inverse probability (triage.monitoring.precision), over two spans:
-since the last model or threshold change (the current promise), and over a
-rolling window (TRIAGE_LIVE_WINDOW_DAYS).
+since the last change of the category's rule in force (its drift watch's segment,
+triage.monitoring.segments: the current promise), and over a rolling window
+(TRIAGE_LIVE_WINDOW_DAYS). A quarantined analyst's verdicts are held out of both.
+
+A category is in alarm when its audited interval since the change lies wholly below its
+target, or its drift statistic has passed half its threshold: the cockpit, /api/metrics
+and Prometheus show the same state.
 """
 
 from collections import defaultdict
@@ -12,24 +17,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from triage.models import AuditLog, Category, ModelVersion, Prediction, RoutingPolicy
+from triage.models import Category, Prediction, RoutingPolicy
 from triage.monitoring.audits import audit_rates
 from triage.monitoring.models import AuditSample, CategoryWatch
 from triage.monitoring.precision import PrecisionEstimate, one_sided_lower, weighted_precision
-from triage.monitoring.watch import design_for
+from triage.monitoring.segments import last_change_at
+from triage.monitoring.watch import design_for, follow_rules
 
-# Audit-log actions that change what an auto-action means: a new champion or a threshold.
-CHANGE_ACTIONS = ("promote", "rollback", "policy", "category")
-
-
-def last_change_at() -> datetime | None:
-    logged = AuditLog.objects.filter(action__in=CHANGE_ACTIONS).aggregate(at=Max("at"))["at"]
-    champion = ModelVersion.objects.champion()
-    promoted = champion.promoted_at if champion else None
-    return max((t for t in (logged, promoted) if t is not None), default=None)
+__all__ = ["last_change_at", "live_report", "live_table"]
 
 
 @dataclass(frozen=True)
@@ -68,16 +66,59 @@ class CategoryLive:
     window: Span
     drift: dict[str, Any]
     check: dict[str, Any]
+    since: datetime | None = None
+    previous: dict[str, Any] | None = None  # the last segment's figures
+
+    @property
+    def alarm(self) -> dict[str, Any]:
+        return alarm_state(self.since_change.precision, target=self.target, drift=self.drift)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "audit_rate": round(self.audit_rate, 4),
+            "since": self.since.isoformat() if self.since else None,
             "since_change": self.since_change.as_json(),
+            "before_change": self.previous or None,
             "window": self.window.as_json(),
             "drift": self.drift,
             "audit_certification": self.check,
+            "alarm": self.alarm,
         }
+
+
+def alarm_state(
+    estimate: PrecisionEstimate, *, target: float | None, drift: dict[str, Any]
+) -> dict[str, Any]:
+    """Whether the admin must look now, and why, with the numbers.
+
+    Two signals, either enough: the exact 95% interval of live precision since the change
+    lies wholly below the target (a collapse the watch may need a few more verdicts for),
+    or the drift statistic has passed half its threshold (suspension is getting near)."""
+    reasons = []
+    if target is not None and estimate.precision is not None and estimate.upper < target:
+        reasons.append(
+            f"audited at {estimate.precision:.1%} (95% interval {estimate.lower:.1%}–"
+            f"{estimate.upper:.1%}, n = {estimate.audited}), wholly below the "
+            f"{target:.1%} target"
+        )
+    design = drift.get("design")
+    fraction = drift["statistic"] / design["threshold"] if design else 0.0
+    if design and fraction >= 0.5:
+        reasons.append(
+            f"drift statistic {drift['statistic']:.2f} of {design['threshold']:.2f} "
+            f"({fraction:.0%} of the way to suspension)"
+        )
+    if drift["state"] == "suspended":
+        reasons.append("suspended: every item goes to review")
+    return {
+        "on": bool(reasons),
+        "reasons": reasons,
+        "below_target": target is not None
+        and estimate.precision is not None
+        and estimate.upper < target,
+        "statistic_fraction": round(min(fraction, 1.0), 4),
+    }
 
 
 def audit_certification(
@@ -114,6 +155,10 @@ class LiveReport:
     def suspended(self) -> list[str]:
         return [c.slug for c in self.categories if c.drift["state"] == "suspended"]
 
+    @property
+    def alarms(self) -> list[str]:
+        return [c.slug for c in self.categories if c.alarm["on"]]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "since_change": self.since.isoformat() if self.since else None,
@@ -125,22 +170,43 @@ class LiveReport:
             },
             "categories": {c.slug: c.as_json() for c in self.categories},
             "suspended": self.suspended,
+            "alarms": self.alarms,
         }
 
 
-def _spans(start: datetime | None) -> tuple[dict[str, Span], Span]:
-    samples = AuditSample.objects.filter(audited_at__isnull=False)
+def _spans(
+    start: datetime | None, *, starts: dict[str, datetime] | None = None
+) -> tuple[dict[str, Span], Span]:
+    """Per category and overall, from `start`, or from each category's own start."""
+    starts = starts or {}
+    earliest = min([start, *starts.values()], key=lambda t: t.timestamp() if t else 0)
+    samples = AuditSample.objects.filter(audited_at__isnull=False, held=False)
     predictions = Prediction.objects.all()
-    if start is not None:
-        samples = samples.filter(sampled_at__gte=start)
-        predictions = predictions.filter(created_at__gte=start)
+    if earliest is not None:
+        samples = samples.filter(sampled_at__gte=earliest)
+        predictions = predictions.filter(created_at__gte=earliest)
+
+    def counts_from(slug: str, at: datetime) -> bool:
+        begin = starts.get(slug, start)
+        return begin is None or at >= begin
+
     verdicts: dict[str, tuple[list[bool], list[float]]] = defaultdict(lambda: ([], []))
-    for slug, correct, probability in samples.values_list(
-        "category__slug", "correct", "probability"
+    for slug, correct, probability, at in samples.values_list(
+        "category__slug", "correct", "probability", "sampled_at"
     ):
-        verdicts[slug][0].append(bool(correct))
-        verdicts[slug][1].append(probability)
+        if counts_from(slug, at):
+            verdicts[slug][0].append(bool(correct))
+            verdicts[slug][1].append(probability)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"auto": 0, "review": 0})
+    if starts:
+        # Each category from its own start, counted in the database (one grouped query).
+        own = Q()
+        for slug, begin in starts.items():
+            own |= Q(label__slug=slug, created_at__gte=begin)
+        others = ~Q(label__slug__in=list(starts))
+        if start is not None:
+            others &= Q(created_at__gte=start)
+        predictions = predictions.filter(own | others)
     for slug, route, n in (
         predictions.values_list("label__slug", "route")
         .annotate(n=Count("id"))
@@ -177,10 +243,13 @@ def _drift_state(
     design = design_for(category, policy=policy)
     state = {
         "state": "off" if design is None else "watching",
-        "method": "bernoulli-cusum e-detector",
+        "method": "two bernoulli cusums (2x and 6x the error rate), one e-detector",
         "statistic": round(watch.statistic, 4) if watch else 0.0,
         "audited": watch.outcomes if watch else 0,
         "watch_from": watch.watch_from.isoformat() if watch else None,
+        "fraction": round(min(1.0, watch.statistic / design.threshold), 4)
+        if watch and design
+        else 0.0,
         "design": design.as_json() if design else None,
         "suspended_at": None,
         "suspension": None,
@@ -198,13 +267,16 @@ def _drift_state(
 
 def live_report(*, now: datetime | None = None) -> LiveReport:
     now = now or timezone.now()
+    follow_rules(now=now)
     policy = RoutingPolicy.current()
     since = last_change_at()
     window_from = now - timedelta(days=settings.TRIAGE_LIVE_WINDOW_DAYS)
-    per_since, overall_since = _spans(since)
+    watches = {w.category_id: w for w in CategoryWatch.objects.select_related("category")}
+    # Each category's "since the change" is its watch's segment: the rule in force.
+    starts = {w.category.slug: w.watch_from for w in watches.values()}
+    per_since, overall_since = _spans(since, starts=starts)
     per_window, overall_window = _spans(window_from)
     rates = audit_rates(policy=policy, now=now)
-    watches = {w.category_id: w for w in CategoryWatch.objects.all()}
     empty = Span(weighted_precision([], probabilities=[]), Automation(0, 0))
     categories = [
         CategoryLive(
@@ -220,6 +292,8 @@ def live_report(*, now: datetime | None = None) -> LiveReport:
                 delta=policy.delta,
                 min_support=policy.min_support,
             ),
+            since=starts.get(category.slug, since),
+            previous=(w.previous or None) if (w := watches.get(category.pk)) else None,
         )
         for category in Category.objects.filter(is_active=True)
     ]

@@ -36,6 +36,9 @@ class AuditSample(models.Model):
     audited_category = models.ForeignKey(
         "triage.Category", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # A quarantined analyst's verdict: kept out of live precision and the drift watch until
+    # an admin releases it (reviews.trust.quarantine); rejected, the verdict is cleared.
+    held = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["category", "audited_at"], name="audit_outcome_idx")]
@@ -54,9 +57,10 @@ class AuditSample(models.Model):
 class CategoryWatch(models.Model):
     """The drift watch over one category's audit outcomes (see triage.monitoring.drift).
 
-    watch_from starts the current segment: the statistic only counts outcomes
-    audited since then. It restarts when a new champion is promoted and when an
-    admin resumes a suspended category.
+    watch_from starts the current segment: the statistic only counts outcomes of
+    items sampled since then. It restarts when the rule in force changes (its
+    fingerprint: triage.monitoring.segments) and when an admin resumes a suspended
+    category; the closing segment's figures are kept in `previous`.
     """
 
     category = models.OneToOneField(
@@ -67,6 +71,10 @@ class CategoryWatch(models.Model):
     outcomes = models.PositiveIntegerField(default=0, help_text="audits counted in the segment")
     suspended_at = models.DateTimeField(null=True, blank=True)
     suspension = models.JSONField(default=dict, blank=True, help_text="why it was suspended")
+    fingerprint = models.CharField(max_length=16, blank=True, help_text="the rule in force")
+    previous = models.JSONField(
+        default=dict, blank=True, help_text="the last segment's live precision"
+    )
 
     def __str__(self) -> str:
         state = "suspended" if self.suspended_at else "watching"

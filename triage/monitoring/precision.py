@@ -10,9 +10,10 @@ category's rate is raised to meet the weekly floor. A plain average of verdicts
 would then over-represent the quiet categories. Each verdict is therefore
 weighted by 1/probability (inverse-probability weighting; the Hájek ratio
 estimator Σwᵢyᵢ / Σwᵢ), and the interval is Clopper–Pearson evaluated at Kish's
-effective sample size n_eff = (Σw)² / Σw² with x_eff = p̂·n_eff — the
-Korn–Graubard (1998) interval for proportions from weighted samples. With equal
-weights it is exactly Clopper–Pearson; with unequal weights it is approximate,
+effective sample size n_eff = (Σw)² / Σw² with x_eff = p̂·n_eff. (This is not the
+Korn–Graubard interval, which earlier versions named: Korn and Graubard (1998) adjust
+the effective n by the design's degrees of freedom; this uses Kish's n as it is.) With
+equal weights it is exactly Clopper–Pearson; with unequal weights it is approximate,
 and benchmarks/live_precision.py measures its coverage.
 """
 
@@ -57,7 +58,7 @@ class PrecisionEstimate:
 
 
 CLOPPER_PEARSON = "clopper-pearson"
-KORN_GRAUBARD = "ipw-hajek+clopper-pearson-at-kish-n-eff"
+KISH = "ipw-hajek+clopper-pearson-at-kish-n-eff"
 
 
 def weighted_precision(
@@ -80,7 +81,7 @@ def weighted_precision(
     estimate = hajek_mean(y, w)
     n_eff = kish_effective_n(w)
     lower, upper = clopper_pearson_interval(estimate * n_eff, n_eff, confidence)
-    return PrecisionEstimate(n, right, estimate, lower, upper, n_eff, KORN_GRAUBARD)
+    return PrecisionEstimate(n, right, estimate, lower, upper, n_eff, KISH)
 
 
 def one_sided_lower(estimate: PrecisionEstimate, *, delta: float) -> float:

@@ -181,6 +181,18 @@ class DomainCollector(Collector):
             "1 while the drift watch has suspended the category's auto-actions.",
             labels=["category"],
         )
+        alarm = GaugeMetricFamily(
+            "triage_category_alarm",
+            "1 while the category is in alarm: its audited interval since the change lies "
+            "wholly below its target, or its drift statistic has passed half its threshold "
+            "(the cockpit's red row).",
+            labels=["category"],
+        )
+        statistic = GaugeMetricFamily(
+            "triage_drift_statistic_ratio",
+            "The drift watch's statistic over its threshold (1 suspends).",
+            labels=["category"],
+        )
 
         def add(slug: str, span_name: str, span: Span) -> None:
             estimate = span.precision
@@ -196,9 +208,12 @@ class DomainCollector(Collector):
             if category.target is not None:
                 target.add_metric([category.slug], category.target)
             suspended.add_metric([category.slug], int(category.drift["state"] == "suspended"))
+            alarm.add_metric([category.slug], int(category.alarm["on"]))
+            if category.drift.get("design"):
+                statistic.add_metric([category.slug], category.drift["fraction"])
         add(ALL_CATEGORIES, "since_change", report.overall_since_change)
         add(ALL_CATEGORIES, "window", report.overall_window)
-        yield from (precision, lower, upper, audited, target, suspended)
+        yield from (precision, lower, upper, audited, target, suspended, alarm, statistic)
 
 
 def scrape_registry() -> CollectorRegistry:

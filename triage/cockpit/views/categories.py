@@ -15,11 +15,12 @@ from triage.cockpit.frontier import category_frontier, uncertifiable_notice
 from triage.cockpit.preview import Preview, Setting, preview
 from triage.cockpit.services import (
     RerouteChanged,
-    reroute_candidates,
+    reroute_preview,
     reroute_waiting_tasks,
     save_category_setting,
 )
 from triage.models import Category, ModelVersion, RoutingPolicy, actor_name
+from triage.monitoring.live import live_report
 from triage.monitoring.models import CategoryWatch
 from triage.monitoring.watch import WatchError, resume_category
 
@@ -99,9 +100,14 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     saved = Setting.of(category)
     form = RuleForm(initial=RuleForm.initial_for(saved))
     context = _context(category, form, None)
+    # The audited figures of the rule in force, and the alarm (not on the preview's
+    # keystrokes: the live report reads every audit).
+    context["live"] = next((c for c in live_report().categories if c.slug == category.slug), None)
     offer = request.GET.get("saved")
     if offer:
-        context["reroute_count"] = len(reroute_candidates(category=category))
+        preview = reroute_preview(category=category)
+        context["reroute"] = preview
+        context["reroute_count"] = preview.count
     return render(request, TEMPLATE, context)
 
 
@@ -145,13 +151,16 @@ def reroute(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         messages.error(request, "expected: the count of tasks you confirmed is missing")
         return redirect(reverse("cockpit:category", args=[slug]) + "?saved=1")
     try:
-        routed = reroute_waiting_tasks(
-            category=category, actor=actor_name(request.user), expected=expected
+        outcome = reroute_waiting_tasks(
+            category=category,
+            actor=actor_name(request.user),
+            expected=expected,
+            expected_key=request.POST.get("items") or None,
         )
     except RerouteChanged as exc:
         messages.error(request, str(exc))
         return redirect(reverse("cockpit:category", args=[slug]) + "?saved=1")
-    messages.success(request, f"Re-routed {routed} waiting item{'s' if routed != 1 else ''}.")
+    messages.success(request, f"{outcome.routed} re-routed: {outcome.describe()}.")
     return redirect("cockpit:category", slug=slug)
 
 
@@ -168,9 +177,12 @@ def resume(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                 slug=slug,
                 reason=resume_form.cleaned_data["reason"],
                 actor=actor_name(request.user),
+                confirm_below_target=resume_form.cleaned_data["confirm_below_target"],
             )
         except WatchError as exc:
-            if exc.field != "reason":
+            if exc.field == "confirm_below_target":
+                resume_form.add_error("confirm_below_target", str(exc))
+            elif exc.field != "reason":
                 # Nothing to resume (no suspension): there is no form to show it on.
                 messages.error(request, str(exc))
                 return render(request, TEMPLATE, _context(category, form, None), status=422)

@@ -6,7 +6,7 @@ from triage.cockpit.charts import Chart, Series, count_ticks, percent, share_tic
 from triage.cockpit.figures import Trend, overview
 
 
-def trend_chart(trend: Trend) -> Chart:
+def trend_chart(trend: Trend, *, targets: list[float] | None = None) -> Chart:
     days = len(trend.days)
     present = [v for v in trend.values if v is not None]
     if trend.unit == "share":
@@ -28,6 +28,8 @@ def trend_chart(trend: Trend) -> Chart:
         y_range=(0.0, y_max),
         x_ticks=x_ticks,
         y_ticks=y_ticks,
+        # The precision the categories promise, drawn on the precision chart.
+        hlines=[(t, f"target {t:.1%}", "target") for t in (targets or [])[:3]],
         table_head=["Day", trend.name],
         table_rows=[
             [day.isoformat(), fmt(value)]
@@ -47,7 +49,10 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
         "cockpit/overview.html",
         {
             "o": data,
-            "charts": [trend_chart(t) for t in data.trends],
+            "charts": [
+                trend_chart(t, targets=data.targets if t.name.startswith("Audited") else None)
+                for t in data.trends
+            ],
             "section": "overview",
         },
     )

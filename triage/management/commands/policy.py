@@ -69,10 +69,15 @@ class Command(BaseCommand):
         )
         audits.add_argument("--resume", metavar="CATEGORY", help="lift a drift suspension")
         audits.add_argument("--reason", help="why (required with --resume; audit-logged)")
+        audits.add_argument(
+            "--below-target",
+            action="store_true",
+            help="with --resume: resume although its audited interval is wholly below target",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["resume"] is not None or options["reason"] is not None:
-            self.resume(options["resume"], options["reason"])
+            self.resume(options["resume"], options["reason"], options["below_target"])
         if any(options[k] is not None for k in ("audit_rate", "audit_floor", "blind_review")):
             self.set_audits(options["audit_rate"], options["audit_floor"], options["blind_review"])
         target, threshold = options["target_precision"], options["threshold"]
@@ -147,13 +152,20 @@ class Command(BaseCommand):
             after=audit_snapshot(changed, fields),
         )
 
-    def resume(self, slug: str | None, reason: str | None) -> None:
+    def resume(self, slug: str | None, reason: str | None, below_target: bool = False) -> None:
         if slug is None:
             raise CommandError("--reason goes with --resume CATEGORY")
         try:
-            resume_category(slug=slug, reason=reason or "", actor="command")
+            resume_category(
+                slug=slug,
+                reason=reason or "",
+                actor="command",
+                confirm_below_target=below_target,
+            )
         except WatchError as exc:
-            option = "--reason" if exc.field == "reason" else "--resume"
+            option = {"reason": "--reason", "confirm_below_target": "--below-target"}.get(
+                exc.field, "--resume"
+            )
             raise CommandError(f"{option}: {exc}") from exc
         self.stdout.write(f"resumed {slug}: it auto-acts again and its drift watch starts over")
 

@@ -1,0 +1,169 @@
+"""Persisting a batch of decisions: the one write path for routing an item.
+
+For each decided item, in the caller's transaction: the prediction, the audit sample,
+the item's status and final category, the `item.routed` event of an auto-action (the
+outbox row subscribers hear from), the review task (a new one, or the one the item
+already waited in), and the rules' hit counters. Classification and the cockpit's
+re-route both write through here, so neither can forget a side effect.
+"""
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from triage.actions.events import EventType, NewEvent, emit_many, item_data
+from triage.classify.deciding import Routing
+from triage.models import Category, Item, ModelVersion, Prediction, ReviewTask
+from triage.monitoring.audits import record_audit_samples
+from triage.routing import policy as routing
+from triage.routing.rules import count_hits
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a batch of routings did, in items."""
+
+    acted_on: int = 0  # auto-actions taken, not audited
+    audited: int = 0  # auto-actions taken and also sent to a blind audit
+    to_review: int = 0  # left for a person to decide
+
+    @property
+    def routed(self) -> int:
+        return self.acted_on + self.audited
+
+    def describe(self) -> str:
+        """As the admin reads it: "79 re-routed: 0 acted on, 79 acted on and sent to audit"."""
+        text = f"{self.acted_on} acted on, {self.audited} acted on and sent to audit"
+        return text + (f", {self.to_review} left for review" if self.to_review else "")
+
+
+def persist_routings(
+    routings: Sequence[Routing],
+    *,
+    champion: ModelVersion | None,
+    categories: Mapping[str, Category],
+    now: datetime,
+) -> Outcome:
+    """Write every routing; call inside the transaction that holds the items' locks."""
+    model_decided_by = f"model:v{champion.pk}" if champion else "model"
+    predictions, decisions, tasks, events = [], [], [], []
+    routed_to: dict[tuple[str, str], list[int]] = {}  # grouped UPDATEs, one per outcome
+    to_review: list[int] = []
+    rule_hits: Counter[str] = Counter()
+    reopened: list[ReviewTask] = []
+    closed: list[int] = []
+    acted_on = audited = 0
+    for r in routings:
+        decision, item, scored = r.decision, r.item, r.scored
+        if decision.rule:
+            rule_hits[decision.rule] += 1
+        if scored is not None:
+            decisions.append(decision)
+            predictions.append(_prediction(r, champion, categories, now))
+        if decision.route is routing.Route.AUTO and decision.category:
+            decided_by = f"rule:{decision.rule}" if decision.rule else model_decided_by
+            routed_to.setdefault((decision.category, decided_by), []).append(item.pk)
+            events.append(_routed_event(r, categories, champion, decided_by, now))
+            audited += decision.audit
+            acted_on += not decision.audit
+        else:
+            to_review.append(item.pk)
+        wants_person = decision.route is routing.Route.REVIEW or decision.audit
+        if r.open_task is not None:
+            # The item already waits in a task: it becomes the audit, stays, or closes.
+            if decision.audit:
+                r.open_task.reason = ReviewTask.Reason.AUDIT_SAMPLE
+                r.open_task.priority = 0
+                reopened.append(r.open_task)
+            elif not wants_person:
+                closed.append(r.open_task.pk)
+        elif wants_person:
+            tasks.append(
+                ReviewTask(
+                    item_id=item.pk,
+                    reason=_task_reason(decision),
+                    priority=0 if decision.audit else 10,
+                    created_at=now,
+                )
+            )
+    Prediction.objects.bulk_create(predictions)
+    record_audit_samples(predictions=predictions, decisions=decisions)
+    Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
+    for (slug, decided_by), ids in routed_to.items():
+        Item.objects.filter(pk__in=ids).update(
+            status=Item.Status.ROUTED,
+            final_category=categories[slug],
+            decided_by=decided_by,
+            decided_at=now,
+        )
+    ReviewTask.objects.bulk_create(tasks)
+    if reopened:
+        ReviewTask.objects.bulk_update(reopened, ["reason", "priority"])
+    ReviewTask.objects.filter(pk__in=closed).update(completed_at=now)
+    emit_many(events)
+    count_hits(rule_hits, now=now)
+    return Outcome(acted_on=acted_on, audited=audited, to_review=len(to_review))
+
+
+def _prediction(
+    r: Routing, champion: ModelVersion | None, categories: Mapping[str, Category], now: datetime
+) -> Prediction:
+    assert r.scored is not None
+    d = r.decision
+    return Prediction(
+        item_id=r.item.pk,
+        model_version=champion,
+        label=categories[r.scored.label],
+        confidence=r.scored.confidence,
+        scores=r.top_scores,
+        route=d.route.value,
+        reason=d.reason.value,
+        threshold=d.threshold,
+        mode=d.mode.value if d.mode else "",
+        lower_bound=d.lower_bound,
+        created_at=now,
+    )
+
+
+def _routed_event(
+    r: Routing,
+    categories: Mapping[str, Category],
+    champion: ModelVersion | None,
+    decided_by: str,
+    now: datetime,
+) -> NewEvent:
+    d, scored = r.decision, r.scored
+    assert d.category is not None
+    category = categories[d.category]
+    # A rule's decision is not the model's: no confidence to report.
+    by_model = scored is not None and not d.rule
+    return NewEvent(
+        type=EventType.ITEM_ROUTED,
+        item_id=r.item.pk,
+        category_id=category.pk,
+        occurred_at=now,
+        data=item_data(
+            r.item,
+            category=category,
+            decided_by=decided_by,
+            reason=d.reason.value,
+            confidence=scored.confidence if scored is not None and by_model else None,
+            model_version=champion.pk if champion and by_model else None,
+            rule=d.rule,
+            audit=d.audit,
+        ),
+    )
+
+
+def _task_reason(decision: routing.Decision) -> str:
+    if decision.audit:
+        return ReviewTask.Reason.AUDIT_SAMPLE
+    reasons = {
+        routing.Reason.RULE: ReviewTask.Reason.RULE,
+        routing.Reason.MODEL_UNAVAILABLE: ReviewTask.Reason.MODEL_UNAVAILABLE,
+        routing.Reason.CATEGORY_INACTIVE: ReviewTask.Reason.CATEGORY_INACTIVE,
+        routing.Reason.COLD_START: ReviewTask.Reason.COLD_START,
+        routing.Reason.SUSPENDED: ReviewTask.Reason.SUSPENDED,
+    }
+    return reasons.get(decision.reason, ReviewTask.Reason.LOW_CONFIDENCE)
