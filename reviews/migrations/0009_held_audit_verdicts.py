@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("reviews", "0008_loop_records_move_to_the_core"),
-        ("triage", "0018_watch_segments_and_held_verdicts"),
+        ("triage", "0019_watch_segments_and_held_verdicts"),
     ]
 
     operations = [

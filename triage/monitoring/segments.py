@@ -73,8 +73,8 @@ def fingerprint_for(
         champion_id=champion.pk if champion else None,
         target=target,
         threshold=report.rule.threshold,
-        # Issue 17 puts the scope on the rule itself; until then the report carries it.
-        scope=getattr(report.rule, "scope", None) or report.scope or None,
+        # The scope and, when pooled, its members: joining or leaving a pool is a change.
+        scope=":".join([report.scope, *report.pool]) or None,
         active=category.is_active,
     )
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0017_evidence_artifacts_and_revisions"),
+        ("triage", "0018_certification_fallback_scopes"),
     ]
 
     operations = [
