@@ -320,8 +320,11 @@ def test_live_precision_since_the_last_change_leaves_out_older_audits(categories
 @pytest.mark.parametrize(
     ("right", "wrong", "verified"),
     [
-        (30, 0, True),  # 30 of 30: one-sided 95% bound 0.905 ≥ 0.9
-        (29, 1, False),  # 29 of 30: bound 0.851 < 0.9
+        # The bound holds at every look (it is read after each verdict), so it needs more
+        # audits than a one-look bound: 30 of 30 gave 0.905 once, 0.81 at every look.
+        (80, 0, True),  # 80 of 80: anytime bound 0.912 ≥ 0.9
+        (30, 0, False),  # 30 of 30: anytime bound 0.81 < 0.9
+        (29, 1, False),
         (20, 0, None),  # fewer than min_support audits: no verdict yet
     ],
 )

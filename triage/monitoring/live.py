@@ -23,7 +23,7 @@ from django.utils import timezone
 from triage.models import Category, Prediction, RoutingPolicy
 from triage.monitoring.audits import audit_rates
 from triage.monitoring.models import AuditSample, CategoryWatch
-from triage.monitoring.precision import PrecisionEstimate, one_sided_lower, weighted_precision
+from triage.monitoring.precision import PrecisionEstimate, anytime_lower, weighted_precision
 from triage.monitoring.segments import last_change_at
 from triage.monitoring.watch import design_for, follow_rules
 
@@ -124,14 +124,17 @@ def alarm_state(
 def audit_certification(
     estimate: PrecisionEstimate, *, target: float | None, delta: float, min_support: int
 ) -> dict[str, Any]:
-    """The certified promise checked on audits: a random sample of live auto-actions.
+    """The live threshold certified on the audits alone: a random sample of the auto-actions
+    the rule in force actually takes, weighted by each audit's sampling probability.
 
-    Certification rests on labelled history; audits since the last change are a
-    random sample of the auto-actions the current threshold actually takes. With
-    at least min_support of them, the exact one-sided lower bound at 1 − δ must
-    reach the target for the promise to count as verified on live traffic.
+    Certification rests on labelled history; audits since the last change of the rule
+    are the one unbiased sample of what it automates. With at least min_support of them,
+    the anytime-valid lower bound at 1 − δ (precision.anytime_lower: it is read after
+    every verdict) must reach the target for the threshold to count as certified on
+    audits. Shown beside the evidence's certified bound; routing still follows the
+    evidence (a threshold the audits cannot vouch for is what the drift watch is for).
     """
-    lower = one_sided_lower(estimate, delta=delta)
+    lower = anytime_lower(estimate, delta=delta)
     enough = estimate.audited >= min_support
     verified = None if target is None or not enough else lower >= target
     return {
@@ -139,6 +142,7 @@ def audit_certification(
         "min_support": min_support,
         "delta": delta,
         "lower_bound": round(lower, 4),
+        "method": "anytime-valid mixture bound (Robbins) at the effective n",
         "verified": verified,
     }
 
@@ -314,14 +318,16 @@ def live_table(report: LiveReport) -> list[str]:
         f"live precision of auto-actions from blind audits (95% exact interval; since {since} "
         f"and over {settings.TRIAGE_LIVE_WINDOW_DAYS} days):",
         f"{'category':<16}{'since change':<34}{'window':<34}{'automated':>10}{'audit':>8}"
-        f"  {'on audits':<13}drift",
+        f"  {'on audits (anytime bound)':<26}drift",
     ]
     rows = [
         (c.slug, c.since_change, c.window, c.audit_rate, c.drift, c.check)
         for c in report.categories
     ]
     for slug, since_change, window, rate, drift, check in rows:
-        verified = {True: "verified", False: "NOT verified", None: "—"}[check["verified"]]
+        verified = {True: "certified", False: "NOT certified", None: "—"}[check["verified"]]
+        if check["audited"]:
+            verified = f"≥{check['lower_bound']:.1%} {verified}"
         automated = since_change.automation.rate
         if drift["state"] == "suspended":
             watch = f"SUSPENDED: {drift['suspension'].get('reason', '')}"
@@ -333,7 +339,7 @@ def live_table(report: LiveReport) -> list[str]:
         lines.append(
             f"{slug:<16}{_fmt(since_change):<34}{_fmt(window):<34}"
             f"{'—' if automated is None else f'{automated:.1%}':>10}{rate:>8.1%}"
-            f"  {verified:<13}{watch}"
+            f"  {verified:<26}{watch}"
         )
     overall = report.overall_since_change
     lines.append(
