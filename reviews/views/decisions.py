@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews.claims import ReviewError, current_task
-from reviews.corrections import can_change, change_decision, undo_deadline
+from reviews.corrections import can_change, change_batch, change_decision, undo_deadline
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from reviews.views.queue import render_queue
@@ -113,3 +113,27 @@ def change(request: AnalystRequest, review_id: int) -> HttpResponse:
         return render_queue(request, current_task(user=request.user), notice=notice)
     messages.success(request, notice)
     return redirect("reviews:decisions")
+
+
+@require_POST
+@analyst_required
+def change_all(request: AnalystRequest, review_id: int) -> HttpResponse:
+    """Undo a bulk decision: give every decision of the bulk a new category, or none."""
+    try:
+        changed = change_batch(
+            review_id=review_id,
+            user=request.user,
+            category_slug=request.POST.get("category", "").strip(),
+        )
+    except ReviewError as exc:
+        if request.htmx:
+            return render_queue(
+                request, current_task(user=request.user), error=str(exc), status=exc.status
+            )
+        messages.error(request, str(exc))
+        return redirect("reviews:queue")
+    notice = f"Changed all {len(changed)} to {changed[0].category.name}."
+    if request.htmx:
+        return render_queue(request, current_task(user=request.user), notice=notice)
+    messages.success(request, notice)
+    return redirect("reviews:queue")

@@ -1,96 +1,15 @@
-"""Pages of reviews.similar, reviews.bulk and reviews.trust: the similar-items panel with
-bulk decisions, and the admins' reviewer-quality page with quarantine actions."""
-
-import time
+"""Pages of reviews.trust: the admins' reviewer-quality page with quarantine actions."""
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
-from reviews.bulk import BulkError, bulk_decide
-from reviews.similar import similar_open_tasks, similar_resolved
 from reviews.trust.models import Quarantine
 from reviews.trust.quality import quality_table
 from reviews.trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
-from reviews.views.access import AnalystRequest
-from reviews.views.card import is_blind
-from triage.access import HtmxHttpRequest, admin_required, is_senior
-from triage.models import Category, ReviewTask
+from triage.access import HtmxHttpRequest, admin_required
 from triage.models.audit_log import actor_name
-
-SIMILAR_TEMPLATE = "reviews/_similar.html"
-SIMILAR_COUNT = 5
-
-
-def _render_similar(
-    request: AnalystRequest, task: ReviewTask, *, status: int = 200, error: str = ""
-) -> HttpResponse:
-    # Blind tasks get the panel empty, worded as for an item with no neighbours: final
-    # categories would hint at the answer the blind look must find alone, and a panel
-    # that named blindness would reveal which tasks are audits.
-    blind = is_blind(task)
-    context = {
-        "task": task,
-        "similar": [] if blind else similar_resolved(task.item, count=SIMILAR_COUNT),
-        "open_tasks": []
-        if blind
-        else similar_open_tasks(
-            task, user=request.user, senior=is_senior(request.user), count=_bulk_limit() - 1
-        ),
-        "categories": Category.objects.filter(is_active=True),
-        "shown_at": time.time(),
-        "error": error,
-        "bulk_limit": _bulk_limit(),
-    }
-    return render(request, SIMILAR_TEMPLATE, context, status=status)
-
-
-def _bulk_limit() -> int:
-    return int(settings.TRIAGE_BULK_LIMIT)
-
-
-@require_GET
-@login_required
-@permission_required("triage.add_review", raise_exception=True)
-def similar(request: AnalystRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
-    return _render_similar(request, task)
-
-
-@require_POST
-@login_required
-@permission_required("triage.add_review", raise_exception=True)
-def bulk(request: AnalystRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
-    try:
-        ids = [int(value) for value in request.POST.getlist("tasks")]
-    except ValueError:
-        return _render_similar(request, task, status=400, error="task ids must be numbers")
-    try:
-        shown_at = float(request.POST.get("shown_at", ""))
-        seconds: float | None = max(0.0, min(time.time() - shown_at, 3600.0))
-    except ValueError:
-        seconds = None
-    category = request.POST.get("category", "").strip()
-    if not category:
-        return _render_similar(request, task, status=400, error="choose a category")
-    if is_blind(task):
-        return _render_similar(request, task, status=409, error="this task cannot start a bulk")
-    try:
-        reviews = bulk_decide(
-            user=request.user, task_ids=ids, category_slug=category, seconds_spent=seconds
-        )
-    except BulkError as exc:
-        return _render_similar(request, task, status=exc.status, error=str(exc))
-    queue = reverse("reviews:queue")
-    if request.htmx:
-        response = HttpResponse(f"Decided {len(reviews)} tasks.")
-        response["HX-Redirect"] = queue
-        return response
-    return redirect(queue)
 
 
 @admin_required
