@@ -230,7 +230,11 @@ def held_task(*, task_id: int, user: User, now: datetime) -> ReviewTask:
     if task.claimed_by_id != user.pk:
         raise ReviewError(f"task {task_id} is no longer yours: someone else has it now")
     if task.lease_expires_at is None or task.lease_expires_at < now:
-        if not ReviewTask.objects.filter(pk=task.pk).offered_to(user, senior=is_senior(user)).exists():
+        if (
+            not ReviewTask.objects.filter(pk=task.pk)
+            .offered_to(user, senior=is_senior(user))
+            .exists()
+        ):
             raise ReviewError(f"your hold on task {task_id} expired")
         task.lease_expires_at = _lease_until(now)
         task.save(update_fields=["lease_expires_at"])

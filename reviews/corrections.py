@@ -49,7 +49,9 @@ class RecentDecision:
     minutes_left: int | None  # None once the window to change it has closed
 
 
-def recent_decisions(*, user: User, count: int = 5, now: datetime | None = None) -> list[RecentDecision]:
+def recent_decisions(
+    *, user: User, count: int = 5, now: datetime | None = None
+) -> list[RecentDecision]:
     """The user's newest decisions, with the whole minutes left to change each."""
     now = now or timezone.now()
     reviews = (

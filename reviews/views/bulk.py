@@ -15,10 +15,10 @@ from django.views.decorators.http import require_GET, require_POST
 from reviews.bulk import BulkError, bulk_decide
 from reviews.similar import SimilarTask, similar_open_tasks, similar_resolved
 from reviews.views.access import AnalystRequest
-from reviews.views.card import is_blind, ordered_categories
+from reviews.views.card import is_blind, latest_predictions, ordered_categories
 from reviews.views.queue import after_error, next_card
 from triage.access import is_senior
-from triage.models import Prediction, ReviewTask
+from triage.models import ReviewTask
 
 SIMILAR_TEMPLATE = "reviews/_similar.html"
 SIMILAR_COUNT = 5
@@ -26,21 +26,10 @@ SIMILAR_COUNT = 5
 SELECT_STEP = 0.05
 
 
-def _latest_predictions(item_ids: list[int]) -> dict[int, Prediction]:
-    latest: dict[int, Prediction] = {}
-    for prediction in (
-        Prediction.objects.filter(item_id__in=item_ids)
-        .select_related("label")
-        .order_by("item_id", "-id")
-    ):
-        latest.setdefault(prediction.item_id, prediction)
-    return latest
-
-
 def bulk_rows(found: list[SimilarTask]) -> list[dict[str, Any]]:
     """Each offered task with its similarity and, unless it is blind, the model's
     suggestion: ticking a row should be a judgement about that row, not a guess."""
-    predictions = _latest_predictions([s.task.item_id for s in found])
+    predictions = latest_predictions([s.task.item_id for s in found])
     rows = []
     for s in found:
         prediction = None if is_blind(s.task) else predictions.get(s.task.item_id)

@@ -79,7 +79,7 @@ def render_queue(
 
 
 def session_counts(user: User) -> dict[str, int]:
-    """"23 decided this session · 805 open": decisions since the analyst logged in."""
+    """ "23 decided this session · 805 open": decisions since the analyst logged in."""
     mine = Review.objects.filter(reviewer=user)
     if user.last_login is not None:
         mine = mine.filter(created_at__gte=user.last_login)
