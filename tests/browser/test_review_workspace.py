@@ -59,7 +59,9 @@ def test_keys_enter_and_type_ahead_decide_and_focus_follows_the_card(
     start(page, live_server, ann)
     card = page.locator("#task-card")
     expect(card).to_have_attribute("data-task-id", str(tasks[0].pk))
-    expect(card.locator(".reason")).to_contain_text("Billing 60%: not sure enough to act alone (needs 90%)")
+    expect(card.locator(".reason")).to_contain_text(
+        "Billing 60%: not sure enough to act alone (needs 90%)"
+    )
     expect(page.locator("#announce")).to_contain_text("suggested Billing, press Enter")
 
     # Enter accepts the top suggestion; the next card gets the focus.
