@@ -103,11 +103,11 @@ def test_no_cockpit_page_scrolls_sideways_at_390_px(transactional_db, live_serve
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > 390:
             culprits = page.evaluate(
-                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 392)"
-                ".slice(0, 4).map(e => e.tagName + '.' + e.className + '#' + e.id)"
+                "[...document.querySelectorAll('body *')]"
+                ".filter(e => e.getBoundingClientRect().right > 392).slice(0, 4)"
+                ".map(e => e.tagName + '.' + e.className + '#' + e.id)"
             )
             wide.append(f"{path}: {width} px {culprits}")
-    print(wide)
     assert wide == []
 
 
