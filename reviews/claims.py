@@ -69,6 +69,22 @@ def suggested_as(slug: str) -> Exists:
     )
 
 
+# A queue filter that is not a stored reason: low-confidence tasks whose category can never
+# act alone (no threshold could be certified), apart from those where the model was unsure.
+NEVER_AUTOMATIC = "never_automatic"
+
+
+def never_automatic() -> Exists:
+    """Whether the latest prediction for a task's item came to review because its
+    category's target precision cannot be certified (any confidence would have come)."""
+    newer = Prediction.objects.filter(item_id=OuterRef("item_id"), id__gt=OuterRef("id"))
+    return Exists(
+        Prediction.objects.filter(item_id=OuterRef("item_id"), reason="target_unreachable").filter(
+            ~Exists(newer)
+        )
+    )
+
+
 def offered(
     tasks: ReviewTaskQuerySet,
     *,
@@ -92,7 +108,12 @@ def offered(
     )
     if category:
         tasks = tasks.filter(suggested_as(category))
-    if reason:
+    low = ReviewTask.Reason.LOW_CONFIDENCE
+    if reason == NEVER_AUTOMATIC:
+        tasks = tasks.filter(reason=low).filter(never_automatic())
+    elif reason == low:
+        tasks = tasks.filter(reason=low).exclude(never_automatic())
+    elif reason:
         tasks = tasks.filter(reason=reason).exclude(reason=ReviewTask.Reason.AUDIT_SAMPLE)
     return tasks
 

@@ -14,7 +14,7 @@ from reviews.claims import ReviewError, claim_next_task, current_task, renew_lea
 from reviews.corrections import bulk_batch, last_changeable_review, recent_decisions
 from reviews.decisions import submit_review
 from reviews.handoffs import escalate_task, skip_task
-from reviews.queue_summary import queue_summary
+from reviews.queue_summary import REASON_LABELS, open_per_reason, queue_summary
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from triage.models import Category, Review, ReviewTask
@@ -24,9 +24,17 @@ FILTERS_KEY = "queue_filters"
 # Reasons an analyst may filter on: not audits, which must stay indistinguishable.
 FILTER_REASONS = [
     (value, label)
-    for value, label in ReviewTask.Reason.choices
+    for value, label in REASON_LABELS.items()
     if value != ReviewTask.Reason.AUDIT_SAMPLE
 ]
+
+
+def _filter_reasons(*, with_counts: bool) -> list[tuple[str, str]]:
+    """The reason filter's options; on a full page load, each with its open tasks."""
+    if not with_counts:
+        return FILTER_REASONS
+    counts = open_per_reason()
+    return [(value, f"{label} ({counts.get(value, 0)})") for value, label in FILTER_REASONS]
 
 
 def queue_filters(request: AnalystRequest) -> dict[str, str]:
@@ -58,7 +66,7 @@ def render_queue(
         "error": error,
         "notice": notice,
         "filters": filters,
-        "filter_reasons": FILTER_REASONS,
+        "filter_reasons": _filter_reasons(with_counts=not request.htmx),
         "filter_categories": categories,
         "poll_seconds": settings.TRIAGE_QUEUE_POLL_SECONDS,
         "undo_minutes": settings.TRIAGE_UNDO_SECONDS // 60,

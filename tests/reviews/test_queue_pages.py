@@ -330,3 +330,23 @@ def test_the_card_masks_the_whole_text_before_collapsing_it_and_the_metadata(
     assert "Show all" in body
     assert "ana.l" not in body and "example.org" not in body
     assert "[email]" in body and "<dt>From</dt><dd>[email]</dd>" in body
+
+
+def test_the_queue_tells_model_unsure_from_category_never_automatic(client, analyst, categories):
+    unsure = make_item("maybe billing", status=Item.Status.IN_REVIEW)
+    make_prediction(unsure, categories["billing"], confidence=0.6, route="review", threshold=0.9)
+    never = make_item("outage for sure", status=Item.Status.IN_REVIEW)
+    make_prediction(
+        never, categories["outage"], confidence=0.99, route="review", reason="target_unreachable"
+    )
+    unsure_task, never_task = make_task(unsure), make_task(never)
+    client.force_login(analyst)
+    body = client.get("/reviews/").content.decode()
+    assert "<td>Model unsure</td><td>1</td>" in body
+    assert "<td>Category never automatic</td><td>1</td>" in body
+    assert ">Category never automatic (1)</option>" in body and ">Model unsure (1)</option>" in body
+    client.get("/reviews/?reason=never_automatic")
+    assert client.post("/reviews/claim", **HTMX).context["task"] == never_task
+    client.post(f"/reviews/tasks/{never_task.pk}/skip", **HTMX)
+    client.get("/reviews/?reason=low_confidence")
+    assert client.post("/reviews/claim", **HTMX).context["task"] == unsure_task
