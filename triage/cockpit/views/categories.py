@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from triage.access import HtmxHttpRequest, admin_required
 from triage.cockpit.charts import Chart, Series, percent, share_ticks, xy_chart
+from triage.cockpit.consequences import daily_consequences
 from triage.cockpit.forms import ResumeForm, RuleForm
 from triage.cockpit.preview import Preview, Setting, preview
 from triage.cockpit.services import (
@@ -83,6 +84,9 @@ def _context(
         "current": current,
         "preview": tried,
         "chart": risk_coverage_chart(shown),
+        "daily": daily_consequences(
+            category, coverage=shown.coverage, certified_bound=shown.certified_bound
+        ),
         "watch": CategoryWatch.objects.filter(
             category=category, suspended_at__isnull=False
         ).first(),
