@@ -11,7 +11,6 @@ from reviews.claims import NEVER_AUTOMATIC, never_automatic, offered
 from triage.access import is_senior
 from triage.models import ReviewTask
 
-
 _R = ReviewTask.Reason
 # Why tasks wait, in analysts' words; "model unsure" and "category never automatic" are
 # both stored as low confidence, told apart by the prediction (see claims.never_automatic).
