@@ -20,6 +20,7 @@ urlpatterns = [
     path("tasks/<int:task_id>/similar", bulk.similar, name="similar"),
     path("tasks/<int:task_id>/bulk", bulk.bulk, name="bulk"),
     path("quality/", trust.quality, name="quality"),
+    path("quality/<int:user_id>/", trust.quality_analyst, name="quality_analyst"),
     path(
         "quality/quarantines/<int:quarantine_id>",
         trust.quarantine_action,
