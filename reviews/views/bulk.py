@@ -50,7 +50,7 @@ def select_levels(rows: list[dict[str, Any]], floor: float) -> list[dict[str, An
     if not rows:
         return []
     top = max(r["similarity"] for r in rows)
-    levels = []
+    levels: list[dict[str, Any]] = []
     step = math.floor(top / SELECT_STEP) * SELECT_STEP
     while step >= floor - 1e-9 and len(levels) < 4:
         count = sum(1 for r in rows if r["similarity"] >= step - 1e-9)

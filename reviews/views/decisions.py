@@ -173,8 +173,9 @@ def change_all(request: AnalystRequest, review_id: int) -> HttpResponse:
             return render_queue(
                 request, current_task(user=request.user), error=str(exc), status=exc.status
             )
-        messages.error(request, str(exc))
-        return redirect("reviews:queue")
+        return render(
+            request, "reviews/decisions.html", {"errors": [str(exc)], "rows": []}, status=exc.status
+        )
     notice = f"Changed all {len(changed)} to {changed[0].category.name}."
     if request.htmx:
         return render_queue(request, current_task(user=request.user), notice=notice)

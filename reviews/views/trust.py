@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from reviews.trust.models import Quarantine
 from reviews.trust.patterns import (
@@ -26,7 +26,6 @@ from reviews.trust.quality import AnalystQuality, quality_table
 from reviews.trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
 from triage.access import HtmxHttpRequest, admin_required
 from triage.models.audit_log import actor_name
-
 
 # The sortable columns, in the table's order.
 COLUMNS = [
@@ -97,6 +96,7 @@ def quality(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "reviews/quality.html", _quality_context(request))
 
 
+@require_GET
 @admin_required
 def quality_analyst(request: HtmxHttpRequest, user_id: int) -> HttpResponse:
     """One analyst's decisions by category: where a flag on the table comes from."""
