@@ -91,6 +91,8 @@ def test_bulk_is_collapsed_respects_the_floor_and_undo_changes_all_n(
 
     notice = card.locator(".notice")
     expect(notice).to_have_text("Decided 3 as Outage. Press u to undo all 3.")
+    # The live announcement joins the notice and the summary with one full stop, not two.
+    expect(page.locator("#announce")).to_contain_text(f"undo all 3. Task {unrelated.pk}")
     expect(card).to_have_attribute("data-task-id", str(unrelated.pk))
     decided = {r.task_id for r in Review.objects.filter(bulk=True)}
     assert decided == {current.pk, near.pk, nearer.pk}
