@@ -14,6 +14,9 @@ Prints the median and p95 (ms) of each. Nothing is asserted.
 
     .venv/bin/python benchmarks/review_queue.py --postgres postgres://postgres@127.0.0.1:5432/x
     .venv/bin/python benchmarks/review_queue.py --postgres URL --tasks 200000 --repeat 200
+
+To compare two versions of the code in one session, run each checkout's copy with its own
+--database (the figures are only comparable when measured back to back on one machine).
 """
 
 import argparse
@@ -50,8 +53,11 @@ def main() -> None:
     parser.add_argument("--postgres", required=True, help="server URL; a fresh database is made")
     parser.add_argument("--tasks", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument(
+        "--database", default="triage_bench_queue", help="name of the database made afresh"
+    )
     args = parser.parse_args()
-    os.environ["DATABASE_URL"] = fresh_postgres_database(args.postgres, "triage_bench_queue")
+    os.environ["DATABASE_URL"] = fresh_postgres_database(args.postgres, args.database)
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     setup_django()
 

@@ -69,6 +69,22 @@ def suggested_as(slug: str) -> Exists:
     )
 
 
+# A queue filter that is not a stored reason: low-confidence tasks whose category can never
+# act alone (no threshold could be certified), apart from those where the model was unsure.
+NEVER_AUTOMATIC = "never_automatic"
+
+
+def never_automatic() -> Exists:
+    """Whether the latest prediction for a task's item came to review because its
+    category's target precision cannot be certified (any confidence would have come)."""
+    newer = Prediction.objects.filter(item_id=OuterRef("item_id"), id__gt=OuterRef("id"))
+    return Exists(
+        Prediction.objects.filter(item_id=OuterRef("item_id"), reason="target_unreachable").filter(
+            ~Exists(newer)
+        )
+    )
+
+
 def offered(
     tasks: ReviewTaskQuerySet,
     *,
@@ -92,7 +108,12 @@ def offered(
     )
     if category:
         tasks = tasks.filter(suggested_as(category))
-    if reason:
+    low = ReviewTask.Reason.LOW_CONFIDENCE
+    if reason == NEVER_AUTOMATIC:
+        tasks = tasks.filter(reason=low).filter(never_automatic())
+    elif reason == low:
+        tasks = tasks.filter(reason=low).exclude(never_automatic())
+    elif reason:
         tasks = tasks.filter(reason=reason).exclude(reason=ReviewTask.Reason.AUDIT_SAMPLE)
     return tasks
 
@@ -213,7 +234,15 @@ def renew_lease(*, task_id: int, user: User, now: datetime | None = None) -> boo
 
 
 def held_task(*, task_id: int, user: User, now: datetime) -> ReviewTask:
-    """The task, locked, if the user holds a live lease on it; else a ReviewError saying why."""
+    """The task, locked, if the user holds it; else a ReviewError saying why.
+
+    A lease that lapsed while nobody else claimed the task still counts: the claim
+    would hand it to anyone, this user included, so refusing the decision would only
+    throw away an answer the server could accept. The lock taken here is what keeps a
+    concurrent claim from slipping in between: a claim's guarded UPDATE waits for it,
+    then finds the task completed. The re-claim is recorded on the task (its lease is
+    renewed) with the decision, in the caller's transaction.
+    """
     task = ReviewTask.objects.select_for_update().select_related("item").filter(pk=task_id).first()
     if task is None:
         raise ReviewError(f"task {task_id} does not exist")
@@ -222,5 +251,12 @@ def held_task(*, task_id: int, user: User, now: datetime) -> ReviewTask:
     if task.claimed_by_id != user.pk:
         raise ReviewError(f"task {task_id} is no longer yours: someone else has it now")
     if task.lease_expires_at is None or task.lease_expires_at < now:
-        raise ReviewError(f"your hold on task {task_id} expired")
+        if (
+            not ReviewTask.objects.filter(pk=task.pk)
+            .offered_to(user, senior=is_senior(user))
+            .exists()
+        ):
+            raise ReviewError(f"your hold on task {task_id} expired")
+        task.lease_expires_at = _lease_until(now)
+        task.save(update_fields=["lease_expires_at"])
     return task

@@ -1,5 +1,7 @@
 """Changing one's own decision while the undo window (TRIAGE_UNDO_SECONDS) is open."""
 
+import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -39,6 +41,30 @@ def last_changeable_review(*, user: User, now: datetime | None = None) -> Review
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+@dataclass(frozen=True)
+class RecentDecision:
+    review: Review
+    minutes_left: int | None  # None once the window to change it has closed
+
+
+def recent_decisions(
+    *, user: User, count: int = 5, now: datetime | None = None
+) -> list[RecentDecision]:
+    """The user's newest decisions, with the whole minutes left to change each."""
+    now = now or timezone.now()
+    reviews = (
+        Review.objects.filter(reviewer=user)
+        .select_related("item", "task", "category")
+        .order_by("-created_at", "-id")[:count]
+    )
+    return [RecentDecision(r, minutes_left(r, now=now)) for r in reviews]
+
+
+def minutes_left(review: Review, *, now: datetime) -> int | None:
+    left = (undo_deadline(review) - now).total_seconds()
+    return max(1, math.ceil(left / 60)) if left >= 0 else None
 
 
 def change_decision(
@@ -119,3 +145,33 @@ def change_decision(
             if sample is not None:
                 check_category(category=sample.category, now=now)
     return review
+
+
+def bulk_batch(review: Review) -> list[Review]:
+    """The decisions taken with `review` in one bulk: the same analyst at the same instant
+    (reviews.bulk records every review of a bulk with one timestamp)."""
+    if not review.bulk:
+        return [review]
+    return list(
+        Review.objects.filter(
+            reviewer_id=review.reviewer_id, bulk=True, created_at=review.created_at
+        )
+        .select_related("item", "task", "category")
+        .order_by("id")
+    )
+
+
+def change_batch(
+    *, review_id: int, user: User, category_slug: str, now: datetime | None = None
+) -> list[Review]:
+    """Change every decision of the bulk that `review_id` belongs to, or none of them:
+    the undo of a bulk decision (each one through change_decision, its one write path)."""
+    now = now or timezone.now()
+    review = Review.objects.filter(pk=review_id, reviewer_id=user.pk).first()
+    if review is None:
+        raise ReviewError(f"decision {review_id} is not yours to change", field="review")
+    with transaction.atomic():
+        return [
+            change_decision(review_id=r.pk, user=user, category_slug=category_slug, now=now)
+            for r in bulk_batch(review)
+        ]

@@ -7,9 +7,26 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from reviews.claims import offered
+from reviews.claims import NEVER_AUTOMATIC, never_automatic, offered
 from triage.access import is_senior
 from triage.models import ReviewTask
+
+_R = ReviewTask.Reason
+# Why tasks wait, in analysts' words; "model unsure" and "category never automatic" are
+# both stored as low confidence, told apart by the prediction (see claims.never_automatic).
+REASON_LABELS = {
+    _R.LOW_CONFIDENCE.value: "Model unsure",
+    NEVER_AUTOMATIC: "Category never automatic",
+    _R.COLD_START.value: "No trained model yet",
+    _R.RULE.value: "Sent by a rule",
+    _R.MODEL_UNAVAILABLE.value: "Model could not score it",
+    _R.CATEGORY_INACTIVE.value: "Category switched off",
+    _R.SUSPENDED.value: "Category suspended",
+    _R.ESCALATED.value: "Escalated",
+    _R.SECOND_REVIEW.value: "Second look",
+    _R.DISAGREEMENT.value: "Disagreement to settle",
+    _R.AUDIT_SAMPLE.value: "Audit",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,20 @@ class QueueSummary:
     oldest: datetime | None
 
 
+def open_per_reason() -> dict[str, int]:
+    """Open tasks per reason (REASON_LABELS' keys), low confidence split in two."""
+    open_tasks = ReviewTask.objects.open()
+    per_reason = dict(
+        open_tasks.values_list("reason").annotate(n=Count("id")).values_list("reason", "n")
+    )
+    low = ReviewTask.Reason.LOW_CONFIDENCE
+    if per_reason.get(low):
+        never = open_tasks.filter(reason=low).filter(never_automatic()).count()
+        per_reason[low] -= never
+        per_reason[NEVER_AUTOMATIC] = never
+    return per_reason
+
+
 def queue_summary(
     *, user: User, category: str = "", reason: str = "", now: datetime | None = None
 ) -> QueueSummary:
@@ -44,9 +75,7 @@ def queue_summary(
     available = offered(
         claimable, user=user, now=now, senior=senior, category=category, reason=reason
     ).count()
-    per_reason = dict(
-        open_tasks.values_list("reason").annotate(n=Count("id")).values_list("reason", "n")
-    )
+    per_reason = open_per_reason()
     oldest = open_tasks.aggregate(oldest=Min("created_at"))["oldest"]
     return QueueSummary(
         open=total,
@@ -58,7 +87,7 @@ def queue_summary(
         held_by_me=held_by_me,
         per_reason=[
             (label, per_reason[value])
-            for value, label in ReviewTask.Reason.choices
+            for value, label in REASON_LABELS.items()
             if per_reason.get(value)
         ],
         oldest=oldest,

@@ -269,20 +269,36 @@ def similar_resolved(item: Item, *, count: int = 5) -> list[SimilarItem]:
     return out[:count]
 
 
+@dataclass(frozen=True)
+class SimilarTask:
+    task: ReviewTask
+    similarity: float
+
+
 def similar_open_tasks(
-    task: ReviewTask, *, user: User, senior: bool, count: int
-) -> list[ReviewTask]:
-    """Open tasks on items like this one that the user could decide in bulk now."""
+    task: ReviewTask, *, user: User, senior: bool, count: int, floor: float
+) -> list[SimilarTask]:
+    """Open tasks on items at least `floor` similar to this one (cosine) that the user
+    could decide in bulk now, most similar first.
+
+    Without a floor the panel filled up with whatever was nearest, and an analyst
+    ticking down the list decided unrelated items with one category.
+    """
     from reviews.bulk import bulk_candidates
 
     found = item_vector(task.item)
     if found is None:
         return []
     encoder, vector = found
-    candidates = open_index.nearest(encoder, vector, count=count * 4, exclude=task.item_id)
-    order = {pk: rank for rank, (pk, _) in enumerate(candidates)}
-    tasks = bulk_candidates(user=user, senior=senior).filter(item_id__in=order).exclude(pk=task.pk)
-    return sorted(tasks.select_related("item"), key=lambda t: order[t.item_id])[:count]
+    candidates = [
+        (pk, score)
+        for pk, score in open_index.nearest(encoder, vector, count=count * 4, exclude=task.item_id)
+        if score >= floor
+    ]
+    scores = dict(candidates)
+    tasks = bulk_candidates(user=user, senior=senior).filter(item_id__in=scores).exclude(pk=task.pk)
+    ranked = sorted(tasks.select_related("item"), key=lambda t: -scores[t.item_id])
+    return [SimilarTask(t, scores[t.item_id]) for t in ranked[:count]]
 
 
 def clear_indexes() -> None:

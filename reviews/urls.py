@@ -1,7 +1,7 @@
 from django.urls import path
 
 from reviews import views
-from reviews.views import trust
+from reviews.views import bulk, trust
 
 app_name = "reviews"
 
@@ -16,9 +16,11 @@ urlpatterns = [
     path("decisions/", views.my_decisions, name="decisions"),
     path("decisions/<int:review_id>/", views.decision, name="decision"),
     path("decisions/<int:review_id>/change", views.change, name="change"),
-    path("tasks/<int:task_id>/similar", trust.similar, name="similar"),
-    path("tasks/<int:task_id>/bulk", trust.bulk, name="bulk"),
+    path("decisions/<int:review_id>/change-all", views.change_all, name="change_all"),
+    path("tasks/<int:task_id>/similar", bulk.similar, name="similar"),
+    path("tasks/<int:task_id>/bulk", bulk.bulk, name="bulk"),
     path("quality/", trust.quality, name="quality"),
+    path("quality/<int:user_id>/", trust.quality_analyst, name="quality_analyst"),
     path(
         "quality/quarantines/<int:quarantine_id>",
         trust.quarantine_action,

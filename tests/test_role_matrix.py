@@ -120,6 +120,7 @@ MATRIX: dict[str, Entry] = {
     "reviews/tasks/<int:task_id>/similar": R("/reviews/tasks/{task}/similar", GET=reviewers(200)),
     "reviews/tasks/<int:task_id>/bulk": R("/reviews/tasks/{task}/bulk", POST=reviewers(400)),
     "reviews/quality/": R("/reviews/quality/", other=admins(200)),
+    "reviews/quality/<int:user_id>/": R("/reviews/quality/999999/", GET=admins(404)),
     "reviews/quality/quarantines/<int:quarantine_id>": R(
         "/reviews/quality/quarantines/999999", POST=admins(404)
     ),
@@ -133,6 +134,9 @@ MATRIX: dict[str, Entry] = {
     "reviews/decisions/": R("/reviews/decisions/", GET=reviewers(200)),
     # Another analyst's decision, or none: 404 for everyone who may review at all.
     "reviews/decisions/<int:review_id>/": R("/reviews/decisions/999999/", GET=reviewers(404)),
+    "reviews/decisions/<int:review_id>/change-all": R(
+        "/reviews/decisions/999999/change-all", POST=reviewers(409)
+    ),
     "reviews/decisions/<int:review_id>/change": R(
         "/reviews/decisions/999999/change", POST=reviewers(404)
     ),

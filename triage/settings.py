@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
+    # Only for its templates and static files: /api/docs serves Swagger UI from here, not
+    # from a CDN (which the Content-Security-Policy blocks, and offline has not).
+    "ninja",
     "triage",
     "triage.actions",
     "reviews",
@@ -333,6 +336,7 @@ TRIAGE_SIMILAR_REBUILD_SECONDS = _triage[reviewers.SIMILAR_REBUILD_SECONDS]
 TRIAGE_SIMILAR_EXACT_MAX = _triage[reviewers.SIMILAR_EXACT_MAX]
 TRIAGE_SIMILAR_NPROBE = _triage[reviewers.SIMILAR_NPROBE]
 TRIAGE_BULK_LIMIT = _triage[reviewers.BULK_LIMIT]
+TRIAGE_BULK_SIMILARITY_FLOOR = _triage[reviewers.BULK_SIMILARITY_FLOOR]
 # Every decision that overturns a confident prediction gets a second review too (RoutingPolicy).
 TRIAGE_SECOND_REVIEW_SHARE = _triage[reviewers.SECOND_REVIEW_SHARE]
 TRIAGE_SECOND_REVIEW_BULK_SHARE = _triage[reviewers.SECOND_REVIEW_BULK_SHARE]

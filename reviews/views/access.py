@@ -14,6 +14,8 @@ from django.urls import reverse
 from triage.access import HtmxHttpRequest, can_review
 
 View = Callable[..., HttpResponse]
+# On the login page's URL after a POST that an expired session refused.
+UNSAVED_PARAM = "unsaved"
 
 
 class AnalystRequest(HtmxHttpRequest):
@@ -38,12 +40,16 @@ def analyst_required(view: View) -> View:
             back = request.get_full_path() if request.method == "GET" else reverse("reviews:queue")
             if request.htmx:
                 back = reverse("reviews:queue")
+            login = redirect_to_login(back, resolve_url("login"))
+            if request.method == "POST":
+                # A key pressed after the session ended was not saved: the login page says
+                # so, or the analyst would believe the decision went through.
+                login["Location"] += f"&{UNSAVED_PARAM}=1"
+            if request.htmx:
                 response = HttpResponse(status=204)
-                response["HX-Redirect"] = redirect_to_login(back, resolve_url("login")).headers[
-                    "Location"
-                ]
+                response["HX-Redirect"] = login["Location"]
                 return response
-            return redirect_to_login(back, resolve_url("login"))
+            return login
         if not can_review(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)

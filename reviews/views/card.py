@@ -20,6 +20,8 @@ COLLAPSE_AFTER_CHARS = 2000
 # about four characters of English prose. Tokenizing here would load the tokenizer in
 # every web process; an approximate mark says what analysts need (the end is unread).
 CHARS_PER_TOKEN = 4
+# Where an item came from, in an analyst's words (not the stored value "api").
+SOURCE_LABELS = {"api": "sent through the API", "import": "imported from a file"}
 # With more categories than this, a type-ahead filter is shown above the buttons.
 TYPE_AHEAD_FROM = 6
 
@@ -62,6 +64,10 @@ class TextSegments:
     @property
     def mark_hidden(self) -> bool:
         return self.model_stops_at is not None and bool(self.hidden_read)
+
+    @property
+    def length_display(self) -> str:
+        return f"{self.length:,}"
 
     @property
     def collapsed(self) -> bool:
@@ -121,18 +127,13 @@ def reason_text(
     if task.reason == reasons.LOW_CONFIDENCE and prediction is not None:
         if prediction.reason == "target_unreachable":
             return (
-                f"{label} never acts automatically: its target precision cannot be certified "
-                "on the evidence so far, so every item the model gives it comes to a person"
+                f"{label} never acts alone: there is not yet enough evidence that it meets its "
+                "precision target, so every item suggested as it comes to a person"
             )
         if prediction.threshold is not None:
-            target = (
-                f", certified for its precision target (bound {percent(prediction.lower_bound)})"
-                if prediction.mode == "target_precision" and prediction.lower_bound is not None
-                else ""
-            )
             return (
-                f"Low confidence: {label} at {percent(prediction.confidence)}, below its "
-                f"threshold of {percent(prediction.threshold)}{target}"
+                f"{label} {percent(prediction.confidence)}: not sure enough to act alone "
+                f"(needs {percent(prediction.threshold)})"
             )
     if task.reason == reasons.COLD_START:
         return (
@@ -159,6 +160,18 @@ def reason_text(
         return "Two analysts disagreed on this item: settle it"
     # Audits (shown only when not blind, i.e. never) and anything new.
     return "A person's decision is needed"
+
+
+def latest_predictions(item_ids: list[int]) -> dict[int, Prediction]:
+    """Each item's newest prediction (the model's suggestion), in one query."""
+    latest: dict[int, Prediction] = {}
+    for prediction in (
+        Prediction.objects.filter(item_id__in=item_ids)
+        .select_related("label")
+        .order_by("item_id", "-id")
+    ):
+        latest.setdefault(prediction.item_id, prediction)
+    return latest
 
 
 def ordered_categories() -> list[Category]:
@@ -200,9 +213,13 @@ def card_context(
         "categories": categories,
         "type_ahead": len(categories) > TYPE_AHEAD_FROM,
         "metadata": [
-            (key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+            (
+                key.replace("_", " ").strip().capitalize() or key,
+                value if isinstance(value, str) else json.dumps(value, ensure_ascii=False),
+            )
             for key, value in sorted(task.item.metadata.items())
         ],
+        "source_label": SOURCE_LABELS.get(task.item.source, task.item.source),
         "shown_at": time.time(),
         # Renew well before the lease runs out, at most every two minutes.
         "heartbeat_seconds": max(5, min(120, settings.TRIAGE_LEASE_SECONDS // 3)),

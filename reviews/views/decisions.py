@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,32 +13,54 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews.claims import ReviewError, current_task
-from reviews.corrections import can_change, change_decision, undo_deadline
+from reviews.corrections import (
+    can_change,
+    change_batch,
+    change_decision,
+    minutes_left,
+    undo_deadline,
+)
 from reviews.views.access import AnalystRequest, analyst_required
-from reviews.views.card import card_context, ordered_categories
+from reviews.views.card import (
+    BLIND_REASONS,
+    card_context,
+    is_blind,
+    latest_predictions,
+    ordered_categories,
+)
 from reviews.views.queue import render_queue
 from triage.models import Review
 
 PAGE_SIZE = 50
+# The filters a page link carries along, so "Older" keeps what the analyst asked for.
+FILTER_PARAMS = ("q", "category", "agreed", "changeable")
 
 
 @require_GET
 @analyst_required
 def my_decisions(request: AnalystRequest) -> HttpResponse:
+    """The analyst's history: what they chose, what the model suggested (unless the task
+    was blind), how long each stays changeable; searchable by external id."""
     now = timezone.now()
     reviews = (
         Review.objects.filter(reviewer_id=request.user.pk)
-        .select_related("item", "category")
+        .select_related("item", "task", "category")
         .order_by("-created_at", "-id")
     )
+    query = request.GET.get("q", "").strip()
     category = request.GET.get("category", "").strip()
     agreed = request.GET.get("agreed", "").strip()
     changeable = request.GET.get("changeable", "") == "1"
     errors = []
+    if query:
+        reviews = reviews.filter(item__external_id__icontains=query)
     if category:
         reviews = reviews.filter(category__slug=category)
     if agreed in {"yes", "no"}:
-        reviews = reviews.filter(agreed_with_model=agreed == "yes")
+        # Blind tasks never say whether the analyst agreed with the model.
+        reviews = reviews.filter(agreed_with_model=agreed == "yes").exclude(
+            task__reason__in=BLIND_REASONS
+        )
     elif agreed:
         errors.append(f"agreed must be yes or no, not {agreed!r}")
     if changeable:
@@ -45,7 +68,21 @@ def my_decisions(request: AnalystRequest) -> HttpResponse:
             created_at__gte=now - timedelta(seconds=settings.TRIAGE_UNDO_SECONDS)
         )
     page = Paginator(reviews, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"review": r, "changeable": can_change(r, user=request.user, now=now)} for r in page]
+    predictions = latest_predictions([r.item_id for r in page])
+    rows = []
+    for r in page:
+        blind = is_blind(r.task)
+        rows.append(
+            {
+                "review": r,
+                "blind": blind,
+                "prediction": None if blind else predictions.get(r.item_id),
+                "minutes_left": minutes_left(r, now=now)
+                if can_change(r, user=request.user, now=now)
+                else None,
+            }
+        )
+    kept = {name: request.GET[name] for name in FILTER_PARAMS if request.GET.get(name, "").strip()}
     return render(
         request,
         "reviews/decisions.html",
@@ -53,7 +90,13 @@ def my_decisions(request: AnalystRequest) -> HttpResponse:
             "rows": rows,
             "page": page,
             "categories": ordered_categories(),
-            "filters": {"category": category, "agreed": agreed, "changeable": changeable},
+            "filters": {
+                "q": query,
+                "category": category,
+                "agreed": agreed,
+                "changeable": changeable,
+            },
+            "filter_query": urlencode(kept),
             "errors": errors,
             "undo_minutes": settings.TRIAGE_UNDO_SECONDS // 60,
         },
@@ -113,3 +156,28 @@ def change(request: AnalystRequest, review_id: int) -> HttpResponse:
         return render_queue(request, current_task(user=request.user), notice=notice)
     messages.success(request, notice)
     return redirect("reviews:decisions")
+
+
+@require_POST
+@analyst_required
+def change_all(request: AnalystRequest, review_id: int) -> HttpResponse:
+    """Undo a bulk decision: give every decision of the bulk a new category, or none."""
+    try:
+        changed = change_batch(
+            review_id=review_id,
+            user=request.user,
+            category_slug=request.POST.get("category", "").strip(),
+        )
+    except ReviewError as exc:
+        if request.htmx:
+            return render_queue(
+                request, current_task(user=request.user), error=str(exc), status=exc.status
+            )
+        return render(
+            request, "reviews/decisions.html", {"errors": [str(exc)], "rows": []}, status=exc.status
+        )
+    notice = f"Changed all {len(changed)} to {changed[0].category.name}."
+    if request.htmx:
+        return render_queue(request, current_task(user=request.user), notice=notice)
+    messages.success(request, notice)
+    return redirect("reviews:queue")

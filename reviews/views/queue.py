@@ -5,27 +5,36 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews.claims import ReviewError, claim_next_task, current_task, renew_lease
-from reviews.corrections import last_changeable_review
+from reviews.corrections import bulk_batch, last_changeable_review, recent_decisions
 from reviews.decisions import submit_review
 from reviews.handoffs import escalate_task, skip_task
-from reviews.queue_summary import queue_summary
+from reviews.queue_summary import REASON_LABELS, open_per_reason, queue_summary
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
-from triage.models import Category, ReviewTask
+from triage.models import Category, Review, ReviewTask
 
 TEMPLATE = "reviews/queue.html"
 FILTERS_KEY = "queue_filters"
 # Reasons an analyst may filter on: not audits, which must stay indistinguishable.
 FILTER_REASONS = [
     (value, label)
-    for value, label in ReviewTask.Reason.choices
+    for value, label in REASON_LABELS.items()
     if value != ReviewTask.Reason.AUDIT_SAMPLE
 ]
+
+
+def _filter_reasons(*, with_counts: bool) -> list[tuple[str, str]]:
+    """The reason filter's options; on a full page load, each with its open tasks."""
+    if not with_counts:
+        return FILTER_REASONS
+    counts = open_per_reason()
+    return [(value, f"{label} ({counts.get(value, 0)})") for value, label in FILTER_REASONS]
 
 
 def queue_filters(request: AnalystRequest) -> dict[str, str]:
@@ -57,19 +66,32 @@ def render_queue(
         "error": error,
         "notice": notice,
         "filters": filters,
-        "filter_reasons": FILTER_REASONS,
+        "filter_reasons": _filter_reasons(with_counts=not request.htmx),
         "filter_categories": categories,
         "poll_seconds": settings.TRIAGE_QUEUE_POLL_SECONDS,
         "undo_minutes": settings.TRIAGE_UNDO_SECONDS // 60,
         "skip_minutes": settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60,
     }
+    recent = recent_decisions(user=request.user)
+    context["recent"] = recent
+    context["can_undo"] = bool(recent) and recent[0].minutes_left is not None
     if task is None:
         context["summary_counts"] = queue_summary(
             user=request.user, category=filters["category"], reason=filters["reason"]
         )
+    else:
+        context["session"] = session_counts(request.user)
     context |= extra or {}
     template = TEMPLATE + "#task-card" if request.htmx else TEMPLATE
     return render(request, template, context, status=status)
+
+
+def session_counts(user: User) -> dict[str, int]:
+    """ "23 decided this session · 805 open": decisions since the analyst logged in."""
+    mine = Review.objects.filter(reviewer=user)
+    if user.last_login is not None:
+        mine = mine.filter(created_at__gte=user.last_login)
+    return {"decided": mine.count(), "open": ReviewTask.objects.open().count()}
 
 
 def _claim(request: AnalystRequest) -> ReviewTask | None:
@@ -113,7 +135,7 @@ def _seconds_spent(request: AnalystRequest) -> float | None:
     return max(0.0, min(time.time() - shown_at, 3600.0))
 
 
-def _after_error(request: AnalystRequest, task_id: int, error: str, status: int) -> HttpResponse:
+def after_error(request: AnalystRequest, task_id: int, error: str, status: int) -> HttpResponse:
     """Show the error on the card the analyst was looking at, or on a fresh one."""
     held = current_task(user=request.user)
     if held is not None and held.pk == task_id:
@@ -129,7 +151,7 @@ def _after_error(request: AnalystRequest, task_id: int, error: str, status: int)
 def decide(request: AnalystRequest, task_id: int) -> HttpResponse:
     category = request.POST.get("category", "").strip()
     if not category:
-        return _after_error(request, task_id, "choose a category", 400)
+        return after_error(request, task_id, "choose a category", 400)
     try:
         review = submit_review(
             task_id=task_id,
@@ -139,12 +161,12 @@ def decide(request: AnalystRequest, task_id: int) -> HttpResponse:
             comment=request.POST.get("comment", ""),
         )
     except ReviewError as exc:
-        return _after_error(request, task_id, str(exc), exc.status)
+        return after_error(request, task_id, str(exc), exc.status)
     notice = f"Decided {review.item.external_id}: {review.category.name}. Press u to change it."
-    return _next_card(request, notice)
+    return next_card(request, notice)
 
 
-def _next_card(request: AnalystRequest, notice: str) -> HttpResponse:
+def next_card(request: AnalystRequest, notice: str) -> HttpResponse:
     """After a decision or a hand-off: the next task, in place (htmx) or through a redirect
     (no JavaScript, or a key pressed before htmx took over the form); either way it is
     claimed, since the queue's GET never claims."""
@@ -163,14 +185,14 @@ def _hand_back(request: AnalystRequest, task_id: int, *, escalate: bool) -> Http
         else:
             skip_task(task_id=task_id, user=request.user, note=note)
     except ReviewError as exc:
-        return _after_error(request, task_id, str(exc), exc.status)
+        return after_error(request, task_id, str(exc), exc.status)
     minutes = settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60
     notice = (
         "Sent to the senior queue."
         if escalate
         else f"Skipped; it will not be offered to you for {minutes} minutes."
     )
-    return _next_card(request, notice)
+    return next_card(request, notice)
 
 
 @require_POST
@@ -191,7 +213,7 @@ def heartbeat(request: AnalystRequest, task_id: int) -> HttpResponse:
     """Renew the lease while the card is open; a lost task is replaced in place."""
     if renew_lease(task_id=task_id, user=request.user):
         return HttpResponse(status=204)
-    return _after_error(
+    return after_error(
         request,
         task_id,
         f"Your hold on task {task_id} expired and someone else has it now",
@@ -212,10 +234,11 @@ def undo(request: AnalystRequest) -> HttpResponse:
             status=409,
             error=f"nothing to undo: a decision can be changed for {minutes} minutes",
         )
-    if not request.htmx:
+    batch = bulk_batch(review)
+    if not request.htmx and len(batch) == 1:
         return redirect("reviews:decision", review_id=review.pk)
     return render_queue(
         request,
         review.task,
-        extra={"mode": "change", "review": review},
+        extra={"mode": "change", "review": review, "batch": batch if len(batch) > 1 else None},
     )

@@ -1,104 +1,115 @@
-"""Pages of reviews.similar, reviews.bulk and reviews.trust: the similar-items panel with
-bulk decisions, and the admins' reviewer-quality page with quarantine actions."""
+"""Pages of reviews.trust: the admins' reviewer-quality page with quarantine actions."""
 
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from reviews.bulk import BulkError, bulk_decide
-from reviews.similar import similar_open_tasks, similar_resolved
 from reviews.trust.models import Quarantine
-from reviews.trust.quality import quality_table
+from reviews.trust.patterns import (
+    ALWAYS_ACCEPTS,
+    FAST_MEDIAN_SECONDS,
+    LONG_RUN,
+    MIN_DECISIONS,
+    Patterns,
+    patterns,
+    per_category,
+)
+from reviews.trust.quality import AnalystQuality, quality_table
 from reviews.trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
-from reviews.views.access import AnalystRequest
-from reviews.views.card import is_blind
-from triage.access import HtmxHttpRequest, admin_required, is_senior
-from triage.models import Category, ReviewTask
+from triage.access import HtmxHttpRequest, admin_required
 from triage.models.audit_log import actor_name
 
-SIMILAR_TEMPLATE = "reviews/_similar.html"
-SIMILAR_COUNT = 5
+# The sortable columns, in the table's order.
+COLUMNS = [
+    ("analyst", "Analyst"),
+    ("decisions", "Decisions"),
+    ("agreement", "Agreement"),
+    ("kappa", "κ"),
+    ("per_hour", "Per hour"),
+    ("median_seconds", "Median s"),
+    ("accepts", "Accepts suggestion"),
+    ("run", "Longest run"),
+    ("flags", "Flags"),
+]
 
 
-def _render_similar(
-    request: AnalystRequest, task: ReviewTask, *, status: int = 200, error: str = ""
-) -> HttpResponse:
-    # Blind tasks get the panel empty, worded as for an item with no neighbours: final
-    # categories would hint at the answer the blind look must find alone, and a panel
-    # that named blindness would reveal which tasks are audits.
-    blind = is_blind(task)
-    context = {
-        "task": task,
-        "similar": [] if blind else similar_resolved(task.item, count=SIMILAR_COUNT),
-        "open_tasks": []
-        if blind
-        else similar_open_tasks(
-            task, user=request.user, senior=is_senior(request.user), count=_bulk_limit() - 1
-        ),
-        "categories": Category.objects.filter(is_active=True),
-        "shown_at": time.time(),
-        "error": error,
-        "bulk_limit": _bulk_limit(),
+@dataclass(frozen=True)
+class QualityRow:
+    quality: AnalystQuality
+    patterns: Patterns
+
+
+# The columns the table sorts by (?sort=name, ?sort=-name for descending); a missing
+# figure sorts last either way.
+SORT_KEYS: dict[str, Callable[[QualityRow], Any]] = {
+    "analyst": lambda r: r.quality.analyst.get_username(),
+    "decisions": lambda r: r.quality.decisions,
+    "agreement": lambda r: r.quality.agreement,
+    "kappa": lambda r: r.quality.kappa,
+    "per_hour": lambda r: r.quality.decisions_per_hour,
+    "median_seconds": lambda r: r.quality.median_seconds,
+    "accepts": lambda r: r.patterns.accept_share,
+    "run": lambda r: r.patterns.longest_run,
+    "flags": lambda r: len(r.patterns.flags),
+}
+
+
+def _rows(sort: str) -> tuple[list[QualityRow], str]:
+    since = timezone.now() - timedelta(days=settings.TRIAGE_QUALITY_WINDOW_DAYS)
+    rows = [
+        QualityRow(q, patterns(q.analyst, since=since, median_seconds=q.median_seconds))
+        for q in quality_table()
+    ]
+    key = sort.lstrip("-")
+    if key not in SORT_KEYS:
+        sort, key = "-flags", "flags"
+    present = [r for r in rows if SORT_KEYS[key](r) is not None]
+    missing = [r for r in rows if SORT_KEYS[key](r) is None]
+    present.sort(key=SORT_KEYS[key], reverse=sort.startswith("-"))
+    return present + missing, sort
+
+
+def _quality_context(request: HtmxHttpRequest) -> dict[str, Any]:
+    rows, sort = _rows(request.GET.get("sort", "-flags"))
+    return {
+        "rows": rows,
+        "sort": sort,
+        "columns": COLUMNS,
+        "window_days": settings.TRIAGE_QUALITY_WINDOW_DAYS,
+        "fast_seconds": FAST_MEDIAN_SECONDS,
+        "long_run": LONG_RUN,
+        "always_accepts": ALWAYS_ACCEPTS,
+        "min_decisions": MIN_DECISIONS,
     }
-    return render(request, SIMILAR_TEMPLATE, context, status=status)
-
-
-def _bulk_limit() -> int:
-    return int(settings.TRIAGE_BULK_LIMIT)
-
-
-@require_GET
-@login_required
-@permission_required("triage.add_review", raise_exception=True)
-def similar(request: AnalystRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
-    return _render_similar(request, task)
-
-
-@require_POST
-@login_required
-@permission_required("triage.add_review", raise_exception=True)
-def bulk(request: AnalystRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
-    try:
-        ids = [int(value) for value in request.POST.getlist("tasks")]
-    except ValueError:
-        return _render_similar(request, task, status=400, error="task ids must be numbers")
-    try:
-        shown_at = float(request.POST.get("shown_at", ""))
-        seconds: float | None = max(0.0, min(time.time() - shown_at, 3600.0))
-    except ValueError:
-        seconds = None
-    category = request.POST.get("category", "").strip()
-    if not category:
-        return _render_similar(request, task, status=400, error="choose a category")
-    if is_blind(task):
-        return _render_similar(request, task, status=409, error="this task cannot start a bulk")
-    try:
-        reviews = bulk_decide(
-            user=request.user, task_ids=ids, category_slug=category, seconds_spent=seconds
-        )
-    except BulkError as exc:
-        return _render_similar(request, task, status=exc.status, error=str(exc))
-    queue = reverse("reviews:queue")
-    if request.htmx:
-        response = HttpResponse(f"Decided {len(reviews)} tasks.")
-        response["HX-Redirect"] = queue
-        return response
-    return redirect(queue)
 
 
 @admin_required
 def quality(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "reviews/quality.html", _quality_context(request))
+
+
+@require_GET
+@admin_required
+def quality_analyst(request: HtmxHttpRequest, user_id: int) -> HttpResponse:
+    """One analyst's decisions by category: where a flag on the table comes from."""
+    analyst = get_object_or_404(get_user_model(), pk=user_id)
+    since = timezone.now() - timedelta(days=settings.TRIAGE_QUALITY_WINDOW_DAYS)
     return render(
         request,
-        "reviews/quality.html",
-        {"rows": quality_table(), "window_days": settings.TRIAGE_QUALITY_WINDOW_DAYS},
+        "reviews/quality_analyst.html",
+        {
+            "analyst": analyst,
+            "rows": per_category(analyst, since=since),
+            "window_days": settings.TRIAGE_QUALITY_WINDOW_DAYS,
+        },
     )
 
 
@@ -119,10 +130,6 @@ def quarantine_action(request: HtmxHttpRequest, quarantine_id: int) -> HttpRespo
         else:
             raise QuarantineError(f"unknown action {action!r}: use release, reject or end")
     except QuarantineError as exc:
-        context = {
-            "rows": quality_table(),
-            "window_days": settings.TRIAGE_QUALITY_WINDOW_DAYS,
-            "error": str(exc),
-        }
+        context = _quality_context(request) | {"error": str(exc)}
         return render(request, "reviews/quality.html", context, status=400)
     return redirect("reviews:quality")

@@ -20,7 +20,9 @@
     const region = document.getElementById("announce");
     if (!c || !region) return;
     const message = c.querySelector(".notice, .error");
+    // Each part may end with its own full stop: join without doubling it.
     const text = [message ? message.textContent.trim() : "", c.dataset.summary || ""]
+      .map((part) => part.replace(/[.\s]+$/, ""))
       .filter(Boolean)
       .join(". ");
     if (text !== lastAnnounced) {
@@ -59,16 +61,31 @@
   });
   document.addEventListener("DOMContentLoaded", focusCard);
 
+  // Hide the categories that do not match, and mark the one Enter will pick.
   function filterChoices(input) {
     const needle = input.value.trim().toLowerCase();
+    let first = null;
     for (const button of card().querySelectorAll("button.choice")) {
       const matches = !needle || button.dataset.name.includes(needle) || button.dataset.key === needle;
       button.closest("li").hidden = !matches;
+      button.classList.remove("will-pick");
+      if (matches && needle && !first) first = button;
     }
+    if (first) first.classList.add("will-pick");
   }
 
   document.addEventListener("input", (event) => {
     if (event.target.id === "category-filter") filterChoices(event.target);
+  });
+
+  // The bulk panel's "Select all above X%": tick the rows at least that similar, untick the rest.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-select-above]");
+    if (!button) return;
+    const floor = parseFloat(button.dataset.selectAbove);
+    for (const box of button.form.querySelectorAll("input[data-similarity]")) {
+      box.checked = parseFloat(box.dataset.similarity) >= floor - 1e-9;
+    }
   });
 
   function toggleShortcuts() {
@@ -81,6 +98,8 @@
   function focusField(c, id) {
     const field = c.querySelector(`#${id}`);
     if (!field) return false;
+    const folded = field.closest("details");
+    if (folded) folded.open = true;
     field.focus();
     return true;
   }

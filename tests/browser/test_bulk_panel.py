@@ -46,9 +46,10 @@ def test_an_analyst_decides_similar_tasks_in_bulk_from_the_card(
     expect(panel).to_contain_text("refund my double charge")
     expect(panel).to_contain_text("Billing")
     expect(panel).to_contain_text("user:bob")
+    panel.locator("details#bulk summary").click()
     panel.get_by_label("charge refund please").check()
     panel.locator("select[name=category]").select_option("billing")
-    panel.get_by_role("button", name="Apply to selected").click()
+    panel.get_by_role("button", name="Apply to this task and the ticked ones").click()
     expect(page.locator("#task-card")).not_to_have_attribute("data-task-id", str(current.pk))
     reviews = Review.objects.filter(bulk=True)
     assert {r.task_id for r in reviews} == {current.pk, alike.pk}

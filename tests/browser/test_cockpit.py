@@ -156,7 +156,7 @@ def test_promote_asks_for_confirmation_and_shows_the_comparison(
     ).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Promote v{first.pk} to champion?")
     expect(page.locator("#comparison")).to_contain_text("Macro-F1")
-    expect(page.locator("#per-category")).to_contain_text("billing")
+    expect(page.locator("#per-category")).to_contain_text("Billing")  # names, not slugs
     assert ModelVersion.objects.champion() == champion  # nothing yet
 
     page.get_by_role("button", name=f"Yes, promote v{first.pk}").click()

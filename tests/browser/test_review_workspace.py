@@ -59,7 +59,9 @@ def test_keys_enter_and_type_ahead_decide_and_focus_follows_the_card(
     start(page, live_server, ann)
     card = page.locator("#task-card")
     expect(card).to_have_attribute("data-task-id", str(tasks[0].pk))
-    expect(card.locator(".reason")).to_contain_text("below its threshold of 90%")
+    expect(card.locator(".reason")).to_contain_text(
+        "Billing 60%: not sure enough to act alone (needs 90%)"
+    )
     expect(page.locator("#announce")).to_contain_text("suggested Billing, press Enter")
 
     # Enter accepts the top suggestion; the next card gets the focus.
@@ -203,8 +205,9 @@ def test_an_expired_session_goes_to_the_login_page_and_back_to_the_queue(
     start(page, live_server, ann)
     Session.objects.all().delete()  # the session expires on the server
     page.keyboard.press(desks["billing"].hotkey)
-    page.wait_for_url(f"{live_server.url}/accounts/login/?next=/reviews/")
+    page.wait_for_url(f"{live_server.url}/accounts/login/?next=/reviews/&unsaved=1")
     expect(page.locator("#task-card")).to_have_count(0)  # not a login form in a card
+    expect(page.locator("#unsaved")).to_contain_text("your last key was not saved")
     page.get_by_label("Username").fill("ann")
     page.get_by_label("Password").fill("s3cret-pw")
     page.get_by_role("button", name="Log in").click()

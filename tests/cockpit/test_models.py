@@ -10,7 +10,7 @@ from django.utils.html import escape
 
 from triage import training
 from triage.cockpit.versions import status_of
-from triage.models import AuditLog, ModelVersion
+from triage.models import AuditLog, Category, ModelVersion
 from triage.routing.evidence import load_evidence, store_evidence
 
 pytestmark = pytest.mark.django_db
@@ -107,8 +107,11 @@ def test_the_version_page_is_readable_not_a_json_dump(admin_client, champion):
     assert champion.artifact_sha256 in html and champion.artifact_path in html
     assert "file matches its sha256" in html
     assert 'id="training-set"' in html
+    names = dict(Category.objects.values_list("slug", "name"))
     for slug, n in champion.training_snapshot["per_category"].items():
-        assert f'<th scope="row">{slug}</th><td class="n">{n}</td>' in html
+        # Names, not slugs.
+        assert f'<th scope="row">{names[slug]}</th><td class="n">{n}</td>' in html
+    assert "The gate's verdict, " in html and 'id="gate-verdict"' in html
     assert "Reliability: accuracy against stated confidence" in html
     assert f"{champion.macro_f1:.3f}" in html
     assert not re.search(r"\b\d+\.\d{5,}\b", html)  # numbers rounded, never 16 decimals
@@ -157,3 +160,16 @@ def test_the_confirmation_warns_when_the_incoming_version_automates_much_less(
     assert "percentage points less of its evidence" in html
     page = admin_client.get(f"/cockpit/models/{second.pk}/promote").content.decode()
     assert 'id="automation-drop"' not in page
+
+
+def test_the_comparison_has_changes_names_and_a_row_normalised_matrix(admin_client, two_versions):
+    first, second = two_versions
+    html = admin_client.get(f"/cockpit/models/compare?a={first.pk}&b={second.pk}").content.decode()
+    assert '<td class="n delta">' in html and " pt</td>" in html
+    assert "Billing" in html and 'class="n shade-' in html
+    # Every row of the matrix adds up to 100% of that true category.
+    rows = re.findall(r"<tr><th scope=\"row\">[^<]+</th>(.*?)</tr>", html.split("confusion")[-1])
+    assert rows
+    for row in rows:
+        shares = [int(x) for x in re.findall(r">(\d+)% <span class=\"count\">", row)]
+        assert shares and abs(sum(shares) - 100) <= len(shares)

@@ -100,17 +100,39 @@ def test_bulk_decisions_are_sampled_for_a_second_review(categories, settings):
     assert {c.second_task.excluded_reviewer_id for c in checks} == {user.pk}
 
 
-def test_the_bulk_form_decides_and_sends_htmx_back_to_the_queue(client, categories):
-    tasks = [make_task() for _ in range(2)]
+def test_the_bulk_form_decides_and_the_next_card_offers_to_undo_all(client, categories):
+    tasks = [make_task() for _ in range(3)]
     client.force_login(make_user(group=ANALYSTS))
     response = client.post(
         f"/reviews/tasks/{tasks[0].pk}/bulk",
-        {"tasks": [t.pk for t in tasks], "category": "outage"},
+        {"tasks": [t.pk for t in tasks[:2]], "category": "outage"},
         HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 200
-    assert response["HX-Redirect"] == "/reviews/"
+    body = response.content.decode()
+    assert "Decided 2 as Outage. Press u to undo all 2." in body
+    assert f'data-task-id="{tasks[2].pk}"' in body  # the next card, claimed
     assert Review.objects.filter(bulk=True).count() == 2
+
+
+def test_undo_after_a_bulk_changes_the_whole_batch(client, categories):
+    tasks = [make_task() for _ in range(3)]
+    user = make_user(group=ANALYSTS)
+    client.force_login(user)
+    other = bulk_decide(user=user, task_ids=[tasks[2].pk], category_slug="billing")
+    batch = bulk_decide(user=user, task_ids=[t.pk for t in tasks[:2]], category_slug="outage")
+    page = client.get("/reviews/undo", HTTP_HX_REQUEST="true").content.decode()
+    assert "You decided 2 items at once as" in page
+    newest = max(batch, key=lambda r: r.pk)
+    assert f"/reviews/decisions/{newest.pk}/change-all" in page
+    response = client.post(
+        f"/reviews/decisions/{newest.pk}/change-all", {"category": "other"}, HTTP_HX_REQUEST="true"
+    )
+    assert "Changed all 2 to Other." in response.content.decode()
+    assert {r.category.slug for r in Review.objects.filter(pk__in=[r.pk for r in batch])} == {
+        "other"
+    }
+    assert Review.objects.get(pk=other[0].pk).category.slug == "billing"  # another bulk
 
 
 def test_a_refused_bulk_shows_the_reason_on_the_panel(client, categories):

@@ -47,10 +47,22 @@ def test_review_of_a_task_claimed_by_someone_else_is_refused(categories):
     assert task.completed_at is None
 
 
-def test_review_after_the_lease_expired_is_refused(categories):
+def test_a_decision_after_an_uncontested_lapse_is_recorded(categories):
     task = make_task()
     user = make_user()
     claim_next_task(user=user, now=timezone.now() - timedelta(hours=2))
+    review = submit_review(task_id=task.pk, user=user, category_slug="billing")
+    task.refresh_from_db()
+    assert review.task_id == task.pk and task.completed_at is not None
+    assert task.lease_expires_at > timezone.now()  # re-claimed with the decision
+    assert task.item.training_examples.exists()
+
+
+def test_a_decision_after_a_lapse_is_refused_when_the_task_is_no_longer_offered(categories):
+    task = make_task()
+    user = make_user()
+    claim_next_task(user=user, now=timezone.now() - timedelta(hours=2))
+    ReviewTask.objects.filter(pk=task.pk).update(senior_only=True)  # escalated meanwhile
     with pytest.raises(ReviewError, match="expired"):
         submit_review(task_id=task.pk, user=user, category_slug="billing")
     assert not task.item.training_examples.exists()

@@ -290,6 +290,10 @@ def test_the_queue_counts_add_up_to_the_open_tasks(categories, settings):
         summary.held_by_me,
     ]
     assert sum(parts) == summary.open
-    assert dict(summary.per_reason) == {"Low Confidence": 3, "Cold Start": 1, "Escalated": 1}
+    assert dict(summary.per_reason) == {
+        "Model unsure": 3,
+        "No trained model yet": 1,
+        "Escalated": 1,
+    }
     assert timezone.now() - summary.oldest >= timedelta(hours=3)
     assert claim_next_task(user=me, reason=ReviewTask.Reason.COLD_START) == cold

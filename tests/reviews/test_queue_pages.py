@@ -77,13 +77,13 @@ def test_the_empty_state_explains_the_counts_and_polls(client, analyst, categori
 def test_an_expired_session_sends_htmx_to_the_login_page_and_back_to_the_queue(client):
     response = client.post("/reviews/tasks/1/decide", {"category": "billing"}, **HTMX)
     assert response.status_code == 204
-    assert response["HX-Redirect"] == "/accounts/login/?next=/reviews/"
+    assert response["HX-Redirect"] == "/accounts/login/?next=/reviews/&unsaved=1"
 
 
 def test_an_expired_session_without_htmx_returns_to_the_queue_not_a_post_url(client):
     response = client.post("/reviews/tasks/1/decide", {"category": "billing"})
     assert response.status_code == 302
-    assert response["Location"] == "/accounts/login/?next=/reviews/"
+    assert response["Location"] == "/accounts/login/?next=/reviews/&unsaved=1"
 
 
 def test_the_heartbeat_renews_a_held_task(client, analyst, categories):
@@ -155,7 +155,8 @@ def test_the_card_gives_the_threshold_of_a_low_confidence_task(client, analyst, 
         threshold=0.9,
     )
     body = card_for(client, analyst, make_task(item))
-    assert "Low confidence: Billing at 62%, below its threshold of 90%" in body
+    assert "Billing 62%: not sure enough to act alone (needs 90%)" in body
+    assert "certified" not in body and "bound" not in body  # no admin words on the card
 
 
 def test_the_card_says_when_a_category_can_never_auto_act(client, analyst, categories):
@@ -164,8 +165,8 @@ def test_the_card_says_when_a_category_can_never_auto_act(client, analyst, categ
         item, categories["billing"], confidence=0.99, route="review", reason="target_unreachable"
     )
     body = card_for(client, analyst, make_task(item))
-    assert "Billing never acts automatically" in body
-    assert "Low confidence" not in body
+    assert "Billing never acts alone" in body
+    assert "not sure enough" not in body
 
 
 def test_the_card_names_the_rule_that_sent_the_item(client, analyst, categories):
@@ -186,7 +187,7 @@ def test_the_card_shows_descriptions_in_full_and_the_metadata(client, analyst, c
     item = make_item("hi", status=Item.Status.IN_REVIEW, metadata={"channel": "sms", "n": 3})
     body = card_for(client, analyst, make_task(item))
     assert f'<span class="description">{long}</span>' in body
-    assert "<dt>channel</dt><dd>sms</dd>" in body and "<dt>n</dt><dd>3</dd>" in body
+    assert "<dt>Channel</dt><dd>sms</dd>" in body and "<dt>N</dt><dd>3</dd>" in body
     assert 'title="' + long not in body  # not only on hover
 
 
@@ -205,7 +206,7 @@ def test_an_escalated_task_shows_who_was_unsure_and_why(client, categories):
 def test_a_long_text_is_collapsed_on_the_card(client, analyst, categories):
     text = "word " * 5000
     body = card_for(client, analyst, make_task(make_item(text, status=Item.Status.IN_REVIEW)))
-    assert "Show all (25000 characters)" in body
+    assert "Show all (25,000 characters)" in body
     assert "the model reads up to about here" in body
 
 
@@ -328,4 +329,24 @@ def test_the_card_masks_the_whole_text_before_collapsing_it_and_the_metadata(
     body = card_for(client, analyst, make_task(item))
     assert "Show all" in body
     assert "ana.l" not in body and "example.org" not in body
-    assert "[email]" in body and "<dt>from</dt><dd>[email]</dd>" in body
+    assert "[email]" in body and "<dt>From</dt><dd>[email]</dd>" in body
+
+
+def test_the_queue_tells_model_unsure_from_category_never_automatic(client, analyst, categories):
+    unsure = make_item("maybe billing", status=Item.Status.IN_REVIEW)
+    make_prediction(unsure, categories["billing"], confidence=0.6, route="review", threshold=0.9)
+    never = make_item("outage for sure", status=Item.Status.IN_REVIEW)
+    make_prediction(
+        never, categories["outage"], confidence=0.99, route="review", reason="target_unreachable"
+    )
+    unsure_task, never_task = make_task(unsure), make_task(never)
+    client.force_login(analyst)
+    body = client.get("/reviews/").content.decode()
+    assert "<td>Model unsure</td><td>1</td>" in body
+    assert "<td>Category never automatic</td><td>1</td>" in body
+    assert ">Category never automatic (1)</option>" in body and ">Model unsure (1)</option>" in body
+    client.get("/reviews/?reason=never_automatic")
+    assert client.post("/reviews/claim", **HTMX).context["task"] == never_task
+    client.post(f"/reviews/tasks/{never_task.pk}/skip", **HTMX)
+    client.get("/reviews/?reason=low_confidence")
+    assert client.post("/reviews/claim", **HTMX).context["task"] == unsure_task

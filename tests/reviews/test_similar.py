@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from reviews.similar import similar_open_tasks, similar_resolved
-from tests.factories import make_item, make_task, make_user
+from tests.factories import make_item, make_prediction, make_task, make_user
 from triage.access import ANALYSTS
 from triage.models import Embedding, Item, ReviewTask
 
@@ -95,19 +95,48 @@ def test_similar_open_tasks_leave_out_audits_and_tasks_held_by_others(categories
     free = open_task([1, 0.2, 0, 0])
     open_task([1, 0, 0, 0], reason=ReviewTask.Reason.AUDIT_SAMPLE)
     open_task([1, 0, 0, 0], claimed_by=other, lease_expires_at=timezone.now() + timedelta(hours=1))
-    open_task([0, 0, 0, 1])  # unlike: still a candidate, ranked last
-    found = similar_open_tasks(task, user=user, senior=False, count=10)
-    assert found[0] == free
+    open_task([0, 0, 0, 1])  # unlike: below any floor
+    found = similar_open_tasks(task, user=user, senior=False, count=10, floor=-1.0)
+    assert [s.task for s in found][0] == free
     assert len(found) == 2
 
 
-def test_the_panel_shows_neighbours_and_a_bulk_form(client, categories):
+def test_similar_open_tasks_stop_at_the_floor_most_similar_first(categories):
+    user = make_user()
+    task = open_task([1, 0, 0, 0])
+    near = open_task([1, 0.1, 0, 0])  # cosine 0.995
+    nearer = open_task([1, 0.01, 0, 0])  # cosine 0.99995
+    open_task([1, 1, 0, 0])  # cosine 0.707: below the floor
+    found = similar_open_tasks(task, user=user, senior=False, count=10, floor=0.8)
+    assert [s.task for s in found] == [nearer, near]
+    assert found[0].similarity > found[1].similarity > 0.8
+
+
+def test_the_panel_offers_only_tasks_above_the_floor_with_their_suggestion(
+    client, categories, settings
+):
+    settings.TRIAGE_BULK_SIMILARITY_FLOOR = 0.8
     resolved("refund my double charge", [1, 0, 0, 0], categories["billing"], by="user:ann")
     task = open_task([1, 0, 0, 0])
+    alike = open_task([1, 0.1, 0, 0])
+    make_prediction(alike.item, categories["outage"], confidence=0.7, route="review")
+    unlike = open_task([1, 1, 0, 0])
     client.force_login(make_user(group=ANALYSTS))
     page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
     assert "refund my double charge" in page and "Billing" in page and "user:ann" in page
     assert f'action="/reviews/tasks/{task.pk}/bulk"' in page
+    assert "Decide 1 similar open task too" in page
+    assert f'value="{alike.pk}"' in page and f'value="{unlike.pk}"' not in page
+    assert "Outage 70%" in page and '<span class="sim">99%</span>' in page
+
+
+def test_without_a_task_above_the_floor_there_is_no_bulk_form(client, categories, settings):
+    settings.TRIAGE_BULK_SIMILARITY_FLOOR = 0.8
+    task = open_task([1, 0, 0, 0])
+    open_task([0, 1, 0, 0])
+    client.force_login(make_user(group=ANALYSTS))
+    page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
+    assert "/bulk" not in page
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from triage import training
 from triage.admin.base import AuditedAdmin, ReadOnlyAdmin, SelectionCheckedAdmin
-from triage.ml.heads import ArtifactError
+from triage.cockpit.versions import status_of
 from triage.models import (
     ApiToken,
     AuditLog,
@@ -121,7 +121,18 @@ class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(SelectionCheckedAdmin[ModelVersion]):
-    list_display = ["__str__", "status", "macro_f1", "encoder", "created_at", "gate_decision"]
+    """Read-only records. Promote and roll back are the cockpit's, behind its comparison
+    and confirmation: the actions here only lead there, so there is one write path and
+    one place that states what the change will do."""
+
+    list_display = [
+        "__str__",
+        "state",
+        "macro_f1_rounded",
+        "encoder",
+        "created_at",
+        "gate_decision",
+    ]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
     actions = ["promote", "roll_back"]
@@ -134,27 +145,27 @@ class ModelVersionAdmin(SelectionCheckedAdmin[ModelVersion]):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    @admin.action(description="Promote the selected version to champion")
-    def promote(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+    @admin.display(description="state", ordering="status")
+    def state(self, obj: ModelVersion) -> str:
+        # The cockpit's words: a rolled-back version is not "rejected" by the gate.
+        return status_of(obj).label
+
+    @admin.display(description="macro-F1")
+    def macro_f1_rounded(self, obj: ModelVersion) -> str:
+        return "—" if obj.macro_f1 is None else f"{obj.macro_f1:.3f}"
+
+    @admin.action(description="Promote the selected version to champion (confirm in the cockpit)")
+    def promote(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
-            return
-        version = queryset.get()
-        try:
-            training.promote_version(version=version, actor=_actor(request))
-        except ArtifactError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        self.message_user(request, f"{version} is now the champion.")
+            return None
+        return redirect("cockpit:promote", pk=queryset.get().pk)
 
-    @admin.action(description="Roll back to the previous champion")
-    def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        try:
-            version = training.rollback(actor=_actor(request))
-        except (training.RetrainError, ArtifactError) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        self.message_user(request, f"Rolled back: {version} is the champion again.")
+    @admin.action(description="Roll back to the previous champion (confirm in the cockpit)")
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse:
+        return redirect("cockpit:rollback")
 
 
 @admin.register(Item)

@@ -143,6 +143,16 @@ class Confusion:
     rows: list[list[int]]  # rows: true category; columns: predicted
     n: int
 
+    @property
+    def shares(self) -> list[list[tuple[int, float | None]]]:
+        """Each cell with its share of its row (of the items truly in that category):
+        raw counts hide where a small category goes wrong."""
+        out = []
+        for row in self.rows:
+            total = sum(row)
+            out.append([(n, n / total if total else None) for n in row])
+        return out
+
 
 def confusion(version: ModelVersion) -> Confusion | None:
     holdout = _evidence_or_none(version)
@@ -156,12 +166,35 @@ def confusion(version: ModelVersion) -> Confusion | None:
     return Confusion(labels, matrix.tolist(), int(known.sum()))
 
 
+def _change(pair: tuple[float | None, float | None]) -> float | None:
+    a, b = pair
+    return None if a is None or b is None else b - a
+
+
 @dataclass(frozen=True)
 class CategoryComparison:
     slug: str
     precision: tuple[float | None, float | None]
     recall: tuple[float | None, float | None]
     automation: tuple[float | None, float | None]
+
+    @property
+    def precision_change(self) -> float | None:
+        return _change(self.precision)
+
+    @property
+    def recall_change(self) -> float | None:
+        return _change(self.recall)
+
+    @property
+    def automation_change(self) -> float | None:
+        return _change(self.automation)
+
+    @property
+    def automation_switches_off(self) -> bool:
+        """The category acts alone under the first version and never under the second."""
+        a, b = self.automation
+        return bool(a) and not b
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,13 @@ SIMILAR_NPROBE = Setting(
 BULK_LIMIT = Setting(
     "TRIAGE_BULK_LIMIT", "50", as_int, "tasks", "Most open tasks one bulk decision may cover."
 )
+BULK_SIMILARITY_FLOOR = Setting(
+    "TRIAGE_BULK_SIMILARITY_FLOOR",
+    "0.8",
+    as_float,
+    "cosine",
+    "The bulk panel offers only open tasks at least this similar to the card's item.",
+)
 SECOND_REVIEW_SHARE = Setting(
     "TRIAGE_SECOND_REVIEW_SHARE",
     "0.05",

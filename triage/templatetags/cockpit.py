@@ -68,3 +68,29 @@ def isodate(value: Any) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(str(value))
+
+
+@register.filter
+def delta_points(value: Any, digits: int = 1) -> str:
+    """A signed difference of two shares in percentage points: 0.031 -> "+3.1 pt"."""
+    if value is None or value == "":
+        return "—"
+    return f"{float(value) * 100:+.{int(digits)}f} pt"
+
+
+@register.filter
+def shade(share: Any) -> str:
+    """A CSS class darkening with a share (0–1) in tenths: the confusion matrix's cells.
+    Classes, not inline styles, which the Content-Security-Policy refuses."""
+    if share is None or share == "":
+        return "shade-0"
+    return f"shade-{min(10, max(0, round(float(share) * 10)))}"
+
+
+@register.filter
+def category_name(slug: Any) -> str:
+    """A category's name from its slug (the stored metrics key by slug); the slug if gone."""
+    from triage.models import Category
+
+    name = Category.objects.filter(slug=slug).values_list("name", flat=True).first()
+    return name or str(slug)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from triage.access import HtmxHttpRequest, admin_required
 from triage.cockpit.charts import Chart, Series, percent, share_ticks, xy_chart
+from triage.cockpit.consequences import daily_consequences
 from triage.cockpit.forms import ResumeForm, RuleForm
 from triage.cockpit.frontier import category_frontier, uncertifiable_notice
 from triage.cockpit.preview import Preview, Setting, preview
@@ -86,6 +87,9 @@ def _context(
         "preview": tried,
         "chart": risk_coverage_chart(shown),
         "frontier": category_frontier(category, champion=champion, policy=policy),
+        "daily": daily_consequences(
+            category, coverage=shown.coverage, certified_bound=shown.certified_bound
+        ),
         "watch": CategoryWatch.objects.filter(
             category=category, suspended_at__isnull=False
         ).first(),
