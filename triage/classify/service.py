@@ -147,6 +147,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
                         item_id=item_id,
                         reason=_task_reason(decision),
                         priority=0 if decision.audit else 10,
+                        margin=1.0 if decision.audit or scored is None else _margin(row, top),
                         created_at=now,
                     )
                 )
@@ -171,6 +172,12 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
             )
     observe_classify(seconds=time.perf_counter() - started, items=len(locked))
     return len(locked)
+
+
+def _margin(row: np.ndarray, top: list[int]) -> float:
+    """The top confidence minus the second: small when the model is torn between two."""
+    second = float(row[top[1]]) if len(top) > 1 else 0.0
+    return round(float(row[top[0]]) - second, 6)
 
 
 def _score(
