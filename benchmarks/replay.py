@@ -289,9 +289,7 @@ def run(scenario: Scenario) -> dict:
             )
     while decide_one():  # the backlog is people's work too
         pass
-    by_reason = dict(
-        Review.objects.values_list("task__reason").annotate(n=Count("pk")).order_by()
-    )
+    by_reason = dict(Review.objects.values_list("task__reason").annotate(n=Count("pk")).order_by())
     retrains = dict(
         AuditLog.objects.filter(action__in=["promote", "hold", "reject"])
         .values_list("actor")

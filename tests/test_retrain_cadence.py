@@ -106,9 +106,8 @@ def test_the_file_lock_admits_one_holder_at_a_time(monkeypatch, tmp_path, settin
     the first lets go."""
     settings.TRIAGE_ARTIFACT_DIR = str(tmp_path)
     monkeypatch.setattr(exclusive, "connection", SimpleNamespace(vendor="sqlite"))
-    with exclusive.retrain_lock() as first:
-        with exclusive.retrain_lock() as second:
-            assert (first, second) == (True, False)
+    with exclusive.retrain_lock() as first, exclusive.retrain_lock() as second:
+        assert (first, second) == (True, False)
     with exclusive.retrain_lock() as again:
         assert again
 

@@ -5,25 +5,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0017_evidence_artifacts_and_revisions'),
+        ("triage", "0017_evidence_artifacts_and_revisions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='reviewtask',
-            name='margin',
+            model_name="reviewtask",
+            name="margin",
             field=models.FloatField(default=1.0),
         ),
         migrations.AddField(
-            model_name='routingpolicy',
-            name='queue_order',
-            field=models.CharField(choices=[('oldest', 'oldest first'), ('smallest_margin', 'smallest margin first (what teaches the model most; a share oldest first)')], default='oldest', help_text='Order of the non-audit review queue within a priority. Smallest margin first offers the tasks the model is least sure between its top two categories, which teach the next model most; TRIAGE_QUEUE_OLDEST_SHARE of claims still take the oldest. Audits stay a random, blind sample either way.', max_length=20),
+            model_name="routingpolicy",
+            name="queue_order",
+            field=models.CharField(
+                choices=[
+                    ("oldest", "oldest first"),
+                    (
+                        "smallest_margin",
+                        "smallest margin first (what teaches the model most; a share oldest first)",
+                    ),
+                ],
+                default="oldest",
+                help_text="Order of the non-audit review queue within a priority. Smallest margin first offers the tasks the model is least sure between its top two categories, which teach the next model most; TRIAGE_QUEUE_OLDEST_SHARE of claims still take the oldest. Audits stay a random, blind sample either way.",
+                max_length=20,
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewtask',
-            index=models.Index(condition=models.Q(('completed_at__isnull', True)), fields=['-priority', 'margin', 'id'], name='reviewtask_open_margin_idx'),
+            model_name="reviewtask",
+            index=models.Index(
+                condition=models.Q(("completed_at__isnull", True)),
+                fields=["-priority", "margin", "id"],
+                name="reviewtask_open_margin_idx",
+            ),
         ),
     ]

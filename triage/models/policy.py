@@ -21,8 +21,9 @@ class RoutingPolicy(models.Model):
 
     class QueueOrder(models.TextChoices):
         OLDEST = "oldest", "oldest first"
-        SMALLEST_MARGIN = "smallest_margin", (
-            "smallest margin first (what teaches the model most; a share oldest first)"
+        SMALLEST_MARGIN = (
+            "smallest_margin",
+            ("smallest margin first (what teaches the model most; a share oldest first)"),
         )
 
     class Certification(models.TextChoices):
