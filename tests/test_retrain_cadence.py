@@ -124,9 +124,13 @@ def test_overlapping_retrains_one_runs_and_the_other_is_skipped_and_logged(
     inside, finish = threading.Event(), threading.Event()
     real_retrain = exclusive.retrain
 
+    started: list[str] = []
+
     def slow_retrain(**kwargs):
-        inside.set()
-        assert finish.wait(timeout=60)
+        started.append(kwargs["actor"])
+        if len(started) == 1:  # the first one waits in the middle; any other runs through
+            inside.set()
+            assert finish.wait(timeout=60)
         return real_retrain(**kwargs)
 
     monkeypatch.setattr(exclusive, "retrain", slow_retrain)
@@ -147,6 +151,7 @@ def test_overlapping_retrains_one_runs_and_the_other_is_skipped_and_logged(
     finally:
         finish.set()
         thread.join(timeout=120)
+    assert started == ["count"]
     assert results["second"] == exclusive.SKIPPED_RUNNING
     assert "skipped: another retrain is running" in caplog.text
     assert results["first"].startswith("first model")
