@@ -165,7 +165,8 @@ def main() -> None:
 
 
 def claim_orders(repeat: int, analyst) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
-    """The claim alone in each queue order; each claimed task is finished untimed."""
+    """The claim alone in each queue order, the orders taking turns (so a busy machine
+    slows both alike); each claimed task is finished untimed."""
     from django.conf import settings
     from django.db import transaction
     from django.utils import timezone
@@ -174,17 +175,18 @@ def claim_orders(repeat: int, analyst) -> dict[str, list[float]]:  # type: ignor
     from triage.models import ReviewTask, RoutingPolicy
 
     settings.TRIAGE_QUEUE_OLDEST_SHARE = 0.0  # every claim by margin in that order
-    results = {}
-    for order in RoutingPolicy.QueueOrder:
-        RoutingPolicy.objects.update_or_create(pk=1, defaults={"queue_order": order.value})
-        samples = []
-        for _ in range(repeat):
+    orders = list(RoutingPolicy.QueueOrder)
+    results: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for order in orders:
+            RoutingPolicy.objects.update_or_create(pk=1, defaults={"queue_order": order.value})
             start = time.perf_counter()
             task = claim_next_task(user=analyst)
-            samples.append((time.perf_counter() - start) * 1000)
+            elapsed = (time.perf_counter() - start) * 1000
+            results.setdefault(f"claim alone, {order.label.split(' (')[0]}", []).append(elapsed)
             assert task is not None
             ReviewTask.objects.filter(pk=task.pk).update(completed_at=timezone.now())
-        results[f"claim alone, {order.label.split(' (')[0]}"] = samples
+    for order in orders:
         with transaction.atomic():
             _, others = claim_candidates(
                 timezone.now(),
