@@ -107,7 +107,9 @@ def report_variants(results: list[dict], args: argparse.Namespace, seconds: floa
                 f"{review} / {audits} / {second}",
                 fmt(r["auto"] / r["items"]),
                 fmt(r["auto_right"] / r["auto"] if r["auto"] else None, ".3f"),
-                "never" if r["first_auto"] is None else str(r["first_auto"]),
+                "never"
+                if r["first_auto"] is None
+                else f"{r['first_auto']} ({r.get('decided_before_first_auto', '?')})",
                 f"{r['retrains'].get('nightly', 0)} / {count_retrains}",
                 f"{r['promoted'].get('nightly', 0)} / {r['promoted'].get('count', 0)}",
                 f"{r['seconds']:.0f}s",
@@ -120,7 +122,7 @@ def report_variants(results: list[dict], args: argparse.Namespace, seconds: floa
             "review / audits / 2nd",
             "auto",
             "auto precision",
-            "items before 1st auto",
+            "items (decisions) before 1st auto",
             "retrains night/count",
             "promoted night/count",
             "run",
@@ -129,6 +131,7 @@ def report_variants(results: list[dict], args: argparse.Namespace, seconds: floa
     )
     print(
         "people decide: every decision a person made (sent to review, blind audits of "
-        "automatic actions, second reviews) over the items of the stream."
+        "automatic actions, second reviews) over the items of the stream; before the "
+        "first automatic action: the items that passed, and the decisions made by then."
     )
     print(f"whole run {seconds:.0f}s")

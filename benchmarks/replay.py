@@ -245,6 +245,7 @@ def run(scenario: Scenario) -> dict:
                     "auto": p.route == Prediction.Route.AUTO,
                     "right": p.label.slug == truth_of[p.item.external_id],
                     "model": version.pk if version else None,
+                    "decided_before": decided,
                     **{
                         rule: chosen.get(p.label.slug) is not None
                         and p.confidence >= chosen[p.label.slug]
@@ -311,6 +312,7 @@ def run(scenario: Scenario) -> dict:
         "auto": len(auto),
         "auto_right": sum(i["right"] for i in auto),
         "first_auto": next((n for n, i in enumerate(items) if i["auto"]), None),
+        "decided_before_first_auto": next((i["decided_before"] for i in auto), None),
         "retrains": retrains,
         "promoted": promoted,
         "nights": nights,
