@@ -96,6 +96,19 @@ def test_the_count_retrain_goes_through_the_gate(categories, django_capture_on_c
     assert ModelVersion.objects.champion() == champion
 
 
+@override_settings(TRIAGE_RETRAIN_AFTER_LABELS=1)
+def test_a_failing_count_retrain_never_fails_the_decision(
+    categories, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(exclusive, "retrain", broken)
+    one_label(categories, django_capture_on_commit_callbacks)  # no exception
+    assert "disk full" in caplog.text
+    assert Item.objects.get().training_examples.active().count() == 1
+
+
 def test_a_retrain_with_too_few_examples_is_skipped_not_crashed(categories):
     assert tasks.retrain_on_count().startswith("skipped: too few examples to retrain")
     assert tasks.retrain_nightly().startswith("skipped: too few examples to retrain")

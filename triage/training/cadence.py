@@ -76,4 +76,7 @@ def labels_recorded(example_ids: Sequence[int]) -> None:
             logger.info("%d new trusted labels since the champion: retrain queued", every)
             tasks.retrain_on_count.delay()
 
-    transaction.on_commit(queue_if_due)
+    # Robust: the decision is committed whatever happens here. A broker that is down, or
+    # (without a broker) a retrain that fails in-process, is logged and never turns the
+    # analyst's recorded decision into an error.
+    transaction.on_commit(queue_if_due, robust=True)
