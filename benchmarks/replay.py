@@ -1,45 +1,67 @@
 """Replay a stream of messages through the product, with simulated analysts.
 
-A scenario is an ordered stream of demo messages plus options. The product
-starts from a few labelled messages per class (5 by default), trains its first
-model, then takes the stream in chunks through its own services: ingest
-(ingest.ingest_items) → classify and route (service.classify_items, the
-champion and the certified thresholds) → simulated analysts claim every open
-review task and answer with the true label (reviews.decisions) → retrain and gate
-(training.retrain) every N items.
+A scenario is an ordered stream of demo messages plus options. The product starts from a
+few labelled messages per class (5 by default), trains its first model, then takes the
+stream in arrival batches (--arrive items) through its own services: ingest
+(ingest.ingest_items) → classify and route (service.classify_items, the champion and the
+certified thresholds) → two simulated analysts take turns claiming tasks
+(reviews.claims.claim_next_task, so in the policy's queue order) and answer with the true
+label (reviews.decisions.submit_review). Two, so that second reviews, which never go
+back to the first reviewer, are decided too.
 
-Per chunk it reports: the share decided by people (sent to review), the share
-auto-actioned, the realised precision of the auto-actions, and what the gate did
-after the chunk. As a baseline measured in the same run on the same predictions,
-it also shows what two other threshold rules would have done with the same
-champion's evidence: point estimates (the lowest threshold whose evidence
-precision reaches the target, no bound) and the old Wilson rule.
+Analysts decide --pace tasks per arriving item (0.5: half as many as arrive, so a
+backlog builds and the queue's order decides what the model learns first; with 1 or
+more the queue is mostly empty and order is moot). The backlog is drained at the end,
+so everything sent to people is decided by people. Every --retrain-every items a
+"night" passes: the nightly retrain (training.exclusive.retrain_exclusively, the nightly
+task's own service). With the count trigger on, the product itself queues a retrain on
+commit every --count new trusted labels (training.cadence; tasks run in-process here).
 
-Adding a scenario: write a function (args) -> Scenario and register it in
-SCENARIOS. `truth` lets a scenario change what the analysts answer (label
-drift); `stream` can be reordered or mixed (genre shift, bursts).
+Variants, each in a fresh database (a child process), reported side by side:
+  nightly          retrain nightly only, queue oldest first (today)
+  count            nightly + the count trigger, oldest first
+  nightly+margin   nightly only, queue smallest margin first
+  count+margin     nightly + count trigger, smallest margin first
 
-Embeddings come from the real encoder via benchmarks/_embeddings.py and are put
-into the product's own embedding cache before each chunk is classified.
+Per variant: the share of the stream people decide (every decision a person made,
+audits and second reviews included, over the items), the share auto-actioned and the
+precision of those automatic actions, how many items passed before the first automatic
+action, and the retrains. Per night, beside the certified rule, two other threshold
+rules on the same champion's evidence as a baseline: point estimates (the lowest
+threshold whose evidence precision reaches the target, no bound) and the old Wilson
+rule.
+
+Embeddings come from the real encoder via benchmarks/_embeddings.py and are put into
+the product's own embedding cache before each batch is classified.
 
 Run from the project root:
-  .venv/bin/python benchmarks/replay.py                       # in-order, 6,000 items
-  .venv/bin/python benchmarks/replay.py --scenario in-order-pooled --items 3000
+  .venv/bin/python benchmarks/replay.py                          # all four variants, 6,000 items
+  .venv/bin/python benchmarks/replay.py --variants nightly,count --items 3000 --jobs 2
+  .venv/bin/python benchmarks/replay.py --scenario in-order-pooled
 """
 
 import argparse
+import json
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _django_env import setup_django  # noqa: E402
+from _replay_report import baseline_thresholds, report_variant, report_variants  # noqa: E402
+
+VARIANTS: dict[str, dict] = {
+    "nightly": {"count_trigger": False, "queue_order": "oldest"},
+    "count": {"count_trigger": True, "queue_order": "oldest"},
+    "nightly+margin": {"count_trigger": False, "queue_order": "smallest_margin"},
+    "count+margin": {"count_trigger": True, "queue_order": "smallest_margin"},
+}
 
 
 @dataclass(frozen=True)
@@ -50,11 +72,16 @@ class Scenario:
     description: str
     seed: list  # labelled messages imported before the stream starts
     stream: list  # messages in arrival order
-    retrain_every: int = 500
+    retrain_every: int = 500  # items per "night"
     target: float = 0.90
     certification: str = "per_category"
     delta: float = 0.05
     audit_rate: float = 0.05
+    arrive: int = 100
+    pace: float = 0.5
+    count: int = 100  # TRIAGE_RETRAIN_AFTER_LABELS when the count trigger is on
+    count_trigger: bool = False
+    queue_order: str = "oldest"
     # What an analyst answers for a message (default: its true desk).
     truth: Callable = field(default=lambda message: message.desk)
 
@@ -87,6 +114,9 @@ def in_order(args: argparse.Namespace, *, certification: str = "per_category") -
         retrain_every=args.retrain_every,
         target=args.target,
         certification=certification,
+        arrive=args.arrive,
+        pace=args.pace,
+        count=args.count,
     )
 
 
@@ -96,32 +126,12 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], Scenario]] = {
 }
 
 
-def baseline_thresholds(version, target: float) -> dict[str, dict[str, float | None]]:
-    """Point-estimate and old-Wilson thresholds on the version's own evidence."""
-    from _wilson import wilson_threshold
-
-    from triage.routing.evidence import HoldoutPredictions
-
-    evidence = HoldoutPredictions.from_json(version.holdout)
-    out: dict[str, dict[str, float | None]] = {"point estimate": {}, "old Wilson": {}}
-    if evidence is None:
-        return out
-    for slug in evidence.labels:
-        conf, right = evidence.for_category(slug)
-        order = np.argsort(-conf, kind="stable")
-        precision = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
-        ok = np.flatnonzero(precision >= target)
-        # The lowest threshold whose evidence precision reaches the target (at least 5 items).
-        ok = ok[ok >= 4]
-        out["point estimate"][slug] = float(conf[order][ok[-1]]) if len(ok) else None
-        out["old Wilson"][slug] = wilson_threshold(conf, right, target=target).threshold
-    return out
-
-
 def run(scenario: Scenario) -> dict:
     from _embeddings import message_vectors
+    from django.conf import settings
     from django.contrib.auth.models import User
     from django.db import transaction
+    from django.db.models import Count
 
     from reviews.claims import claim_next_task
     from reviews.decisions import submit_review
@@ -130,8 +140,18 @@ def run(scenario: Scenario) -> dict:
     from triage.api.intake import ItemIn
     from triage.management.demo_data import DESKS
     from triage.ml.encoder import configured_spec, encoder_for
-    from triage.models import Category, Embedding, Item, ModelVersion, Prediction, RoutingPolicy
+    from triage.models import (
+        AuditLog,
+        Category,
+        Embedding,
+        Prediction,
+        Review,
+        ReviewTask,
+        RoutingPolicy,
+    )
+    from triage.training.exclusive import retrain_exclusively
 
+    settings.TRIAGE_RETRAIN_AFTER_LABELS = scenario.count if scenario.count_trigger else 0
     encoder = encoder_for(configured_spec())
     messages = scenario.seed + scenario.stream
     vectors = dict(zip([m.id for m in messages], message_vectors(messages, encoder), strict=True))
@@ -148,9 +168,10 @@ def run(scenario: Scenario) -> dict:
             "certification": scenario.certification,
             "delta": scenario.delta,
             "audit_rate": scenario.audit_rate,
+            "queue_order": scenario.queue_order,
         },
     )
-    analyst = User.objects.create_user(f"replay-{scenario.name}")
+    analysts = [User.objects.create_user(f"replay-{n}") for n in ("a", "b")]
 
     def cache_embeddings(items) -> None:
         Embedding.objects.bulk_create(
@@ -166,6 +187,23 @@ def run(scenario: Scenario) -> dict:
             batch_size=500,
         )
 
+    decided = 0
+
+    def decide_one() -> bool:
+        """One decision by whichever analyst may take a task; False when none is left."""
+        nonlocal decided
+        for analyst in (analysts[decided % 2], analysts[(decided + 1) % 2]):
+            task = claim_next_task(user=analyst)
+            if task is not None:
+                submit_review(
+                    task_id=task.pk,
+                    user=analyst,
+                    category_slug=truth_of[task.item.external_id],
+                )
+                decided += 1
+                return True
+        return False
+
     with transaction.atomic():
         seeded = ingest.import_history(
             items=[
@@ -175,164 +213,175 @@ def run(scenario: Scenario) -> dict:
             categories=categories,
         )
         cache_embeddings(seeded.created)
-    started = time.perf_counter()
     first = training.retrain(actor="replay")
-    chunks = [
-        {
-            "retrain": "first model",
-            "retrain_seconds": time.perf_counter() - started,
-            "gate": first.message,
-        }
-    ]
     truth_of = {m.id: scenario.truth(m) for m in messages}
-    for start in range(0, len(scenario.stream), scenario.retrain_every):
-        chunk = scenario.stream[start : start + scenario.retrain_every]
+    items: list[dict] = []  # per stream item, in arrival order
+    nights: list[dict] = []
+    thresholds_of: dict[int, dict] = {}
+    budget = 0.0
+    for start in range(0, len(scenario.stream), scenario.arrive):
+        batch = scenario.stream[start : start + scenario.arrive]
         with transaction.atomic():
             # Classification is queued on commit, so the vectors are cached before it runs.
             ingested = ingest.ingest_items(
-                items=[ItemIn(external_id=m.id, text=m.text) for m in chunk]
+                items=[ItemIn(external_id=m.id, text=m.text) for m in batch]
             )
             cache_embeddings(ingested.created)
         ids = [item.pk for item in ingested.created]
-        predictions = list(
-            Prediction.objects.filter(item_id__in=ids).select_related("item", "label")
+        predictions = sorted(
+            Prediction.objects.filter(item_id__in=ids).select_related("item", "label"),
+            key=lambda p: p.item_id,
         )
         if len(predictions) != len(ids):
             # The hand-off to classification is robust (logged, not raised): say so here.
             raise SystemExit(f"only {len(predictions)} of {len(ids)} items were classified")
-        reviewed = 0
-        while (task := claim_next_task(user=analyst)) is not None:
-            submit_review(
-                task_id=task.pk,
-                user=analyst,
-                category_slug=truth_of[task.item.external_id],
+        for p in predictions:
+            version = p.model_version
+            if version is not None and version.pk not in thresholds_of:
+                thresholds_of[version.pk] = baseline_thresholds(version, scenario.target)
+            baseline = thresholds_of.get(version.pk if version else -1, {})
+            items.append(
+                {
+                    "auto": p.route == Prediction.Route.AUTO,
+                    "right": p.label.slug == truth_of[p.item.external_id],
+                    "model": version.pk if version else None,
+                    "decided_before": decided,
+                    **{
+                        rule: chosen.get(p.label.slug) is not None
+                        and p.confidence >= chosen[p.label.slug]
+                        for rule, chosen in baseline.items()
+                    },
+                }
             )
-            reviewed += 1
-        auto = [p for p in predictions if p.route == Prediction.Route.AUTO]
-        right = [p.label.slug == truth_of[p.item.external_id] for p in auto]
-        version = predictions[0].model_version if predictions else None
-        row = {
-            "items": len(chunk),
-            "people": sum(p.route == Prediction.Route.REVIEW for p in predictions) / len(chunk),
-            "auto": len(auto) / len(chunk),
-            "precision": float(np.mean(right)) if auto else None,
-            "reviews": reviewed,
-            "model": version.pk if version else None,
-        }
-        if version is not None:
-            for rule, thresholds in baseline_thresholds(version, scenario.target).items():
-                chosen = [
-                    p
-                    for p in predictions
-                    if thresholds.get(p.label.slug) is not None
-                    and p.confidence >= thresholds[p.label.slug]
-                ]
-                row[rule] = (
-                    len(chosen) / len(chunk),
-                    float(np.mean([p.label.slug == truth_of[p.item.external_id] for p in chosen]))
-                    if chosen
-                    else None,
-                )
-        started = time.perf_counter()
-        result = training.retrain(actor="replay")
-        row["retrain_seconds"] = time.perf_counter() - started
-        row["retrain"] = "promoted" if result.promoted else "held" if result.held else "kept"
-        row["gate"] = result.message
-        chunks.append(row)
-        print(
-            f"  chunk {len(chunks) - 1}: people {row['people']:.1%}, auto {row['auto']:.1%}"
-            f" (precision {fmt(row['precision'])}), v{row['model']}, then {row['retrain']}"
-            f" ({row['retrain_seconds']:.1f}s)",
-            flush=True,
-        )
-    champion = ModelVersion.objects.champion()
+        budget += scenario.pace * len(batch)
+        while budget >= 1 and decide_one():
+            budget -= 1
+        done = start + len(batch)
+        if done // scenario.retrain_every > start // scenario.retrain_every or done == len(
+            scenario.stream
+        ):
+            night = items[len(nights) * scenario.retrain_every : done]
+            started = time.perf_counter()
+            message = retrain_exclusively(actor="nightly")
+            nights.append(
+                {
+                    "items": len(night),
+                    "people": sum(not i["auto"] for i in night) / len(night),
+                    "auto": sum(i["auto"] for i in night) / len(night),
+                    "right": sum(i["auto"] and i["right"] for i in night),
+                    "models": sorted({i["model"] for i in night if i["model"]}),
+                    "baselines": {
+                        rule: (
+                            sum(i.get(rule, False) for i in night),
+                            sum(i.get(rule, False) and i["right"] for i in night),
+                        )
+                        for rule in ("point estimate", "old Wilson")
+                    },
+                    "backlog": ReviewTask.objects.open().count(),
+                    "retrain_seconds": time.perf_counter() - started,
+                    "gate": message,
+                }
+            )
+            print(
+                f"  [{time.strftime('%H:%M:%S')}] {done} items: people "
+                f"{nights[-1]['people']:.1%}, auto {nights[-1]['auto']:.1%}, backlog "
+                f"{nights[-1]['backlog']}, models {nights[-1]['models']}; nightly: {message}",
+                flush=True,
+            )
+    while decide_one():  # the backlog is people's work too
+        pass
+    by_reason = dict(Review.objects.values_list("task__reason").annotate(n=Count("pk")).order_by())
+    retrains = dict(
+        AuditLog.objects.filter(action__in=["promote", "hold", "reject"])
+        .values_list("actor")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    promoted = dict(
+        AuditLog.objects.filter(action="promote")
+        .values_list("actor")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    auto = [i for i in items if i["auto"]]
     return {
-        "chunks": chunks,
-        "items": Item.objects.count(),
-        "champion": champion.pk if champion else None,
+        "variant": scenario.name,
+        "first_model": first.message,
+        "items": len(items),
+        "decisions": by_reason,
+        "auto": len(auto),
+        "auto_right": sum(i["right"] for i in auto),
+        "first_auto": next((n for n, i in enumerate(items) if i["auto"]), None),
+        "decided_before_first_auto": next((i["decided_before"] for i in auto), None),
+        "retrains": retrains,
+        "promoted": promoted,
+        "nights": nights,
     }
 
 
-def fmt(value, spec=".1%"):
-    return "-" if value is None else format(value, spec)
-
-
-def report(scenario: Scenario, result: dict, seconds: float) -> None:
-    rows = result["chunks"][1:]
-    print(f"\nscenario {scenario.name}: {scenario.description}")
-    print(
-        f"target {scenario.target:.0%}, delta {scenario.delta:g}, audit rate "
-        f"{scenario.audit_rate:.0%}, retrain every {scenario.retrain_every}; first model: "
-        f"{result['chunks'][0]['gate']}"
-    )
-    header = [
-        "chunk",
-        "model",
-        "people",
-        "auto",
-        "auto prec.",
-        "point-est. auto/prec.",
-        "old Wilson auto/prec.",
-        "gate after",
-    ]
-    table = []
-    for i, r in enumerate(rows, 1):
-        pe = r.get("point estimate", (None, None))
-        ow = r.get("old Wilson", (None, None))
-        table.append(
-            [
-                str(i),
-                f"v{r['model']}",
-                fmt(r["people"]),
-                fmt(r["auto"]),
-                fmt(r["precision"]),
-                f"{fmt(pe[0])} / {fmt(pe[1])}",
-                f"{fmt(ow[0])} / {fmt(ow[1])}",
-                r["retrain"],
-            ]
-        )
-    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
-    for row in [header, ["-" * w for w in widths], *table]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    n = sum(r["items"] for r in rows)
-    people = sum(r["people"] * r["items"] for r in rows) / n
-    auto_items = sum(r["auto"] * r["items"] for r in rows)
-    right = sum((r["precision"] or 0) * r["auto"] * r["items"] for r in rows)
-    promoted = sum(r["retrain"] == "promoted" for r in rows)
-    held = sum(r["retrain"] == "held" for r in rows)
-    print(
-        f"\ntotal: {n} items; decided by people {people:.1%}; "
-        f"auto-actioned {auto_items / n:.1%} at realised precision "
-        f"{fmt(right / auto_items if auto_items else None)}; the gate promoted {promoted} of "
-        f"{len(rows)} retrains (held {held} for an admin); "
-        f"retrain median {np.median([r['retrain_seconds'] for r in rows]):.1f}s; "
-        f"whole run {seconds:.0f}s"
-    )
-    print("gate messages:")
-    for i, r in enumerate(rows, 1):
-        print(f"  after chunk {i}: {r['gate']}")
+def child(args: argparse.Namespace) -> None:
+    """One variant in a fresh database: its result as JSON in args.json."""
+    setup_django()
+    scenario = SCENARIOS[args.scenario](args)
+    scenario = replace(scenario, name=args.variant, **VARIANTS[args.variant])
+    started = time.perf_counter()
+    result = run(scenario) | {"seconds": time.perf_counter() - started}
+    Path(args.json).write_text(json.dumps(result))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="in-order", choices=sorted(SCENARIOS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--items", type=int, default=6000)
-    parser.add_argument("--retrain-every", type=int, default=500)
+    parser.add_argument("--retrain-every", type=int, default=500, help="items per night")
+    parser.add_argument("--arrive", type=int, default=100, help="items per arrival batch")
+    parser.add_argument("--pace", type=float, default=0.5, help="decisions per arriving item")
+    parser.add_argument("--count", type=int, default=100, help="labels per count retrain")
     parser.add_argument("--seed-per-class", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument("--jobs", type=int, default=1, help="variants run at once")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        parser.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     if not 0 < args.target <= 1:
         parser.error(f"--target must be in (0, 1], got {args.target}")
-    if args.retrain_every < 1 or args.items < 1 or args.seed_per_class < 1:
-        parser.error("--items, --retrain-every and --seed-per-class must be positive")
-    # A fresh database per run (one scenario per process), so runs never share models.
-    work = setup_django()
-    scenario = SCENARIOS[args.scenario](args)
-    print(f"[{time.strftime('%H:%M:%S')}] {scenario.name}: {scenario.description}")
-    print(f"work dir: {work}", flush=True)
+    if min(args.retrain_every, args.items, args.seed_per_class, args.arrive, args.count) < 1:
+        parser.error("--items, --retrain-every, --arrive, --count, --seed-per-class: positive")
+    if args.pace <= 0 or args.jobs < 1:
+        parser.error("--pace and --jobs must be positive")
+    if args.variant:
+        return child(args)
+    work = Path(tempfile.mkdtemp(prefix="triage-replay-"))
+    print(f"[{time.strftime('%H:%M:%S')}] {args.scenario}, variants {', '.join(variants)}")
+    print(f"work dir (a database and log per variant): {work}", flush=True)
     started = time.perf_counter()
-    result = run(scenario)
-    report(scenario, result, time.perf_counter() - started)
+    # A fresh database per variant (one child process each), so runs never share models.
+    pending, running, results = list(variants), {}, {}
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            name = pending.pop(0)
+            out = work / f"{name}.json"
+            argv = [sys.executable, __file__, *sys.argv[1:], "--variant", name, "--json", str(out)]
+            log = (work / f"{name}.log").open("w")
+            running[name] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), out)
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: started (log {log.name})", flush=True)
+        time.sleep(2)
+        for name, (proc, out) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            if proc.returncode != 0:
+                raise SystemExit(f"variant {name} failed: see {work / (name + '.log')}")
+            results[name] = json.loads(out.read_text())
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: done", flush=True)
+    for name in variants:
+        report_variant(results[name], retrain_every=args.retrain_every)
+    report_variants([results[name] for name in variants], args, time.perf_counter() - started)
 
 
 if __name__ == "__main__":

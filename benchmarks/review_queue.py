@@ -8,7 +8,9 @@ PostgreSQL database, then times, in-process through Django's test client as an a
 - decide, filtered: the same with the queue filtered by a suggested category;
 - queue page: GET /reviews/ with nothing held (the start panel: counts per reason, the
   age of the oldest task, and the breakdown that must add up to the open tasks);
-- heartbeat: POST the lease renewal.
+- heartbeat: POST the lease renewal;
+- claim alone, oldest first (the baseline) beside smallest margin first (the policy's
+  queue order, every claim by margin), with each query's plan.
 
 Prints the median and p95 (ms) of each. Nothing is asserted.
 
@@ -54,7 +56,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument(
-        "--database", default="triage_bench_queue", help="name of the database made afresh"
+        "--database",
+        "--name",
+        dest="database",
+        default="triage_bench_queue",
+        help="name of the database made afresh",
     )
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = fresh_postgres_database(args.postgres, args.database)
@@ -105,8 +111,13 @@ def main() -> None:
             for i, item in enumerate(items)
         )
         ReviewTask.objects.bulk_create(
-            ReviewTask(item=item, reason=ReviewTask.Reason.LOW_CONFIDENCE, priority=10)
-            for item in items
+            ReviewTask(
+                item=item,
+                reason=ReviewTask.Reason.LOW_CONFIDENCE,
+                priority=10,
+                margin=((start + i) * 0.618034) % 1,  # spread, and unrelated to age
+            )
+            for i, item in enumerate(items)
         )
     # Autovacuum would analyze tables this size soon after such inserts; without fresh
     # statistics the planner guesses badly (a latest-prediction lookup scans the pkey).
@@ -154,11 +165,48 @@ def main() -> None:
         args.repeat, lambda: client.get("/reviews/")
     )
 
+    results |= claim_orders(args.repeat, analyst)
     open_now = ReviewTask.objects.open().count()
     print(f"\n{open_now:,} open tasks at the end; {args.repeat} requests each\n")
     print(f"{'':50} {'median ms':>10} {'p95 ms':>10}")
     for name, samples in results.items():
         print(f"{name:50} {statistics.median(samples):10.1f} {p95(samples):10.1f}")
+
+
+def claim_orders(repeat: int, analyst) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """The claim alone in each queue order, the orders taking turns (so a busy machine
+    slows both alike); each claimed task is finished untimed."""
+    from django.conf import settings
+    from django.db import transaction
+    from django.utils import timezone
+
+    from reviews.claims import claim_candidates, claim_next_task
+    from triage.models import ReviewTask, RoutingPolicy
+
+    settings.TRIAGE_QUEUE_OLDEST_SHARE = 0.0  # every claim by margin in that order
+    orders = list(RoutingPolicy.QueueOrder)
+    results: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for order in orders:
+            RoutingPolicy.objects.update_or_create(pk=1, defaults={"queue_order": order.value})
+            start = time.perf_counter()
+            task = claim_next_task(user=analyst)
+            elapsed = (time.perf_counter() - start) * 1000
+            results.setdefault(f"claim alone, {order.label.split(' (')[0]}", []).append(elapsed)
+            assert task is not None
+            ReviewTask.objects.filter(pk=task.pk).update(completed_at=timezone.now())
+    for order in orders:
+        with transaction.atomic():
+            _, others = claim_candidates(
+                timezone.now(),
+                user=analyst,
+                senior=False,
+                smallest_margin=order == RoutingPolicy.QueueOrder.SMALLEST_MARGIN,
+            )
+            plan = others[:1].explain()
+        scans = [line.strip() for line in plan.splitlines() if "Scan" in line]
+        print(f"plan, {order.label.split(' (')[0]}: " + "; ".join(scans), flush=True)
+    return results
 
 
 if __name__ == "__main__":

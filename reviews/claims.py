@@ -16,6 +16,7 @@ from triage.models import (
     Prediction,
     ReviewTask,
     ReviewTaskQuerySet,
+    RoutingPolicy,
 )
 
 
@@ -125,9 +126,15 @@ def claim_candidates(
     senior: bool,
     category: str = "",
     reason: str = "",
+    smallest_margin: bool = False,
 ) -> tuple[ReviewTaskQuerySet, ReviewTaskQuerySet]:
     """The claim's two queries, audits and the rest, each in the order it takes them
-    (benchmarks/scale.py explains these very queries)."""
+    (benchmarks/scale.py explains these very queries).
+
+    Audits are always the oldest first: they are a random, blind sample already, and
+    ordering them by the model's doubt would tell whoever works the queue which ones
+    they are. The rest go by priority, then the oldest or, with `smallest_margin`, the
+    task the model is most torn on (each order has its own partial index)."""
     claimable = offered(
         ReviewTask.objects.claimable(now),
         user=user,
@@ -140,7 +147,9 @@ def claim_candidates(
     claimable = claimable.select_related("item")
     audit = ReviewTask.Reason.AUDIT_SAMPLE
     audits = claimable.filter(reason=audit).order_by("id")
-    others = claimable.exclude(reason=audit).order_by("-priority", "id")
+    others = claimable.exclude(reason=audit).order_by(
+        *(("-priority", "margin", "id") if smallest_margin else ("-priority", "id"))
+    )
     return audits, others
 
 
@@ -150,11 +159,17 @@ def _next_claimable(
     user: User,
     senior: bool,
     audits_first: bool,
+    smallest_margin: bool,
     category: str = "",
     reason: str = "",
 ) -> ReviewTask | None:
     audits, others = claim_candidates(
-        now, user=user, senior=senior, category=category, reason=reason
+        now,
+        user=user,
+        senior=senior,
+        category=category,
+        reason=reason,
+        smallest_margin=smallest_margin,
     )
     for tasks in (audits, others) if audits_first else (others, audits):
         candidate = tasks.first()
@@ -181,6 +196,10 @@ def claim_next_task(
     starves them (a strict priority order would). Which tasks are audits stays
     invisible on the card (see reviews.views).
 
+    With the policy's queue order "smallest margin first", the other tasks come in
+    order of the model's doubt (its top confidence minus its second), except that
+    TRIAGE_QUEUE_OLDEST_SHARE of claims take the oldest, so no task waits forever.
+
     On PostgreSQL, SELECT … FOR UPDATE SKIP LOCKED lets concurrent analysts
     pass over each other's rows instead of queueing behind them. The guarded
     UPDATE below is what actually makes a double claim impossible, on any
@@ -193,7 +212,13 @@ def claim_next_task(
     held = current_task(user=user, now=now)
     if held is not None:
         return held
-    audits_first = (rng or _claim_rng).random() < settings.TRIAGE_AUDIT_SHARE
+    rng = rng or _claim_rng
+    audits_first = rng.random() < settings.TRIAGE_AUDIT_SHARE
+    smallest_margin = (
+        RoutingPolicy.objects.values_list("queue_order", flat=True).filter(pk=1).first()
+        == RoutingPolicy.QueueOrder.SMALLEST_MARGIN
+        and rng.random() >= settings.TRIAGE_QUEUE_OLDEST_SHARE
+    )
     senior = is_senior(user)
     for _ in range(20):
         with transaction.atomic():
@@ -202,6 +227,7 @@ def claim_next_task(
                 user=user,
                 senior=senior,
                 audits_first=audits_first,
+                smallest_margin=smallest_margin,
                 category=category,
                 reason=reason,
             )

@@ -23,19 +23,23 @@ from triage.models import (
 from triage.monitoring.audits import record_audit_verdict
 from triage.monitoring.watch import check_category
 from triage.privacy.masking import training_text
+from triage.training.cadence import labels_recorded
 from triage.training.models import TrainingExample, split_for
 
 
 def record_training_example(*, item: Item, category: Category, source: str) -> TrainingExample:
-    """Add the item's example; a later decision supersedes the earlier one."""
+    """Add the item's example; a later decision supersedes the earlier one. Enough new
+    labels queue a retrain on commit (triage.training.cadence)."""
     TrainingExample.objects.active().filter(item=item).update(superseded_at=timezone.now())
-    return TrainingExample.objects.create(
+    example = TrainingExample.objects.create(
         item=item,
         text=training_text(item.text),
         category=category,
         source=source,
         split=split_for(item.external_id),
     )
+    labels_recorded([example.pk])
+    return example
 
 
 def submit_review(

@@ -22,3 +22,6 @@ STATIC_ROOT = Path(tempfile.mkdtemp(prefix="triage-test-static-"))
 # second reviews of confident overturns stay on, as in production.
 TRIAGE_SECOND_REVIEW_SHARE = 0.0
 TRIAGE_SECOND_REVIEW_BULK_SHARE = 0.0
+# No retrain on a count of new labels unless a test asks for one: a test that records
+# hundreds of labels outside a transaction would otherwise retrain in the middle.
+TRIAGE_RETRAIN_AFTER_LABELS = 0

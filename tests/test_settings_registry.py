@@ -221,7 +221,11 @@ RENAMED = {
     "TRIAGE_LOGIN_COOLOFF_MINUTES": "AXES_COOLOFF_TIME",  # as a timedelta
 }
 # tests/settings.py overrides these after reading them.
-OVERRIDDEN = {"TRIAGE_SECOND_REVIEW_SHARE", "TRIAGE_SECOND_REVIEW_BULK_SHARE"}
+OVERRIDDEN = {
+    "TRIAGE_SECOND_REVIEW_SHARE",
+    "TRIAGE_SECOND_REVIEW_BULK_SHARE",
+    "TRIAGE_RETRAIN_AFTER_LABELS",
+}
 
 
 def test_the_settings_module_holds_what_the_registry_read():

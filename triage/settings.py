@@ -329,6 +329,8 @@ TRIAGE_CLASSIFY_MAX_CRASHES = _triage[loop.CLASSIFY_MAX_CRASHES]
 # One API batch of up to TRIAGE_MAX_BATCH items is one task.
 TRIAGE_CLASSIFY_CHUNK = _triage[loop.CLASSIFY_CHUNK]
 TRIAGE_MIN_EXAMPLES_PER_CATEGORY = _triage[loop.MIN_EXAMPLES_PER_CATEGORY]
+TRIAGE_RETRAIN_AFTER_LABELS = _triage[loop.RETRAIN_AFTER_LABELS]  # triage.training.cadence
+TRIAGE_QUEUE_OLDEST_SHARE = _triage[loop.QUEUE_OLDEST_SHARE]  # reviews.claims
 
 # --- Similar items, bulk decisions, trusted reviewers (reviews.similar, .bulk, .trust) --
 TRIAGE_SIMILAR_REFRESH_SECONDS = _triage[reviewers.SIMILAR_REFRESH_SECONDS]

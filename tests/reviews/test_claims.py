@@ -8,7 +8,7 @@ from django.utils import timezone
 from reviews.claims import ReviewError, claim_next_task
 from reviews.decisions import submit_review
 from tests.factories import make_item, make_task, make_user
-from triage.models import Item, ReviewTask
+from triage.models import Item, ReviewTask, RoutingPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -111,8 +111,11 @@ def test_a_later_decision_supersedes_the_earlier_example(categories):
 
 @pytest.mark.needs_postgres("SKIP LOCKED")
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_claims_never_hand_out_a_task_twice(categories):
-    tasks = {make_task().pk for _ in range(40)}
+@pytest.mark.parametrize("order", ["oldest", "smallest_margin"])
+def test_concurrent_claims_never_hand_out_a_task_twice(categories, order):
+    RoutingPolicy.objects.update_or_create(pk=1, defaults={"queue_order": order})
+    # Margins that put the newest first, so the margin order really differs from the oldest.
+    tasks = {make_task(margin=1 - n / 40).pk for n in range(40)}
     users = [make_user() for _ in range(8)]
     claimed: list[int] = []
     lock = threading.Lock()

@@ -105,6 +105,7 @@ class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
         "audit_rate",
         "audit_floor",
         "blind_review",
+        "queue_order",
         "min_support",
         "updated_at",
     ]

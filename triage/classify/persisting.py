@@ -84,6 +84,7 @@ def persist_routings(
                     item_id=item.pk,
                     reason=_task_reason(decision),
                     priority=0 if decision.audit else 10,
+                    margin=1.0 if decision.audit or scored is None else _margin(r.top_scores),
                     created_at=now,
                 )
             )
@@ -104,6 +105,15 @@ def persist_routings(
     emit_many(events)
     count_hits(rule_hits, now=now)
     return Outcome(acted_on=acted_on, audited=audited, to_review=len(to_review))
+
+
+def _margin(top_scores: Sequence[Mapping[str, object]]) -> float:
+    """The top confidence minus the second: small when the model is torn between two."""
+    confidences = [float(s["confidence"]) for s in top_scores[:2]]  # type: ignore[arg-type]
+    if not confidences:
+        return 1.0
+    second = confidences[1] if len(confidences) > 1 else 0.0
+    return round(confidences[0] - second, 6)
 
 
 def _prediction(

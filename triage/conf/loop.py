@@ -13,6 +13,14 @@ def _at_least_three(name: str, crashes: int, earlier: Values) -> str | None:
     )  # fmt: skip
 
 
+def _not_negative(name: str, count: int, earlier: Values) -> str | None:
+    return None if count >= 0 else f"{name}={count} is below 0 (0 turns it off)"
+
+
+def _a_share(name: str, share: float, earlier: Values) -> str | None:
+    return None if 0 <= share <= 1 else f"{name}={share:g} is outside [0, 1]"
+
+
 LEASE_SECONDS = Setting(
     "TRIAGE_LEASE_SECONDS",
     "600",
@@ -92,4 +100,23 @@ MIN_EXAMPLES_PER_CATEGORY = Setting(
     "examples",
     "Active training examples a category needs to be trained on; a retrain needs two such "
     "categories.",
+)
+RETRAIN_AFTER_LABELS = Setting(
+    "TRIAGE_RETRAIN_AFTER_LABELS",
+    "100",
+    as_int,
+    "labels",
+    "Retrain in the background each time this many new trusted labels (reviews and audits "
+    "not held by quarantine) have arrived since the champion was trained, besides the nightly "
+    "retrain; 0: nightly only. The gate decides as ever.",
+    check=_not_negative,
+)
+QUEUE_OLDEST_SHARE = Setting(
+    "TRIAGE_QUEUE_OLDEST_SHARE",
+    "0.25",
+    as_float,
+    "share",
+    'With the policy\'s queue order "smallest margin first", the share of claims that take '
+    "the oldest task instead, so no task waits forever.",
+    check=_a_share,
 )

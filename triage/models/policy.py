@@ -19,6 +19,13 @@ class RoutingPolicy(models.Model):
     triage.routing.derive and triage.routing.certify).
     """
 
+    class QueueOrder(models.TextChoices):
+        OLDEST = "oldest", "oldest first"
+        SMALLEST_MARGIN = (
+            "smallest_margin",
+            ("smallest margin first (what teaches the model most; a share oldest first)"),
+        )
+
     class Certification(models.TextChoices):
         FALLBACK = (
             "fallback",
@@ -95,6 +102,17 @@ class RoutingPolicy(models.Model):
             "An analyst's decision that overturns a model prediction at or above this "
             "confidence (0–1) always gets a second, independent review. Empty: never for "
             "this reason (random and bulk second reviews still happen)."
+        ),
+    )
+    queue_order = models.CharField(
+        max_length=20,
+        choices=QueueOrder.choices,
+        default=QueueOrder.OLDEST,
+        help_text=(
+            "Order of the non-audit review queue within a priority. Smallest margin first "
+            "offers the tasks the model is least sure between its top two categories, which "
+            "teach the next model most; TRIAGE_QUEUE_OLDEST_SHARE of claims still take the "
+            "oldest. Audits stay a random, blind sample either way."
         ),
     )
     updated_at = models.DateTimeField(auto_now=True)

@@ -53,6 +53,12 @@ class ReviewTask(models.Model):
     reason = models.CharField(max_length=30, choices=Reason.choices)
     # Higher first among non-audit tasks; audits are interleaved (see claim_next_task).
     priority = models.IntegerField(default=0)
+    # The model's top confidence minus its second when the task was opened: the queue
+    # order "smallest margin first" offers the smallest first (reviews.claims). 1 when the
+    # model offered no ranking to learn from (no scores; second reviews), so such tasks come
+    # last in that order and the oldest-first share reaches them. Audits are never
+    # reordered. Not null, so one plain index serves SQLite and PostgreSQL alike.
+    margin = models.FloatField(default=1.0)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -80,6 +86,12 @@ class ReviewTask(models.Model):
                 fields=["-priority", "id"],
                 condition=models.Q(completed_at__isnull=True),
                 name="reviewtask_open_queue_idx",
+            ),
+            # The same queue, smallest margin first (RoutingPolicy.queue_order).
+            models.Index(
+                fields=["-priority", "margin", "id"],
+                condition=models.Q(completed_at__isnull=True),
+                name="reviewtask_open_margin_idx",
             ),
             # The oldest open audit, past every completed task before it; and an analyst's
             # held task, past every task they decided.

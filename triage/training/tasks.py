@@ -1,17 +1,21 @@
-"""The nightly retrain, as a Celery task."""
+"""Retraining as Celery tasks: nightly, and on a count of new labels (training.cadence).
+
+Both go through training.exclusive: when they overlap, one runs and the other returns
+"skipped: …" and logs it."""
 
 from celery import shared_task
 
-from triage import training
+from triage.training.exclusive import retrain_exclusively
 
 
 # Acknowledged on receipt: a retrain takes minutes, longer than the broker's visibility
 # timeout, and one lost to a dying worker simply runs again the next night.
 @shared_task(acks_late=False)
 def retrain_nightly() -> str:
-    try:
-        result = training.retrain(actor="nightly")
-    except training.RetrainError as exc:
-        # Too few examples is a normal state for a young deployment, not a crash.
-        return f"skipped: {exc}"
-    return result.message
+    return retrain_exclusively(actor="nightly")
+
+
+# Acknowledged on receipt too: a lost one is replaced by the next count or the night.
+@shared_task(acks_late=False)
+def retrain_on_count() -> str:
+    return retrain_exclusively(actor="count")

@@ -68,6 +68,12 @@ class Command(BaseCommand):
             "--blind-review", choices=["on", "off"], help="hide suggestions on every task"
         )
         audits.add_argument("--resume", metavar="CATEGORY", help="lift a drift suspension")
+        parser.add_argument(
+            "--queue-order",
+            choices=[o.value for o in RoutingPolicy.QueueOrder],
+            help="non-audit review queue: oldest first, or smallest margin first (with "
+            "TRIAGE_QUEUE_OLDEST_SHARE of claims still oldest first)",
+        )
         audits.add_argument("--reason", help="why (required with --resume; audit-logged)")
         audits.add_argument(
             "--below-target",
@@ -80,6 +86,8 @@ class Command(BaseCommand):
             self.resume(options["resume"], options["reason"], options["below_target"])
         if any(options[k] is not None for k in ("audit_rate", "audit_floor", "blind_review")):
             self.set_audits(options["audit_rate"], options["audit_floor"], options["blind_review"])
+        if options["queue_order"] is not None:
+            self.set_queue_order(options["queue_order"])
         target, threshold = options["target_precision"], options["threshold"]
         slug = options["category"]
         delta, mode = options["delta"], options["certification"]
@@ -169,6 +177,20 @@ class Command(BaseCommand):
             raise CommandError(f"{option}: {exc}") from exc
         self.stdout.write(f"resumed {slug}: it auto-acts again and its drift watch starts over")
 
+    def set_queue_order(self, order: str) -> None:
+        policy = RoutingPolicy.current()
+        before = audit_snapshot(policy, ["queue_order"])
+        policy.queue_order = order
+        with transaction.atomic():
+            policy.save()
+            AuditLog.record_change(
+                actor="command",
+                action="policy",
+                target="routing policy",
+                before=before,
+                after=audit_snapshot(policy, ["queue_order"]),
+            )
+
     def set_audits(self, rate: str | None, floor: str | None, blind: str | None) -> None:
         policy = RoutingPolicy.current()
         fields = ["audit_rate", "audit_floor", "blind_review"]
@@ -219,6 +241,7 @@ class Command(BaseCommand):
             f"min support {policy.min_support}"
         )
         out(f"guarantee: {snapshot['guarantee']}")
+        out(f"review queue: {policy.get_queue_order_display()}")
         out(
             f"{'category':<16}{'mode':<18}{'target':>8}{'threshold':>11}{'bound':>8}"
             f"{'evidence':>10}{'automates':>11}  why not / note"

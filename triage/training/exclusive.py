@@ -1,0 +1,79 @@
+"""One retrain at a time, whoever starts it: the nightly job, the count of new labels, or
+two count triggers racing each other.
+
+Two retrains running together would fit on almost the same snapshot, both pass the gate
+against the same champion and promote one after the other: twice the CPU for one model,
+and a champion that flips for nothing. So a retrain first takes a lock that every worker
+sees; one that cannot take it returns at once, saying it was skipped, and logs why.
+
+- PostgreSQL: a session-level advisory lock (pg_try_advisory_lock). It lives on the
+  worker's connection, so a worker that dies mid-retrain releases it with its connection.
+- SQLite (the embedded default, one machine): an exclusive flock on a file beside the
+  artifacts. The kernel releases it when the process dies.
+"""
+
+import fcntl
+import logging
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from triage.training.retrain import retrain
+from triage.training.snapshot import RetrainError
+
+logger = logging.getLogger(__name__)
+
+# The advisory lock's key: fixed, and unlikely to meet another application's on a shared
+# database (a 31-bit CRC of the name).
+RETRAIN_LOCK_KEY = zlib.crc32(b"triage.training.retrain") & 0x7FFFFFFF
+SKIPPED_RUNNING = "skipped: another retrain is running; it learns from these labels too"
+
+
+@contextmanager
+def retrain_lock() -> Iterator[bool]:
+    """Yield whether this process now holds the retrain lock (never waits for it)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RETRAIN_LOCK_KEY])
+            held = bool(cursor.fetchone()[0])
+        try:
+            yield held
+        finally:
+            if held:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [RETRAIN_LOCK_KEY])
+        return
+    path = Path(settings.TRIAGE_ARTIFACT_DIR) / "retrain.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def retrain_exclusively(*, actor: str) -> str:
+    """Retrain unless another retrain is running; what happened, in one line.
+
+    "skipped: …" when the lock is taken or there are too few examples (a normal state
+    for a young deployment, not a crash); otherwise the gate's message.
+    """
+    with retrain_lock() as held:
+        if not held:
+            logger.info("retrain (%s) %s", actor, SKIPPED_RUNNING)
+            return SKIPPED_RUNNING
+        try:
+            result = retrain(actor=actor)
+        except RetrainError as exc:
+            logger.info("retrain (%s) skipped: %s", actor, exc)
+            return f"skipped: {exc}"
+    return result.message
