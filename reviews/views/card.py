@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 
-from triage.models import Category, HandOff, Prediction, ReviewTask, RoutingPolicy
+from triage.access import is_blind
+from triage.models import Category, HandOff, Prediction, ReviewTask
 from triage.privacy.masking import for_analysts
 from triage.routing.policy import first_matching_rule
 from triage.routing.rules import active_item_rules
@@ -22,21 +23,6 @@ COLLAPSE_AFTER_CHARS = 2000
 CHARS_PER_TOKEN = 4
 # With more categories than this, a type-ahead filter is shown above the buttons.
 TYPE_AHEAD_FROM = 6
-
-
-# Second reviews and disagreements too, so agreement measures the first reviewer
-# (reviews.trust), not how often two people follow the model.
-BLIND_REASONS = [
-    ReviewTask.Reason.AUDIT_SAMPLE,
-    ReviewTask.Reason.SECOND_REVIEW,
-    ReviewTask.Reason.DISAGREEMENT,
-]
-
-
-def is_blind(task: ReviewTask) -> bool:
-    """Audits are always blind: shown the model's answer, analysts tend to agree with it,
-    and the audit would measure that instead of the model's precision."""
-    return task.reason in BLIND_REASONS or RoutingPolicy.current().blind_review
 
 
 @dataclass(frozen=True)

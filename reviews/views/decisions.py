@@ -16,6 +16,7 @@ from reviews.corrections import can_change, change_decision, undo_deadline
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from reviews.views.queue import render_queue
+from triage.access import blind_task_q, viewer
 from triage.models import Review
 
 PAGE_SIZE = 50
@@ -25,9 +26,10 @@ PAGE_SIZE = 50
 @analyst_required
 def my_decisions(request: AnalystRequest) -> HttpResponse:
     now = timezone.now()
+    seen_by = viewer(request.user)
     reviews = (
         Review.objects.filter(reviewer_id=request.user.pk)
-        .select_related("item", "category")
+        .select_related("item", "category", "task")
         .order_by("-created_at", "-id")
     )
     category = request.GET.get("category", "").strip()
@@ -37,7 +39,10 @@ def my_decisions(request: AnalystRequest) -> HttpResponse:
     if category:
         reviews = reviews.filter(category__slug=category)
     if agreed in {"yes", "no"}:
+        # Blind decisions match neither: agreement would reveal the model's answer.
         reviews = reviews.filter(agreed_with_model=agreed == "yes")
+        if not seen_by.admin:
+            reviews = reviews.exclude(blind_task_q("task__"))
     elif agreed:
         errors.append(f"agreed must be yes or no, not {agreed!r}")
     if changeable:
@@ -45,7 +50,14 @@ def my_decisions(request: AnalystRequest) -> HttpResponse:
             created_at__gte=now - timedelta(seconds=settings.TRIAGE_UNDO_SECONDS)
         )
     page = Paginator(reviews, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"review": r, "changeable": can_change(r, user=request.user, now=now)} for r in page]
+    rows = [
+        {
+            "review": r,
+            "changeable": can_change(r, user=request.user, now=now),
+            "agreed": r.agreed_with_model if seen_by.sees_model_on(r.task) else None,
+        }
+        for r in page
+    ]
     return render(
         request,
         "reviews/decisions.html",

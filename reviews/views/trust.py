@@ -5,19 +5,19 @@ import time
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews.bulk import BulkError, bulk_decide
+from reviews.claims import current_task
 from reviews.similar import similar_open_tasks, similar_resolved
 from reviews.trust.models import Quarantine
 from reviews.trust.quality import quality_table
 from reviews.trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
 from reviews.views.access import AnalystRequest
-from reviews.views.card import is_blind
-from triage.access import HtmxHttpRequest, admin_required, is_senior
+from triage.access import HtmxHttpRequest, admin_required, is_admin, is_blind, is_senior
 from triage.models import Category, ReviewTask
 from triage.models.audit_log import actor_name
 
@@ -52,19 +52,32 @@ def _bulk_limit() -> int:
     return int(settings.TRIAGE_BULK_LIMIT)
 
 
+def _panel_task(request: AnalystRequest, task_id: int) -> ReviewTask:
+    """The task whose panel is asked for: one the user holds now (admins: any task).
+
+    Any other task id answers 404, whatever the task: an empty panel, or a bulk refused,
+    would otherwise tell an analyst which open tasks are audits without claiming them.
+    """
+    if is_admin(request.user):
+        return get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
+    held = current_task(user=request.user)
+    if held is None or held.pk != task_id:
+        raise Http404(f"you do not hold task {task_id}")
+    return held
+
+
 @require_GET
 @login_required
 @permission_required("triage.add_review", raise_exception=True)
 def similar(request: AnalystRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
-    return _render_similar(request, task)
+    return _render_similar(request, _panel_task(request, task_id))
 
 
 @require_POST
 @login_required
 @permission_required("triage.add_review", raise_exception=True)
 def bulk(request: AnalystRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
+    task = _panel_task(request, task_id)
     try:
         ids = [int(value) for value in request.POST.getlist("tasks")]
     except ValueError:

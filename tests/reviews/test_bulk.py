@@ -101,8 +101,10 @@ def test_bulk_decisions_are_sampled_for_a_second_review(categories, settings):
 
 
 def test_the_bulk_form_decides_and_sends_htmx_back_to_the_queue(client, categories):
-    tasks = [make_task() for _ in range(2)]
-    client.force_login(make_user(group=ANALYSTS))
+    user = make_user(group=ANALYSTS)
+    soon = timezone.now() + timedelta(minutes=5)
+    tasks = [make_task(claimed_by=user, lease_expires_at=soon), make_task()]
+    client.force_login(user)
     response = client.post(
         f"/reviews/tasks/{tasks[0].pk}/bulk",
         {"tasks": [t.pk for t in tasks], "category": "outage"},
@@ -115,8 +117,9 @@ def test_the_bulk_form_decides_and_sends_htmx_back_to_the_queue(client, categori
 
 def test_a_refused_bulk_shows_the_reason_on_the_panel(client, categories):
     held = make_task(claimed_by=make_user(), lease_expires_at=timezone.now() + timedelta(minutes=5))
-    mine = make_task()
-    client.force_login(make_user(group=ANALYSTS))
+    user = make_user(group=ANALYSTS)
+    mine = make_task(claimed_by=user, lease_expires_at=timezone.now() + timedelta(minutes=5))
+    client.force_login(user)
     response = client.post(
         f"/reviews/tasks/{mine.pk}/bulk", {"tasks": [mine.pk, held.pk], "category": "outage"}
     )
