@@ -317,6 +317,7 @@ TRIAGE_SKIP_COOLDOWN_SECONDS = _triage[loop.SKIP_COOLDOWN_SECONDS]
 TRIAGE_UNDO_SECONDS = _triage[loop.UNDO_SECONDS]
 TRIAGE_QUEUE_POLL_SECONDS = _triage[loop.QUEUE_POLL_SECONDS]
 TRIAGE_AUDIT_SHARE = _triage[loop.AUDIT_SHARE]  # reviews.claims
+TRIAGE_AUDIT_KEY = _triage[loop.AUDIT_KEY]  # routing.draws
 TRIAGE_LIVE_WINDOW_DAYS = _triage[loop.LIVE_WINDOW_DAYS]
 # Recovery (README, "When things fail"): the stuck-item sweep, and an item whose
 # classification keeps killing its worker (triage.classify.redelivery).

@@ -24,6 +24,7 @@ from triage.monitoring.instruments import observe_classify
 from triage.monitoring.models import Alert
 from triage.routing import policy as routing
 from triage.routing.derive import routing_policy
+from triage.routing.draws import audit_key
 from triage.routing.rules import active_item_rules, count_hits
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
                 metadata=item.metadata,
                 scored=scored,
                 policy=policy,
-                draw=routing.audit_draw(item.external_id),
+                draw=routing.audit_draw(item.external_id, key=audit_key()),
             )
             if decision.rule:
                 rule_hits[decision.rule] += 1

@@ -21,6 +21,7 @@ from triage.models import (
 from triage.monitoring.audits import live_routing_policy, record_audit_samples
 from triage.routing import policy as routing
 from triage.routing.derive import routing_policy
+from triage.routing.draws import audit_key
 
 
 def _rule_fields(category: Category) -> dict[str, Any]:
@@ -88,7 +89,9 @@ def reroute_candidates(*, category: Category, now: datetime | None = None) -> li
         ):
             continue
         scored = routing.ScoredItem(label=category.slug, confidence=prediction.confidence)
-        decision = routing.decide(scored, policy, draw=routing.audit_draw(task.item.external_id))
+        decision = routing.decide(
+            scored, policy, draw=routing.audit_draw(task.item.external_id, key=audit_key())
+        )
         if decision.route is routing.Route.AUTO:
             out.append(Reroute(task, prediction, decision))
     return out
