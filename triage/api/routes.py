@@ -23,7 +23,7 @@ from triage.actions.feed import MAX_LIMIT, FeedError, read_events
 from triage.api import ingest as ingestion
 from triage.api.auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
 from triage.api.export import ExportError, start_export
-from triage.api.intake import InvalidItems, parse_batch
+from triage.api.intake import InvalidItems, parse_batch, too_deep_body
 from triage.api.schemas import (
     ITEM_BODY_SCHEMA,
     BatchOut,
@@ -195,7 +195,12 @@ def ingest(request: HttpRequest) -> Any:
     try:
         payload = json.loads(request.body, parse_constant=reject_non_json_constant)
     except RecursionError:
-        return error(400, "malformed JSON: nested too deeply")
+        deep = too_deep_body(request.body.decode("utf-8", errors="replace"))
+        return error(
+            400,
+            f"invalid item(s); nothing was stored: item {deep.index}: {deep.field}: {deep.message}",
+            errors=[deep.as_dict()],
+        )
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN / Infinity
         return error(400, f"malformed JSON: {exc}")
     is_batch = isinstance(payload, list)
