@@ -98,7 +98,7 @@ def reason_text(
         else None
     )
     if escalation is not None:
-        note = f": “{escalation.note}”" if escalation.note else ""
+        note = f": “{for_analysts(escalation.note)}”" if escalation.note else ""
         return f"Escalated by {escalation.user.get_username()}, who was not sure{note}"
     if blind:
         return ""

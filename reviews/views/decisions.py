@@ -18,6 +18,7 @@ from reviews.views.card import card_context, ordered_categories
 from reviews.views.queue import render_queue
 from triage.access import blind_task_q, viewer
 from triage.models import Review
+from triage.privacy.masking import for_analysts
 
 PAGE_SIZE = 50
 
@@ -102,25 +103,29 @@ def decision(request: AnalystRequest, review_id: int) -> HttpResponse:
 @analyst_required
 def change(request: AnalystRequest, review_id: int) -> HttpResponse:
     """Change a decision: from the card (htmx, back to the held task) or from its page."""
+    comment = request.POST.get("comment")
+    own = Review.objects.filter(pk=review_id, reviewer_id=request.user.pk).first()
+    if own is not None and comment is not None and comment == for_analysts(own.comment):
+        # The form showed the comment masked: sent back unedited, it stays as written.
+        comment = own.comment
     try:
         review = change_decision(
             review_id=review_id,
             user=request.user,
             category_slug=request.POST.get("category", "").strip(),
-            comment=request.POST.get("comment"),
+            comment=comment,
         )
     except ReviewError as exc:
         if request.htmx:
             return render_queue(
                 request, current_task(user=request.user), error=str(exc), status=exc.status
             )
-        own = Review.objects.filter(pk=review_id, reviewer_id=request.user.pk).first()
         if own is None:
             return render(
                 request, "reviews/decisions.html", {"errors": [str(exc)], "rows": []}, status=404
             )
         return _decision_page(request, own, error=str(exc), status=exc.status)
-    notice = f"Changed {review.item.external_id} to {review.category.name}."
+    notice = f"Changed {for_analysts(review.item.external_id)} to {review.category.name}."
     if request.htmx:
         return render_queue(request, current_task(user=request.user), notice=notice)
     messages.success(request, notice)

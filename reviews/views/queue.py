@@ -17,6 +17,7 @@ from reviews.queue_summary import queue_summary
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from triage.models import Category, ReviewTask
+from triage.privacy.masking import for_analysts
 
 TEMPLATE = "reviews/queue.html"
 FILTERS_KEY = "queue_filters"
@@ -140,7 +141,8 @@ def decide(request: AnalystRequest, task_id: int) -> HttpResponse:
         )
     except ReviewError as exc:
         return _after_error(request, task_id, str(exc), exc.status)
-    notice = f"Decided {review.item.external_id}: {review.category.name}. Press u to change it."
+    eid = for_analysts(review.item.external_id)
+    notice = f"Decided {eid}: {review.category.name}. Press u to change it."
     return _next_card(request, notice)
 
 
