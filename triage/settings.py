@@ -217,6 +217,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- API rate limit and the cache it counts in ----------------------------------
 TRIAGE_API_RATE_LIMIT = _triage[web.API_RATE_LIMIT]
+TRIAGE_API_AUTH_FAILURE_LIMIT = _triage[web.API_AUTH_FAILURE_LIMIT]
 # The rate limit's counts live in the cache. Redis (TRIAGE_CACHE_URL, e.g.
 # redis://redis.internal:6379/1) shares them between every web process; without it the
 # local-memory cache counts per process, so N processes allow about N times the limit.

@@ -90,8 +90,9 @@ def too_deep_json(value: object) -> str | None:
     return None
 
 
-def too_deep_body(text: str) -> FieldError:
-    """Where a body too deep for the JSON parser nests too deeply: the item and its field.
+def too_deep_body(text: str) -> FieldError | None:
+    """Where a body too deep for the JSON parser nests too deeply: the item and its field
+    (None when the deep part is not inside an item's field).
 
     Read only after the parser gave up (RecursionError), with a scan of the text that
     keeps a stack of open containers and the key each object is in.
@@ -115,17 +116,18 @@ def too_deep_body(text: str) -> FieldError:
             item_level = 1 if batch else 0
             if len(stack) > item_level + 1 + settings.TRIAGE_MAX_METADATA_DEPTH:
                 index = stack[0][1] if batch else 0
-                field = stack[item_level][1] if len(stack) > item_level else "(item)"
+                if stack[item_level][0] != "{" or not stack[item_level][1]:
+                    return None  # not inside an item's field: malformed, not an item
                 return FieldError(
                     index,
-                    field or "(item)",
+                    stack[item_level][1],
                     f"is nested more than {settings.TRIAGE_MAX_METADATA_DEPTH} levels deep "
                     "(TRIAGE_MAX_METADATA_DEPTH)",
                 )
         elif char in "}]" and stack:
             stack.pop()
         i += 1
-    return FieldError(0, "(item)", "is nested too deeply")
+    return None
 
 
 def oversized_json(value: object) -> str | None:

@@ -9,6 +9,7 @@ bad field of a 1,000-item batch is reported at once, by index.
 """
 
 import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +22,13 @@ from ninja.errors import ValidationError as NinjaValidationError
 from triage.access import under_check
 from triage.actions.feed import MAX_LIMIT, FeedError, read_events
 from triage.api import ingest as ingestion
-from triage.api.auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
+from triage.api.auth import (
+    ScopeMissing,
+    TokenRateThrottle,
+    TokenRejected,
+    TooManyFailures,
+    scoped,
+)
 from triage.api.export import ExportError, start_export
 from triage.api.intake import InvalidItems, parse_batch, too_deep_body
 from triage.api.schemas import (
@@ -80,6 +87,13 @@ def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
     # Ninja adds Retry-After (whole seconds) to this answer.
     limit = settings.TRIAGE_API_RATE_LIMIT
     return error(429, f"too many requests for this token (limit {limit}); retry later")
+
+
+@api.exception_handler(TooManyFailures)
+def too_many_failures(request: HttpRequest, exc: TooManyFailures) -> HttpResponse:
+    response = error(429, str(exc))
+    response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+    return response
 
 
 @api.exception_handler(NinjaValidationError)
@@ -196,6 +210,8 @@ def ingest(request: HttpRequest) -> Any:
         payload = json.loads(request.body, parse_constant=reject_non_json_constant)
     except RecursionError:
         deep = too_deep_body(request.body.decode("utf-8", errors="replace"))
+        if deep is None:
+            return error(400, "malformed JSON: nested too deeply")
         return error(
             400,
             f"invalid item(s); nothing was stored: item {deep.index}: {deep.field}: {deep.message}",
