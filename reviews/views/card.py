@@ -1,7 +1,6 @@
 """What the review card shows: the true reason, the text (collapsed when long), metadata."""
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,7 +188,6 @@ def card_context(
             (key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
             for key, value in sorted(task.item.metadata.items())
         ],
-        "shown_at": time.time(),
         # Renew well before the lease runs out, at most every two minutes.
         "heartbeat_seconds": max(5, min(120, settings.TRIAGE_LEASE_SECONDS // 3)),
     }

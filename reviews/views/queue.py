@@ -64,7 +64,9 @@ def render_queue(
         "undo_minutes": settings.TRIAGE_UNDO_SECONDS // 60,
         "skip_minutes": settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60,
     }
-    if task is None:
+    if task is not None:
+        note_shown(request, task)
+    else:
         context["summary_counts"] = queue_summary(
             user=request.user, category=filters["category"], reason=filters["reason"]
         )
@@ -106,12 +108,28 @@ def claim(request: AnalystRequest) -> HttpResponse:
     return render_queue(request, task)
 
 
-def _seconds_spent(request: AnalystRequest) -> float | None:
-    try:
-        shown_at = float(request.POST.get("shown_at", ""))
-    except ValueError:
+SHOWN_KEY = "card_shown"
+# A decision's time is capped: a card left open over lunch says nothing about the work.
+MAX_SECONDS_SPENT = 3600.0
+
+
+def note_shown(request: AnalystRequest, task: ReviewTask) -> None:
+    """Remember, on the server, when this task's card was first shown to this analyst
+    (claimed, or brought back by undo): the decision's time is counted from here."""
+    shown = request.session.get(SHOWN_KEY) or {}
+    if shown.get("task") != task.pk:
+        request.session[SHOWN_KEY] = {"task": task.pk, "at": time.time()}
+
+
+def seconds_spent(request: AnalystRequest, task_id: int) -> float | None:
+    """Seconds since the server showed this task's card, or None if it never did here.
+
+    Never the client's word: a posted `shown_at` of 0 recorded 3,600 s.
+    """
+    shown = request.session.get(SHOWN_KEY) or {}
+    if shown.get("task") != task_id:
         return None
-    return max(0.0, min(time.time() - shown_at, 3600.0))
+    return max(0.0, min(time.time() - float(shown["at"]), MAX_SECONDS_SPENT))
 
 
 def _after_error(request: AnalystRequest, task_id: int, error: str, status: int) -> HttpResponse:
@@ -136,7 +154,7 @@ def decide(request: AnalystRequest, task_id: int) -> HttpResponse:
             task_id=task_id,
             user=request.user,
             category_slug=category,
-            seconds_spent=_seconds_spent(request),
+            seconds_spent=seconds_spent(request, task_id),
             comment=request.POST.get("comment", ""),
         )
     except ReviewError as exc:

@@ -1,8 +1,6 @@
 """Pages of reviews.similar, reviews.bulk and reviews.trust: the similar-items panel with
 bulk decisions, and the admins' reviewer-quality page with quarantine actions."""
 
-import time
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpResponse
@@ -17,6 +15,7 @@ from reviews.trust.models import Quarantine
 from reviews.trust.quality import quality_table
 from reviews.trust.quarantine import QuarantineError, end_quarantine, reject_labels, release_labels
 from reviews.views.access import AnalystRequest
+from reviews.views.queue import seconds_spent
 from triage.access import HtmxHttpRequest, admin_required, is_admin, is_blind, is_senior
 from triage.models import Category, ReviewTask
 from triage.models.audit_log import actor_name
@@ -41,7 +40,6 @@ def _render_similar(
             task, user=request.user, senior=is_senior(request.user), count=_bulk_limit() - 1
         ),
         "categories": Category.objects.filter(is_active=True),
-        "shown_at": time.time(),
         "error": error,
         "bulk_limit": _bulk_limit(),
     }
@@ -82,11 +80,8 @@ def bulk(request: AnalystRequest, task_id: int) -> HttpResponse:
         ids = [int(value) for value in request.POST.getlist("tasks")]
     except ValueError:
         return _render_similar(request, task, status=400, error="task ids must be numbers")
-    try:
-        shown_at = float(request.POST.get("shown_at", ""))
-        seconds: float | None = max(0.0, min(time.time() - shown_at, 3600.0))
-    except ValueError:
-        seconds = None
+    # From the server's record of when the card was shown, never the client's word.
+    seconds = seconds_spent(request, task.pk)
     category = request.POST.get("category", "").strip()
     if not category:
         return _render_similar(request, task, status=400, error="choose a category")
