@@ -272,7 +272,7 @@ def similar_resolved(item: Item, *, count: int = 5) -> list[SimilarItem]:
         if pk in items
         and items[pk].status == Item.Status.RESOLVED
         and not items[pk].text_removed
-        and not items[pk].under_check
+        and not items[pk].under_check  # type: ignore[attr-defined]  # annotated
     ]
     return out[:count]
 

@@ -169,10 +169,14 @@ def blind_task_q(prefix: str = "") -> Q:
     return Q(**{f"{prefix}reason__in": BLIND_REASONS})
 
 
-def under_check(items: "QuerySet[Any]") -> "QuerySet[Any]":
+Q_ = TypeVar("Q_", bound=QuerySet[Any])
+
+
+def under_check(items: Q_) -> Q_:
     """`items` annotated with `under_check`: a second review or disagreement is open on
     the item, so its decision so far is shown nowhere until the check closes."""
     open_checks = ReviewTask.objects.filter(
         item=OuterRef("pk"), completed_at__isnull=True, reason__in=CHECK_REASONS
     )
-    return items.annotate(under_check=Exists(open_checks))
+    annotated: Q_ = items.annotate(under_check=Exists(open_checks))
+    return annotated
