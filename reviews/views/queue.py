@@ -64,13 +64,13 @@ def render_queue(
         "undo_minutes": settings.TRIAGE_UNDO_SECONDS // 60,
         "skip_minutes": settings.TRIAGE_SKIP_COOLDOWN_SECONDS // 60,
     }
-    if task is not None:
-        note_shown(request, task)
-    else:
+    if task is None:
         context["summary_counts"] = queue_summary(
             user=request.user, category=filters["category"], reason=filters["reason"]
         )
     context |= extra or {}
+    if task is not None and context["mode"] == "decide":
+        note_shown(request, task)
     template = TEMPLATE + "#task-card" if request.htmx else TEMPLATE
     return render(request, template, context, status=status)
 
@@ -115,7 +115,7 @@ MAX_SECONDS_SPENT = 3600.0
 
 def note_shown(request: AnalystRequest, task: ReviewTask) -> None:
     """Remember, on the server, when this task's card was first shown to this analyst
-    (claimed, or brought back by undo): the decision's time is counted from here."""
+    to decide (at claim, or on the page that first showed it): its time counts from here."""
     shown = request.session.get(SHOWN_KEY) or {}
     if shown.get("task") != task.pk:
         request.session[SHOWN_KEY] = {"task": task.pk, "at": time.time()}
