@@ -33,6 +33,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from triage.access import under_check
 from triage.models import Embedding, Item, ModelVersion, ReviewTask
 
 # A resolution that committed late may carry an earlier decided_at: look back this far.
@@ -260,11 +261,18 @@ def similar_resolved(item: Item, *, count: int = 5) -> list[SimilarItem]:
     encoder, vector = found
     # Oversample: a candidate may have been reopened or forgotten since the last refresh.
     candidates = resolved_index.nearest(encoder, vector, count=count * 4, exclude=item.pk)
-    items = Item.objects.select_related("final_category").in_bulk([pk for pk, _ in candidates])
+    items = under_check(Item.objects.select_related("final_category")).in_bulk(
+        [pk for pk, _ in candidates]
+    )
+    # An item under second review or disagreement is not final: its first decision is
+    # shown nowhere until the check closes (triage.access).
     out = [
         SimilarItem(items[pk], score)
         for pk, score in candidates
-        if pk in items and items[pk].status == Item.Status.RESOLVED and not items[pk].text_removed
+        if pk in items
+        and items[pk].status == Item.Status.RESOLVED
+        and not items[pk].text_removed
+        and not items[pk].under_check  # type: ignore[attr-defined]  # annotated
     ]
     return out[:count]
 

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,7 @@ def test_an_endpoint_that_declares_no_scope_refuses_every_token():
 
     class Request:
         headers = {"Authorization": f"Bearer {plain}"}
+        META = {"REMOTE_ADDR": "127.0.0.1"}
 
     with pytest.raises(ScopeMissing, match="accepts no token scope"):
         scoped(None)(Request())  # type: ignore[arg-type]
@@ -267,3 +269,84 @@ def test_a_malformed_rate_limit_setting_is_a_clear_configuration_error(value):
     result = _settings_in_a_subprocess("import django; django.setup()", TRIAGE_API_RATE_LIMIT=value)
     assert result.returncode != 0
     assert f"TRIAGE_API_RATE_LIMIT={value!r}" in result.stderr
+
+
+# --- Counted atomically; failed authentication limited by address -----------------
+
+
+def _concurrent_allowed(requests: int, token_pk: int) -> int:
+    """How many of `requests` simultaneous calls the throttle lets through."""
+    from types import SimpleNamespace
+
+    from triage.api.auth import TokenRateThrottle
+
+    throttle = TokenRateThrottle()
+    start = threading.Barrier(requests)
+    allowed = []
+
+    def call() -> None:
+        start.wait()
+        allowed.append(throttle.allow_request(SimpleNamespace(auth=SimpleNamespace(pk=token_pk))))
+
+    threads = [threading.Thread(target=call) for _ in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(allowed)
+
+
+@pytest.mark.parametrize("backend", ["locmem", "redis"])
+def test_concurrent_requests_pass_exactly_the_limit(backend):
+    """700 of 700 concurrent requests passed a limit of 600 when the count was read and
+    written back; an atomic increment lets exactly the limit through."""
+    caches = {
+        "redis": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "triage-test-throttle",
+        },
+        "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    if backend == "redis":
+        from tests.services import needs_redis
+
+        needs_redis()
+    with override_settings(CACHES={"default": caches[backend]}, TRIAGE_API_RATE_LIMIT="50/h"):
+        from django.core.cache import cache
+
+        cache.clear()
+        try:
+            assert _concurrent_allowed(120, token_pk=987654) == 50
+        finally:
+            cache.clear()
+
+
+@override_settings(TRIAGE_API_AUTH_FAILURE_LIMIT="3/min")
+def test_failed_authentication_is_limited_by_address(client, categories):
+    good = make_token()
+    for _ in range(2):
+        assert (
+            client.get("/api/items/x", REMOTE_ADDR="10.0.0.9", **bearer("trg_wrong")).status_code
+            == 401
+        )
+    assert client.get("/api/items/x", REMOTE_ADDR="10.0.0.9").status_code == 401  # no token
+    refused = client.get("/api/items/x", REMOTE_ADDR="10.0.0.9", **bearer("trg_wrong"))
+    assert refused.status_code == 429
+    assert "invalid token from this address" in refused.json()["error"]
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    # Not even a valid token is looked at from that address until the period ends...
+    assert client.get("/api/items/x", REMOTE_ADDR="10.0.0.9", **bearer(good)).status_code == 429
+    # ...while other addresses, and valid tokens elsewhere, are unaffected.
+    assert client.get("/api/items/x", REMOTE_ADDR="10.0.0.10", **bearer(good)).status_code == 404
+    assert (
+        client.get("/api/items/x", REMOTE_ADDR="10.0.0.10", **bearer("trg_wrong")).status_code
+        == 401
+    )
+
+
+@override_settings(TRIAGE_API_AUTH_FAILURE_LIMIT=None)
+def test_the_failure_limit_can_be_turned_off(client, categories):
+    assert all(
+        client.get("/api/items/x", **bearer("trg_wrong")).status_code == 401 for _ in range(20)
+    )

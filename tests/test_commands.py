@@ -184,6 +184,23 @@ def test_create_categories_refuses_a_label_that_is_not_a_slug(tmp_path, categori
 # --- import_items: bad rows ---------------------------------------------------------
 
 
+def test_a_csv_text_of_150000_characters_is_imported(tmp_path, categories):
+    """Over the csv module's default field limit (131,072), within ingest's (200,000)."""
+    text = ("refund my card " * 10_000)[:150_000]
+    path = write_csv(tmp_path, f"external_id,text,label\nlong-1,{text},billing\n")
+    import_items(path)
+    assert Item.objects.get(external_id="long-1").text == text
+
+
+def test_a_csv_text_over_the_limit_fails_naming_its_line_and_field(tmp_path, categories):
+    for length, name in [(200_001, "over.csv"), (400_000, "far-over.csv")]:
+        path = write_csv(tmp_path, f"external_id,text\nok-1,fine\nlong-1,{'x' * length}\n", name)
+        with pytest.raises(CommandError, match="line 3") as exc:
+            import_items(path)
+        assert "text" in str(exc.value) or "field larger" in str(exc.value)
+        assert nothing_written()
+
+
 def test_a_row_without_text_fails_with_its_line_and_nothing_is_written(tmp_path, categories):
     path = write_csv(
         tmp_path,

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import User
@@ -117,8 +118,13 @@ MATRIX: dict[str, Entry] = {
     "reviews/claim": R("/reviews/claim", POST=reviewers(302)),
     "reviews/undo": R("/reviews/undo", GET=reviewers(409)),  # nothing to undo yet
     "reviews/tasks/<int:task_id>/decide": R("/reviews/tasks/{task}/decide", POST=reviewers(400)),
-    "reviews/tasks/<int:task_id>/similar": R("/reviews/tasks/{task}/similar", GET=reviewers(200)),
-    "reviews/tasks/<int:task_id>/bulk": R("/reviews/tasks/{task}/bulk", POST=reviewers(400)),
+    # A task nobody holds: only admins may open its panel (triage.access, blindness).
+    "reviews/tasks/<int:task_id>/similar": R(
+        "/reviews/tasks/{task}/similar", GET=people(302, 404, 404, 200)
+    ),
+    "reviews/tasks/<int:task_id>/bulk": R(
+        "/reviews/tasks/{task}/bulk", POST=people(302, 404, 404, 400)
+    ),
     "reviews/quality/": R("/reviews/quality/", other=admins(200)),
     "reviews/quality/<int:user_id>/": R("/reviews/quality/999999/", GET=admins(404)),
     "reviews/quality/quarantines/<int:quarantine_id>": R(
@@ -278,3 +284,110 @@ def test_each_role_gets_the_expected_status(world, key, settings):
                 )
                 wrong.append(f"{method} {url}: {diff}")
     assert not wrong, "\n".join(wrong)
+
+
+# --- What no answer reveals to anyone but admins --------------------------------------
+# Audits, second reviews and disagreements are blind (triage.access): no page or API
+# answer shows their agreement, suggestion or confidence, which open tasks are audits,
+# or a first decision while a second review or disagreement is open on its item.
+
+# (method, url, data, strings no non-admin may find in the answer). URLs name:
+# {audited}/{checked} external ids; the analyst's own decisions page is theirs.
+SECRET_ROWS = [
+    ("GET", "/reviews/decisions/", {}, ("<td>yes</td>", "<td>no</td>")),
+    ("GET", "/reviews/decisions/?agreed=yes", {}, ("data-review=",)),
+    ("GET", "/reviews/decisions/?agreed=no", {}, ("data-review=",)),
+    ("GET", "/reviews/decisions/{own_audit}/", {}, ("Model suggests", "99%")),
+    ("GET", "/api/items/{audited}", {}, ("audit",)),
+    ("GET", "/api/items/{checked}", {}, ("billing", "matrix-first")),
+]
+# Asked by task id, an audit and an ordinary open task answer alike (status and body).
+TWIN_ROWS = [
+    ("GET", "/reviews/tasks/{task}/similar", {}),
+    ("POST", "/reviews/tasks/{task}/bulk", {"category": "billing"}),
+]
+
+
+@pytest.fixture
+def blind_world(world, categories) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reviews.decisions import submit_review
+    from reviews.trust.second_review import ask_second_review
+    from triage.models import Item, ReviewTask
+
+    from .factories import make_prediction
+
+    billing = categories["billing"]
+    later = timezone.now() + timedelta(minutes=5)
+    ids: dict[str, Any] = {}
+
+    def decide(user: User, item: Item, reason: str) -> Any:
+        task = make_task(item, reason=reason, claimed_by=user, lease_expires_at=later)
+        return submit_review(task_id=task.pk, user=user, category_slug="billing")
+
+    # Each person decided an audit as the model had it: agreed_with_model is True.
+    for role in PEOPLE:
+        user = User.objects.get(username=f"matrix-{role}")
+        item = make_item("audited refund", status=Item.Status.ROUTED, final_category=billing)
+        make_prediction(item, billing, reason="audit_sample")
+        ids[f"own_audit:{role}"] = decide(user, item, ReviewTask.Reason.AUDIT_SAMPLE).pk
+    ids["audited"] = item.external_id
+    # An open audit, its twin (an ordinary task), and an item under second review.
+    audit_item = make_item("refund twin", status=Item.Status.ROUTED, final_category=billing)
+    make_prediction(audit_item, billing, reason="audit_sample")
+    ids["audit_task"] = make_task(audit_item, reason=ReviewTask.Reason.AUDIT_SAMPLE).pk
+    ordinary = make_item("refund twin", status=Item.Status.IN_REVIEW)
+    make_prediction(ordinary, billing, route="review", reason="below_threshold")
+    ids["ordinary_task"] = make_task(ordinary).pk
+    first = make_user("matrix-first")
+    checked = make_item("checked refund", status=Item.Status.IN_REVIEW)
+    first_review = decide(first, checked, ReviewTask.Reason.LOW_CONFIDENCE)
+    ask_second_review(first_review, why="random")
+    ids["checked"] = checked.external_id
+    return world | {"blind": ids}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_answer_reveals_blind_state_to_anyone_but_admins(blind_world, role, settings):
+    settings.TRIAGE_API_RATE_LIMIT = None
+    ids = blind_world["blind"]
+    client, headers = blind_world["clients"][role]
+    found = []
+    for method, template, _data, secrets in SECRET_ROWS:
+        own = ids.get(f"own_audit:{role}", 999999)
+        url = template.format(own_audit=own, audited=ids["audited"], checked=ids["checked"])
+        answer = client.generic(method, url, **headers)
+        body = answer.content.decode()
+        found += [f"{method} {url}: {s!r}" for s in secrets if s in body]
+    if role == "admin":
+        # The admin sees what the others may not: proof the rows can catch a leak.
+        assert "GET /reviews/decisions/: '<td>yes</td>'" in found
+    else:
+        assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_by_task_id_an_audit_answers_as_any_other_task(blind_world, role, settings):
+    settings.TRIAGE_API_RATE_LIMIT = None
+    ids = blind_world["blind"]
+    client, headers = blind_world["clients"][role]
+    differ = []
+    for method, template, data in TWIN_ROWS:
+        answers = []
+        for task in (ids["audit_task"], ids["ordinary_task"]):
+            url = template.format(task=task)
+            answer = client.generic(
+                method,
+                url,
+                urlencode(data | {"tasks": task}),
+                **headers,
+                content_type="application/x-www-form-urlencoded",
+            )
+            body = answer.content.decode().replace(str(task), "{task}")
+            answers.append((answer.status_code, body))
+        if answers[0] != answers[1] and role != "admin":
+            differ.append(f"{method} {template}: {answers[0][0]} vs {answers[1][0]}")
+    assert differ == []

@@ -83,9 +83,12 @@ def test_low_confidence_items_are_never_audit_samples():
     assert not decision.audit
 
 
+KEY = b"a test key"
+
+
 def test_audit_draw_is_stable_and_spread():
-    assert audit_draw("abc") == audit_draw("abc")
-    draws = [audit_draw(f"item-{i}") for i in range(2000)]
+    assert audit_draw("abc", key=KEY) == audit_draw("abc", key=KEY)
+    draws = [audit_draw(f"item-{i}", key=KEY) for i in range(2000)]
     assert all(0 <= d < 1 for d in draws)
     share = sum(d < 0.1 for d in draws) / len(draws)
     assert 0.07 < share < 0.13
@@ -119,3 +122,10 @@ def test_a_suspended_category_sends_everything_to_review(confidence):
     )
     other = decide(ScoredItem("billing", 1.0), policy, draw=0.5)
     assert other.route is Route.AUTO
+
+
+def test_the_audit_draw_depends_on_the_key_and_refuses_none():
+    draws = {key: [audit_draw(f"item-{i}", key=key) for i in range(50)] for key in (b"a", b"b")}
+    assert draws[b"a"] != draws[b"b"]
+    with pytest.raises(ValueError, match="non-empty key"):
+        audit_draw("abc", key=b"")

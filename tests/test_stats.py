@@ -61,5 +61,8 @@ def test_equal_weights_give_the_plain_mean_and_n() -> None:
 def test_hash_draws_never_move() -> None:
     # Pinned: these numbers decide train/holdout splits and audit samples already stored.
     assert hash_draw("item-1") == 0.3498619769283746
-    assert audit_draw("item-1") == hash_draw("item-1", salt="audit:") == 0.3748615435549655
+    assert hash_draw("item-1", salt="audit:") == 0.3748615435549655
+    # The audit draw is keyed (an HMAC): pinned for a given key too.
+    keyed = audit_draw("item-1", key=b"k")
+    assert keyed == hash_draw("item-1", salt="audit:", secret=b"k") == 0.9562248315296201
     assert all(0 <= hash_draw(f"x{i}") < 1 for i in range(1000))

@@ -1,19 +1,23 @@
-"""Roles, and who may open what: the queue (analysts), the senior queue, the cockpit (admins).
+"""Roles, and who may open what: the queue (analysts), the senior queue, the cockpit (admins);
+and what a person may see of a task (blindness, below: the one place that rule lives).
 
 The groups are kept in sync after every migrate (TriageConfig connects ensure_roles), so a
 new model's permissions reach admins.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django_htmx.middleware import HtmxDetails
+
+from triage.models import ReviewTask, RoutingPolicy
 
 ANALYSTS = "analysts"
 ADMINS = "admins"
@@ -118,3 +122,61 @@ def admin_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return login_required(wrapped)  # type: ignore[return-value]
+
+
+# --- Blindness: what a person may see of a task ----------------------------------------
+# Audits measure the model's precision, second reviews and disagreements measure the first
+# reviewer: shown the model's answer (or the first decision), people tend to agree with it,
+# and the check would measure that instead. So these tasks are blind, and under the
+# blind-review policy every task is. Every page, panel and API answer asks here.
+
+BLIND_REASONS = (
+    ReviewTask.Reason.AUDIT_SAMPLE,
+    ReviewTask.Reason.SECOND_REVIEW,
+    ReviewTask.Reason.DISAGREEMENT,
+)
+# Tasks that check someone's decision: until they close, that decision is not final.
+CHECK_REASONS = (ReviewTask.Reason.SECOND_REVIEW, ReviewTask.Reason.DISAGREEMENT)
+
+
+def is_blind(task: ReviewTask) -> bool:
+    """Whoever decides this task sees no suggestion, confidence or model-based reason."""
+    return task.reason in BLIND_REASONS or RoutingPolicy.current().blind_review
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What one person may see of tasks, read once per request (not once per row)."""
+
+    admin: bool
+    blind_review: bool
+
+    def sees_model_on(self, task: ReviewTask) -> bool:
+        """Whether, outside the deciding card, this person may see what the model said
+        about `task` and whether a decision agreed with it. Admins may (they see audits
+        anyway); nobody else may on a blind task."""
+        return self.admin or not (self.blind_review or task.reason in BLIND_REASONS)
+
+
+def viewer(user: User | AnonymousUser) -> Viewer:
+    return Viewer(admin=is_admin(user), blind_review=RoutingPolicy.current().blind_review)
+
+
+def blind_task_q(prefix: str = "") -> Q:
+    """The tasks is_blind() holds blind, as a filter (`prefix`: the path to the task)."""
+    if RoutingPolicy.current().blind_review:
+        return Q(**{f"{prefix}pk__isnull": False})  # every task
+    return Q(**{f"{prefix}reason__in": BLIND_REASONS})
+
+
+Q_ = TypeVar("Q_", bound=QuerySet[Any])
+
+
+def under_check(items: Q_) -> Q_:
+    """`items` annotated with `under_check`: a second review or disagreement is open on
+    the item, so its decision so far is shown nowhere until the check closes."""
+    open_checks = ReviewTask.objects.filter(
+        item=OuterRef("pk"), completed_at__isnull=True, reason__in=CHECK_REASONS
+    )
+    annotated: Q_ = items.annotate(under_check=Exists(open_checks))
+    return annotated

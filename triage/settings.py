@@ -220,6 +220,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- API rate limit and the cache it counts in ----------------------------------
 TRIAGE_API_RATE_LIMIT = _triage[web.API_RATE_LIMIT]
+TRIAGE_API_AUTH_FAILURE_LIMIT = _triage[web.API_AUTH_FAILURE_LIMIT]
 # The rate limit's counts live in the cache. Redis (TRIAGE_CACHE_URL, e.g.
 # redis://redis.internal:6379/1) shares them between every web process; without it the
 # local-memory cache counts per process, so N processes allow about N times the limit.
@@ -311,6 +312,7 @@ TRIAGE_ARTIFACT_DIR = _triage[model.ARTIFACT_DIR]
 # Ingest's limits (README, "Ingest API").
 TRIAGE_MAX_TEXT_CHARS = _triage[limits.MAX_TEXT_CHARS]
 TRIAGE_MAX_METADATA_BYTES = _triage[limits.MAX_METADATA_BYTES]
+TRIAGE_MAX_METADATA_DEPTH = _triage[limits.MAX_METADATA_DEPTH]
 TRIAGE_MAX_BATCH = 1000
 # Django's own limit on a request body; the API answers a bigger one with a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = _triage[limits.MAX_BODY_BYTES]
@@ -320,6 +322,7 @@ TRIAGE_SKIP_COOLDOWN_SECONDS = _triage[loop.SKIP_COOLDOWN_SECONDS]
 TRIAGE_UNDO_SECONDS = _triage[loop.UNDO_SECONDS]
 TRIAGE_QUEUE_POLL_SECONDS = _triage[loop.QUEUE_POLL_SECONDS]
 TRIAGE_AUDIT_SHARE = _triage[loop.AUDIT_SHARE]  # reviews.claims
+TRIAGE_AUDIT_KEY = _triage[loop.AUDIT_KEY]  # routing.draws
 TRIAGE_LIVE_WINDOW_DAYS = _triage[loop.LIVE_WINDOW_DAYS]
 # Recovery (README, "When things fail"): the stuck-item sweep, and an item whose
 # classification keeps killing its worker (triage.classify.redelivery).

@@ -27,6 +27,7 @@ says nothing.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 
 import numpy as np
@@ -154,13 +155,18 @@ def kish_effective_n(weights: npt.ArrayLike) -> float:
     return float(w.sum() ** 2 / (w**2).sum())
 
 
-def hash_draw(key: str, *, salt: str = "") -> float:
+def hash_draw(key: str, *, salt: str = "", secret: bytes = b"") -> float:
     """A number in [0, 1), uniform over keys, fixed by the sha256 of ``salt + key``.
 
     Different salts give independent draws for the same key (an item's audit draw
-    says nothing about its split).
+    says nothing about its split). With a ``secret`` it is the HMAC-SHA256 instead:
+    whoever chooses the keys (external ids) without the secret cannot choose the draws.
     """
-    digest = hashlib.sha256((salt + key).encode()).digest()
+    message = (salt + key).encode()
+    if secret:
+        digest = hmac.new(secret, message, hashlib.sha256).digest()
+    else:
+        digest = hashlib.sha256(message).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

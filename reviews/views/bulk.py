@@ -3,21 +3,21 @@
 the analyst may decide with this one."""
 
 import math
-import time
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews.bulk import BulkError, bulk_decide
+from reviews.claims import current_task
 from reviews.similar import SimilarTask, similar_open_tasks, similar_resolved
 from reviews.views.access import AnalystRequest
-from reviews.views.card import is_blind, latest_predictions, ordered_categories
-from reviews.views.queue import after_error, next_card
-from triage.access import is_senior
+from reviews.views.card import latest_predictions, ordered_categories
+from reviews.views.queue import after_error, next_card, seconds_spent
+from triage.access import is_admin, is_blind, is_senior
 from triage.models import ReviewTask
 
 SIMILAR_TEMPLATE = "reviews/_similar.html"
@@ -84,19 +84,31 @@ def _render_similar(
         "levels": select_levels(rows, floor),
         "floor": floor,
         "categories": ordered_categories(),
-        "shown_at": time.time(),
         "error": error,
         "bulk_limit": limit,
     }
     return render(request, SIMILAR_TEMPLATE, context, status=status)
 
 
+def _panel_task(request: AnalystRequest, task_id: int) -> ReviewTask:
+    """The task whose panel is asked for: one the user holds now (admins: any task).
+
+    Any other task id answers 404, whatever the task: an empty panel, or a bulk refused,
+    would otherwise tell an analyst which open tasks are audits without claiming them.
+    """
+    if is_admin(request.user):
+        return get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
+    held = current_task(user=request.user)
+    if held is None or held.pk != task_id:
+        raise Http404(f"you do not hold task {task_id}")
+    return held
+
+
 @require_GET
 @login_required
 @permission_required("triage.add_review", raise_exception=True)
 def similar(request: AnalystRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
-    return _render_similar(request, task)
+    return _render_similar(request, _panel_task(request, task_id))
 
 
 @require_POST
@@ -105,16 +117,13 @@ def similar(request: AnalystRequest, task_id: int) -> HttpResponse:
 def bulk(request: AnalystRequest, task_id: int) -> HttpResponse:
     """Decide the selection, then the next card says how many and offers to undo them all.
     A refusal shows on the card the analyst was looking at (the panel reloads with it)."""
-    task = get_object_or_404(ReviewTask.objects.select_related("item"), pk=task_id)
+    task = _panel_task(request, task_id)
     try:
         ids = [int(value) for value in request.POST.getlist("tasks")]
     except ValueError:
         return after_error(request, task.pk, "task ids must be numbers", 400)
-    try:
-        shown_at = float(request.POST.get("shown_at", ""))
-        seconds: float | None = max(0.0, min(time.time() - shown_at, 3600.0))
-    except ValueError:
-        seconds = None
+    # From the server's record of when the card was shown, never the client's word.
+    seconds = seconds_spent(request, task.pk)
     category = request.POST.get("category", "").strip()
     if not category:
         return after_error(request, task.pk, "choose a category for the selected tasks", 400)

@@ -1,13 +1,13 @@
 """What the review card shows: the true reason, the text (collapsed when long), metadata."""
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-from triage.models import Category, HandOff, Prediction, ReviewTask, RoutingPolicy
+from triage.access import is_blind
+from triage.models import Category, HandOff, Prediction, ReviewTask
 from triage.privacy.masking import for_analysts
 from triage.routing.policy import first_matching_rule
 from triage.routing.rules import active_item_rules
@@ -24,21 +24,6 @@ CHARS_PER_TOKEN = 4
 SOURCE_LABELS = {"api": "sent through the API", "import": "imported from a file"}
 # With more categories than this, a type-ahead filter is shown above the buttons.
 TYPE_AHEAD_FROM = 6
-
-
-# Second reviews and disagreements too, so agreement measures the first reviewer
-# (reviews.trust), not how often two people follow the model.
-BLIND_REASONS = [
-    ReviewTask.Reason.AUDIT_SAMPLE,
-    ReviewTask.Reason.SECOND_REVIEW,
-    ReviewTask.Reason.DISAGREEMENT,
-]
-
-
-def is_blind(task: ReviewTask) -> bool:
-    """Audits are always blind: shown the model's answer, analysts tend to agree with it,
-    and the audit would measure that instead of the model's precision."""
-    return task.reason in BLIND_REASONS or RoutingPolicy.current().blind_review
 
 
 @dataclass(frozen=True)
@@ -118,7 +103,7 @@ def reason_text(
         else None
     )
     if escalation is not None:
-        note = f": “{escalation.note}”" if escalation.note else ""
+        note = f": “{for_analysts(escalation.note)}”" if escalation.note else ""
         return f"Escalated by {escalation.user.get_username()}, who was not sure{note}"
     if blind:
         return ""
@@ -220,7 +205,6 @@ def card_context(
             for key, value in sorted(task.item.metadata.items())
         ],
         "source_label": SOURCE_LABELS.get(task.item.source, task.item.source),
-        "shown_at": time.time(),
         # Renew well before the lease runs out, at most every two minutes.
         "heartbeat_seconds": max(5, min(120, settings.TRIAGE_LEASE_SECONDS // 3)),
     }

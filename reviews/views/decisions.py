@@ -22,14 +22,14 @@ from reviews.corrections import (
 )
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import (
-    BLIND_REASONS,
     card_context,
-    is_blind,
     latest_predictions,
     ordered_categories,
 )
 from reviews.views.queue import render_queue
+from triage.access import blind_task_q, viewer
 from triage.models import Review
+from triage.privacy.masking import for_analysts
 
 PAGE_SIZE = 50
 # The filters a page link carries along, so "Older" keeps what the analyst asked for.
@@ -42,6 +42,7 @@ def my_decisions(request: AnalystRequest) -> HttpResponse:
     """The analyst's history: what they chose, what the model suggested (unless the task
     was blind), how long each stays changeable; searchable by external id."""
     now = timezone.now()
+    seen_by = viewer(request.user)
     reviews = (
         Review.objects.filter(reviewer_id=request.user.pk)
         .select_related("item", "task", "category")
@@ -57,10 +58,10 @@ def my_decisions(request: AnalystRequest) -> HttpResponse:
     if category:
         reviews = reviews.filter(category__slug=category)
     if agreed in {"yes", "no"}:
-        # Blind tasks never say whether the analyst agreed with the model.
-        reviews = reviews.filter(agreed_with_model=agreed == "yes").exclude(
-            task__reason__in=BLIND_REASONS
-        )
+        # Blind decisions match neither: agreement would reveal the model's answer.
+        reviews = reviews.filter(agreed_with_model=agreed == "yes")
+        if not seen_by.admin:
+            reviews = reviews.exclude(blind_task_q("task__"))
     elif agreed:
         errors.append(f"agreed must be yes or no, not {agreed!r}")
     if changeable:
@@ -71,12 +72,14 @@ def my_decisions(request: AnalystRequest) -> HttpResponse:
     predictions = latest_predictions([r.item_id for r in page])
     rows = []
     for r in page:
-        blind = is_blind(r.task)
+        # One rule for every page: blind tasks show no suggestion, confidence or agreement.
+        blind = not seen_by.sees_model_on(r.task)
         rows.append(
             {
                 "review": r,
                 "blind": blind,
                 "prediction": None if blind else predictions.get(r.item_id),
+                "agreed": None if blind else r.agreed_with_model,
                 "minutes_left": minutes_left(r, now=now)
                 if can_change(r, user=request.user, now=now)
                 else None,
@@ -133,25 +136,29 @@ def decision(request: AnalystRequest, review_id: int) -> HttpResponse:
 @analyst_required
 def change(request: AnalystRequest, review_id: int) -> HttpResponse:
     """Change a decision: from the card (htmx, back to the held task) or from its page."""
+    comment = request.POST.get("comment")
+    own = Review.objects.filter(pk=review_id, reviewer_id=request.user.pk).first()
+    if own is not None and comment is not None and comment == for_analysts(own.comment):
+        # The form showed the comment masked: sent back unedited, it stays as written.
+        comment = own.comment
     try:
         review = change_decision(
             review_id=review_id,
             user=request.user,
             category_slug=request.POST.get("category", "").strip(),
-            comment=request.POST.get("comment"),
+            comment=comment,
         )
     except ReviewError as exc:
         if request.htmx:
             return render_queue(
                 request, current_task(user=request.user), error=str(exc), status=exc.status
             )
-        own = Review.objects.filter(pk=review_id, reviewer_id=request.user.pk).first()
         if own is None:
             return render(
                 request, "reviews/decisions.html", {"errors": [str(exc)], "rows": []}, status=404
             )
         return _decision_page(request, own, error=str(exc), status=exc.status)
-    notice = f"Changed {review.item.external_id} to {review.category.name}."
+    notice = f"Changed {for_analysts(review.item.external_id)} to {review.category.name}."
     if request.htmx:
         return render_queue(request, current_task(user=request.user), notice=notice)
     messages.success(request, notice)

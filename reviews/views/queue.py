@@ -18,6 +18,7 @@ from reviews.queue_summary import REASON_LABELS, open_per_reason, queue_summary
 from reviews.views.access import AnalystRequest, analyst_required
 from reviews.views.card import card_context, ordered_categories
 from triage.models import Category, Review, ReviewTask
+from triage.privacy.masking import for_analysts
 
 TEMPLATE = "reviews/queue.html"
 FILTERS_KEY = "queue_filters"
@@ -82,6 +83,8 @@ def render_queue(
     else:
         context["session"] = session_counts(request.user)
     context |= extra or {}
+    if task is not None and context["mode"] == "decide":
+        note_shown(request, task)
     template = TEMPLATE + "#task-card" if request.htmx else TEMPLATE
     return render(request, template, context, status=status)
 
@@ -127,12 +130,28 @@ def claim(request: AnalystRequest) -> HttpResponse:
     return render_queue(request, task)
 
 
-def _seconds_spent(request: AnalystRequest) -> float | None:
-    try:
-        shown_at = float(request.POST.get("shown_at", ""))
-    except ValueError:
+SHOWN_KEY = "card_shown"
+# A decision's time is capped: a card left open over lunch says nothing about the work.
+MAX_SECONDS_SPENT = 3600.0
+
+
+def note_shown(request: AnalystRequest, task: ReviewTask) -> None:
+    """Remember, on the server, when this task's card was first shown to this analyst
+    to decide (at claim, or on the page that first showed it): its time counts from here."""
+    shown = request.session.get(SHOWN_KEY) or {}
+    if shown.get("task") != task.pk:
+        request.session[SHOWN_KEY] = {"task": task.pk, "at": time.time()}
+
+
+def seconds_spent(request: AnalystRequest, task_id: int) -> float | None:
+    """Seconds since the server showed this task's card, or None if it never did here.
+
+    Never the client's word: a posted `shown_at` of 0 recorded 3,600 s.
+    """
+    shown = request.session.get(SHOWN_KEY) or {}
+    if shown.get("task") != task_id:
         return None
-    return max(0.0, min(time.time() - shown_at, 3600.0))
+    return max(0.0, min(time.time() - float(shown["at"]), MAX_SECONDS_SPENT))
 
 
 def after_error(request: AnalystRequest, task_id: int, error: str, status: int) -> HttpResponse:
@@ -157,12 +176,13 @@ def decide(request: AnalystRequest, task_id: int) -> HttpResponse:
             task_id=task_id,
             user=request.user,
             category_slug=category,
-            seconds_spent=_seconds_spent(request),
+            seconds_spent=seconds_spent(request, task_id),
             comment=request.POST.get("comment", ""),
         )
     except ReviewError as exc:
         return after_error(request, task_id, str(exc), exc.status)
-    notice = f"Decided {review.item.external_id}: {review.category.name}. Press u to change it."
+    eid = for_analysts(review.item.external_id)
+    notice = f"Decided {eid}: {review.category.name}. Press u to change it."
     return next_card(request, notice)
 
 

@@ -62,7 +62,16 @@ def test_a_new_endpoint_gets_a_generated_secret_shown_once_saved(client, setting
     assert response.status_code == 200
     endpoint = Endpoint.objects.get()
     assert endpoint.secret.startswith("whsec_") and len(endpoint.secret) > 40
-    assert endpoint.secret in response.content.decode()
+    page = response.content.decode()
+    assert endpoint.secret == page.split('id="issued-secret"')[1].split('value="')[1].split('"')[0]
+    assert "no-store" in response["Cache-Control"]
+    # Never in the messages cookie, the session or a later page.
+    for morsel in response.cookies.values():
+        assert endpoint.secret not in morsel.value
+    assert endpoint.secret not in str(client.session.items())
+    later = client.get(f"/admin/actions/endpoint/{endpoint.pk}/change/").content.decode()
+    assert endpoint.secret not in later and f"whsec_…{endpoint.secret[-4:]}" in later
+    assert endpoint.secret not in client.get("/admin/actions/endpoint/").content.decode()
     assert Endpoint.objects.create(url="http://127.0.0.1:9/x").secret != endpoint.secret
 
 

@@ -132,6 +132,10 @@ def token_shown(response) -> bool:
     return response.status_code == 200 and b'id="issued-token"' in response.content
 
 
+def secret_shown(response) -> bool:
+    return response.status_code == 200 and b'id="issued-secret"' in response.content
+
+
 # A valid submission of each form ({billing}, {policy}: ids from the fixture).
 ADMIN_FORMS = {
     "/admin/triage/category/add/": {
@@ -195,8 +199,15 @@ def ids(world) -> dict[str, Any]:
 def test_admin_forms_never_fail_and_write_nothing_when_refused(world, url):
     known = ids(world)
     valid = {name: value.format(**known) for name, value in ADMIN_FORMS[url].items()}
-    # A new token is shown once on its own page (200); everything else saved redirects.
-    accepted = token_shown if url.startswith("/admin/triage/apitoken/") else redirected
+    # A new token, or a new endpoint's signing secret, is shown once on its own page (200);
+    # everything else saved redirects.
+    accepted = (
+        token_shown
+        if url.startswith("/admin/triage/apitoken/")
+        else secret_shown
+        if url == "/admin/actions/endpoint/add/"
+        else redirected
+    )
 
     @FUZZ
     @given(fields=fields_strategy(valid))

@@ -172,3 +172,77 @@ def test_examples_stored_before_masking_was_on_are_masked_by_the_command(categor
     item.refresh_from_db()
     assert item.text == TEXT
     assert AuditLog.objects.get(action="mask_training").detail["masked"] == 1
+
+
+# --- Not only the text: ids, metadata keys, escalation notes, comments -------------------
+
+EMAIL = "ana.lima@example.org"
+
+
+def _decided(client, analyst, *, comment):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reviews.decisions import submit_review
+
+    item = make_item("refund please", external_id=f"ticket:{EMAIL}", status=Item.Status.IN_REVIEW)
+    task = make_task(
+        item, claimed_by=analyst, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    client.force_login(analyst)
+    return submit_review(task_id=task.pk, user=analyst, category_slug="billing", comment=comment)
+
+
+def test_the_card_masks_the_external_id_and_metadata_keys(client, analyst, categories):
+    item = make_item(
+        "refund please",
+        external_id=f"ticket:{EMAIL}",
+        metadata={f"reply-to {EMAIL}": "yes"},
+        status=Item.Status.IN_REVIEW,
+    )
+    make_task(item)
+    client.force_login(analyst)
+    page = client.post("/reviews/claim", HTTP_HX_REQUEST="true").content.decode()
+    assert EMAIL not in page
+    assert "ticket:[email]" in page and "reply-to [email]" in page
+
+
+def test_an_escalation_note_is_masked_for_the_senior(client, categories):
+    from reviews.handoffs import escalate_task
+    from triage.access import SENIORS
+
+    analyst = make_user()
+    item = make_item("refund please", status=Item.Status.IN_REVIEW)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    task = make_task(
+        item, claimed_by=analyst, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    escalate_task(task_id=task.pk, user=analyst, note=f"the customer is {EMAIL}")
+    client.force_login(make_user(group=SENIORS))
+    page = client.post("/reviews/claim", HTTP_HX_REQUEST="true").content.decode()
+    assert "Escalated by" in page
+    assert EMAIL not in page and "the customer is [email]" in page
+
+
+def test_comments_and_ids_are_masked_on_my_decisions_and_the_change_page(
+    client, analyst, categories
+):
+    review = _decided(client, analyst, comment=f"asked {EMAIL}")
+    listing = client.get("/reviews/decisions/").content.decode()
+    page = client.get(f"/reviews/decisions/{review.pk}/").content.decode()
+    for body in (listing, page):
+        assert EMAIL not in body
+        assert "asked [email]" in body and "ticket:[email]" in body
+    # Sent back unedited, the masked comment keeps the words as written.
+    client.post(
+        f"/reviews/decisions/{review.pk}/change",
+        {"category": "outage", "comment": "asked [email]"},
+    )
+    review.refresh_from_db()
+    assert (review.category.slug, review.comment) == ("outage", f"asked {EMAIL}")
+    notice = client.get("/reviews/decisions/").content.decode()
+    assert "Changed ticket:[email] to" in notice and EMAIL not in notice

@@ -101,8 +101,11 @@ def test_bulk_decisions_are_sampled_for_a_second_review(categories, settings):
 
 
 def test_the_bulk_form_decides_and_the_next_card_offers_to_undo_all(client, categories):
-    tasks = [make_task() for _ in range(3)]
-    client.force_login(make_user(group=ANALYSTS))
+    user = make_user(group=ANALYSTS)
+    soon = timezone.now() + timedelta(minutes=5)
+    # The panel answers only for the task the analyst holds (issue 21).
+    tasks = [make_task(claimed_by=user, lease_expires_at=soon), make_task(), make_task()]
+    client.force_login(user)
     response = client.post(
         f"/reviews/tasks/{tasks[0].pk}/bulk",
         {"tasks": [t.pk for t in tasks[:2]], "category": "outage"},
@@ -137,8 +140,9 @@ def test_undo_after_a_bulk_changes_the_whole_batch(client, categories):
 
 def test_a_refused_bulk_shows_the_reason_on_the_panel(client, categories):
     held = make_task(claimed_by=make_user(), lease_expires_at=timezone.now() + timedelta(minutes=5))
-    mine = make_task()
-    client.force_login(make_user(group=ANALYSTS))
+    user = make_user(group=ANALYSTS)
+    mine = make_task(claimed_by=user, lease_expires_at=timezone.now() + timedelta(minutes=5))
+    client.force_login(user)
     response = client.post(
         f"/reviews/tasks/{mine.pk}/bulk", {"tasks": [mine.pk, held.pk], "category": "outage"}
     )

@@ -350,3 +350,31 @@ def test_the_queue_tells_model_unsure_from_category_never_automatic(client, anal
     client.post(f"/reviews/tasks/{never_task.pk}/skip", **HTMX)
     client.get("/reviews/?reason=low_confidence")
     assert client.post("/reviews/claim", **HTMX).context["task"] == unsure_task
+
+
+def test_the_time_spent_is_the_servers_not_the_clients(client, categories):
+    """A posted shown_at of 0 recorded 3,600 s; the server counts from when it showed the card."""
+    from tests.factories import make_task, make_user
+    from triage.models import Review
+
+    task = make_task()
+    client.force_login(make_user())
+    client.post("/reviews/claim", HTTP_HX_REQUEST="true")
+    client.post(f"/reviews/tasks/{task.pk}/decide", {"category": "billing", "shown_at": "0"})
+    seconds = Review.objects.get(task=task).seconds_spent
+    assert seconds is not None and seconds < 600
+
+
+def test_a_decision_on_a_card_the_server_never_showed_records_no_time(client, categories):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import make_task, make_user
+    from triage.models import Review
+
+    user = make_user()
+    task = make_task(claimed_by=user, lease_expires_at=timezone.now() + timedelta(minutes=5))
+    client.force_login(user)
+    client.post(f"/reviews/tasks/{task.pk}/decide", {"category": "billing", "shown_at": "0"})
+    assert Review.objects.get(task=task).seconds_spent is None

@@ -38,6 +38,15 @@ def open_task(vector, text="open", **fields):
     return make_task(embed(make_item(text, status=Item.Status.IN_REVIEW), vector), **fields)
 
 
+def holder_of(task, group=ANALYSTS):
+    """A user holding `task`: the panel answers only for the task its user holds."""
+    user = make_user(group=group)
+    ReviewTask.objects.filter(pk=task.pk).update(
+        claimed_by=user, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    return user
+
+
 def test_the_nearest_resolved_items_come_first_with_category_and_decider(categories):
     near = resolved("near", [1, 0.1, 0, 0], categories["billing"], by="user:ann")
     middle = resolved("middle", [1, 1, 0, 0], categories["outage"])
@@ -121,7 +130,7 @@ def test_the_panel_offers_only_tasks_above_the_floor_with_their_suggestion(
     alike = open_task([1, 0.1, 0, 0])
     make_prediction(alike.item, categories["outage"], confidence=0.7, route="review")
     unlike = open_task([1, 1, 0, 0])
-    client.force_login(make_user(group=ANALYSTS))
+    client.force_login(holder_of(task))
     page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
     assert "refund my double charge" in page and "Billing" in page and "user:ann" in page
     assert f'action="/reviews/tasks/{task.pk}/bulk"' in page
@@ -151,7 +160,7 @@ def test_blind_tasks_show_no_neighbours(client, categories, reason):
     """Neighbours' final categories would hint at the answer a blind look must find alone."""
     resolved("refund my double charge", [1, 0, 0, 0], categories["billing"])
     task = open_task([1, 0, 0, 0], reason=reason)
-    client.force_login(make_user())
+    client.force_login(holder_of(task))
     page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
     assert "refund my double charge" not in page and "Billing" not in page
     assert "No similar items to show." in page
@@ -161,7 +170,7 @@ def test_an_item_without_a_cached_vector_has_no_neighbours(client, categories):
     resolved("refund", [1, 0, 0, 0], categories["billing"])
     task = make_task()
     assert similar_resolved(task.item) == []
-    client.force_login(make_user())
+    client.force_login(holder_of(task))
     assert (
         "No similar items to show."
         in client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
@@ -211,6 +220,41 @@ def test_the_panel_masks_personal_data_in_neighbours(client, categories):
         "refund to ana.lima@example.org please " + "x" * 300, [1, 0, 0, 0], categories["billing"]
     )
     task = open_task([1, 0, 0, 0])
-    client.force_login(make_user())
+    client.force_login(holder_of(task))
     page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
     assert "ana.lima@example.org" not in page and "refund to [email] please" in page
+
+
+@pytest.mark.parametrize(
+    "reason", [ReviewTask.Reason.LOW_CONFIDENCE, ReviewTask.Reason.AUDIT_SAMPLE]
+)
+def test_a_task_not_held_answers_404_whatever_it_is(client, categories, reason):
+    """By task id alone nobody but an admin learns which open tasks are audits: an empty
+    panel, or a bulk refused for this task, would tell them."""
+    resolved("refund my double charge", [1, 0, 0, 0], categories["billing"])
+    task = open_task([1, 0, 0, 0], reason=reason)
+    client.force_login(make_user())
+    assert client.get(f"/reviews/tasks/{task.pk}/similar").status_code == 404
+    answer = client.post(
+        f"/reviews/tasks/{task.pk}/bulk", {"tasks": [task.pk], "category": "billing"}
+    )
+    assert answer.status_code == 404
+    assert not ReviewTask.objects.filter(pk=task.pk, completed_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize(
+    "reason", [ReviewTask.Reason.SECOND_REVIEW, ReviewTask.Reason.DISAGREEMENT]
+)
+def test_an_item_under_check_is_no_ones_neighbour_until_final(client, categories, reason):
+    """Its first decision would reach the second reviewer (or anyone) through the panel."""
+    checked = resolved(
+        "refund my double charge", [1, 0, 0, 0], categories["billing"], by="user:ann"
+    )
+    check = make_task(checked, reason=reason)
+    task = open_task([1, 0, 0, 0])
+    assert similar_resolved(task.item) == []
+    client.force_login(holder_of(task))
+    page = client.get(f"/reviews/tasks/{task.pk}/similar").content.decode()
+    assert "refund my double charge" not in page and "user:ann" not in page
+    ReviewTask.objects.filter(pk=check.pk).update(completed_at=timezone.now())
+    assert [s.item for s in similar_resolved(task.item)] == [checked]

@@ -1,10 +1,12 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from triage.actions.delivery import redeliver
@@ -49,7 +51,7 @@ class EndpointAdmin(AuditedAdmin[Endpoint]):
     # Never the signing secret. (Which categories it receives is a many-to-many, not logged.)
     audit_fields = ["url", "description", "is_active", "event_types", "disabled_reason"]
     list_display = ["url", "is_active", "delivered", "pending", "failed", "disabled_reason"]
-    readonly_fields = ["secret", "disabled_reason", "created_at"]
+    readonly_fields = ["secret_hint", "disabled_reason", "created_at"]
     actions = ["redeliver_failed"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Endpoint]:
@@ -81,16 +83,33 @@ class EndpointAdmin(AuditedAdmin[Endpoint]):
     def failed(self, obj: Any) -> str:
         return self._deliveries_link(obj, "failed", obj.n_failed)
 
+    @admin.display(description="signing secret")
+    def secret_hint(self, obj: Endpoint) -> str:
+        """Its end only: the whole secret is shown once, when the endpoint is added."""
+        return f"whsec_…{obj.secret[-4:]}" if obj.secret else "—"
+
     def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
         if obj.is_active:
             obj.disabled_reason = ""
         super().save_model(request, obj, form, change)
-        if not change:
-            self.message_user(
-                request,
-                f"Endpoint added. Its signing secret is {obj.secret} (also shown on its page).",
-                messages.SUCCESS,
-            )
+
+    def response_add(
+        self, request: HttpRequest, obj: Endpoint, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The secret on this one page, as a new API token is shown: never in a message
+        (Django keeps those in a cookie), never in a later page."""
+        response = TemplateResponse(
+            request,
+            "admin/actions/endpoint/issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Webhook endpoint {obj.url} added",
+                "opts": self.opts,
+                "endpoint": obj,
+            },
+        )
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Redeliver the failed deliveries of the selected endpoints")
     def redeliver_failed(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:

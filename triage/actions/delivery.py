@@ -5,7 +5,8 @@ timeout) and committed before the request is sent, so a worker killed in the mid
 leaves a row the sweep sends again, with the same event id. A 2xx is success; a 410
 disables the endpoint; anything else (a refused connection, a timeout, a redirect,
 a 500) is retried with exponential backoff and jitter for TRIAGE_WEBHOOK_RETRY_WINDOW_SECONDS
-(a day), then the delivery is `failed`.
+(a day), then the delivery is `failed`. Each retry is queued with a countdown when the
+attempt fails; beat's sweep re-queues any whose message was lost.
 
 Per item and endpoint, events go in order: a delivery waits while an earlier event
 of the same item is still pending for that endpoint, and is queued when it finishes.
@@ -15,12 +16,12 @@ import http.client
 import json
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from celery import current_app
 from django.conf import settings
@@ -29,7 +30,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from triage.actions.endpoints import EndpointError, check_destination
+from triage.actions.endpoints import EndpointError, IPAddress, check_destination
 from triage.actions.models import Delivery, Endpoint
 
 logger = logging.getLogger(__name__)
@@ -74,25 +75,70 @@ def retry_delay(attempt: int, *, rng: random.Random | None = None) -> timedelta:
     return timedelta(seconds=full * draw)
 
 
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to a given address; the Host header still names the host."""
+
+    def __init__(self, host: str, port: int, *, address: IPAddress, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((str(self.address), self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """Connects to a given address, with SNI and certificate checks for the host."""
+
+    def __init__(self, host: str, port: int, *, address: IPAddress, timeout: float) -> None:
+        self.tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self.tls)
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((str(self.address), self.port), self.timeout)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+
+
 def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> AttemptResult:
-    """One POST. http.client never follows redirects: a 3xx is just a failed attempt."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    """One POST. http.client never follows redirects: a 3xx is just a failed attempt.
+
+    It connects to the addresses check_destination approved, in turn until one answers;
+    the name is never resolved again (a second answer could point inside: rebinding).
+    """
     try:
-        check_destination(url)
+        destination = check_destination(url)
     except EndpointError as exc:
         return AttemptResult(None, error=str(exc))
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(
-            host, parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
+    kind = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
     deadline = time.monotonic() + timeout
+    error = ""
+    for address in destination.addresses:
+        conn = kind(destination.host, destination.port, address=address, timeout=timeout)
+        try:
+            conn.connect()
+        except TimeoutError:
+            error = f"timed out after {timeout:g}s connecting to {address}"
+            conn.close()
+            continue
+        except OSError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS]
+            conn.close()
+            continue
+        try:
+            return _exchange(conn, destination.path, body, headers, timeout, deadline)
+        finally:
+            conn.close()
+    return AttemptResult(None, error=error or "no address to connect to")
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    deadline: float,
+) -> AttemptResult:
     try:
         conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
@@ -110,8 +156,6 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> A
         return AttemptResult(None, error=f"timed out after {timeout:g}s")
     except (OSError, http.client.HTTPException) as exc:
         return AttemptResult(None, error=f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS])
-    finally:
-        conn.close()
 
 
 def retry_until(start: datetime) -> datetime:
@@ -127,6 +171,25 @@ def queue_deliveries(delivery_ids: Iterable[int]) -> None:
     deliver_one = current_app.signature(DELIVER_TASK)
     for delivery_id in delivery_ids:
         deliver_one.delay(delivery_id)
+
+
+# A countdown task may run a little before next_attempt_at on another clock: it would
+# find the delivery not due and leave it to the sweep.
+RETRY_MARGIN = timedelta(seconds=1)
+
+
+def schedule_retry(delivery_id: int, delay: timedelta) -> None:
+    """Queue the next attempt for when it is due (a countdown), so retries do not wait
+    for beat's sweep (which remains the safety net for a lost message).
+
+    Not with in-process tasks (the embedded default, no broker): they would run at once,
+    whatever the countdown, and retry in a tight loop.
+    """
+    if current_app.conf.task_always_eager:
+        return
+    current_app.signature(DELIVER_TASK).apply_async(
+        (delivery_id,), countdown=(delay + RETRY_MARGIN).total_seconds()
+    )
 
 
 def deliver(*, delivery_id: int, now: datetime | None = None) -> str:
@@ -199,8 +262,10 @@ def record_attempt(*, delivery: Delivery, result: AttemptResult) -> str:
         fields |= {"state": Delivery.State.FAILED}
         outcome = f"failed after {delivery.attempts} attempts"
     else:
-        fields |= {"next_attempt_at": now + retry_delay(delivery.attempts)}
+        delay = retry_delay(delivery.attempts)
+        fields |= {"next_attempt_at": now + delay}
         outcome = f"retry: {result.status_code or result.error}"
+        transaction.on_commit(lambda: schedule_retry(delivery.pk, delay), robust=True)
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk, state=Delivery.State.PENDING).update(**fields)
         if result.status_code == 410:

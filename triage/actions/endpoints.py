@@ -6,11 +6,18 @@ and no host that resolves to a private, loopback, link-local or otherwise non-gl
 address, unless TRIAGE_WEBHOOK_ALLOW_PRIVATE is on (the demo and the tests, which
 deliver to 127.0.0.1; plain http is then allowed for such local hosts only). The
 check runs when the endpoint is saved and again before every attempt, because DNS
-answers change.
+answers change; the attempt then connects to the very addresses that were checked
+(triage.actions.delivery), never resolving the name a second time, so a DNS answer that
+changes between the check and the connection (rebinding) cannot reach inside.
+
+IPv6 can spell an IPv4 address in several ways that reach it: IPv4-mapped
+(::ffff:a.b.c.d), NAT64 (64:ff9b::/96), 6to4 (2002::/16) and IPv4-compatible (::/96).
+Each is judged by the IPv4 address inside it as well as by itself.
 """
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,6 +27,40 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class EndpointError(ValueError):
     pass
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A URL that passed the check, with the addresses it was checked at."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    addresses: tuple[IPAddress, ...]
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches through a translation, if any."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 0xFFFF):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_internal(address: IPAddress) -> bool:
+    """Not a global address, itself or through the IPv4 address it spells."""
+    inner = embedded_ipv4(address)
+    return not address.is_global or (inner is not None and not inner.is_global)
 
 
 def resolve(host: str, *, port: int) -> list[IPAddress]:
@@ -36,8 +77,8 @@ def resolve(host: str, *, port: int) -> list[IPAddress]:
     return addresses
 
 
-def check_destination(url: str) -> None:
-    """Raise EndpointError, with a reason a person can act on, if url may not be used."""
+def check_destination(url: str) -> Destination:
+    """The destination to connect to, or EndpointError with a reason a person can act on."""
     parts = urlsplit(url)
     if parts.scheme not in {"https", "http"}:
         raise EndpointError("must start with https://")
@@ -52,7 +93,7 @@ def check_destination(url: str) -> None:
         raise EndpointError("must not contain a user name or password")
     allow_private = settings.TRIAGE_WEBHOOK_ALLOW_PRIVATE
     addresses = resolve(host, port=port)
-    internal = [a for a in addresses if not a.is_global]
+    internal = [a for a in addresses if is_internal(a)]
     if internal and not allow_private:
         raise EndpointError(
             f"{host} resolves to {internal[0]}, a private, loopback or link-local address; "
@@ -63,3 +104,5 @@ def check_destination(url: str) -> None:
             "must use https (plain http is only allowed for a local host, "
             "with TRIAGE_WEBHOOK_ALLOW_PRIVATE on)"
         )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Destination(parts.scheme, host, port, path, tuple(dict.fromkeys(addresses)))

@@ -5,21 +5,27 @@ valid token without it gets a 403 naming the missing scope. An endpoint that dec
 none refuses every token (the API's default), so a new endpoint is never open to all
 tokens by accident.
 
-The rate limit is django-ninja's own throttling, keyed by the token's id, so every
-token has its own bucket whatever its name or the address it calls from. The bucket
-lives in Django's cache: shared by all processes only when the cache is (Redis, with
-TRIAGE_CACHE_URL); the default local-memory cache counts per process.
+The rate limit is keyed by the token's id, so every token has its own bucket whatever
+its name or the address it calls from; failed authentications (no token, or a wrong
+one) are limited per address (TRIAGE_API_AUTH_FAILURE_LIMIT, the address as the login
+throttle reads it). The counts live in Django's cache: shared by all processes only when
+the cache is (Redis, with TRIAGE_CACHE_URL); the default local-memory cache counts per
+process.
 """
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from axes.helpers import get_client_ip_address
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja.throttling import SimpleRateThrottle
+from ninja.throttling import BaseThrottle
 
 from triage.models import ApiToken
 
@@ -50,14 +56,17 @@ class ScopeMissing(Exception):
 
 def bearer_token(request: HttpRequest) -> ApiToken:
     """The active token of `Authorization: Bearer <token>`, or TokenRejected."""
+    refuse_if_failing(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        count_failure(request)
         raise TokenRejected(
             "missing bearer token: send 'Authorization: Bearer <token>'", challenge="Bearer"
         )
     api_token = ApiToken.authenticate(token.strip())
     if api_token is None:
+        count_failure(request)
         raise TokenRejected(
             "invalid or revoked API token", challenge='Bearer error="invalid_token"'
         )
@@ -86,50 +95,108 @@ def scoped(scope: str | None) -> Callable[[HttpRequest], ApiToken]:
     return authenticate
 
 
-class TokenRateThrottle(SimpleRateThrottle):
+def count_hit(key: str, *, window_seconds: int) -> int:
+    """Add one to the count under `key` and return it; the count expires with its window.
+
+    Atomic: Redis `SET NX EX` then `INCR` (Django's RedisCache add and incr); the
+    local-memory cache does each under its lock, so within one process no two requests
+    read the same count. A key that expires between the two steps starts afresh.
+    """
+    cache.add(key, 0, timeout=window_seconds)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired in between
+        cache.add(key, 0, timeout=window_seconds)
+        return int(cache.incr(key))
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """'600/min' -> (600, 60); '100/10s' -> (100, 10). The setting's parser has checked it."""
+    count, period = rate.split("/")
+    digits = "".join(c for c in period if c.isdigit())
+    unit = period[len(digits) :]
+    seconds = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}.get(unit, 86400)
+    return int(count), (int(digits) if digits else 1) * seconds
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fixed window of `seconds` (aligned to the epoch) and how long until it ends."""
+
+    index: int
+    remaining: float
+
+    @classmethod
+    def now(cls, seconds: int) -> "Window":
+        clock = time.time()
+        index = int(clock // seconds)
+        return cls(index, (index + 1) * seconds - clock)
+
+
+class TokenRateThrottle(BaseThrottle):
     """TRIAGE_API_RATE_LIMIT requests per token, answered 429 with Retry-After beyond it.
 
-    Ninja runs it after authentication, so `request.auth` is the ApiToken. The rate is
-    read from settings on every request (an operator's change applies on restart, a
-    test's override at once). Ninja keeps one throttle object per API and the base
-    class keeps the request's key and history on it between allow_request() and
-    wait(); they are kept per thread here, so a threaded server never mixes two
-    tokens' buckets.
-
-    Counting is approximate under concurrency: the history is read and written back
-    (ninja's sliding log), so simultaneous requests of one token can each pass on the
-    same count and a burst may exceed the limit by a few requests.
+    Ninja runs it after authentication, so `request.auth` is the ApiToken. A fixed window
+    per token, counted with an atomic increment (count_hit): of any number of concurrent
+    requests exactly the limit pass in a window. (Ninja's sliding log read the history and
+    wrote it back, so concurrent requests passed on the same count: 700 of 700 at a limit
+    of 600.) A burst straddling two windows may see up to twice the limit in one period.
+    The rate is read from settings on every request; the wait is kept per thread, since
+    ninja keeps one throttle object per API.
     """
 
-    scope = "token"
-
     def __init__(self) -> None:
-        # Not super().__init__(): it parses a fixed rate once; ours comes from settings.
         self._local = threading.local()
-        self.rate = None
-        self.num_requests, self.duration = None, None
-
-    # The base class's per-request state, kept per thread.
-    key = property(
-        lambda self: getattr(self._local, "key", None),
-        lambda self, value: setattr(self._local, "key", value),
-    )
-    history = property(
-        lambda self: getattr(self._local, "history", []),
-        lambda self, value: setattr(self._local, "history", value),
-    )
-    now = property(
-        lambda self: getattr(self._local, "now", 0.0),
-        lambda self, value: setattr(self._local, "now", value),
-    )
 
     def allow_request(self, request: HttpRequest) -> bool:
-        self.rate = settings.TRIAGE_API_RATE_LIMIT or None
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return bool(super().allow_request(request))
-
-    def get_cache_key(self, request: HttpRequest) -> str | None:
+        rate = settings.TRIAGE_API_RATE_LIMIT
         token: Any = getattr(request, "auth", None)
-        if self.rate is None or token is None:
-            return None  # no limit configured, or nothing to key on (auth refused first)
-        return self.cache_format % {"scope": self.scope, "ident": token.pk}
+        if not rate or token is None:
+            return True  # no limit configured, or nothing to key on (auth refused first)
+        limit, seconds = parse_rate(rate)
+        window = Window.now(seconds)
+        self._local.wait = window.remaining
+        key = f"throttle:token:{token.pk}:{seconds}:{window.index}"
+        return count_hit(key, window_seconds=seconds + 1) <= limit
+
+    def wait(self) -> float | None:
+        return getattr(self._local, "wait", None)
+
+
+class TooManyFailures(Exception):
+    """Too many failed authentications from one address: 429 with Retry-After."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        super().__init__(
+            "too many requests with a missing or invalid token from this address "
+            f"(limit {settings.TRIAGE_API_AUTH_FAILURE_LIMIT}); retry later"
+        )
+
+
+def _failure_key(request: HttpRequest) -> tuple[str, int, int, Window] | None:
+    rate = settings.TRIAGE_API_AUTH_FAILURE_LIMIT
+    if not rate:
+        return None
+    limit, seconds = parse_rate(rate)
+    window = Window.now(seconds)
+    address = get_client_ip_address(request) or "unknown"
+    return f"throttle:authfail:{address}:{seconds}:{window.index}", limit, seconds, window
+
+
+def refuse_if_failing(request: HttpRequest) -> None:
+    """Before a token is looked at: an address over its failure limit is not answered
+    whether its token is valid (guessing tokens would otherwise cost nothing)."""
+    found = _failure_key(request)
+    if found is None:
+        return
+    key, limit, _, window = found
+    if int(cache.get(key, 0)) >= limit:
+        raise TooManyFailures(window.remaining)
+
+
+def count_failure(request: HttpRequest) -> None:
+    found = _failure_key(request)
+    if found is not None:
+        key, _, seconds, _ = found
+        count_hit(key, window_seconds=seconds + 1)

@@ -4,6 +4,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Tags, Warning, register
+from django.db import DatabaseError, connection
+
+from triage.models.audit_log import audit_log_exposures
 
 
 @register(Tags.security, deploy=True)
@@ -19,3 +22,23 @@ def rate_limit_counts_are_shared(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def audit_log_cannot_be_erased(**kwargs: Any) -> list[CheckMessage]:
+    """The app's database role should not be able to TRUNCATE the audit log or switch
+    its trigger off (README, "Audit log"; docs/audit-log-roles.sql)."""
+    try:
+        exposures = audit_log_exposures(connection)
+    except DatabaseError:
+        return []  # no database to ask (or no table yet): nothing to say
+    if not exposures:
+        return []
+    return [
+        Warning(
+            "The app's database role can erase the audit log: it can " + "; ".join(exposures) + ".",
+            hint="Run migrations as the tables' owner and the app as another role, "
+            "granted as in docs/audit-log-roles.sql.",
+            id="triage.W002",
+        )
+    ]

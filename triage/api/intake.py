@@ -70,6 +70,66 @@ def unstorable_json(value: object) -> str | None:
     return None
 
 
+def too_deep_json(value: object) -> str | None:
+    """Why this JSON value is nested too deeply to accept, or None.
+
+    Checked first, with an explicit stack: thousands of levels would otherwise exhaust
+    the recursion of whatever walks the value next (the JSON encoder, the database
+    adapter, the card), and an item stored that deep could not be decided.
+    """
+    limit = settings.TRIAGE_MAX_METADATA_DEPTH
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = list(current.values()) if isinstance(current, dict) else current
+        assert isinstance(children, list)
+        nested = [c for c in children if isinstance(c, dict | list)]
+        if nested and depth >= limit:
+            return f"is nested more than {limit} levels deep (TRIAGE_MAX_METADATA_DEPTH)"
+        stack.extend((child, depth + 1) for child in nested)
+    return None
+
+
+def too_deep_body(text: str) -> FieldError | None:
+    """Where a body too deep for the JSON parser nests too deeply: the item and its field
+    (None when the deep part is not inside an item's field).
+
+    Read only after the parser gave up (RecursionError), with a scan of the text that
+    keeps a stack of open containers and the key each object is in.
+    """
+    stack: list[list[Any]] = []  # per open container: [kind, key or element count]
+    last_string, i = "", 0
+    while i < len(text):
+        char = text[i]
+        if char == '"':
+            end = i + 1
+            while end < len(text) and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            last_string, i = text[i + 1 : end], end
+        elif char == ":" and stack and stack[-1][0] == "{":
+            stack[-1][1] = last_string
+        elif char == "," and stack and stack[-1][0] == "[":
+            stack[-1][1] += 1
+        elif char in "{[":
+            stack.append([char, "" if char == "{" else 0])
+            batch = stack[0][0] == "["
+            item_level = 1 if batch else 0
+            if len(stack) > item_level + 1 + settings.TRIAGE_MAX_METADATA_DEPTH:
+                index = stack[0][1] if batch else 0
+                if stack[item_level][0] != "{" or not stack[item_level][1]:
+                    return None  # not inside an item's field: malformed, not an item
+                return FieldError(
+                    index,
+                    stack[item_level][1],
+                    f"is nested more than {settings.TRIAGE_MAX_METADATA_DEPTH} levels deep "
+                    "(TRIAGE_MAX_METADATA_DEPTH)",
+                )
+        elif char in "}]" and stack:
+            stack.pop()
+        i += 1
+    return None
+
+
 def oversized_json(value: object) -> str | None:
     """Why this JSON value is too big to store as metadata, or None.
 
@@ -139,7 +199,9 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
         metadata = {}
     if not isinstance(metadata, dict):
         errors.append(FieldError(index, "metadata", "must be a JSON object"))
-    elif problem := unstorable_json(metadata) or oversized_json(metadata):
+    elif (
+        problem := too_deep_json(metadata) or unstorable_json(metadata) or oversized_json(metadata)
+    ):
         errors.append(FieldError(index, "metadata", problem))
 
     label = raw.get("label")

@@ -9,6 +9,7 @@ bad field of a 1,000-item batch is reported at once, by index.
 """
 
 import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -18,11 +19,18 @@ from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
+from triage.access import under_check
 from triage.actions.feed import MAX_LIMIT, FeedError, read_events
 from triage.api import ingest as ingestion
-from triage.api.auth import ScopeMissing, TokenRateThrottle, TokenRejected, scoped
+from triage.api.auth import (
+    ScopeMissing,
+    TokenRateThrottle,
+    TokenRejected,
+    TooManyFailures,
+    scoped,
+)
 from triage.api.export import ExportError, start_export
-from triage.api.intake import InvalidItems, parse_batch
+from triage.api.intake import InvalidItems, parse_batch, too_deep_body
 from triage.api.schemas import (
     ITEM_BODY_SCHEMA,
     BatchOut,
@@ -30,7 +38,7 @@ from triage.api.schemas import (
     EventsPage,
     ItemOut,
 )
-from triage.models import ApiToken, Item, Prediction
+from triage.models import ApiToken, Item, Prediction, ReviewTask
 from triage.models.text import normalize_external_id
 from triage.monitoring.summary import metrics_snapshot
 from triage.web.middleware import database_unavailable
@@ -81,6 +89,13 @@ def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
     return error(429, f"too many requests for this token (limit {limit}); retry later")
 
 
+@api.exception_handler(TooManyFailures)
+def too_many_failures(request: HttpRequest, exc: TooManyFailures) -> HttpResponse:
+    response = error(429, str(exc))
+    response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+    return response
+
+
 @api.exception_handler(NinjaValidationError)
 def invalid_parameters(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     errors = [
@@ -112,9 +127,16 @@ def latest_predictions(item_ids: list[int]) -> dict[int, Prediction]:
 
 
 def item_json(item: Item, prediction: Prediction | None) -> dict[str, Any]:
+    """`item` comes annotated by triage.access.under_check: while a second review or a
+    disagreement is open, the first decision is not final and is not shown. An audit is
+    reported as the automatic action it also is: no token learns which items are audited."""
+    checking = bool(getattr(item, "under_check", True))
+    reason = prediction.reason if prediction else None
+    if reason == ReviewTask.Reason.AUDIT_SAMPLE:
+        reason = "above_threshold"
     return {
         "external_id": item.external_id,
-        "status": item.status,
+        "status": Item.Status.IN_REVIEW if checking else item.status,
         "received_at": item.received_at.isoformat(),
         "prediction": (
             {
@@ -129,14 +151,16 @@ def item_json(item: Item, prediction: Prediction | None) -> dict[str, Any]:
         "decision": (
             {
                 "route": prediction.route,
-                "reason": prediction.reason,
+                "reason": reason,
                 "threshold": prediction.threshold,
             }
             if prediction
             else None
         ),
-        "final_category": item.final_category.slug if item.final_category else None,
-        "decided_by": item.decided_by or None,
+        "final_category": (
+            item.final_category.slug if item.final_category and not checking else None
+        ),
+        "decided_by": (item.decided_by or None) if not checking else None,
     }
 
 
@@ -185,7 +209,14 @@ def ingest(request: HttpRequest) -> Any:
     try:
         payload = json.loads(request.body, parse_constant=reject_non_json_constant)
     except RecursionError:
-        return error(400, "malformed JSON: nested too deeply")
+        deep = too_deep_body(request.body.decode("utf-8", errors="replace"))
+        if deep is None:
+            return error(400, "malformed JSON: nested too deeply")
+        return error(
+            400,
+            f"invalid item(s); nothing was stored: item {deep.index}: {deep.field}: {deep.message}",
+            errors=[deep.as_dict()],
+        )
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN / Infinity
         return error(400, f"malformed JSON: {exc}")
     is_batch = isinstance(payload, list)
@@ -216,7 +247,7 @@ def ingest(request: HttpRequest) -> Any:
         )
     # Re-read so a classification that already ran (in-process tasks) is shown.
     ids = [i.pk for i in result.items]
-    fresh = Item.objects.select_related("final_category").in_bulk(ids)
+    fresh = under_check(Item.objects.select_related("final_category")).in_bulk(ids)
     predictions = latest_predictions(ids)
     by_eid = {item.external_id: item for item in fresh.values()}
     body = [
@@ -248,7 +279,11 @@ def ingest(request: HttpRequest) -> Any:
 def item_detail(request: HttpRequest, external_id: str) -> Any:
     # Stored ids are NFC-normalised and stripped (see intake): look up the same form.
     external_id = normalize_external_id(external_id)
-    item = Item.objects.select_related("final_category").filter(external_id=external_id).first()
+    item = (
+        under_check(Item.objects.select_related("final_category"))
+        .filter(external_id=external_id)
+        .first()
+    )
     if item is None:
         return error(404, f"no item with external_id {external_id!r}")
     return Status(200, item_json(item, latest_predictions([item.pk]).get(item.pk)))

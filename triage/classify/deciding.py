@@ -14,6 +14,7 @@ from triage.models import Category, Item, ModelVersion, ReviewTask, RoutingPolic
 from triage.monitoring.audits import live_routing_policy
 from triage.routing import policy as routing
 from triage.routing.derive import routing_policy
+from triage.routing.draws import audit_key
 from triage.routing.rules import active_item_rules
 
 
@@ -57,6 +58,6 @@ def decide(
         metadata=item.metadata,
         scored=scored,
         policy=policy,
-        draw=routing.audit_draw(item.external_id),
+        draw=routing.audit_draw(item.external_id, key=audit_key()),
     )
     return Routing(item, decision, scored, top_scores or [], open_task)

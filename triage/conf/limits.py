@@ -14,6 +14,14 @@ MAX_METADATA_BYTES = Setting(
     "bytes",
     "Largest `metadata` ingest accepts, as compact UTF-8 JSON.",
 )
+MAX_METADATA_DEPTH = Setting(
+    "TRIAGE_MAX_METADATA_DEPTH",
+    "32",
+    as_int,
+    "levels",
+    "Deepest nesting of objects and lists in `metadata` ingest accepts (the object "
+    "itself is level 1); deeper is refused with a 400 naming the field.",
+)
 MAX_BODY_BYTES = Setting(
     "TRIAGE_MAX_BODY_BYTES",
     "2621440",

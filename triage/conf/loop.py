@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from triage.conf.fields import Setting, Values, as_float, as_int
+from triage.conf.fields import Setting, Values, as_float, as_int, as_text
 
 
 def _at_least_three(name: str, crashes: int, earlier: Values) -> str | None:
@@ -55,6 +55,16 @@ AUDIT_SHARE = Setting(
     as_float,
     "share",
     "Share of claims that take an audit task first while audits wait.",
+)
+AUDIT_KEY = Setting(
+    "TRIAGE_AUDIT_KEY",
+    "",
+    as_text,
+    "secret",
+    "Key of the audit draw (an HMAC of each item's external id), so whoever chooses ids "
+    "cannot choose audits; empty: derived from `SECRET_KEY`. Set it to keep the draw "
+    "across a `SECRET_KEY` rotation.",
+    shown="derived from `SECRET_KEY`",
 )
 LIVE_WINDOW_DAYS = Setting(
     "TRIAGE_LIVE_WINDOW_DAYS",

@@ -53,6 +53,15 @@ API_RATE_LIMIT = Setting(
     "Requests per API token, `<count>/<period>` (period `s`, `min`, `h` or `d`, optionally "
     "`100/10s`), or `off`; beyond it a 429 with Retry-After.",
 )
+API_AUTH_FAILURE_LIMIT = Setting(
+    "TRIAGE_API_AUTH_FAILURE_LIMIT",
+    "60/min",
+    as_rate_limit,
+    "requests/period",
+    "API requests with a missing or invalid token allowed per client address, "
+    "`<count>/<period>` or `off`; beyond it every API request from that address gets a 429 "
+    "with Retry-After until the period ends.",
+)
 CACHE_URL = Setting(
     "TRIAGE_CACHE_URL",
     "",

@@ -81,3 +81,36 @@ def snapshot(obj: models.Model, fields: Iterable[str] | None = None) -> dict[str
 
 def actor_name(user: "AbstractBaseUser | AnonymousUser | None") -> str:
     return f"user:{user.get_username()}" if user is not None else "system"
+
+
+def audit_log_exposures(connection: Any) -> list[str]:
+    """What the connection's database role could do to erase the audit log (PostgreSQL):
+    empty when it cannot, as in the deployment of docs/audit-log-roles.sql."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT has_table_privilege(c.oid, 'TRUNCATE'),
+                   has_table_privilege(c.oid, 'UPDATE'),
+                   has_table_privilege(c.oid, 'DELETE'),
+                   pg_has_role(c.relowner, 'USAGE')
+                       OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+                   EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid
+                           AND t.tgname = 'triage_auditlog_append_only'
+                           AND t.tgenabled <> 'D')
+            FROM pg_class c WHERE c.oid = 'triage_auditlog'::regclass
+            """
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return []
+    truncate, update, delete, owns, trigger_on = row
+    found = [f"{what} it" for what, can in [("TRUNCATE", truncate)] if can]
+    if update or delete:
+        found.append("UPDATE or DELETE rows (only the trigger stops it)")
+    if owns:
+        found.append("disable or drop its append-only trigger (it owns the table)")
+    if not trigger_on:
+        found.append("change it freely: its append-only trigger is missing or disabled")
+    return found

@@ -123,7 +123,12 @@ class Prediction(models.Model):
             # Per-category volumes over the last week set the audit rates on every classify
             # call, and live automation rates read a window: both filter on creation time.
             # Appending to a time index is cheap next to a full scan per call.
-            models.Index(fields=["created_at"], name="prediction_created_idx")
+            models.Index(fields=["created_at"], name="prediction_created_idx"),
+            # An item's latest prediction (ORDER BY id DESC LIMIT 1, per item: the card,
+            # the cockpit's queue per category) read straight from one index entry. With
+            # only the item_id index, stale statistics let the planner walk the primary
+            # key backwards instead, through the whole table: 40 s on /cockpit/.
+            models.Index(fields=["item", "-id"], name="prediction_item_latest_idx"),
         ]
 
     def __str__(self) -> str:

@@ -203,12 +203,16 @@ class Decision:
     rule: str | None = None
 
 
-def audit_draw(external_id: str) -> float:
+def audit_draw(external_id: str, *, key: bytes) -> float:
     """A stable number in [0, 1) per item, so a re-run makes the same audit choice.
 
-    Salted, so it is independent of the item's train/holdout split (the same hash, unsalted).
+    Keyed with a server secret (triage.routing.draws.audit_key): an unkeyed hash of the
+    id let whoever chooses external ids choose which items are audited (or never are).
+    Salted too, so it is independent of the item's train/holdout split.
     """
-    return hash_draw(external_id, salt="audit:")
+    if not key:
+        raise ValueError("the audit draw needs a non-empty key")
+    return hash_draw(external_id, salt="audit:", secret=key)
 
 
 def first_matching_rule(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils.text import slugify
@@ -28,6 +29,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, object]]:
     """(line number, raw row) pairs; a row that cannot be read is a str error."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        # The csv module's own limit (131,072 characters a field) is below the longest
+        # text ingest accepts; one over ours is read whole and refused by parse_item,
+        # naming the field. Anything longer still is a csv.Error, reported below.
+        csv.field_size_limit(
+            max(settings.TRIAGE_MAX_TEXT_CHARS, settings.TRIAGE_MAX_METADATA_BYTES) + 1
+        )
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             missing = {"external_id", "text"} - set(reader.fieldnames or [])
@@ -39,7 +46,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, object]]:
             extra = [
                 f for f in reader.fieldnames or [] if f not in {"external_id", "text", "label"}
             ]
-            for row in reader:
+            for row in _csv_rows(path, reader):
                 if None in row:
                     yield reader.line_num, "has more fields than the header"
                     continue
@@ -62,6 +69,14 @@ def read_rows(path: Path) -> Iterator[tuple[int, object]]:
                     yield number, "is not valid JSON: nested too deeply"
     else:
         raise CommandError(f"{path}: unknown file type {suffix or '(none)'}; use .csv or .jsonl")
+
+
+def _csv_rows(path: Path, reader: "csv.DictReader[str]") -> Iterator[dict[str, Any]]:
+    try:
+        yield from reader
+    except csv.Error as exc:
+        # line_num counts the lines read before the one that failed.
+        raise CommandError(f"{path}, line {reader.line_num + 1}: {exc}") from None
 
 
 class Command(BaseCommand):
