@@ -9,7 +9,12 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from triage.ml.checks import configured_encoder_is_safe
-from triage.ml.encoder import TransformerEncoder, clear_encoders, configured_spec, packaged_model_dir
+from triage.ml.encoder import (
+    TransformerEncoder,
+    clear_encoders,
+    configured_spec,
+    packaged_model_dir,
+)
 from triage.ml.encoder_spec import EncoderConfigurationError, EncoderSpec, check_model_dir
 
 TORCH = "triage.ml.encoder.TransformerEncoder"

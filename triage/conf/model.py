@@ -29,7 +29,7 @@ ENCODER_FAMILY = Setting(
     _one_of("minilm", "mpnet", "bge", "e5"),
     "`minilm`/`mpnet`/`bge`/`e5`",
     "The encoder's family: its pooling and prefix; `minilm` and `mpnet` have packaged models "
-    "(README, \"Choosing the encoder\").",
+    '(README, "Choosing the encoder").',
 )
 ENCODER_DEVICE = Setting(
     "TRIAGE_ENCODER_DEVICE",

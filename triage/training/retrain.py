@@ -85,7 +85,9 @@ def retrain(
 ) -> RetrainResult:
     """Train a candidate on the active examples and promote it only through the gate."""
     examples = snapshot_examples()
-    candidate = train_head_candidate(configured_spec(), examples=examples)
+    candidate = train_head_candidate(
+        configured_spec(), examples=examples, ensemble=settings.TRIAGE_HEAD == "ensemble"
+    )
     notes = []
     if fine_tune:
         tuned = train_fine_tuned_candidate(examples, progress=progress)
