@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.utils import timezone
 
 from triage.classify.scoring import embed_items
 from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import expected_calibration_error, fit_temperature, softmax
-from triage.ml.encoder import configured_spec, encoder_for
+from triage.ml.encoder import encoder_for
 from triage.ml.evaluation import score_metrics
 from triage.ml.heads import EnsembleHead, Head, LinearHead, save_head, train_logistic_head
 from triage.ml.tfidf import train_tfidf_head
@@ -32,7 +31,6 @@ from triage.training.models import TrainingExample
 from triage.training.snapshot import (
     TRAINED_ON_ALL,
     TRAINED_ON_NONE,
-    TRAINED_ON_TRAIN_SPLIT,
     Examples,
     RetrainError,
 )
@@ -44,6 +42,7 @@ FOLDS = 5
 class CrossFit:
     head: Head  # trained on everything, with the temperature fitted out of fold
     oof_probs: np.ndarray  # calibrated out-of-fold probabilities, in head.labels order
+    oof_logits: np.ndarray  # the same before the temperature
     ece_uncalibrated: float  # out-of-fold ECE before temperature scaling
 
 
@@ -95,6 +94,7 @@ def cross_fit_head(
     return CrossFit(
         head=LinearHead(head.labels, head.weights, head.bias, temperature),
         oof_probs=softmax(oof, temperature),
+        oof_logits=oof,
         ece_uncalibrated=expected_calibration_error(softmax(oof), targets),
     )
 
@@ -126,6 +126,7 @@ def cross_fit_ensemble(
     return CrossFit(
         head=EnsembleHead(head.embedding, head.tfidf, temperature),
         oof_probs=softmax(oof, temperature),
+        oof_logits=oof,
         ece_uncalibrated=expected_calibration_error(softmax(oof), targets),
     )
 
@@ -223,68 +224,6 @@ def _need_both_splits(examples: Examples, what: str) -> None:
             f"{what} needs examples in both the train and the holdout split; have "
             f"{len(examples.train)} train and {len(examples.holdout)} holdout"
         )
-
-
-def train_fine_tuned_candidate(
-    examples: Examples, *, progress: Callable[[int, int], None] | None = None
-) -> Candidate:
-    """Fine-tune the encoder on the train split, then head and calibration on its embeddings.
-
-    The encoder has seen the train split, so its embeddings of those examples are
-    over-confident: the temperature is fitted on the holdout split, which neither
-    the encoder nor the head trained on, and the holdout is the evidence.
-    """
-    from triage.ml.encoder import resolve_model_dir
-    from triage.ml.finetune import fine_tune_encoder
-
-    _need_both_splits(examples, "fine-tuning")
-    base = configured_spec()
-    if base["class"] != "triage.ml.encoder.TransformerEncoder":
-        raise RetrainError(
-            "--fine-tune needs the torch encoder runtime (TRIAGE_ENCODER_RUNTIME=torch)"
-        )
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
-    out_dir = Path(settings.TRIAGE_ARTIFACT_DIR) / f"encoder-{stamp}"
-    train, holdout = examples.train, examples.holdout
-    fine_tune_encoder(
-        resolve_model_dir(base["path"]),
-        [ex.text for ex in train],
-        [ex.category.slug for ex in train],
-        out_dir=out_dir,
-        max_length=min(int(base["max_length"]), 128),
-        progress=progress,
-    )
-    spec = base | {"path": str(out_dir)}
-    encoder = encoder_for(spec)
-    x_train = embed_items([ex.item for ex in train], encoder=encoder)
-    x_holdout = embed_items([ex.item for ex in holdout], encoder=encoder)
-    head = train_logistic_head(x_train, [ex.category.slug for ex in train])
-    truth = [ex.category.slug for ex in holdout]
-    index = {label: i for i, label in enumerate(head.labels)}
-    known = [i for i, t in enumerate(truth) if t in index]
-    logits = head.logits(x_holdout)
-    temperature = (
-        fit_temperature(logits[known], np.array([index[truth[i]] for i in known])) if known else 1.0
-    )
-    head = LinearHead(head.labels, head.weights, head.bias, temperature)
-    probs = softmax(logits, temperature)
-    metrics = _evidence_metrics(head.labels, probs, holdout)
-    metrics["ece_uncalibrated"] = score_metrics(head.labels, softmax(logits), truth)["ece"]
-    metrics["measured_on"] = "holdout_split"
-    return Candidate(
-        kind=ModelVersion.Kind.HEAD,
-        labels=head.labels,
-        temperature=temperature,
-        spec=spec,
-        model_id=encoder.encoder_id,
-        metrics=metrics,
-        evidence=HoldoutPredictions.from_scores(
-            head.labels, probs, truth, [ex.pk for ex in holdout]
-        ),
-        evidence_probs=probs,
-        trained_on=TRAINED_ON_TRAIN_SPLIT,
-        save=_save_head(head, spec),
-    )
 
 
 def sequence_classifier_candidate(

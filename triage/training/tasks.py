@@ -15,3 +15,14 @@ def retrain_nightly() -> str:
         # Too few examples is a normal state for a young deployment, not a crash.
         return f"skipped: {exc}"
     return result.message
+
+
+# Its own task: fine-tuning takes minutes of CPU, and a retrain (nightly or on a count)
+# must never wait behind it. Acknowledged on receipt, like the retrain.
+@shared_task(acks_late=False)
+def fine_tune(actor: str = "system") -> str:
+    try:
+        result = training.retrain_fine_tuned(actor=actor)
+    except training.RetrainError as exc:
+        return f"skipped: {exc}"
+    return result.message
