@@ -11,7 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["triage.classify", "triage.training", "triage.privacy", "triage.actions"])
 
 
-@worker_init.connect
+@worker_init.connect  # type: ignore[untyped-decorator]
 def refuse_a_bad_encoder(**kwargs: object) -> None:
     """A worker whose encoder directory is missing or unsafe stops at start, in one line."""
     from django.core.exceptions import ImproperlyConfigured

@@ -119,7 +119,8 @@ class TfidfHead:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         logits: np.ndarray = np.asarray(self.features.transform(texts) @ self.weights.T)
-        return logits + self.bias
+        logits += self.bias
+        return logits
 
 
 def train_tfidf_head(texts: Sequence[str], labels: Sequence[str], *, c: float = C) -> TfidfHead:

@@ -29,11 +29,11 @@ from triage.classify.scoring import embed_items
 from triage.ml.calibration import fit_temperature, softmax
 from triage.ml.encoder import (
     ENCODER_RUNTIMES,
-    EncoderSpec,
     configured_spec,
     encoder_for,
     resolve_model_dir,
 )
+from triage.ml.encoder_spec import EncoderSpec
 from triage.ml.evaluation import score_metrics
 from triage.ml.heads import EnsembleHead, Head, LinearHead, train_logistic_head
 from triage.models import ModelVersion
