@@ -81,3 +81,14 @@ def test_the_tuned_encoder_is_kept_only_when_it_certifies_more(
 def test_the_task_reports_too_few_examples_instead_of_crashing(categories, fake_fine_tune):
     assert tasks.fine_tune(actor="test").startswith("skipped: too few examples")
     assert not ModelVersion.objects.exists()
+
+
+def test_retrain_fine_tune_hands_the_work_to_its_task(categories, fake_fine_tune):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("retrain", "--fine-tune", stdout=out)
+    # Eager in the tests (as in embedded mode): the task ran and its answer is printed.
+    assert out.getvalue().startswith("fine-tuning: skipped: too few examples")

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -31,7 +32,10 @@ class Command(BaseCommand):
             from triage.training.tasks import fine_tune as fine_tune_task
 
             queued = fine_tune_task.delay(actor="command")
-            self.stdout.write(f"fine-tuning queued as task {queued.id}; a worker records it")
+            if settings.CELERY_TASK_ALWAYS_EAGER:  # embedded mode: it already ran here
+                self.stdout.write(f"fine-tuning: {queued.result}")
+            else:
+                self.stdout.write(f"fine-tuning queued as task {queued.id}; a worker records it")
             return
         bar = None
 
