@@ -10,10 +10,10 @@ the precision it reaches there. The baseline is today's default, the MiniLM embe
 measured in the same run.
 
 Candidates: TF-IDF alone (reference), MiniLM head (baseline), MiniLM ensemble (the head
-averaged with a TF-IDF head, triage.training.fit.cross_fit_ensemble); with --mpnet DIR the
-same two on all-mpnet-base-v2; with --finetune N a MiniLM fine-tuned on N labelled texts
-(1 epoch, length 128), its head calibrated and certified on the labelled texts it did not
-see (as triage.training.finetune does).
+averaged with a TF-IDF head, triage.training.fit.cross_fit_ensemble); with --int8 the same
+two on the int8 ONNX MiniLM, with --mpnet DIR on all-mpnet-base-v2; with --finetune N a
+MiniLM fine-tuned on N labelled texts (1 epoch, length 128), its head calibrated and
+certified on the labelled texts it did not see (as triage.training.finetune does).
 
 Items/second/core: one thread (torch and BLAS), 256 test texts, embedding + head.
 
@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--targets", default="0.9,0.95")
     parser.add_argument("--mpnet", default="", help="an all-mpnet-base-v2 directory")
     parser.add_argument("--finetune", type=int, default=0, help="fine-tune on this many texts")
+    parser.add_argument("--int8", action="store_true", help="also MiniLM on the int8 ONNX runtime")
     args = parser.parse_args()
     try:
         targets = [float(t) for t in args.targets.split(",")]
@@ -232,6 +233,10 @@ def main() -> None:
     minilm_spec = {"class": TORCH, "path": "", "max_length": 256}
     candidates = [tfidf_candidate(texts, y, test_texts)]
     encoders = [("minilm", minilm_spec)]
+    if args.int8:
+        encoders.append(
+            ("minilm int8", minilm_spec | {"class": "triage.ml.onnx_encoder.OnnxEncoder"})
+        )
     if args.mpnet:
         encoders.append(("mpnet", minilm_spec | {"path": args.mpnet, "family": "mpnet"}))
     for name, spec in encoders:
