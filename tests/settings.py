@@ -10,6 +10,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret")
 # `check --deploy` in a subprocess with production variables).
 os.environ.setdefault("TRIAGE_HTTPS", "0")
 os.environ.setdefault("TRIAGE_ENCODER_CLASS", "tests.fakes.FakeEncoder")
+# The suite's fixtures are keyword texts: a TF-IDF half would learn them alone and hide
+# what a test does to the embedding head. The ensemble has its own tests (tests/ml).
+os.environ.setdefault("TRIAGE_HEAD", "embedding")
 os.environ.setdefault("TRIAGE_ARTIFACT_DIR", tempfile.mkdtemp(prefix="triage-test-models-"))
 
 from triage.settings import *  # noqa: E402, F403

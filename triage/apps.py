@@ -23,3 +23,4 @@ class TriageConfig(AppConfig):
 
     def ready(self) -> None:
         from triage.api import checks  # noqa: F401  (registers the system checks)
+        from triage.ml import checks as ml_checks  # noqa: F401  (the encoder's directory)

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from triage.ml.calibration import softmax
 from triage.ml.encoder import Encoder, encoder_for, get_encoder
-from triage.ml.heads import check_artifact, load_head, zero_shot_proba
+from triage.ml.heads import check_artifact, head_proba, load_head, zero_shot_proba
 from triage.models import Category, Embedding, Item, ModelVersion
 
 if TYPE_CHECKING:
@@ -118,7 +118,9 @@ def version_scores(version: ModelVersion, *, items: Sequence[Item]) -> Scores:
     # A head file is a few kilobytes, so the check costs microseconds.
     check_artifact(version.artifact_path, version.artifact_sha256)
     head = load_head(version.artifact_path, version.artifact_sha256)
-    return Scores(head.labels, head.predict_proba(embed_items(items, encoder=encoder)))
+    vectors = embed_items(items, encoder=encoder)
+    # An ensemble head also reads the text (its TF-IDF half); a linear head ignores it.
+    return Scores(head.labels, head_proba(head, vectors, [item.text for item in items]))
 
 
 def clear_caches() -> None:

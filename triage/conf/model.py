@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from triage.conf.fields import Setting, as_int, as_path, as_text
+from triage.conf.fields import Parser, Setting, SettingError, as_int, as_path, as_stripped, as_text
+
+
+def _one_of(*choices: str) -> Parser[str]:
+    def parse(name: str, text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise SettingError(f"{name}={text!r}: choose one of {', '.join(choices)}")
+        return value
+
+    return Parser(parse, "blank")
+
 
 ENCODER_PATH = Setting(
     "TRIAGE_ENCODER_PATH",
@@ -11,6 +22,29 @@ ENCODER_PATH = Setting(
     "path",
     "A local transformers directory (safetensors weights) to embed texts with.",
     shown="unset (the packaged all-MiniLM-L6-v2)",
+)
+ENCODER_FAMILY = Setting(
+    "TRIAGE_ENCODER_FAMILY",
+    "minilm",
+    _one_of("minilm", "mpnet", "bge", "e5"),
+    "`minilm`/`mpnet`/`bge`/`e5`",
+    "The encoder's family: its pooling and prefix; `minilm` and `mpnet` have packaged models "
+    '(README, "Choosing the encoder").',
+)
+ENCODER_DEVICE = Setting(
+    "TRIAGE_ENCODER_DEVICE",
+    "cpu",
+    as_stripped,
+    "`cpu`/`cuda`/`cuda:N`",
+    "Where the torch encoder runs; part of the embedding space, so vectors are not shared.",
+)
+HEAD = Setting(
+    "TRIAGE_HEAD",
+    "ensemble",
+    _one_of("ensemble", "embedding"),
+    "`ensemble`/`embedding`",
+    "New models' head: the embedding head averaged with a TF-IDF head, or the embedding head "
+    "alone (benchmarks/model_quality.py chose the default).",
 )
 ENCODER_RUNTIME = Setting(
     "TRIAGE_ENCODER_RUNTIME",

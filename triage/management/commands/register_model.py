@@ -4,6 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from triage import training
+from triage.ml.encoder_spec import EncoderConfigurationError, check_model_dir
 from triage.ml.seqcls import SeqClsConfigurationError
 
 
@@ -32,11 +33,10 @@ class Command(BaseCommand):
                 raise CommandError(f"--label {pair!r}: use MODEL_LABEL=CATEGORY")
             label_map[model_label.strip()] = slug.strip()
         try:
-            is_dir = model_dir.is_dir()
-        except OSError as exc:  # a name too long, no permission...
-            raise CommandError(f"{model_dir}: cannot read it ({exc.strerror})") from exc
-        if not is_dir:
-            raise CommandError(f"{model_dir}: no such directory")
+            # Missing or unsafe (pickled weights, custom code): refused here, not when serving.
+            check_model_dir(model_dir)
+        except EncoderConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             result = training.register_sequence_classifier(model_dir=model_dir, label_map=label_map)
         except (SeqClsConfigurationError, training.RetrainError) as exc:

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -17,10 +18,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--fine-tune",
             action="store_true",
-            help="also fine-tune the encoder end to end (minutes on CPU); keep the better one",
+            help="queue a fine-tuning of the encoder (minutes on CPU) for a worker; it is kept "
+            "only if it certifies more than the head alone at the current targets",
+        )
+        parser.add_argument(
+            "--foreground",
+            action="store_true",
+            help="with --fine-tune: run it here, with a progress bar, instead of on a worker",
         )
 
-    def handle(self, *args: Any, fine_tune: bool, **options: Any) -> None:
+    def handle(self, *args: Any, fine_tune: bool, foreground: bool, **options: Any) -> None:
+        if fine_tune and not foreground:
+            from triage.training.tasks import fine_tune as fine_tune_task
+
+            queued = fine_tune_task.delay(actor="command")
+            if settings.CELERY_TASK_ALWAYS_EAGER:  # embedded mode: it already ran here
+                self.stdout.write(f"fine-tuning: {queued.result}")
+            else:
+                self.stdout.write(f"fine-tuning queued as task {queued.id}; a worker records it")
+            return
         bar = None
 
         def progress(step: int, total: int) -> None:
@@ -30,7 +46,10 @@ class Command(BaseCommand):
             bar.update(step - bar.n)
 
         try:
-            result = training.retrain(actor="command", fine_tune=fine_tune, progress=progress)
+            if fine_tune:
+                result = training.retrain_fine_tuned(actor="command", progress=progress)
+            else:
+                result = training.retrain(actor="command")
         except training.RetrainError as exc:
             raise CommandError(str(exc)) from exc
         finally:

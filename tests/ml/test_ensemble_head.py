@@ -1,0 +1,115 @@
+"""The ensemble head: TF-IDF features rebuilt exactly from arrays, stored safely, served."""
+
+import numpy as np
+import pytest
+from django.test import override_settings
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from tests.factories import make_item, make_labelled_history
+from triage import training
+from triage.classify import scoring
+from triage.ml.heads import ArtifactError, EnsembleHead, LinearHead, read_head, save_head
+from triage.ml.tfidf import ANALYZERS, TfidfFeatures, train_tfidf_head
+from triage.training.fit import cross_fit_ensemble
+
+TRAIN = [
+    "Water and food needed in Leogane",
+    "We need water urgently, please help",
+    "The storm damaged roads near Jacmel",
+    "Roads are blocked and bridges damaged",
+    "Hello, how are you today",
+    "Good morning everyone, hello",
+] * 3
+LABELS = ["request", "request", "information", "information", "other", "other"] * 3
+
+
+def test_features_from_arrays_equal_sklearns_tfidf():
+    features, _ = TfidfFeatures.fit(TRAIN)
+    unseen = ["Water for Jacmel please", "hello roads", "nothing known here at all"]
+    ours = features.transform(unseen).toarray()
+    columns = 0
+    for (analyzer, ngrams, most), terms in zip(ANALYZERS, features.vocabularies, strict=True):
+        reference = TfidfVectorizer(
+            analyzer=analyzer, ngram_range=ngrams, min_df=2, max_features=most, sublinear_tf=True
+        ).fit(TRAIN)
+        assert sorted(reference.vocabulary_, key=reference.vocabulary_.get) == list(terms)
+        block = ours[:, columns : columns + len(terms)]
+        assert np.allclose(block, reference.transform(unseen).toarray())
+        columns += len(terms)
+    assert columns == features.dim
+
+
+def _ensemble():
+    vectors = np.random.default_rng(0).normal(size=(len(TRAIN), 8)).astype(np.float32)
+    return cross_fit_ensemble(vectors, TRAIN, labels=LABELS), vectors
+
+
+def test_the_ensemble_is_saved_as_arrays_and_reads_back_identical(tmp_path):
+    fit, vectors = _ensemble()
+    assert isinstance(fit.head, EnsembleHead)
+    path = tmp_path / "head.safetensors"
+    sha = save_head(fit.head, path, metadata={"x": 1})
+    back = read_head(str(path), sha)
+    assert isinstance(back, EnsembleHead)
+    assert back.temperature == fit.head.temperature
+    texts = ["water please", "roads damaged", "hello"]
+    assert np.allclose(
+        back.predict_proba(vectors[:3], texts), fit.head.predict_proba(vectors[:3], texts)
+    )
+    # Nothing pickled: the file is safetensors with plain numeric tensors.
+    assert path.read_bytes()[8:9] == b"{"
+
+
+def test_an_ensemble_file_changed_after_training_is_refused(tmp_path):
+    fit, _ = _ensemble()
+    path = tmp_path / "head.safetensors"
+    sha = save_head(fit.head, path, metadata={})
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(ArtifactError, match="refusing to load"):
+        read_head(str(path), sha)
+
+
+def test_the_tfidf_half_learns_what_the_embedding_cannot_see():
+    # Random vectors carry no signal; the averaged head still ranks by the words.
+    fit, _ = _ensemble()
+    head = train_tfidf_head(TRAIN, LABELS)
+    logits = head.logits(["we need water and food"])
+    assert head.labels[int(np.argmax(logits))] == "request"
+    assert fit.oof_probs.shape == (len(TRAIN), 3)
+
+
+def test_a_plain_head_still_reads_as_a_linear_head(tmp_path):
+    head = LinearHead(("a", "b"), np.eye(2, dtype=np.float32), np.zeros(2, dtype=np.float32), 2.0)
+    path = tmp_path / "linear.safetensors"
+    sha = save_head(head, path, metadata={})
+    assert isinstance(read_head(str(path), sha), LinearHead)
+
+
+@pytest.mark.django_db
+def test_an_ensemble_version_is_trained_gated_and_served(categories):
+    make_labelled_history(categories, copies=8)
+    with override_settings(TRIAGE_HEAD="ensemble"):
+        result = training.retrain()
+    version = result.version
+    assert result.promoted
+    assert version.metrics["head"] == "ensemble"
+    assert version.metrics["measured_on"] == "out_of_fold"
+    assert isinstance(read_head(version.artifact_path, version.artifact_sha256), EnsembleHead)
+    item = make_item("my invoice was charged twice, refund please")
+    scores = scoring.version_scores(version, items=[item])
+    assert scores.labels[int(scores.probs[0].argmax())] == "billing"
+    assert np.allclose(scores.probs.sum(axis=1), 1.0)
+
+
+@pytest.mark.django_db
+def test_an_ensemble_champion_can_be_rolled_back_to_an_embedding_head(categories):
+    make_labelled_history(categories, copies=8)
+    with override_settings(TRIAGE_HEAD="embedding"):
+        first = training.retrain().version
+    with override_settings(TRIAGE_HEAD="ensemble"):
+        second = training.retrain().version
+    if second.status != second.Status.CHAMPION:
+        training.promote_version(version=second, actor="test")
+    back = training.rollback(actor="test")
+    assert back == first
+    assert isinstance(read_head(first.artifact_path, first.artifact_sha256), LinearHead)

@@ -1,0 +1,145 @@
+"""A TF-IDF linear head: word and character n-grams, multinomial logistic regression.
+
+It sees what the sentence encoder blurs (names, codes, misspellings, exact phrases), and
+averaged with the embedding head it ranks predictions better for almost no CPU
+(benchmarks/model_quality.py). It is stored as plain arrays: the vocabularies (as JSON
+bytes), the idf weights and the coefficients; nothing is pickled. Serving rebuilds the
+features with a CountVectorizer over the fixed vocabulary, then applies sublinear tf, idf
+and l2 normalisation exactly as sklearn's TfidfVectorizer does (a test holds them equal).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
+
+# (analyzer, n-gram range, most features kept). min_df=2: a term seen in one text only
+# teaches nothing general (and would keep that text's rare words in the artifact).
+ANALYZERS: tuple[tuple[str, tuple[int, int], int], ...] = (
+    ("word", (1, 2), 50_000),
+    ("char_wb", (2, 5), 100_000),
+)
+MIN_DF = 2
+C = 10.0
+
+
+@dataclass(frozen=True)
+class TfidfFeatures:
+    """The fitted vocabularies and idf weights, one per analyzer in ANALYZERS."""
+
+    vocabularies: tuple[tuple[str, ...], ...]
+    idfs: tuple[np.ndarray, ...]
+
+    @functools.cached_property
+    def _counters(self) -> list[CountVectorizer]:
+        return [
+            CountVectorizer(
+                analyzer=analyzer,
+                ngram_range=ngrams,
+                vocabulary={term: i for i, term in enumerate(terms)},
+                dtype=np.float64,
+            )
+            for (analyzer, ngrams, _), terms in zip(ANALYZERS, self.vocabularies, strict=True)
+        ]
+
+    @property
+    def dim(self) -> int:
+        return sum(len(terms) for terms in self.vocabularies)
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        parts = []
+        for counter, idf in zip(self._counters, self.idfs, strict=True):
+            counts = counter.transform(list(texts)).tocsr()
+            np.log(counts.data, out=counts.data)
+            counts.data += 1.0  # sublinear tf: 1 + log(count)
+            parts.append(normalize(counts @ sparse.diags(idf), norm="l2", copy=False))
+        return sparse.hstack(parts, format="csr")
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> tuple[TfidfFeatures, sparse.csr_matrix]:
+        """Vocabularies and idf from these texts, and the texts' features."""
+        vocabularies, idfs, parts = [], [], []
+        for analyzer, ngrams, most in ANALYZERS:
+            vectorizer = TfidfVectorizer(
+                analyzer=analyzer,
+                ngram_range=ngrams,
+                min_df=MIN_DF if len(texts) >= 2 * MIN_DF else 1,
+                max_features=most,
+                sublinear_tf=True,
+                dtype=np.float64,
+            )
+            try:
+                parts.append(vectorizer.fit_transform(list(texts)))
+            except ValueError:  # no term survives min_df (a handful of tiny texts)
+                vectorizer.set_params(min_df=1)
+                parts.append(vectorizer.fit_transform(list(texts)))
+            terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+            vocabularies.append(tuple(terms))
+            idfs.append(np.asarray(vectorizer.idf_, dtype=np.float64))
+        return cls(tuple(vocabularies), tuple(idfs)), sparse.hstack(parts, format="csr")
+
+    def as_tensors(self) -> dict[str, np.ndarray]:
+        tensors = {}
+        for k, (terms, idf) in enumerate(zip(self.vocabularies, self.idfs, strict=True)):
+            tensors[f"tfidf_terms_{k}"] = np.frombuffer(
+                json.dumps(list(terms), ensure_ascii=False).encode(), dtype=np.uint8
+            )
+            tensors[f"tfidf_idf_{k}"] = np.asarray(idf, dtype=np.float64)
+        return tensors
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Any]) -> TfidfFeatures:
+        vocabularies, idfs = [], []
+        for k in range(len(ANALYZERS)):
+            terms = json.loads(bytes(tensors[f"tfidf_terms_{k}"]).decode())
+            idf = np.asarray(tensors[f"tfidf_idf_{k}"], dtype=np.float64)
+            if not isinstance(terms, list) or len(terms) != len(idf):
+                raise ValueError(f"tfidf vocabulary {k} does not match its idf weights")
+            vocabularies.append(tuple(str(t) for t in terms))
+            idfs.append(idf)
+        return cls(tuple(vocabularies), tuple(idfs))
+
+
+@dataclass(frozen=True)
+class TfidfHead:
+    labels: tuple[str, ...]
+    features: TfidfFeatures
+    weights: np.ndarray  # (n_labels, features.dim)
+    bias: np.ndarray  # (n_labels,)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        logits: np.ndarray = np.asarray(self.features.transform(texts) @ self.weights.T)
+        logits += self.bias
+        return logits
+
+
+def train_tfidf_head(texts: Sequence[str], labels: Sequence[str], *, c: float = C) -> TfidfHead:
+    """TF-IDF features fitted on these texts, and a logistic head over them."""
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ValueError(f"need at least two categories to train a head, got {classes}")
+    features, x = TfidfFeatures.fit(texts)
+    y = np.array([classes.index(label) for label in labels])
+    model = LogisticRegression(C=c, max_iter=2000)
+    with threadpool_limits(limits=1):  # see triage.ml.heads.train_logistic_head
+        model.fit(x, y)
+    weights, bias = model.coef_, model.intercept_
+    if len(classes) == 2:
+        weights = np.vstack([-weights[0] / 2, weights[0] / 2])
+        bias = np.array([-bias[0] / 2, bias[0] / 2])
+    return TfidfHead(
+        labels=tuple(classes),
+        features=features,
+        weights=np.ascontiguousarray(weights, dtype=np.float32),
+        bias=np.ascontiguousarray(bias, dtype=np.float32),
+    )
