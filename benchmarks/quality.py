@@ -12,10 +12,12 @@ For each regime and target precision (90, 95, 99%):
 - before 17, per category / pooled: K = 5 heads cross-fitted on the whole sample, thresholds
   certified by fixed-sequence testing with an exact one-sided Clopper-Pearson bound
   (delta 0.05) on the out-of-fold predictions, walks starting at 2·n0, 8·n0, 32·n0;
-- default (thin pooled), per category, pooled: the same evidence through the product's
-  derive_rules with today's walks (n0, 4·n0, 16·n0 and 5/10/20% of the evidence); the
-  default certifies thick categories alone and pools thin ones, delta split across scopes.
-  The served head is trained on all of the sample.
+- default (thin pooled), per category, pooled: the product's default head (the ensemble of
+  the embedding head and a TF-IDF head, cross-fitted) through the product's derive_rules
+  with today's walks (n0, 4·n0, 16·n0 and 5/10/20% of the evidence); the default
+  certifies thick categories alone and pools thin ones, delta split across scopes.
+  The "before 17" rows use today's embedding head. The served heads are trained on all of
+  the sample.
 Each rule's thresholds are then applied to its served head on the official test split:
 coverage = share of test messages auto-actioned, precision = their realised precision.
 "oof est." is the precision the evidence showed above the threshold; the gap to the test
@@ -52,12 +54,16 @@ RULES = (
 )
 
 
-def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
-    """Coverage and realised precision on test for the old rule and the new ones."""
+def rules_on(x, y, x_test, y_test, *, texts, texts_test, targets, min_support, seed):
+    """Coverage and realised precision on test for the old rule and the new ones.
+
+    "before 17" rows: today's embedding head; the others: the product's default head
+    (settings.TRIAGE_HEAD: the ensemble, unless configured otherwise)."""
     from _wilson import wilson_threshold
+    from django.conf import settings
 
     from triage.routing.evidence import HoldoutPredictions
-    from triage.training.fit import cross_fit_head
+    from triage.training.fit import cross_fit_ensemble, cross_fit_head
 
     labels = sorted(set(y))
     order = np.random.default_rng(seed).permutation(len(y))
@@ -69,15 +75,25 @@ def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
     old_evidence = HoldoutPredictions.from_scores(
         old_fit.head.labels, old_fit.head.predict_proba(x[holdout_idx]), [y[i] for i in holdout_idx]
     )
+    today_fit = cross_fit_head(x, labels=y)
+    today_evidence = HoldoutPredictions.from_scores(today_fit.head.labels, today_fit.oof_probs, y)
+    test_today = HoldoutPredictions.from_scores(
+        today_fit.head.labels, today_fit.head.predict_proba(x_test), y_test
+    )
     started = time.perf_counter()
-    new_fit = cross_fit_head(x, labels=y)
+    ensemble = settings.TRIAGE_HEAD == "ensemble"
+    new_fit = cross_fit_ensemble(x, texts, labels=y) if ensemble else today_fit
     new_seconds = time.perf_counter() - started
     new_evidence = HoldoutPredictions.from_scores(new_fit.head.labels, new_fit.oof_probs, y)
     test_old = HoldoutPredictions.from_scores(
         old_fit.head.labels, old_fit.head.predict_proba(x_test), y_test
     )
     test_new = HoldoutPredictions.from_scores(
-        new_fit.head.labels, new_fit.head.predict_proba(x_test), y_test
+        new_fit.head.labels,
+        new_fit.head.predict_proba(x_test, texts_test)
+        if ensemble
+        else new_fit.head.predict_proba(x_test),
+        y_test,
     )
 
     def apply(test, thresholds):
@@ -115,12 +131,21 @@ def rules_on(x, y, x_test, y_test, *, targets, min_support, seed):
             for s in labels
         }
         policy_rules = {
-            rule: policy_thresholds(new_evidence, labels, target, mode, design, min_support)
+            rule: policy_thresholds(
+                today_evidence if rule.startswith("before") else new_evidence,
+                labels,
+                target,
+                mode,
+                design,
+                min_support,
+            )
             for rule, (mode, design) in POLICIES.items()
         }
         for rule in RULES:
             if rule == RULES[0]:
                 thresholds, test, evidence = old, test_old, old_evidence
+            elif rule.startswith("before"):
+                thresholds, test, evidence = policy_rules[rule][0], test_today, today_evidence
             else:
                 thresholds, test, evidence = policy_rules[rule][0], test_new, new_evidence
             rows[(rule, target)] = apply(test, thresholds) | {
@@ -261,6 +286,8 @@ def main() -> None:
             [train[i].desk for i in demo_idx],
             x_test,
             y_test,
+            texts=[train[i].text for i in demo_idx],
+            texts_test=[m.text for m in test],
             targets=TARGETS,
             min_support=args.min_support,
             seed=0,
@@ -285,6 +312,8 @@ def main() -> None:
                 [train[i].desk for i in idx],
                 x_test,
                 y_test,
+                texts=[train[i].text for i in idx],
+                texts_test=[m.text for m in test],
                 targets=TARGETS,
                 min_support=args.min_support,
                 seed=seed,
