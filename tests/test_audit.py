@@ -22,7 +22,7 @@ from .factories import make_task, make_user
 
 pytestmark = pytest.mark.django_db
 # The policy form also asks for the certification settings (their defaults here).
-CERTIFICATION = {"delta": "0.05", "certification": "per_category"}
+CERTIFICATION = {"delta": "0.05", "certification": "fallback", "queue_order": "oldest"}
 
 
 @pytest.fixture

@@ -195,7 +195,7 @@ def run_policy(
 
 
 def derive_unsplit(desks: Sequence[Desk], evidence: HoldoutPredictions, settings: Settings) -> list:  # type: ignore[type-arg]
-    from triage.routing.derive import _scope_reports, certification_scopes
+    from triage.routing.scopes import _scope_reports, certification_scopes
 
     counts = {d.slug: d.n for d in desks}
     scopes = certification_scopes(

@@ -11,7 +11,7 @@ from .factories import make_task, make_user
 pytestmark = pytest.mark.django_db
 
 # The policy form's other required fields, at their defaults.
-CERTIFICATION = {"delta": "0.05", "certification": "per_category"}
+CERTIFICATION = {"delta": "0.05", "certification": "per_category", "queue_order": "oldest"}
 
 
 def test_analysts_cannot_change_thresholds(client, analyst, categories):
@@ -161,6 +161,7 @@ def test_a_bad_delta_or_target_is_a_form_error_on_that_field(
         "audit_floor": "20",
         "delta": "0.05",
         "certification": "pooled",
+        "queue_order": "oldest",
         field: value,
     }
     response = client.post(f"/admin/triage/routingpolicy/{policy.pk}/change/", data)
@@ -169,7 +170,7 @@ def test_a_bad_delta_or_target_is_a_form_error_on_that_field(
     assert list(errors) == [field]
     assert message in errors[field][0]
     policy.refresh_from_db()
-    assert (policy.delta, policy.certification) == (0.05, "per_category")
+    assert (policy.delta, policy.certification) == (0.05, "fallback")  # the default, unchanged
 
 
 def test_the_queues_access_check_answers_as_has_perm_does_for_every_kind_of_user():

@@ -68,8 +68,13 @@ def test_a_second_derivation_costs_one_query_and_no_certification(
         ("target_precision", 0.95, lambda d: d.reports[0].rule.target == 0.95),
         ("default_threshold", 0.42, lambda d: d.policy.default.threshold == 0.42),
         ("min_support", 10_000, lambda d: all(r.rule.threshold is None for r in d.reports)),
-        ("delta", 0.2, lambda d: "80% confidence" in d.reports[0].rule.note),
-        ("certification", "pooled", lambda d: d.reports[0].scope == "pooled"),
+        # The default splits delta across the scopes: each scope's share grows with it.
+        ("delta", 0.2, lambda d: (d.reports[0].delta or 0) > 0.05),
+        (
+            "certification",
+            "per_category",
+            lambda d: d.reports[0].scope == "category" and d.reports[0].delta == 0.05,
+        ),
         ("audit_rate", 0.5, lambda d: d.policy.audit_rate == 0.5),
     ],
 )
