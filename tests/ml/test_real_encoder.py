@@ -74,8 +74,6 @@ def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp
     from triage import training
     from triage.management.demo_data import load_messages
     from triage.models import ModelVersion
-    from triage.routing.automation import automation_now
-    from triage.routing.evidence import load_evidence
     from triage.training.gate import GateInputs, PairedComparison, decide
     from triage.training.snapshot import examples_trained_on
 
@@ -117,8 +115,9 @@ def test_the_int8_encoder_goes_through_the_same_gate(real_encoder, settings, tmp
             ),
             candidate_examples=examples_trained_on(int8),
             champion_examples=examples_trained_on(fp32),
-            candidate_automation=int8.metrics["automation_at_current_targets"],
-            champion_automation=automation_now(load_evidence(fp32)),
+            candidate_automation=gate["candidate_automation"],
+            champion_automation=gate["champion_automation"],
+            automation_examples=gate["automation_examples"],
         )
     )
     assert int8.gate_decision.startswith(verdict.message), (int8.gate_decision, verdict.message)

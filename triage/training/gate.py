@@ -159,8 +159,11 @@ class GateInputs:
     comparison: PairedComparison | None  # None: too few examples neither model trained on
     candidate_examples: int
     champion_examples: int
-    candidate_automation: float | None  # share of its evidence automated at current targets
+    # Share of the same examples neither model trained on that each one's certified rules
+    # automate at the current targets (None: no such examples).
+    candidate_automation: float | None
     champion_automation: float | None
+    automation_examples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,8 @@ def decide(inputs: GateInputs) -> GateDecision:
             False,
             True,
             f"held for an admin: at the current targets the candidate would automate {new:.1%} "
-            f"of its evidence vs the champion's {old:.1%} (a drop of more than "
+            f"of the {inputs.automation_examples or 0} examples neither trained on vs the "
+            f"champion's {old:.1%} (a drop of more than "
             f"{MAX_AUTOMATION_DROP:.0%} points); {quality}. An admin can promote it by hand.",
         )
     automation = (

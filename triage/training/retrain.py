@@ -15,7 +15,7 @@ from triage.ml.encoder import configured_spec
 from triage.ml.heads import ArtifactError
 from triage.models import Category, ModelVersion
 from triage.routing.automation import automation_now
-from triage.routing.derive import derived
+from triage.routing.derive import derived, reports_for
 from triage.routing.evidence import evidence_path_for, write_evidence
 from triage.training.fit import (
     Candidate,
@@ -52,10 +52,37 @@ def _restricted(labels: Sequence[str], probs: np.ndarray, active: list[str]) -> 
     return np.array([active.index(labels[columns[b]]) for b in best])
 
 
+def _automated_share(
+    labels: Sequence[str], probs: np.ndarray, thresholds: dict[str, float | None]
+) -> float:
+    """Share of these items a model's certified rules would act on: its top label, with a
+    threshold, at or above it (as routing decides)."""
+    if not len(probs):
+        return 0.0
+    top = np.asarray(probs).argmax(axis=1)
+    confidence = np.asarray(probs).max(axis=1)
+    limit = np.array([thresholds.get(labels[k]) or np.inf for k in top], dtype=float)
+    return float((confidence >= limit).mean())
+
+
+@dataclass(frozen=True)
+class SharedAutomation:
+    """Each model's certified rules applied to the same examples neither trained on."""
+
+    candidate: float
+    champion: float
+    n: int
+
+
 def compare_with_champion(
     candidate: Candidate, *, examples: Examples, champion: ModelVersion
-) -> PairedComparison | None:
-    """Both models on the examples neither trained on, over today's active categories."""
+) -> tuple[PairedComparison | None, SharedAutomation | None]:
+    """Both models on the examples neither trained on, over today's active categories:
+    their macro-F1, and the share each one's certified rules automate there.
+
+    Automation is compared on the same items: each model's share of its *own* evidence is
+    not comparable (a champion certified on fewer examples has a different, smaller and
+    noisier evidence set), and comparing those held better candidates for ever."""
     active = sorted(Category.objects.filter(is_active=True).values_list("slug", flat=True))
     evidence = set(candidate.evidence.example_ids)
     shared = [
@@ -64,16 +91,26 @@ def compare_with_champion(
         if ex.pk in evidence and ex.category.slug in active
     ]
     if not shared:
-        return None
+        return None, None
     scores = version_scores(champion, items=[ex.item for ex in shared])
     truth = np.array([active.index(ex.category.slug) for ex in shared])
     candidate_pred = _restricted(
         candidate.labels, candidate.probs_for([ex.pk for ex in shared]), active
     )
     champion_pred = _restricted(scores.labels, scores.probs, active)
-    return paired_bootstrap(
+    candidate_rules = {r.slug: r.rule.threshold for r in reports_for(candidate.evidence)}
+    champion_rules = {r.slug: r.rule.threshold for r in derived(champion).reports}
+    shares = SharedAutomation(
+        candidate=_automated_share(
+            candidate.labels, candidate.probs_for([ex.pk for ex in shared]), candidate_rules
+        ),
+        champion=_automated_share(scores.labels, scores.probs, champion_rules),
+        n=len(shared),
+    )
+    comparison = paired_bootstrap(
         truth, candidate=candidate_pred, champion=champion_pred, n_classes=len(active)
     )
+    return comparison, shares
 
 
 def retrain(*, actor: str = "system") -> RetrainResult:
@@ -97,6 +134,7 @@ def gate_and_record(
     snapshot = snapshot_record(examples, trained_on=candidate.trained_on, evidence=evidence)
     candidate_automation = automation_now(candidate.evidence)
     comparison: PairedComparison | None = None
+    shares: SharedAutomation | None = None
     hold = False
     if champion is None:
         promote, message = (
@@ -105,7 +143,9 @@ def gate_and_record(
         )
     else:
         try:
-            comparison = compare_with_champion(candidate, examples=examples, champion=champion)
+            comparison, shares = compare_with_champion(
+                candidate, examples=examples, champion=champion
+            )
         except (ArtifactError, ClassificationError):
             logger.exception(
                 "champion %s cannot be scored; the candidate is measured alone", champion
@@ -118,8 +158,9 @@ def gate_and_record(
                 comparison=comparison,
                 candidate_examples=snapshot["train"],
                 champion_examples=examples_trained_on(champion),
-                candidate_automation=candidate_automation,
-                champion_automation=automation_now(derived(champion).evidence),
+                candidate_automation=None if shares is None else shares.candidate,
+                champion_automation=None if shares is None else shares.champion,
+                automation_examples=None if shares is None else shares.n,
             )
         )
         promote, hold, message = decision.promote, decision.hold_for_admin, decision.message
@@ -137,6 +178,9 @@ def gate_and_record(
             "champion_macro_f1": comparison.champion_f1,
             "difference_low": comparison.low,
             "difference_high": comparison.high,
+            "candidate_automation": None if shares is None else shares.candidate,
+            "champion_automation": None if shares is None else shares.champion,
+            "automation_examples": None if shares is None else shares.n,
         },
         "champion_macro_f1_same_examples": None if comparison is None else comparison.champion_f1,
     }
