@@ -23,17 +23,13 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Q
 
 from reviews.trust.models import ReviewCheck
-from triage.models import Category, Review, ReviewTask
+from triage.access import blind_task_q
+from triage.models import Category, Review
 
 FAST_MEDIAN_SECONDS = 2.0
 LONG_RUN = 25
 ALWAYS_ACCEPTS = 0.95
 MIN_DECISIONS = 20
-BLIND = [
-    ReviewTask.Reason.AUDIT_SAMPLE,
-    ReviewTask.Reason.SECOND_REVIEW,
-    ReviewTask.Reason.DISAGREEMENT,
-]
 
 
 @dataclass(frozen=True)
@@ -66,7 +62,7 @@ def patterns(user: User, *, since: datetime, median_seconds: float | None) -> Pa
         reviews.filter(bulk=False).order_by("created_at", "id").values_list("category", flat=True)
     )
     run, run_category = longest_run(ordered)
-    shown = reviews.exclude(task__reason__in=BLIND).filter(agreed_with_model__isnull=False)
+    shown = reviews.exclude(blind_task_q("task__")).filter(agreed_with_model__isnull=False)
     counts = shown.aggregate(n=Count("id"), yes=Count("id", filter=Q(agreed_with_model=True)))
     flags = []
     total = reviews.count()
@@ -104,7 +100,7 @@ def per_category(user: User, *, since: datetime) -> list[CategoryRow]:
     for category in Category.objects.order_by("display_order", "pk"):
         mine = reviews.filter(category=category)
         seconds = [s for s in mine.values_list("seconds_spent", flat=True) if s is not None]
-        shown = mine.exclude(task__reason__in=BLIND).filter(agreed_with_model__isnull=False)
+        shown = mine.exclude(blind_task_q("task__")).filter(agreed_with_model__isnull=False)
         n_shown = shown.count()
         checks = ReviewCheck.objects.filter(first_review__in=mine, agreed__isnull=False).aggregate(
             n=Count("id"), yes=Count("id", filter=Q(agreed=True))
