@@ -8,8 +8,9 @@ bound, read that way, fails the same check; the anytime-valid bound does not.
 
 import numpy as np
 
+from benchmarks._one_look import one_sided_lower
 from triage.monitoring.live import audit_certification
-from triage.monitoring.precision import anytime_lower, one_sided_lower, weighted_precision
+from triage.monitoring.precision import anytime_lower, weighted_precision
 
 DELTA = 0.05
 TARGET = 0.90

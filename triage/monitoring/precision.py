@@ -26,7 +26,7 @@ import numpy as np
 
 from triage.stats import clopper_pearson_interval, hajek_mean, kish_effective_n, mixture_lower
 
-__all__ = ["PrecisionEstimate", "anytime_lower", "one_sided_lower", "weighted_precision"]
+__all__ = ["PrecisionEstimate", "anytime_lower", "weighted_precision"]
 
 
 @dataclass(frozen=True)
@@ -84,29 +84,15 @@ def weighted_precision(
     return PrecisionEstimate(n, right, estimate, lower, upper, n_eff, KISH)
 
 
-def one_sided_lower(estimate: PrecisionEstimate, *, delta: float) -> float:
-    """Exact one-sided lower bound at level 1 − δ (same effective n as the interval).
-
-    The certification's form: with probability at least 1 − δ the precision of
-    all auto-actions is at least this. 0.0 when nothing was audited.
-    """
-    if estimate.precision is None:
-        return 0.0
-    n = estimate.effective_n
-    # The lower end of the two-sided interval at 1 − 2δ (lower tail δ), as it has always
-    # been computed: (1 − (1 − 2δ)) / 2 is not δ to the last bit, and a direct one-sided
-    # call would move the published bound by up to 4e-16.
-    return clopper_pearson_interval(estimate.precision * n, n, 1 - 2 * delta)[0]
-
-
 def anytime_lower(estimate: PrecisionEstimate, *, delta: float) -> float:
     """A lower bound on precision that holds at every look at once, with probability at
     least 1 − δ: Robbins's uniform-mixture confidence sequence (triage.stats.mixture_lower)
     at the estimate's effective n (Kish's, when the audit probabilities differ).
 
     Audits accumulate and are read after every verdict; a one-look bound read that way
-    would clear a target that is not met far more often than δ (tests/monitoring/
-    test_audit_certificate.py shows it). 0.0 when nothing was audited.
+    would clear a target that is not met far more often than δ (the retired one-look
+    bound is benchmarks/_one_look.py; tests/monitoring/test_audit_certificate.py shows
+    it). 0.0 when nothing was audited.
     """
     if estimate.precision is None or estimate.effective_n <= 0:
         return 0.0
