@@ -15,10 +15,10 @@ from reviews.bulk import BulkError, bulk_decide
 from reviews.claims import current_task
 from reviews.similar import SimilarTask, similar_open_tasks, similar_resolved
 from reviews.views.access import AnalystRequest
-from reviews.views.card import latest_predictions, ordered_categories
+from reviews.views.card import ordered_categories
 from reviews.views.queue import after_error, next_card, seconds_spent
 from triage.access import is_admin, is_blind, is_senior
-from triage.models import ReviewTask
+from triage.models import ReviewTask, latest_predictions
 
 SIMILAR_TEMPLATE = "reviews/_similar.html"
 SIMILAR_COUNT = 5

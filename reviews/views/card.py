@@ -147,18 +147,6 @@ def reason_text(
     return "A person's decision is needed"
 
 
-def latest_predictions(item_ids: list[int]) -> dict[int, Prediction]:
-    """Each item's newest prediction (the model's suggestion), in one query."""
-    latest: dict[int, Prediction] = {}
-    for prediction in (
-        Prediction.objects.filter(item_id__in=item_ids)
-        .select_related("label")
-        .order_by("item_id", "-id")
-    ):
-        latest.setdefault(prediction.item_id, prediction)
-    return latest
-
-
 def ordered_categories() -> list[Category]:
     return list(Category.objects.filter(is_active=True).order_by("display_order", "pk"))
 

@@ -21,14 +21,10 @@ from reviews.corrections import (
     undo_deadline,
 )
 from reviews.views.access import AnalystRequest, analyst_required
-from reviews.views.card import (
-    card_context,
-    latest_predictions,
-    ordered_categories,
-)
+from reviews.views.card import card_context, ordered_categories
 from reviews.views.queue import render_queue
 from triage.access import blind_task_q, viewer
-from triage.models import Review
+from triage.models import Review, latest_predictions
 from triage.privacy.masking import for_analysts
 
 PAGE_SIZE = 50

@@ -38,7 +38,7 @@ from triage.api.schemas import (
     EventsPage,
     ItemOut,
 )
-from triage.models import ApiToken, Item, Prediction, ReviewTask
+from triage.models import ApiToken, Item, Prediction, ReviewTask, latest_predictions
 from triage.models.text import normalize_external_id
 from triage.monitoring.summary import metrics_snapshot
 from triage.web.middleware import database_unavailable
@@ -112,18 +112,6 @@ def invalid_parameters(request: HttpRequest, exc: NinjaValidationError) -> HttpR
 def reject_non_json_constant(name: str) -> None:
     # Python accepts NaN and Infinity, JSON does not, and neither database can store them.
     raise ValueError(f"{name} is not valid JSON")
-
-
-def latest_predictions(item_ids: list[int]) -> dict[int, Prediction]:
-    """The newest prediction of each item, in one query."""
-    latest: dict[int, Prediction] = {}
-    for prediction in (
-        Prediction.objects.filter(item_id__in=item_ids)
-        .select_related("label")
-        .order_by("item_id", "-id")
-    ):
-        latest.setdefault(prediction.item_id, prediction)
-    return latest
 
 
 def item_json(item: Item, prediction: Prediction | None) -> dict[str, Any]:

@@ -133,3 +133,15 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id}: {self.label_id} {self.confidence:.2f} -> {self.route}"
+
+
+def latest_predictions(item_ids: list[int]) -> dict[int, Prediction]:
+    """Each item's newest prediction (the model's suggestion), in one query."""
+    latest: dict[int, Prediction] = {}
+    for prediction in (
+        Prediction.objects.filter(item_id__in=item_ids)
+        .select_related("label")
+        .order_by("item_id", "-id")
+    ):
+        latest.setdefault(prediction.item_id, prediction)
+    return latest
