@@ -29,6 +29,27 @@ def number(value: str, option: str, *, interval: str) -> float:
     return parsed
 
 
+def save_logged(
+    changed: Category | RoutingPolicy,
+    *,
+    before: dict[str, Any],
+    action: str,
+    target: str,
+    update_fields: list[str] | None = None,
+) -> None:
+    """Save a policy or category change and its audit-log entry (the fields in `before`,
+    before and after) in one transaction."""
+    with transaction.atomic():
+        changed.save(update_fields=update_fields)
+        AuditLog.record_change(
+            actor="command",
+            action=action,
+            target=target,
+            before=before,
+            after=audit_snapshot(changed, list(before)),
+        )
+
+
 def fmt(value: float | None, spec: str, empty: str = "—") -> str:
     return empty if value is None else format(value, spec)
 
@@ -109,14 +130,7 @@ class Command(BaseCommand):
             policy.delta = number(delta, "--delta", interval="(0, 0.5)")
         if mode is not None:
             policy.certification = mode
-        policy.save()
-        AuditLog.record_change(
-            actor="command",
-            action="policy",
-            target="routing policy",
-            before=before,
-            after=audit_snapshot(policy, ["delta", "certification"]),
-        )
+        save_logged(policy, before=before, action="policy", target="routing policy")
 
     def set_rule(
         self, slug: str | None, target: str | None, threshold: str | None, *, clear: bool
@@ -138,9 +152,13 @@ class Command(BaseCommand):
             # One setting per category: a target replaces a raw threshold and vice versa.
             category.target_precision = value if target is not None else None
             category.threshold = value if threshold is not None else None
-            category.save(update_fields=["target_precision", "threshold"])
-            changed: Category | RoutingPolicy = category
-            where = f"category:{slug}"
+            save_logged(
+                category,
+                before=before,
+                action="policy",
+                target=f"category:{slug}",
+                update_fields=["target_precision", "threshold"],
+            )
         else:
             policy = RoutingPolicy.current()
             before = audit_snapshot(policy, fields)
@@ -150,15 +168,7 @@ class Command(BaseCommand):
                 assert value is not None
                 policy.target_precision = None
                 policy.default_threshold = value
-            policy.save()
-            changed, where = policy, "routing policy"
-        AuditLog.record_change(
-            actor="command",
-            action="policy",
-            target=where,
-            before=before,
-            after=audit_snapshot(changed, fields),
-        )
+            save_logged(policy, before=before, action="policy", target="routing policy")
 
     def resume(self, slug: str | None, reason: str | None, below_target: bool = False) -> None:
         if slug is None:
@@ -181,15 +191,7 @@ class Command(BaseCommand):
         policy = RoutingPolicy.current()
         before = audit_snapshot(policy, ["queue_order"])
         policy.queue_order = order
-        with transaction.atomic():
-            policy.save()
-            AuditLog.record_change(
-                actor="command",
-                action="policy",
-                target="routing policy",
-                before=before,
-                after=audit_snapshot(policy, ["queue_order"]),
-            )
+        save_logged(policy, before=before, action="policy", target="routing policy")
 
     def set_audits(self, rate: str | None, floor: str | None, blind: str | None) -> None:
         policy = RoutingPolicy.current()
@@ -206,15 +208,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--audit-floor: {floor} is below 0")
         if blind is not None:
             policy.blind_review = blind == "on"
-        with transaction.atomic():
-            policy.save()
-            AuditLog.record_change(
-                actor="command",
-                action="audit_policy",
-                target="routing policy",
-                before=before,
-                after=audit_snapshot(policy, fields),
-            )
+        save_logged(policy, before=before, action="audit_policy", target="routing policy")
 
     def show(self) -> None:
         snapshot = metrics_snapshot()
