@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
-from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import softmax
+from triage.ml.logistic import fit_logistic
 from triage.ml.tfidf import TfidfFeatures, TfidfHead
 
 # Zero-shot cosine similarities lie in a narrow band; dividing by a small
@@ -88,27 +87,8 @@ def train_logistic_head(
     vectors: np.ndarray, labels: Sequence[str], *, c: float = 10.0
 ) -> LinearHead:
     """Multinomial logistic regression; seconds on cached embeddings."""
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ValueError(f"need at least two categories to train a head, got {classes}")
-    index = {label: i for i, label in enumerate(classes)}
-    y = np.array([index[label] for label in labels])
-    model = LogisticRegression(C=c, max_iter=2000)
-    # One thread: on a machine whose cores are busy (web, workers, the database), the
-    # solver's OpenMP/BLAS threads spin-wait on each other; measured 5x faster on 2 busy
-    # cores at 10,000 and 100,000 examples (benchmarks/scale.py).
-    with threadpool_limits(limits=1):
-        model.fit(vectors, y)
-    weights, bias = model.coef_, model.intercept_
-    if len(classes) == 2:
-        # sklearn keeps one row for two classes; expand so softmax sees both.
-        weights = np.vstack([-weights[0] / 2, weights[0] / 2])
-        bias = np.array([-bias[0] / 2, bias[0] / 2])
-    return LinearHead(
-        labels=tuple(classes),
-        weights=np.ascontiguousarray(weights, dtype=np.float32),
-        bias=np.ascontiguousarray(bias, dtype=np.float32),
-    )
+    classes, weights, bias = fit_logistic(vectors, labels, c=c)
+    return LinearHead(labels=classes, weights=weights, bias=bias)
 
 
 def zero_shot_proba(vectors: np.ndarray, label_vectors: np.ndarray) -> np.ndarray:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
-from threadpoolctl import threadpool_limits
+
+from triage.ml.logistic import fit_logistic
 
 # (analyzer, n-gram range, most features kept). min_df=2: a term seen in one text only
 # teaches nothing general (and would keep that text's rare words in the artifact).
@@ -125,21 +125,6 @@ class TfidfHead:
 
 def train_tfidf_head(texts: Sequence[str], labels: Sequence[str], *, c: float = C) -> TfidfHead:
     """TF-IDF features fitted on these texts, and a logistic head over them."""
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ValueError(f"need at least two categories to train a head, got {classes}")
     features, x = TfidfFeatures.fit(texts)
-    y = np.array([classes.index(label) for label in labels])
-    model = LogisticRegression(C=c, max_iter=2000)
-    with threadpool_limits(limits=1):  # see triage.ml.heads.train_logistic_head
-        model.fit(x, y)
-    weights, bias = model.coef_, model.intercept_
-    if len(classes) == 2:
-        weights = np.vstack([-weights[0] / 2, weights[0] / 2])
-        bias = np.array([-bias[0] / 2, bias[0] / 2])
-    return TfidfHead(
-        labels=tuple(classes),
-        features=features,
-        weights=np.ascontiguousarray(weights, dtype=np.float32),
-        bias=np.ascontiguousarray(bias, dtype=np.float32),
-    )
+    classes, weights, bias = fit_logistic(x, labels, c=c)
+    return TfidfHead(labels=classes, features=features, weights=weights, bias=bias)
