@@ -16,7 +16,7 @@ import numpy as np
 from triage.models import Category, ModelVersion, RoutingPolicy
 from triage.routing import cache
 from triage.routing.automation import automation_of
-from triage.routing.certify import walk_starts
+from triage.routing.certify import SelectionCurve, walk_starts
 from triage.routing.derive import (
     RuleReport,
     Settings,
@@ -25,7 +25,7 @@ from triage.routing.derive import (
     pooled_certification,
 )
 from triage.routing.evidence import HoldoutPredictions
-from triage.stats import clopper_pearson_lower
+from triage.stats import clopper_pearson_lower, clopper_pearson_lower_bounds
 
 # The targets the frontier reads, 80% to 99% by one point.
 FRONTIER_TARGETS = tuple(round(0.80 + 0.01 * i, 2) for i in range(20))
@@ -140,25 +140,27 @@ def why_raw_beats_target(
     target = report.rule.target
     if report.rule.threshold is not None or target is None or not len(confidences):
         return ""
-    order = np.argsort(-confidences, kind="stable")
-    right = np.cumsum(correct[order])
-    counts = np.arange(1, len(order) + 1)
-    best = None
-    for k in range(len(order), 0, -max(1, len(order) // 200)):
-        if clopper_pearson_lower(int(right[k - 1]), k, delta) >= target:
-            best = k
-            break
-    if best is None:
+    # Every distinct raw threshold with its selected and right counts (ties together),
+    # and its pointwise bound; the one automating most whose bound clears the target.
+    curve = SelectionCurve.build(confidences, correct)
+    bounds = clopper_pearson_lower_bounds(curve.successes, curve.n_selected, delta)
+    clearing = np.flatnonzero(bounds >= target)
+    if not len(clearing):
         return ""
-    threshold = float(confidences[order][best - 1])
-    bound = clopper_pearson_lower(int(right[best - 1]), int(counts[best - 1]), delta)
+    i = int(clearing[-1])
+    threshold, best, right = (
+        float(curve.thresholds[i]),
+        int(curve.n_selected[i]),
+        int(curve.successes[i]),
+    )
+    bound = float(bounds[i])
     level = report.delta or delta
     _, walk_level = walk_starts(
         len(confidences), target=target, delta=level, min_support=min_support
     )
-    strict = clopper_pearson_lower(int(right[best - 1]), best, walk_level)
+    strict = clopper_pearson_lower(right, best, walk_level)
     return (
-        f"A raw threshold of {threshold:.2f} shows {bound:.1%} at {best / len(order):.0%} of "
+        f"A raw threshold of {threshold:.2f} shows {bound:.1%} at {best / curve.n_total:.0%} of "
         f"the items because it is one threshold checked once at {1 - delta:.0%}; a target "
         f"must hold for whichever threshold certification picks, so each of its walks is "
         f"tested at {walk_level:.2%}, where the same items give {strict:.1%}"
