@@ -4,16 +4,14 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from triage.actions.delivery import redeliver
 from triage.actions.endpoints import EndpointError, check_destination
 from triage.actions.events import EventType
 from triage.actions.models import Delivery, Endpoint, Event
-from triage.admin.base import AuditedAdmin, SelectionCheckedAdmin
+from triage.admin.base import AuditedAdmin, SelectionCheckedAdmin, shown_once
 
 
 class EndpointForm(forms.ModelForm[Endpoint]):
@@ -98,18 +96,13 @@ class EndpointAdmin(AuditedAdmin[Endpoint]):
     ) -> HttpResponse:
         """The secret on this one page, as a new API token is shown: never in a message
         (Django keeps those in a cookie), never in a later page."""
-        response = TemplateResponse(
+        return shown_once(
+            self,
             request,
             "admin/actions/endpoint/issued.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": f"Webhook endpoint {obj.url} added",
-                "opts": self.opts,
-                "endpoint": obj,
-            },
+            title=f"Webhook endpoint {obj.url} added",
+            endpoint=obj,
         )
-        add_never_cache_headers(response)
-        return response
 
     @admin.action(description="Redeliver the failed deliveries of the selected endpoints")
     def redeliver_failed(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:

@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from triage.models import AuditLog, actor_name, snapshot
 
@@ -105,3 +107,27 @@ class ReadOnlyAdmin(SelectionCheckedAdmin[M]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def shown_once(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    template: str,
+    *,
+    title: str,
+    **context: Any,
+) -> TemplateResponse:
+    """A secret on this one page (an API token, a webhook's signing secret): never in a
+    message (Django keeps those in a cookie), never kept by a browser's cache or a proxy."""
+    response = TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "opts": model_admin.opts,
+            **context,
+        },
+    )
+    add_never_cache_headers(response)
+    return response

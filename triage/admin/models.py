@@ -6,11 +6,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 
-from triage.admin.base import AuditedAdmin, ReadOnlyAdmin, SelectionCheckedAdmin
+from triage.admin.base import AuditedAdmin, ReadOnlyAdmin, SelectionCheckedAdmin, shown_once
 from triage.cockpit.versions import status_of
 from triage.models import (
     ApiToken,
@@ -233,20 +231,14 @@ class ApiTokenAdmin(AuditedAdmin[ApiToken]):
         plain = getattr(obj, "_issued_value", None)
         if plain is None:
             return super().response_add(request, obj, post_url_continue)
-        response = TemplateResponse(
+        return shown_once(
+            self,
             request,
             "admin/triage/apitoken/issued.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": f"API token {obj.name!r} created",
-                "opts": self.opts,
-                "token": obj,
-                "plain": plain,
-            },
+            title=f"API token {obj.name!r} created",
+            token=obj,
+            plain=plain,
         )
-        # Not kept by the browser's cache or any proxy: it is shown once.
-        add_never_cache_headers(response)
-        return response
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
