@@ -92,3 +92,57 @@ def test_retrain_fine_tune_hands_the_work_to_its_task(categories, fake_fine_tune
     call_command("retrain", "--fine-tune", stdout=out)
     # Eager in the tests (as in embedded mode): the task ran and its answer is printed.
     assert out.getvalue().startswith("fine-tuning: skipped: too few examples")
+
+
+@pytest.fixture
+def file_locks(monkeypatch, tmp_path, settings):
+    """The embedded default's locks (flock), which a second holder in this process also
+    meets; PostgreSQL's advisory locks are re-entrant within one session."""
+    from types import SimpleNamespace
+
+    from triage.training import exclusive
+
+    settings.TRIAGE_ARTIFACT_DIR = str(tmp_path)
+    monkeypatch.setattr(exclusive, "connection", SimpleNamespace(vendor="sqlite"))
+    return exclusive
+
+
+def test_a_second_fine_tune_is_skipped_and_logged(categories, fake_fine_tune, file_locks, caplog):
+    _history(categories)
+    with file_locks.retrain_lock(file_locks.FINE_TUNE) as held:
+        assert held
+        assert tasks.fine_tune(actor="test") == file_locks.SKIPPED_FINE_TUNING
+    assert "another fine-tune is running" in caplog.text
+    assert fake_fine_tune == []
+
+
+def test_the_fine_tune_leaves_retrains_free_and_takes_their_lock_only_to_gate(
+    categories, fake_fine_tune, file_locks, monkeypatch
+):
+    """Minutes of fitting never hold the retrain lock (a nightly or count retrain runs
+    meanwhile); the gate does, so the champion cannot change under the comparison."""
+    _history(categories)
+    seen: dict[str, bool] = {}
+    import triage.ml.finetune
+
+    real_tune = triage.ml.finetune.fine_tune_encoder  # the fixture's fake
+
+    def tune(*args, **kwargs):
+        with file_locks.retrain_lock() as free:
+            seen["retrain could run while fitting"] = free
+        return real_tune(*args, **kwargs)
+
+    real_gate = finetune.gate_and_record
+
+    def gate(*args, **kwargs):
+        with file_locks.retrain_lock() as free:
+            seen["retrain could run while gating"] = free
+        return real_gate(*args, **kwargs)
+
+    monkeypatch.setattr("triage.ml.finetune.fine_tune_encoder", tune)
+    monkeypatch.setattr(finetune, "gate_and_record", gate)
+    tasks.fine_tune(actor="test")
+    assert seen == {
+        "retrain could run while fitting": True,
+        "retrain could run while gating": False,
+    }

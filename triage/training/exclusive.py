@@ -1,5 +1,5 @@
 """One retrain at a time, whoever starts it: the nightly job, the count of new labels, or
-two count triggers racing each other.
+two count triggers racing each other; and one fine-tune at a time, beside them.
 
 Two retrains running together would fit on almost the same snapshot, both pass the gate
 against the same champion and promote one after the other: twice the CPU for one model,
@@ -10,6 +10,11 @@ sees; one that cannot take it returns at once, saying it was skipped, and logs w
   worker's connection, so a worker that dies mid-retrain releases it with its connection.
 - SQLite (the embedded default, one machine): an exclusive flock on a file beside the
   artifacts. The kernel releases it when the process dies.
+
+A fine-tune takes minutes of CPU, so it holds a lock of its own (FINE_TUNE): a retrain
+never waits behind it, and a second fine-tune is skipped. Only its last step, the gate
+against the champion and the promotion, takes the retrain lock, waiting the seconds a
+running retrain needs, so two candidates are never gated against the same champion at once.
 """
 
 import fcntl
@@ -27,31 +32,45 @@ from triage.training.snapshot import RetrainError
 
 logger = logging.getLogger(__name__)
 
-# The advisory lock's key: fixed, and unlikely to meet another application's on a shared
-# database (a 31-bit CRC of the name).
-RETRAIN_LOCK_KEY = zlib.crc32(b"triage.training.retrain") & 0x7FFFFFFF
+RETRAIN = "retrain"
+FINE_TUNE = "fine-tune"
 SKIPPED_RUNNING = "skipped: another retrain is running; it learns from these labels too"
+SKIPPED_FINE_TUNING = "skipped: another fine-tune is running"
+
+
+def lock_key(name: str) -> int:
+    """The advisory lock's key: fixed, and unlikely to meet another application's on a
+    shared database (a 31-bit CRC of the name)."""
+    return zlib.crc32(f"triage.training.{name}".encode()) & 0x7FFFFFFF
+
+
+RETRAIN_LOCK_KEY = lock_key(RETRAIN)
 
 
 @contextmanager
-def retrain_lock() -> Iterator[bool]:
-    """Yield whether this process now holds the retrain lock (never waits for it)."""
+def retrain_lock(name: str = RETRAIN, *, wait: bool = False) -> Iterator[bool]:
+    """Yield whether this process now holds the named lock. Without ``wait`` it never
+    waits: another holder means False at once."""
     if connection.vendor == "postgresql":
+        key = lock_key(name)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RETRAIN_LOCK_KEY])
-            held = bool(cursor.fetchone()[0])
+            if wait:
+                cursor.execute("SELECT pg_advisory_lock(%s), true", [key])
+            else:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            held = bool(cursor.fetchone()[-1])
         try:
             yield held
         finally:
             if held:
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [RETRAIN_LOCK_KEY])
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
-    path = Path(settings.TRIAGE_ARTIFACT_DIR) / "retrain.lock"
+    path = Path(settings.TRIAGE_ARTIFACT_DIR) / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
@@ -75,5 +94,22 @@ def retrain_exclusively(*, actor: str) -> str:
             result = retrain(actor=actor)
         except RetrainError as exc:
             logger.info("retrain (%s) skipped: %s", actor, exc)
+            return f"skipped: {exc}"
+    return result.message
+
+
+def fine_tune_exclusively(*, actor: str) -> str:
+    """Fine-tune unless another fine-tune is running; what happened, in one line. A retrain
+    may run meanwhile: only the gate waits for it (retrain_fine_tuned)."""
+    from triage.training.finetune import retrain_fine_tuned
+
+    with retrain_lock(FINE_TUNE) as held:
+        if not held:
+            logger.info("fine-tune (%s) %s", actor, SKIPPED_FINE_TUNING)
+            return SKIPPED_FINE_TUNING
+        try:
+            result = retrain_fine_tuned(actor=actor)
+        except RetrainError as exc:
+            logger.info("fine-tune (%s) skipped: %s", actor, exc)
             return f"skipped: {exc}"
     return result.message

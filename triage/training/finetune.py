@@ -90,7 +90,7 @@ def _calibrated(
     kept = [rows[i] for i in np.flatnonzero(evidence)]
     kept_probs, kept_truth = probs[evidence], [truth[i] for i in np.flatnonzero(evidence)]
     if isinstance(head, EnsembleHead):
-        head = EnsembleHead(head.embedding, head.tfidf, temperature)
+        head = EnsembleHead(head.embedding, head.tfidf, temperature, head.weight)
     else:
         head = LinearHead(head.labels, head.weights, head.bias, temperature)
     metrics = score_metrics(head.labels, kept_probs, kept_truth)
@@ -209,7 +209,12 @@ def retrain_fine_tuned(
         },
         "head": "embedding" if keep_tuned else settings.TRIAGE_HEAD,
     }
-    return gate_and_record(candidate, examples=examples, actor=actor, notes=[note])
+    # Minutes went into the fit without the retrain lock; the gate takes it, waiting the
+    # seconds a running retrain needs, so the champion does not change under the comparison.
+    from triage.training.exclusive import retrain_lock
+
+    with retrain_lock(wait=True):
+        return gate_and_record(candidate, examples=examples, actor=actor, notes=[note])
 
 
 def _check_splits(examples: Examples) -> None:

@@ -5,8 +5,7 @@ Both go through training.exclusive: when they overlap, one runs and the other re
 
 from celery import shared_task
 
-from triage import training
-from triage.training.exclusive import retrain_exclusively
+from triage.training.exclusive import fine_tune_exclusively, retrain_exclusively
 
 
 # Acknowledged on receipt: a retrain takes minutes, longer than the broker's visibility
@@ -26,8 +25,4 @@ def retrain_on_count() -> str:
 # must never wait behind it. Acknowledged on receipt, like the retrain.
 @shared_task(acks_late=False)
 def fine_tune(actor: str = "system") -> str:
-    try:
-        result = training.retrain_fine_tuned(actor=actor)
-    except training.RetrainError as exc:
-        return f"skipped: {exc}"
-    return result.message
+    return fine_tune_exclusively(actor=actor)
