@@ -173,3 +173,25 @@ def test_the_comparison_has_changes_names_and_a_row_normalised_matrix(admin_clie
     for row in rows:
         shares = [int(x) for x in re.findall(r">(\d+)% <span class=\"count\">", row)]
         assert shares and abs(sum(shares) - 100) <= len(shares)
+
+
+def test_each_version_says_which_head_it_serves_and_whether_its_encoder_was_tuned(
+    admin_client, champion
+):
+    from triage.cockpit.versions import model_description
+
+    champion.metrics = champion.metrics | {"head": "ensemble"}
+    champion.save(update_fields=["metrics"])
+    assert model_description(champion) == "encoder head averaged with a TF-IDF head"
+    listing = admin_client.get("/cockpit/models/").content.decode()
+    page = admin_client.get(f"/cockpit/models/{champion.pk}/").content.decode()
+    assert "Encoder head averaged with a TF-IDF head" in listing
+    assert "<dt>Model</dt><dd>Encoder head averaged with a TF-IDF head</dd>" in page
+
+    champion.metrics = champion.metrics | {
+        "head": "embedding",
+        "fine_tune": {"kept": "fine-tuned", "max_length": 128},
+    }
+    assert model_description(champion) == "fine-tuned encoder (max length 128), encoder head"
+    champion.metrics = {}
+    assert model_description(champion) == "head (kind not recorded)"

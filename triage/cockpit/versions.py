@@ -67,6 +67,29 @@ class VersionSummary:
     def report_for(self, slug: str) -> RuleReport | None:
         return next((r for r in self.reports if r.slug == slug), None)
 
+    @property
+    def model(self) -> str:
+        return model_description(self.version)
+
+
+HEADS = {
+    "ensemble": "encoder head averaged with a TF-IDF head",
+    "embedding": "encoder head",
+}
+
+
+def model_description(version: ModelVersion) -> str:
+    """What the version serves, in a few words: its head, and whether its encoder was
+    fine-tuned (from its metrics; versions from before heads were recorded say so)."""
+    metrics = version.metrics or {}
+    if version.kind != ModelVersion.Kind.HEAD:
+        return version.get_kind_display()
+    head = HEADS.get(str(metrics.get("head", "")), "head (kind not recorded)")
+    tuned = metrics.get("fine_tune") or {}
+    if tuned.get("kept") == "fine-tuned":
+        return f"fine-tuned encoder (max length {tuned.get('max_length')}), {head}"
+    return head
+
 
 def summarize(version: ModelVersion) -> VersionSummary:
     # The same cached derivation classification uses (triage.routing.derive.derived).
