@@ -8,7 +8,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from tests.factories import make_item, make_labelled_history
 from triage import training
 from triage.classify import scoring
-from triage.ml.heads import ArtifactError, EnsembleHead, LinearHead, read_head, save_head
+from triage.ml.heads import (
+    EMBEDDING_WEIGHT,
+    LEGACY_EMBEDDING_WEIGHT,
+    ArtifactError,
+    EnsembleHead,
+    LinearHead,
+    read_head,
+    save_head,
+)
 from triage.ml.tfidf import ANALYZERS, TfidfFeatures, train_tfidf_head
 from triage.training.fit import cross_fit_ensemble
 
@@ -52,12 +60,43 @@ def test_the_ensemble_is_saved_as_arrays_and_reads_back_identical(tmp_path):
     back = read_head(str(path), sha)
     assert isinstance(back, EnsembleHead)
     assert back.temperature == fit.head.temperature
+    assert back.weight == fit.head.weight == EMBEDDING_WEIGHT
     texts = ["water please", "roads damaged", "hello"]
     assert np.allclose(
         back.predict_proba(vectors[:3], texts), fit.head.predict_proba(vectors[:3], texts)
     )
     # Nothing pickled: the file is safetensors with plain numeric tensors.
     assert path.read_bytes()[8:9] == b"{"
+
+
+def test_the_embedding_heads_weight_is_served_as_saved_and_old_files_average_evenly(
+    tmp_path, monkeypatch
+):
+    """An ensemble saved before the weight was recorded keeps the even average its
+    evidence was certified with; a weight outside [0, 1] is refused."""
+    fit, vectors = _ensemble()
+    texts = ["water please", "roads damaged", "hello"]
+    head = fit.head
+    weighted = 0.7 * head.embedding.logits(vectors[:3]) + 0.3 * head.tfidf.logits(texts)
+    assert np.allclose(head.logits(vectors[:3], texts), weighted)
+
+    import triage.ml.heads as heads
+
+    real_save = heads.save_file
+
+    def without_weight(tensors, path, metadata):
+        real_save(
+            tensors, path, metadata={k: v for k, v in metadata.items() if k != "embedding_weight"}
+        )
+
+    monkeypatch.setattr(heads, "save_file", without_weight)
+    path = tmp_path / "old.safetensors"
+    old = read_head(str(path), save_head(head, path, metadata={}))
+    assert old.weight == LEGACY_EMBEDDING_WEIGHT
+    even = (head.embedding.logits(vectors[:3]) + head.tfidf.logits(texts)) / 2
+    assert np.allclose(old.logits(vectors[:3], texts), even)
+    with pytest.raises(ValueError, match="weight must be in"):
+        EnsembleHead(head.embedding, head.tfidf, weight=1.5)
 
 
 def test_an_ensemble_file_changed_after_training_is_refused(tmp_path):

@@ -124,7 +124,7 @@ def cross_fit_ensemble(
     targets = np.array([head.labels.index(label) for label in labels])
     temperature = fit_temperature(oof, targets)
     return CrossFit(
-        head=EnsembleHead(head.embedding, head.tfidf, temperature),
+        head=EnsembleHead(head.embedding, head.tfidf, temperature, head.weight),
         oof_probs=softmax(oof, temperature),
         oof_logits=oof,
         ece_uncalibrated=expected_calibration_error(softmax(oof), targets),
