@@ -23,7 +23,15 @@ from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import expected_calibration_error, fit_temperature, softmax
 from triage.ml.encoder import encoder_for
 from triage.ml.evaluation import score_metrics
-from triage.ml.heads import EnsembleHead, Head, LinearHead, save_head, train_logistic_head
+from triage.ml.heads import (
+    EMBEDDING_C,
+    EMBEDDING_WEIGHT,
+    EnsembleHead,
+    Head,
+    LinearHead,
+    save_head,
+    train_logistic_head,
+)
 from triage.ml.tfidf import train_tfidf_head
 from triage.models import ModelVersion
 from triage.routing.evidence import HoldoutPredictions
@@ -77,15 +85,20 @@ def out_of_fold_logits(
 
 
 def cross_fit_head(
-    vectors: np.ndarray, *, labels: Sequence[str], folds: int = FOLDS, seed: int = 0
+    vectors: np.ndarray,
+    *,
+    labels: Sequence[str],
+    folds: int = FOLDS,
+    seed: int = 0,
+    c: float = EMBEDDING_C,
 ) -> CrossFit:
     """Served head on all examples; K fold heads give calibrated out-of-fold probabilities."""
     labels = list(labels)
-    head = train_logistic_head(vectors, labels)
+    head = train_logistic_head(vectors, labels, c=c)
     y = np.array(labels)
 
     def fit_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
-        fold_head = train_logistic_head(vectors[train_idx], list(y[train_idx]))
+        fold_head = train_logistic_head(vectors[train_idx], list(y[train_idx]), c=c)
         return fold_head.labels, fold_head.logits(vectors[test_idx])
 
     oof = out_of_fold_logits(labels, head.labels, fit_fold, folds=folds, seed=seed)
@@ -106,17 +119,23 @@ def cross_fit_ensemble(
     labels: Sequence[str],
     folds: int = FOLDS,
     seed: int = 0,
+    c: float = EMBEDDING_C,
+    weight: float = EMBEDDING_WEIGHT,
 ) -> CrossFit:
     """cross_fit_head for the ensemble: each fold fits both heads (and its own TF-IDF
-    vocabulary) without the fold; one temperature on the averaged out-of-fold logits."""
+    vocabulary) without the fold; one temperature on the averaged out-of-fold logits.
+    ``c`` and ``weight``: the embedding head's regularisation and share of the logits."""
     labels, texts = list(labels), list(texts)
-    head = EnsembleHead(train_logistic_head(vectors, labels), train_tfidf_head(texts, labels))
+    head = EnsembleHead(
+        train_logistic_head(vectors, labels, c=c), train_tfidf_head(texts, labels), weight=weight
+    )
     y = np.array(labels)
 
     def fit_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         fold = EnsembleHead(
-            train_logistic_head(vectors[train_idx], list(y[train_idx])),
+            train_logistic_head(vectors[train_idx], list(y[train_idx]), c=c),
             train_tfidf_head([texts[i] for i in train_idx], list(y[train_idx])),
+            weight=weight,
         )
         return fold.labels, fold.logits(vectors[test_idx], [texts[i] for i in test_idx])
 
