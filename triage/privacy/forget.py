@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from triage.models import AuditLog, Item, ReviewTask
 from triage.models.text import normalize_external_id, unstorable_string
+from triage.monitoring.tallies import Deltas, state_of
 from triage.privacy.erasure import Erased, erase_copies
 
 # decided_by of an item forgotten before anyone decided it: it leaves the queue.
@@ -106,12 +107,16 @@ def _forget(item: Item, *, actor: str, now: datetime) -> Forgotten:
     erased = erase_copies([item.pk], reason=FORGOTTEN)
     removed_tasks, _ = ReviewTask.objects.filter(item=item, completed_at__isnull=True).delete()
     was_forgotten_at = item.forgotten_at
+    state_before = state_of(item)
     item.text, item.metadata, item.forgotten_at = "", {}, now
     fields = ["text", "metadata", "forgotten_at"]
     if item.status == Item.Status.IN_REVIEW:
         item.status, item.decided_by, item.decided_at = Item.Status.RESOLVED, FORGOTTEN, now
         fields += ["status", "decided_by", "decided_at"]
     item.save(update_fields=fields)
+    tally = Deltas()
+    tally.item(state_before, state_of(item))
+    tally.apply()
     AuditLog.record(
         actor=actor,
         action="forget",
