@@ -110,6 +110,7 @@ def submit_review(
         tally = Deltas()
         tally.made(Tally.Kind.REVIEW, now, category.slug, agreed_label(agreed))
         tally.item(state_before, state_of(item))
+        tally.task(task.reason, None)
         tally.apply()  # last: its row locks are held only until the commit
     return review
 

@@ -9,7 +9,7 @@ from reviews.decisions import record_training_example
 from triage.access import ADMINS, ANALYSTS
 from triage.models import ApiToken, Category, Item, ModelVersion, Prediction, ReviewTask
 from triage.monitoring.models import Tally
-from triage.monitoring.tallies import Deltas, tally_new_items
+from triage.monitoring.tallies import Deltas, tally_new_items, tally_opened_tasks
 
 _ids = itertools.count(1)
 
@@ -65,7 +65,10 @@ def make_item(text: str = "some text", **fields: Any) -> Item:
 def make_task(item: Item | None = None, **fields: Any) -> ReviewTask:
     item = item or make_item(status=Item.Status.IN_REVIEW)
     fields.setdefault("reason", ReviewTask.Reason.LOW_CONFIDENCE)
-    return ReviewTask.objects.create(item=item, **fields)
+    task = ReviewTask.objects.create(item=item, **fields)
+    if task.completed_at is None:
+        tally_opened_tasks([task.reason])  # as the services that open tasks do
+    return task
 
 
 def make_prediction(

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,7 +19,7 @@ from triage.api.intake import ItemIn
 from triage.classify import service
 from triage.cockpit.preview import Setting
 from triage.cockpit.services import reroute_waiting_tasks, save_category_setting
-from triage.models import AuditLog, Item, Prediction, RoutingPolicy
+from triage.models import AuditLog, Item, Prediction, ReviewTask, RoutingPolicy
 from triage.monitoring.audits import FLOOR_PERIOD, audit_rates
 from triage.monitoring.models import Tally
 from triage.monitoring.reconcile import differences, full_counts
@@ -26,7 +27,14 @@ from triage.monitoring.tallies import TOTAL, hour_of, totals
 from triage.privacy import retention
 from triage.privacy.forget import forget_items
 
-from ..factories import make_item, make_labelled_history, make_prediction, make_task, make_token
+from ..factories import (
+    make_item,
+    make_labelled_history,
+    make_prediction,
+    make_task,
+    make_token,
+    make_user,
+)
 
 pytestmark = [
     pytest.mark.django_db,
@@ -92,6 +100,25 @@ def test_tallies_match_full_counts_through_classify_review_correction_and_forget
     forget_items(external_ids=[items[0].external_id, waiting.external_id], actor="test")
     assert Item.objects.get(pk=waiting.pk).decided_by == "forgotten"
     assert_tallies_match()  # an item forgotten in review: resolved by "forgotten"
+
+
+@override_settings(TRIAGE_SECOND_REVIEW_SHARE=1.0)
+def test_tallies_match_when_a_second_review_disagrees(champion, categories, analyst):
+    """A decision opens a second review, whose disagreement opens a senior task."""
+    other = make_user("second-analyst")
+    task = make_task(make_item(OUTAGE, status=Item.Status.IN_REVIEW))
+    task.claimed_by, task.lease_expires_at = analyst, timezone.now() + timedelta(minutes=5)
+    task.save()
+    submit_review(task_id=task.pk, user=analyst, category_slug="outage")
+    second = ReviewTask.objects.get(reason=ReviewTask.Reason.SECOND_REVIEW)
+    assert_tallies_match()
+
+    second.claimed_by, second.lease_expires_at = other, timezone.now() + timedelta(minutes=5)
+    second.save()
+    submit_review(task_id=second.pk, user=other, category_slug="billing")
+
+    assert ReviewTask.objects.filter(reason=ReviewTask.Reason.DISAGREEMENT).exists()
+    assert_tallies_match()
 
 
 def test_tallies_match_after_a_reroute(champion, categories):

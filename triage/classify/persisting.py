@@ -3,10 +3,10 @@
 For each decided item, in the caller's transaction: the prediction, the audit sample,
 the item's status and final category, the `item.routed` event of an auto-action (the
 outbox row subscribers hear from), the review task (a new one, or the one the item
-already waited in), the rules' hit counters, and the tallies of predictions and item
-states (triage.monitoring.tallies), last, so their row locks are held only until commit.
-Classification and the cockpit's re-route both write through here, so neither can
-forget a side effect.
+already waited in), the rules' hit counters, and the tallies of predictions, item states
+and open tasks (triage.monitoring.tallies), last, so their row locks are held only until
+the commit. Classification and the cockpit's re-route both write through here, so
+neither can forget a side effect.
 """
 
 from collections import Counter
@@ -56,6 +56,7 @@ def persist_routings(
     rule_hits: Counter[str] = Counter()
     reopened: list[ReviewTask] = []
     closed: list[int] = []
+    tasks_tally = Deltas()  # open tasks by reason
     acted_on = audited = 0
     for r in routings:
         decision, item, scored = r.decision, r.item, r.scored
@@ -76,10 +77,12 @@ def persist_routings(
         if r.open_task is not None:
             # The item already waits in a task: it becomes the audit, stays, or closes.
             if decision.audit:
+                tasks_tally.task(r.open_task.reason, ReviewTask.Reason.AUDIT_SAMPLE)
                 r.open_task.reason = ReviewTask.Reason.AUDIT_SAMPLE
                 r.open_task.priority = 0
                 reopened.append(r.open_task)
             elif not wants_person:
+                tasks_tally.task(r.open_task.reason, None)
                 closed.append(r.open_task.pk)
         elif wants_person:
             tasks.append(
@@ -107,7 +110,9 @@ def persist_routings(
     ReviewTask.objects.filter(pk__in=closed).update(completed_at=now)
     emit_many(events)
     count_hits(rule_hits, now=now)
-    _tally(routings, predictions, categories, model_decided_by)
+    for task in tasks:
+        tasks_tally.task(None, task.reason)
+    _tally(routings, predictions, categories, model_decided_by, tasks_tally)
     return Outcome(acted_on=acted_on, audited=audited, to_review=len(to_review))
 
 
@@ -116,10 +121,11 @@ def _tally(
     predictions: Sequence[Prediction],
     categories: Mapping[str, Category],
     model_decided_by: str,
+    deltas: Deltas,
 ) -> None:
-    """The predictions made, and each item's move from its state before to its route."""
+    """The predictions made, and each item's move from its state before to its route,
+    added to `deltas` (the open tasks' already), applied in one statement."""
     slugs = {c.pk: slug for slug, c in categories.items()}
-    deltas = Deltas()
     for p in predictions:
         deltas.made("prediction", p.created_at, slugs[p.label_id], p.route)
     for r in routings:

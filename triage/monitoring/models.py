@@ -133,7 +133,8 @@ class Tally(models.Model):
       no_suggestion);
     - received: bucket the hour of received_at, key the source; category empty;
     - item: the items' current state, key "status:decider" (decider: model, rule, user,
-      other or none), category the final category's slug or empty.
+      other or none), category the final category's slug or empty;
+    - task: the open review tasks, key the reason; category empty.
 
     The first three also keep an all-time row at bucket TOTAL, so an all-time figure is
     one row per key, however long the history. `n` is how many rows have that key now;
@@ -146,6 +147,7 @@ class Tally(models.Model):
         REVIEW = "review"
         RECEIVED = "received"
         ITEM = "item"
+        TASK = "task"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     bucket = models.DateTimeField()

@@ -105,11 +105,12 @@ class DomainCollector(Collector):
         depth = GaugeMetricFamily(
             "triage_review_queue_depth", "Open review tasks, by reason.", labels=["reason"]
         )
-        open_tasks = ReviewTask.objects.order_by().filter(completed_at__isnull=True)
-        counts = dict(open_tasks.values_list("reason").annotate(n=Count("id")))
+        counts = {reason: n for (_, reason), (n, _gone) in totals(Tally.Kind.TASK).items()}
         for reason in ReviewTask.Reason.values:
             depth.add_metric([reason], counts.get(reason, 0))
         yield depth
+        # One probe of reviewtask_open_created_idx.
+        open_tasks = ReviewTask.objects.order_by().filter(completed_at__isnull=True)
         oldest = open_tasks.aggregate(at=Min("created_at"))["at"]
         yield GaugeMetricFamily(
             "triage_review_queue_oldest_age_seconds",

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce, TruncHour
 from triage.models import AuditLog
 from triage.monitoring.tallies import TOTAL, TallyKey, apply, decider_of
 
-KINDS = ("prediction", "review", "received", "item")
+KINDS = ("prediction", "review", "received", "item", "task")
 
 
 def _hourly(kind: str, rows: Iterator[tuple[Any, str, str, int]]) -> Counter[TallyKey]:
@@ -37,14 +37,16 @@ def full_counts(
     item_model: Any = None,
     prediction_model: Any = None,
     review_model: Any = None,
+    task_model: Any = None,
 ) -> Counter[TallyKey]:
     """What every tally of these kinds should hold, counted in the tables (one grouped query
     per kind). The models may be given (a migration's historical ones)."""
-    from triage.models import Item, Prediction, Review
+    from triage.models import Item, Prediction, Review, ReviewTask
 
     item_model = item_model or Item
     prediction_model = prediction_model or Prediction
     review_model = review_model or Review
+    task_model = task_model or ReviewTask
     out: Counter[TallyKey] = Counter()
     hour = TruncHour("created_at", tzinfo=UTC)
 
@@ -82,6 +84,10 @@ def full_counts(
         for status, slug, decided_by, n in grouped(rows, "status", "slug", "decided_by"):
             key = TallyKey("item", TOTAL, slug, f"{status}:{decider_of(decided_by)}")
             out[key] += n
+    if "task" in kinds:
+        rows = task_model.objects.filter(completed_at__isnull=True).annotate(none=Value(""))
+        for _, reason, n in grouped(rows, "none", "reason"):
+            out[TallyKey("task", TOTAL, "", reason)] += n
     return out
 
 

@@ -113,6 +113,16 @@ class Deltas:
         if after is not None:
             self.changes[item_key(after)] += 1
 
+    def task(self, before: str | None, after: str | None, n: int = 1) -> None:
+        """Open review tasks: one opened (before None), closed (after None) or given
+        another reason."""
+        if before == after:
+            return
+        if before is not None:
+            self.changes[TallyKey(Tally.Kind.TASK, TOTAL, "", before)] -= n
+        if after is not None:
+            self.changes[TallyKey(Tally.Kind.TASK, TOTAL, "", after)] += n
+
     def apply(self) -> None:
         apply(self.changes)
 
@@ -220,7 +230,15 @@ def tally_new_items(items: Iterable[Item]) -> None:
     deltas.apply()
 
 
+def tally_opened_tasks(reasons: Iterable[str]) -> None:
+    """Review tasks opened outside persisting (second reviews, quarantine's re-reviews)."""
+    deltas = Deltas()
+    for reason in reasons:
+        deltas.task(None, reason)
+    deltas.apply()
+
+
 def state_of(item: Item) -> ItemState:
     """The item's state as its fields stand (its final category is read if not cached)."""
-    category = item.final_category.slug if item.final_category_id else None
+    category = item.final_category.slug if item.final_category is not None else None
     return item_state(status=item.status, category=category, decided_by=item.decided_by)

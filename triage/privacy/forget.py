@@ -105,7 +105,11 @@ def forget_items(
 
 def _forget(item: Item, *, actor: str, now: datetime) -> Forgotten:
     erased = erase_copies([item.pk], reason=FORGOTTEN)
-    removed_tasks, _ = ReviewTask.objects.filter(item=item, completed_at__isnull=True).delete()
+    open_tasks = ReviewTask.objects.filter(item=item, completed_at__isnull=True)
+    tally = Deltas()
+    for reason in open_tasks.values_list("reason", flat=True):
+        tally.task(reason, None)
+    removed_tasks, _ = open_tasks.delete()
     was_forgotten_at = item.forgotten_at
     state_before = state_of(item)
     item.text, item.metadata, item.forgotten_at = "", {}, now
@@ -114,7 +118,6 @@ def _forget(item: Item, *, actor: str, now: datetime) -> Forgotten:
         item.status, item.decided_by, item.decided_at = Item.Status.RESOLVED, FORGOTTEN, now
         fields += ["status", "decided_by", "decided_at"]
     item.save(update_fields=fields)
-    tally = Deltas()
     tally.item(state_before, state_of(item))
     tally.apply()
     AuditLog.record(
