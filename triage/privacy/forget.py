@@ -100,13 +100,15 @@ def forget_items(
                 f"still being classified: {', '.join(map(repr, pending))}; nothing was "
                 "forgotten (try again in a minute, once they are routed or in review)"
             )
-        return [_forget(items[e], actor=actor, now=now) for e in wanted]
+        tally = Deltas()
+        forgotten = [_forget(items[e], actor=actor, now=now, tally=tally) for e in wanted]
+        tally.apply()  # once, last: its row locks are held only until the commit
+        return forgotten
 
 
-def _forget(item: Item, *, actor: str, now: datetime) -> Forgotten:
+def _forget(item: Item, *, actor: str, now: datetime, tally: Deltas) -> Forgotten:
     erased = erase_copies([item.pk], reason=FORGOTTEN)
     open_tasks = ReviewTask.objects.filter(item=item, completed_at__isnull=True)
-    tally = Deltas()
     for reason in open_tasks.values_list("reason", flat=True):
         tally.task(reason, None)
     removed_tasks, _ = open_tasks.delete()
@@ -119,7 +121,6 @@ def _forget(item: Item, *, actor: str, now: datetime) -> Forgotten:
         fields += ["status", "decided_by", "decided_at"]
     item.save(update_fields=fields)
     tally.item(state_before, state_of(item))
-    tally.apply()
     AuditLog.record(
         actor=actor,
         action="forget",
