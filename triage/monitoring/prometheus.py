@@ -53,8 +53,8 @@ class DomainCollector(Collector):
             "triage_items", "Items by their current status.", labels=["status"]
         )
         received = totals(Tally.Kind.RECEIVED)
-        for (_, source), (n, _gone) in sorted(received.items()):
-            ingested.add_metric([source], n)  # items are never deleted: n only grows
+        for (_, source), (n, gone) in sorted(received.items()):
+            ingested.add_metric([source], n + gone)  # gone: only a reconcile's repair
         statuses: dict[str, int] = {s: 0 for s in Item.Status.values}
         for (_, key), (n, _gone) in totals(Tally.Kind.ITEM).items():
             status = key.split(":", 1)[0]
