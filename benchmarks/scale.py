@@ -13,7 +13,9 @@ database (default `triage_scale`, dropped at the end unless --keep). Then:
 5. nightly retraining (`training.retrain`) on the resolved items' training examples
    (default 100,000) with cached embeddings, beside one plain head fit on the same
    vectors. The vectors are synthetic (one cluster per desk plus noise, the encoder's
-   dimension): this measures time, not quality.
+   dimension): this measures time, not quality;
+6. a single-item classify call and GET /metrics read from the tallies, beside the
+   counting path before them and the same call on empty tables (_scale_counters.py).
 
 Classification is handed to a private redis-server (started and stopped here) that no
 worker reads: ingest is measured up to the hand-off, as with a real broker.
@@ -42,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _django_env import fresh_postgres_database, setup_django  # noqa: E402
+from _scale_counters import measure_counters, report_lines  # noqa: E402
 from _scale_load import Step, copy_rows, load, sentence  # noqa: E402
 from _scale_services import (  # noqa: E402
     in_threads,
@@ -304,6 +307,8 @@ def main() -> None:
             sweep = measure_sweep()
         with Step("retrain"):
             retrain = measure_retrain(figures["encoder"])
+        with Step("counters: classify and GET /metrics, tallies beside counting"):
+            counters = measure_counters(figures["encoder"])
     finally:
         if gunicorn is not None:
             os.killpg(gunicorn.pid, signal.SIGKILL)
@@ -348,6 +353,7 @@ def main() -> None:
         f"{retrain['retrain_s']:.1f}s (target <= 60); one plain head fit on the same vectors "
         f"{retrain['plain_s']:.1f}s ({retrain['message'][:80]})"
     )
+    print("\n".join(report_lines(counters)))
     print(f"whole run: {(time.perf_counter() - began) / 60:.1f} min; load average {load_average}")
 
     if not args.keep:

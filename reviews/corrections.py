@@ -20,6 +20,8 @@ from reviews.handoffs import clean_note
 from triage.actions.events import emit_many
 from triage.models import Item, Review, ReviewTask
 from triage.monitoring.audits import amend_audit_verdict
+from triage.monitoring.models import Tally
+from triage.monitoring.tallies import Deltas, agreed_label, state_of
 from triage.monitoring.watch import check_category
 
 
@@ -119,6 +121,8 @@ def change_decision(
             return review
 
         prediction = item.latest_prediction()
+        state_before = state_of(item)
+        counted_as = (previous.slug, agreed_label(review.agreed_with_model))
         review.category = category
         review.agreed_with_model = prediction.label_id == category.pk if prediction else None
         review.save(update_fields=["category", "agreed_with_model", "comment", "changed_at"])
@@ -144,6 +148,15 @@ def change_decision(
             sample = amend_audit_verdict(item_id=item.pk, audited_category=category)
             if sample is not None:
                 check_category(category=sample.category, now=now)
+        tally = Deltas()
+        tally.moved(
+            Tally.Kind.REVIEW,
+            review.created_at,
+            counted_as,
+            (category.slug, agreed_label(review.agreed_with_model)),
+        )
+        tally.item(state_before, state_of(item))
+        tally.apply()  # last: its row locks are held only until the commit
     return review
 
 

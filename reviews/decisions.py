@@ -21,6 +21,8 @@ from triage.models import (
     actor_name,
 )
 from triage.monitoring.audits import record_audit_verdict
+from triage.monitoring.models import Tally
+from triage.monitoring.tallies import Deltas, agreed_label, state_of
 from triage.monitoring.watch import check_category
 from triage.privacy.masking import training_text
 from triage.training.cadence import labels_recorded
@@ -64,6 +66,7 @@ def submit_review(
         # that this one overturns is an `item.corrected`.
         previous = item.final_category
         previous_decided_by = item.decided_by
+        state_before = state_of(item)
         agreed = prediction.label_id == category.pk if prediction is not None else None
         review = Review.objects.create(
             task=task,
@@ -104,6 +107,11 @@ def submit_review(
             if sample is not None and not held:
                 check_category(category=sample.category, now=now)
         after_review(review)  # second reviews and quarantine (reviews.trust)
+        tally = Deltas()
+        tally.made(Tally.Kind.REVIEW, now, category.slug, agreed_label(agreed))
+        tally.item(state_before, state_of(item))
+        tally.task(task.reason, None)
+        tally.apply()  # last: its row locks are held only until the commit
     return review
 
 

@@ -8,6 +8,8 @@ from django.contrib.auth.models import Group, User
 from reviews.decisions import record_training_example
 from triage.access import ADMINS, ANALYSTS
 from triage.models import ApiToken, Category, Item, ModelVersion, Prediction, ReviewTask
+from triage.monitoring.models import Tally
+from triage.monitoring.tallies import Deltas, tally_new_items, tally_opened_tasks
 
 _ids = itertools.count(1)
 
@@ -55,13 +57,18 @@ def make_keyword_categories() -> dict[str, Category]:
 
 def make_item(text: str = "some text", **fields: Any) -> Item:
     external_id = fields.pop("external_id", f"item-{next(_ids)}")
-    return Item.objects.create(external_id=external_id, text=text, **fields)
+    item = Item.objects.create(external_id=external_id, text=text, **fields)
+    tally_new_items([item])  # as ingest does
+    return item
 
 
 def make_task(item: Item | None = None, **fields: Any) -> ReviewTask:
     item = item or make_item(status=Item.Status.IN_REVIEW)
     fields.setdefault("reason", ReviewTask.Reason.LOW_CONFIDENCE)
-    return ReviewTask.objects.create(item=item, **fields)
+    task = ReviewTask.objects.create(item=item, **fields)
+    if task.completed_at is None:
+        tally_opened_tasks([task.reason])  # as the services that open tasks do
+    return task
 
 
 def make_prediction(
@@ -74,7 +81,7 @@ def make_prediction(
     model_version: ModelVersion | None = None,
     **fields: Any,
 ) -> Prediction:
-    return Prediction.objects.create(
+    prediction = Prediction.objects.create(
         item=item,
         label=label,
         confidence=confidence,
@@ -84,6 +91,10 @@ def make_prediction(
         model_version=model_version,
         **fields,
     )
+    tally = Deltas()  # as persisting does
+    tally.made(Tally.Kind.PREDICTION, prediction.created_at, label.slug, route)
+    tally.apply()
+    return prediction
 
 
 def make_user(username: str | None = None, *, group: str = ANALYSTS, password: str = "pw") -> User:

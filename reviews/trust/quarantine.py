@@ -47,6 +47,7 @@ from reviews.trust.models import HeldLabel, Quarantine, ReviewCheck
 from triage.models import Review, ReviewTask, RoutingPolicy
 from triage.models.audit_log import AuditLog
 from triage.monitoring.models import AuditSample
+from triage.monitoring.tallies import tally_opened_tasks
 from triage.monitoring.watch import check_category
 from triage.stats import (
     mixture_lower,
@@ -277,7 +278,7 @@ def reject_labels(
             held=False, audited_at=None, correct=None, audited_category=None
         )
         requeue = [label for label in still_current if label.audit_sample is None] + audits
-        ReviewTask.objects.bulk_create(
+        requeued = ReviewTask.objects.bulk_create(
             ReviewTask(
                 item_id=label.example.item_id,
                 reason=(
@@ -290,6 +291,7 @@ def reject_labels(
             )
             for label in requeue
         )
+        tally_opened_tasks(task.reason for task in requeued)
         AuditLog.record(
             actor=actor,
             action="quarantine.reject",

@@ -16,6 +16,7 @@ from django.conf import settings
 from reviews.trust.models import ReviewCheck
 from reviews.trust.quarantine import evaluate_analyst, hold_if_quarantined
 from triage.models import Prediction, Review, ReviewTask, RoutingPolicy
+from triage.monitoring.tallies import tally_opened_tasks
 
 Reason = ReviewTask.Reason
 # Tasks that are themselves part of checking someone: never checked again.
@@ -73,6 +74,7 @@ def ask_second_review(review: Review, *, why: str) -> ReviewCheck:
         excluded_reviewer=review.reviewer,
         created_at=review.created_at,
     )
+    tally_opened_tasks([task.reason])
     return ReviewCheck.objects.create(
         first_review=review, why=why, second_task=task, created_at=review.created_at
     )
@@ -97,5 +99,6 @@ def _record_second_opinion(review: Review) -> None:
             excluded_reviewer=check.first_review.reviewer,
             created_at=review.created_at,
         )
+        tally_opened_tasks([check.senior_task.reason])
     check.save(update_fields=["second_review", "agreed", "senior_task"])
     evaluate_analyst(check.first_review.reviewer, now=review.created_at)

@@ -15,6 +15,7 @@ from triage.api.intake import ItemIn
 from triage.classify.scoring import IN_CHUNK
 from triage.classify.tasks import classify_items
 from triage.models import Category, Item
+from triage.monitoring.tallies import tally_new_items
 from triage.privacy.masking import training_texts
 from triage.training.models import TrainingExample, split_for
 
@@ -124,6 +125,7 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
                     Item(external_id=i.external_id, text=i.text, metadata=i.metadata, source=source)
                     for i in sorted(new, key=lambda i: i.external_id)
                 )
+                tally_new_items(created)
                 ids = [item.pk for item in created]
                 chunk = settings.TRIAGE_CLASSIFY_CHUNK
                 for start in range(0, len(ids), chunk):
@@ -181,4 +183,5 @@ def import_history(*, items: Sequence[ItemIn], categories: dict[str, Category]) 
             )
             for item, text in zip(created, training_texts([i.text for i in created]), strict=True)
         )
+        tally_new_items(created)
     return IngestResult(created=created, existing=list(existing.values()))

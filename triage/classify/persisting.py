@@ -3,8 +3,10 @@
 For each decided item, in the caller's transaction: the prediction, the audit sample,
 the item's status and final category, the `item.routed` event of an auto-action (the
 outbox row subscribers hear from), the review task (a new one, or the one the item
-already waited in), and the rules' hit counters. Classification and the cockpit's
-re-route both write through here, so neither can forget a side effect.
+already waited in), the rules' hit counters, and the tallies of predictions, item states
+and open tasks (triage.monitoring.tallies), last, so their row locks are held only until
+the commit. Classification and the cockpit's re-route both write through here, so
+neither can forget a side effect.
 """
 
 from collections import Counter
@@ -16,6 +18,7 @@ from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.classify.deciding import Routing
 from triage.models import Category, Item, ModelVersion, Prediction, ReviewTask
 from triage.monitoring.audits import record_audit_samples
+from triage.monitoring.tallies import Deltas, ItemState, item_state
 from triage.routing import policy as routing
 from triage.routing.rules import count_hits
 
@@ -53,6 +56,7 @@ def persist_routings(
     rule_hits: Counter[str] = Counter()
     reopened: list[ReviewTask] = []
     closed: list[int] = []
+    tasks_tally = Deltas()  # open tasks by reason
     acted_on = audited = 0
     for r in routings:
         decision, item, scored = r.decision, r.item, r.scored
@@ -73,10 +77,12 @@ def persist_routings(
         if r.open_task is not None:
             # The item already waits in a task: it becomes the audit, stays, or closes.
             if decision.audit:
+                tasks_tally.task(r.open_task.reason, ReviewTask.Reason.AUDIT_SAMPLE)
                 r.open_task.reason = ReviewTask.Reason.AUDIT_SAMPLE
                 r.open_task.priority = 0
                 reopened.append(r.open_task)
             elif not wants_person:
+                tasks_tally.task(r.open_task.reason, None)
                 closed.append(r.open_task.pk)
         elif wants_person:
             tasks.append(
@@ -104,7 +110,41 @@ def persist_routings(
     ReviewTask.objects.filter(pk__in=closed).update(completed_at=now)
     emit_many(events)
     count_hits(rule_hits, now=now)
+    for task in tasks:
+        tasks_tally.task(None, task.reason)
+    _tally(routings, predictions, categories, model_decided_by, tasks_tally)
     return Outcome(acted_on=acted_on, audited=audited, to_review=len(to_review))
+
+
+def _tally(
+    routings: Sequence[Routing],
+    predictions: Sequence[Prediction],
+    categories: Mapping[str, Category],
+    model_decided_by: str,
+    deltas: Deltas,
+) -> None:
+    """The predictions made, and each item's move from its state before to its route,
+    added to `deltas` (the open tasks' already), applied in one statement."""
+    slugs = {c.pk: slug for slug, c in categories.items()}
+    for p in predictions:
+        deltas.made("prediction", p.created_at, slugs[p.label_id], p.route)
+    for r in routings:
+        item, decision = r.item, r.decision
+        before = item_state(
+            status=item.status,
+            category=slugs[item.final_category_id] if item.final_category_id else None,
+            decided_by=item.decided_by,
+        )
+        after: ItemState
+        if decision.route is routing.Route.AUTO and decision.category:
+            decided_by = f"rule:{decision.rule}" if decision.rule else model_decided_by
+            after = item_state(
+                status=Item.Status.ROUTED, category=decision.category, decided_by=decided_by
+            )
+        else:
+            after = before._replace(status=Item.Status.IN_REVIEW)
+        deltas.item(before, after)
+    deltas.apply()
 
 
 def _margin(top_scores: Sequence[Mapping[str, object]]) -> float:

@@ -27,6 +27,7 @@ from triage.models import (
     ReviewTask,
     RoutingPolicy,
 )
+from triage.monitoring.tallies import prediction_counts
 from triage.routing import policy as routing
 from triage.routing.derive import rule_for_category
 from triage.stats import clopper_pearson_lower
@@ -147,8 +148,9 @@ def daily_automation(
     report = rule_for_category(category, version=champion)
     if report.coverage is None:
         return None, None, None
-    week = Prediction.objects.filter(label=category, created_at__gte=now - timedelta(days=7))
-    per_day = week.values("item").distinct().count() / 7 * report.coverage
+    week = prediction_counts(now - timedelta(days=7))  # from the tallies, not counted
+    made = sum(n for (slug, _), n in week.items() if slug == category.slug)
+    per_day = made / 7 * report.coverage
     bound = report.rule.lower_bound
     if bound is None and report.selected and report.precision is not None:
         # A raw threshold promises nothing; the bound certification would use, on its evidence.

@@ -105,6 +105,12 @@ class ReviewTask(models.Model):
                 condition=models.Q(completed_at__isnull=True),
                 name="reviewtask_open_claimed_idx",
             ),
+            # The oldest open task, for Prometheus, in one probe at any queue size.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(completed_at__isnull=True),
+                name="reviewtask_open_created_idx",
+            ),
         ]
 
     def __str__(self) -> str:

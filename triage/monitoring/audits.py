@@ -6,7 +6,9 @@ of its auto-actions are audited per week while volume allows:
 
     rate_c = min(1, max(audit_rate, audit_floor / V_c))
 
-where V_c is the number of the category's auto-actions over the last 7 days.
+where V_c is the number of the category's auto-actions over the last 7 days, read
+from the prediction tallies (triage.monitoring.tallies), not counted: the classify call
+pays the same at any table size.
 A category with V_c ≤ floor (including one with no history yet) has every
 auto-action audited. The rate used is stored on each AuditSample, so live
 precision can weight verdicts by its inverse.
@@ -16,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from django.db.models import Count
 from django.utils import timezone
 
 from triage.models import Category, Prediction, RoutingPolicy
 from triage.monitoring.models import AuditSample, CategoryWatch
+from triage.monitoring.tallies import prediction_counts
 from triage.routing import policy as routing
 
 FLOOR_PERIOD = timedelta(days=7)
@@ -38,12 +40,12 @@ def audit_rate_for(*, base_rate: float, floor: int, weekly_volume: int) -> float
 def audit_rates(*, policy: RoutingPolicy, now: datetime | None = None) -> dict[str, float]:
     """Each active category's audit probability for the next items."""
     now = now or timezone.now()
-    volumes = dict(
-        Prediction.objects.filter(route=Prediction.Route.AUTO, created_at__gte=now - FLOOR_PERIOD)
-        .values_list("label__slug")
-        .annotate(n=Count("id"))
-        .values_list("label__slug", "n")
-    )
+    # From the tallies: whole hours, plus the first hour's part counted in the table.
+    volumes = {
+        slug: n
+        for (slug, route), n in prediction_counts(now - FLOOR_PERIOD).items()
+        if route == Prediction.Route.AUTO
+    }
     return {
         slug: audit_rate_for(
             base_rate=policy.audit_rate,

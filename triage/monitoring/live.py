@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from triage.models import Category, Prediction, RoutingPolicy
+from triage.models import Category, RoutingPolicy
 from triage.monitoring.audits import audit_rates
 from triage.monitoring.models import AuditSample, CategoryWatch
 from triage.monitoring.precision import PrecisionEstimate, anytime_lower, weighted_precision
 from triage.monitoring.segments import last_change_at
+from triage.monitoring.tallies import prediction_counts
 from triage.monitoring.watch import design_for, follow_rules
 
 __all__ = ["last_change_at", "live_report", "live_table"]
@@ -185,10 +185,8 @@ def _spans(
     starts = starts or {}
     earliest = min([start, *starts.values()], key=lambda t: t.timestamp() if t else 0)
     samples = AuditSample.objects.filter(audited_at__isnull=False, held=False)
-    predictions = Prediction.objects.all()
     if earliest is not None:
         samples = samples.filter(sampled_at__gte=earliest)
-        predictions = predictions.filter(created_at__gte=earliest)
 
     def counts_from(slug: str, at: datetime) -> bool:
         begin = starts.get(slug, start)
@@ -202,21 +200,12 @@ def _spans(
             verdicts[slug][0].append(bool(correct))
             verdicts[slug][1].append(probability)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"auto": 0, "review": 0})
-    if starts:
-        # Each category from its own start, counted in the database (one grouped query).
-        own = Q()
-        for slug, begin in starts.items():
-            own |= Q(label__slug=slug, created_at__gte=begin)
-        others = ~Q(label__slug__in=list(starts))
-        if start is not None:
-            others &= Q(created_at__gte=start)
-        predictions = predictions.filter(own | others)
-    for slug, route, n in (
-        predictions.values_list("label__slug", "route")
-        .annotate(n=Count("id"))
-        .values_list("label__slug", "route", "n")
-    ):
-        counts[slug][route] += n
+    # From the tallies, one read per distinct start: each category from its own start,
+    # the others from the common one.
+    for begin in {start, *starts.values()}:
+        for (slug, route), n in prediction_counts(begin).items():
+            if n and starts.get(slug, start) == begin:
+                counts[slug][route] += n
 
     def precision(slug: str) -> PrecisionEstimate:
         correct, probability = verdicts.get(slug, ([], []))

@@ -119,3 +119,49 @@ class Alert(models.Model):
         alert.last_at = now
         alert.save(update_fields=["message", "count", "last_at"])
         return alert
+
+
+class Tally(models.Model):
+    """A count kept as things happen, so that reading it costs the same at any table size.
+
+    Written in the same transaction as the rows it counts (triage.monitoring.tallies), so
+    it is never ahead of or behind them; `manage.py reconcile_counters` checks it against
+    a full count and repairs drift. One row per (kind, bucket, category, key):
+
+    - prediction: bucket the hour of created_at, key the route;
+    - review: bucket the hour of created_at, key whether the model agreed (yes, no,
+      no_suggestion);
+    - received: bucket the hour of received_at, key the source; category empty;
+    - item: the items' current state, key "status:decider" (decider: model, rule, user,
+      other or none), category the final category's slug or empty;
+    - task: the open review tasks, key the reason; category empty.
+
+    The first three also keep an all-time row at bucket TOTAL, so an all-time figure is
+    one row per key, however long the history. `n` is how many rows have that key now;
+    `gone` how many left it (deleted by retention, or moved to another key by a change).
+    n + gone only grows: it is what Prometheus counters expose.
+    """
+
+    class Kind(models.TextChoices):
+        PREDICTION = "prediction"
+        REVIEW = "review"
+        RECEIVED = "received"
+        ITEM = "item"
+        TASK = "task"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    bucket = models.DateTimeField()
+    category = models.CharField(max_length=50, blank=True)  # a slug (SlugField's length)
+    key = models.CharField(max_length=64, blank=True)
+    n = models.BigIntegerField(default=0)
+    gone = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "bucket", "category", "key"], name="tally_key_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.bucket:%Y-%m-%d %H:00} {self.category} {self.key}: {self.n}"

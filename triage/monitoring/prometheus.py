@@ -2,15 +2,19 @@
 
 Reading at scrape time (a custom collector) rather than counting in each process
 means every web process answers the same figures, whichever Celery worker did the
-work, and nothing is lost on a restart. Counts of rows that only grow are exposed as
-counters; figures that go up and down (queue, deliveries, live precision) as gauges.
+work, and nothing is lost on a restart. Items, predictions and reviews are read from
+their tallies (triage.monitoring.tallies: one row per key, written with the rows), so a
+scrape costs the same at any table size. Counts of things that happened are exposed as
+counters (a tally's n + gone, which only grows: retention's deletes and changed
+decisions do not take it back); figures that go up and down (items by status, queue,
+deliveries, live precision) as gauges.
 The classify latency is measured where it happens (triage.monitoring.instruments).
 """
 
 import os
 from collections.abc import Iterator
 
-from django.db.models import Case, CharField, Count, Min, Value, When
+from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,9 +22,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from triage.actions.models import Delivery
-from triage.models import Item, ModelVersion, Prediction, Review, ReviewTask
+from triage.models import Item, ModelVersion, ReviewTask
 from triage.monitoring.instruments import PROCESS_INSTRUMENTS
 from triage.monitoring.live import Span, live_report
+from triage.monitoring.models import Tally
+from triage.monitoring.tallies import totals
 
 # The label for figures over every category (slugs cannot contain parentheses).
 ALL_CATEGORIES = "(all)"
@@ -46,15 +52,13 @@ class DomainCollector(Collector):
         by_status = GaugeMetricFamily(
             "triage_items", "Items by their current status.", labels=["status"]
         )
-        sources: dict[str, int] = {}
+        received = totals(Tally.Kind.RECEIVED)
+        for (_, source), (n, gone) in sorted(received.items()):
+            ingested.add_metric([source], n + gone)  # gone: only a reconcile's repair
         statuses: dict[str, int] = {s: 0 for s in Item.Status.values}
-        for source, status, n in (
-            Item.objects.order_by().values_list("source", "status").annotate(n=Count("id"))
-        ):
-            sources[source] = sources.get(source, 0) + n
+        for (_, key), (n, _gone) in totals(Tally.Kind.ITEM).items():
+            status = key.split(":", 1)[0]
             statuses[status] = statuses.get(status, 0) + n
-        for source, n in sorted(sources.items()):
-            ingested.add_metric([source], n)
         for status, n in sorted(statuses.items()):
             by_status.add_metric([status], n)
         yield ingested
@@ -66,12 +70,9 @@ class DomainCollector(Collector):
             "Predictions by the model's category and route (auto: acted on; review: to people).",
             labels=["category", "route"],
         )
-        for slug, route, n in (
-            Prediction.objects.order_by()
-            .values_list("label__slug", "route")
-            .annotate(n=Count("id"))
-        ):
-            predicted.add_metric([slug, route], n)
+        # n + gone: predictions made, those retention deleted since included (monotonic).
+        for (slug, route), (n, gone) in sorted(totals(Tally.Kind.PREDICTION).items()):
+            predicted.add_metric([slug, route], n + gone)
         yield predicted
 
         # Who decided each item's current category: an auto-route (model or rule) or a person.
@@ -80,46 +81,36 @@ class DomainCollector(Collector):
             "Items by their final category and who decided it (model, rule or user).",
             labels=["category", "decided_by"],
         )
-        decider = Case(
-            When(decided_by__startswith="model", then=Value("model")),
-            When(decided_by__startswith="rule:", then=Value("rule")),
-            When(decided_by__startswith="user:", then=Value("user")),
-            default=Value("other"),
-            output_field=CharField(),
-        )
-        for slug, who, n in (
-            Item.objects.order_by()
-            .filter(final_category__isnull=False)
-            .annotate(who=decider)
-            .values_list("final_category__slug", "who")
-            .annotate(n=Count("id"))
-        ):
+        decided_by: dict[tuple[str, str], int] = {}
+        for (slug, key), (n, _gone) in totals(Tally.Kind.ITEM).items():
+            who = key.split(":", 1)[1]
+            if slug and n:
+                label = (slug, "other" if who == "none" else who)
+                decided_by[label] = decided_by.get(label, 0) + n
+        for (slug, who), n in sorted(decided_by.items()):
             decided.add_metric([slug, who], n)
         yield decided
 
         reviewed = CounterMetricFamily(
             "triage_reviews",
-            "Analysts' decisions, by the category chosen and whether the model agreed.",
+            "Analysts' decisions, by the category chosen and whether the model agreed "
+            "(a decision changed within the undo window counts under both).",
             labels=["category", "agreed_with_model"],
         )
-        agreed_label = {True: "yes", False: "no", None: "no_suggestion"}
-        for slug, agreed, n in (
-            Review.objects.order_by()
-            .values_list("category__slug", "agreed_with_model")
-            .annotate(n=Count("id"))
-        ):
-            reviewed.add_metric([slug, agreed_label[agreed]], n)
+        for (slug, agreed), (n, gone) in sorted(totals(Tally.Kind.REVIEW).items()):
+            reviewed.add_metric([slug, agreed], n + gone)
         yield reviewed
 
     def _queue(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
             "triage_review_queue_depth", "Open review tasks, by reason.", labels=["reason"]
         )
-        open_tasks = ReviewTask.objects.order_by().filter(completed_at__isnull=True)
-        counts = dict(open_tasks.values_list("reason").annotate(n=Count("id")))
+        counts = {reason: n for (_, reason), (n, _gone) in totals(Tally.Kind.TASK).items()}
         for reason in ReviewTask.Reason.values:
             depth.add_metric([reason], counts.get(reason, 0))
         yield depth
+        # One probe of reviewtask_open_created_idx.
+        open_tasks = ReviewTask.objects.order_by().filter(completed_at__isnull=True)
         oldest = open_tasks.aggregate(at=Min("created_at"))["at"]
         yield GaugeMetricFamily(
             "triage_review_queue_oldest_age_seconds",

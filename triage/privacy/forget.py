@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from triage.models import AuditLog, Item, ReviewTask
 from triage.models.text import normalize_external_id, unstorable_string
+from triage.monitoring.tallies import Deltas, state_of
 from triage.privacy.erasure import Erased, erase_copies
 
 # decided_by of an item forgotten before anyone decided it: it leaves the queue.
@@ -99,19 +100,27 @@ def forget_items(
                 f"still being classified: {', '.join(map(repr, pending))}; nothing was "
                 "forgotten (try again in a minute, once they are routed or in review)"
             )
-        return [_forget(items[e], actor=actor, now=now) for e in wanted]
+        tally = Deltas()
+        forgotten = [_forget(items[e], actor=actor, now=now, tally=tally) for e in wanted]
+        tally.apply()  # once, last: its row locks are held only until the commit
+        return forgotten
 
 
-def _forget(item: Item, *, actor: str, now: datetime) -> Forgotten:
+def _forget(item: Item, *, actor: str, now: datetime, tally: Deltas) -> Forgotten:
     erased = erase_copies([item.pk], reason=FORGOTTEN)
-    removed_tasks, _ = ReviewTask.objects.filter(item=item, completed_at__isnull=True).delete()
+    open_tasks = ReviewTask.objects.filter(item=item, completed_at__isnull=True)
+    for reason in open_tasks.values_list("reason", flat=True):
+        tally.task(reason, None)
+    removed_tasks, _ = open_tasks.delete()
     was_forgotten_at = item.forgotten_at
+    state_before = state_of(item)
     item.text, item.metadata, item.forgotten_at = "", {}, now
     fields = ["text", "metadata", "forgotten_at"]
     if item.status == Item.Status.IN_REVIEW:
         item.status, item.decided_by, item.decided_at = Item.Status.RESOLVED, FORGOTTEN, now
         fields += ["status", "decided_by", "decided_at"]
     item.save(update_fields=fields)
+    tally.item(state_before, state_of(item))
     AuditLog.record(
         actor=actor,
         action="forget",

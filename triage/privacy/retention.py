@@ -19,14 +19,17 @@ than anything pruned, so none of them was hidden from the comparison).
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from triage.models import AuditLog, Item, Prediction, ReviewTask
+from triage.monitoring.models import Tally
+from triage.monitoring.tallies import Deltas
 from triage.privacy.erasure import Erased, erase_copies
 
 RETENTION = "retention"
@@ -99,6 +102,17 @@ class PruneReport:
         }
 
 
+def _by_hour(predictions: QuerySet[Prediction]) -> list[tuple[datetime, str, str, int]]:
+    """(hour, label slug, route, how many) of the predictions, for their tallies."""
+    return list(
+        predictions.order_by()
+        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+        .values_list("hour", "label__slug", "route")
+        .annotate(n=Count("id"))
+        .values_list("hour", "label__slug", "route", "n")
+    )
+
+
 def _old(cutoff: datetime) -> QuerySet[Item]:
     return Item.objects.filter(received_at__lt=cutoff, pruned_at__isnull=True)
 
@@ -142,7 +156,12 @@ def prune(*, older_than: timedelta, actor: str, now: datetime | None = None) -> 
             report.erased.add(erase_copies(batch, reason=RETENTION))
             predictions = Prediction.objects.filter(item_id__in=batch)
             report.predictions_kept += predictions.filter(audit_sample__isnull=False).count()
-            deleted, _ = predictions.filter(audit_sample__isnull=True).delete()
+            doomed = predictions.filter(audit_sample__isnull=True)
+            tally = Deltas()
+            for at, slug, route, n in _by_hour(doomed):
+                tally.removed(Tally.Kind.PREDICTION, at, slug, route, n)
+            deleted, _ = doomed.delete()
+            tally.apply()  # the tallies count what remains; n + gone, what was ever made
             report.predictions += deleted
             report.items += Item.objects.filter(pk__in=batch).update(
                 text="", metadata={}, pruned_at=now
