@@ -45,7 +45,7 @@ BATCH = 100
 
 def baseline_posts(n: int, work: Path) -> float:
     """Signed POSTs from one bare loop: the receiver's pace without Triage around it."""
-    from triage.actions.delivery import post, signed_headers
+    from triage.actions.transport import post, signed_headers
     from triage.actions.models import generate_secret
 
     secret = generate_secret()

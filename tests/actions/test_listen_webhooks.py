@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from triage.actions.delivery import post, signed_headers
+from triage.actions.transport import post, signed_headers
 from triage.actions.models import generate_secret
 
 ROOT = Path(__file__).resolve().parents[2]
