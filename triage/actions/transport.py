@@ -173,8 +173,9 @@ class EndpointConnection:
                     break
                 chunks.append(chunk)
                 size += len(chunk)
-            finished = finished or response.isclosed()
-            if not finished or response.will_close:
+            if (finished or response.isclosed()) and not response.will_close:
+                response.close()  # read to its end: the connection can serve the next one
+            else:
                 self.close()
             excerpt = b"".join(chunks).decode("utf-8", errors="replace")[:EXCERPT_CHARS]
             return AttemptResult(response.status, excerpt=excerpt)
