@@ -35,7 +35,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from triage.actions.leases import lease_due
+from triage.actions.leases import lease_due, write_outcomes
 from triage.actions.models import Delivery, Endpoint
 from triage.actions.transport import (
     USER_AGENT,
@@ -244,18 +244,6 @@ def _send(
     return results
 
 
-_OUTCOME_FIELDS = [
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "leased_until",
-    "delivered_at",
-    "last_status_code",
-    "last_response",
-    "last_error",
-]
-
-
 def record_outcomes(
     *,
     endpoint: Endpoint,
@@ -303,9 +291,7 @@ def record_outcomes(
                 held_until = delivery.next_attempt_at
         outcomes.append((outcome, delivery))
     with transaction.atomic():
-        written = Delivery.objects.filter(
-            state=Delivery.State.PENDING, leased_until=lease
-        ).bulk_update(deliveries, _OUTCOME_FIELDS)
+        written = write_outcomes(deliveries, lease=lease)
         if gone:
             Endpoint.objects.filter(pk=endpoint.pk).update(
                 is_active=False,

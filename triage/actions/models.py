@@ -117,7 +117,7 @@ class Delivery(models.Model):
             ),
             # An endpoint's batch: its due deliveries, oldest first.
             models.Index(
-                fields=["endpoint", "next_attempt_at"],
+                fields=["endpoint", "next_attempt_at", "id"],
                 condition=models.Q(state="pending"),
                 name="delivery_endpoint_due_idx",
             ),
