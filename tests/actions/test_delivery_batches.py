@@ -36,9 +36,7 @@ def quiet(monkeypatch):
     monkeypatch.setattr(events_module, "queue_endpoints", lambda ids: None)
 
 
-def test_a_later_event_of_an_item_waits_until_the_earlier_is_delivered(
-    endpoint, receiver, quiet
-):
+def test_a_later_event_of_an_item_waits_until_the_earlier_is_delivered(endpoint, receiver, quiet):
     receiver.script = [500]  # the item's first event fails once
     item = make_item("server down")
     routed, reviewed, corrected = emit_for([item])
@@ -55,9 +53,7 @@ def test_a_later_event_of_an_item_waits_until_the_earlier_is_delivered(
     assert not Delivery.objects.exclude(state=Delivery.State.SUCCEEDED).exists()
 
 
-def test_a_batch_goes_over_one_connection_in_a_fixed_number_of_queries(
-    endpoint, receiver, quiet
-):
+def test_a_batch_goes_over_one_connection_in_a_fixed_number_of_queries(endpoint, receiver, quiet):
     receiver.keep_alive = True
     queries = {}
     for n in (5, 50):

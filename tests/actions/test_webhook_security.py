@@ -33,9 +33,7 @@ def test_ipv6_spellings_of_internal_ipv4_are_refused(spelling, settings):
     with pytest.raises(EndpointError, match="private, loopback or link-local"):
         check_destination(f"https://[{spelling}]/hooks")
     # And at delivery: the attempt is not made.
-    result = transport.post(
-        f"https://[{spelling}]/hooks", body=b"{}", headers={}, timeout=0.5
-    )
+    result = transport.post(f"https://[{spelling}]/hooks", body=b"{}", headers={}, timeout=0.5)
     assert result.status_code is None and "private, loopback" in result.error
 
 

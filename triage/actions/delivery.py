@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from celery import current_app
 from django.conf import settings
@@ -298,8 +299,7 @@ def record_outcomes(
                 disabled_reason=f"the receiver answered 410 Gone at {now:%Y-%m-%d %H:%M} UTC",
             )
         for at in retry_at.values():
-            delay = at - now
-            transaction.on_commit(lambda d=delay: schedule_retry(endpoint.pk, d), robust=True)
+            transaction.on_commit(partial(schedule_retry, endpoint.pk, at - now), robust=True)
     if written < len(deliveries):
         # The lease ran out before the outcomes were written: another worker has them.
         logger.warning(

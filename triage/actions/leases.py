@@ -20,6 +20,7 @@ one writer at a time, and the statement is atomic.
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -73,7 +74,7 @@ def lease_due(
     `only` narrows it to those deliveries (one chosen delivery, by an admin or a test).
     """
     postgres = connection.vendor == "postgresql"
-    params: dict[str, object] = {
+    params: dict[str, Any] = {
         "now": connection.ops.adapt_datetimefield_value(now),
         "lease": connection.ops.adapt_datetimefield_value(lease),
         "endpoint": endpoint_id,
@@ -133,7 +134,7 @@ def write_outcomes(deliveries: Sequence[Delivery], *, lease: datetime) -> int:
     width = len(_OUTCOME_COLUMNS)
     cell = [f"%s::{kind}" if postgres else "%s" for _, kind in _OUTCOME_COLUMNS]
     row = "(" + ", ".join(cell) + ")"
-    params: list[object] = []
+    params: list[Any] = []
     for d in deliveries:
         params += [
             d.pk,
@@ -155,4 +156,5 @@ def write_outcomes(deliveries: Sequence[Delivery], *, lease: datetime) -> int:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, adapt(lease)])
-        return cursor.rowcount
+        written: int = cursor.rowcount
+    return written

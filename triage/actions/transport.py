@@ -48,7 +48,7 @@ def signed_headers(*, secret: str, msg_id: str, timestamp: int, body: str) -> di
     }
 
 
-def _open_socket(address: IPAddress, port: int, timeout: float) -> socket.socket:
+def _open_socket(address: IPAddress, port: int, timeout: float | None) -> socket.socket:
     sock = socket.create_connection((str(address), port), timeout)
     # http.client writes a request's headers and body separately: with Nagle's algorithm
     # the body then waits for the receiver's delayed ACK (40 ms) on a kept-alive

@@ -4,19 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('actions', '0002_rules_and_alerts_move_to_the_core'),
+        ("actions", "0002_rules_and_alerts_move_to_the_core"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='delivery',
-            name='leased_until',
+            model_name="delivery",
+            name="leased_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('state', 'pending')), fields=['endpoint', 'next_attempt_at', 'id'], name='delivery_endpoint_due_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("state", "pending")),
+                fields=["endpoint", "next_attempt_at", "id"],
+                name="delivery_endpoint_due_idx",
+            ),
         ),
     ]
