@@ -1,5 +1,7 @@
 """A webhook receiver in its own process, for the delivery benchmark: it verifies every
-signature and writes one line per receipt (event id, arrival time, signature ok).
+signature, dedups by message id (webhook-id) and writes one line per event id (first
+arrival time, signature ok, how many times it arrived). It speaks HTTP/1.1: a sender may
+keep its connection open.
 
 Started by start_receiver(); run directly as `python _webhook_receiver.py --serve PORT_FILE
 OUT_FILE EXPECTED` with RECEIVER_SECRET in the environment.
@@ -14,7 +16,7 @@ from pathlib import Path
 
 
 def run_receiver(port_file: str, out_file: str, expected: int, secret: str) -> None:
-    """Serve until `expected` distinct event ids arrived; write "id time verified" lines."""
+    """Serve until `expected` distinct event ids arrived; write "id time verified count"."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,6 +24,7 @@ def run_receiver(port_file: str, out_file: str, expected: int, secret: str) -> N
 
     verifier = Webhook(secret)
     first_seen: dict[str, tuple[float, bool]] = {}
+    arrivals: dict[str, int] = {}
     lock = threading.Lock()
     done = threading.Event()
 
@@ -40,8 +43,10 @@ def run_receiver(port_file: str, out_file: str, expected: int, secret: str) -> N
                 ok = True
             except WebhookVerificationError:
                 ok = False
+            msg_id = headers.get("webhook-id", "?")
             with lock:
-                first_seen.setdefault(headers.get("webhook-id", "?"), (received, ok))
+                first_seen.setdefault(msg_id, (received, ok))
+                arrivals[msg_id] = arrivals.get(msg_id, 0) + 1
                 if len(first_seen) >= expected:
                     done.set()
             self.send_response(200)
@@ -57,9 +62,10 @@ def run_receiver(port_file: str, out_file: str, expected: int, secret: str) -> N
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Path(port_file).write_text(str(server.server_address[1]))
     done.wait()
-    with open(out_file, "w") as fh:
+    time.sleep(1.0)  # a duplicate sent on the heels of the last event is still counted
+    with lock, open(out_file, "w") as fh:
         for event_id, (at, ok) in first_seen.items():
-            fh.write(f"{event_id} {at:.6f} {int(ok)}\n")
+            fh.write(f"{event_id} {at:.6f} {int(ok)} {arrivals[event_id]}\n")
     server.shutdown()
 
 
@@ -77,11 +83,12 @@ def start_receiver(work: Path, expected: int, secret: str) -> tuple[subprocess.P
     raise RuntimeError("the receiver did not start")
 
 
-def read_receipts(path: Path) -> dict[str, tuple[float, bool]]:
+def read_receipts(path: Path) -> dict[str, tuple[float, bool, int]]:
+    """Per event id: first arrival time, signature ok, number of arrivals."""
     receipts = {}
     for line in path.read_text().splitlines():
-        event_id, at, ok = line.split()
-        receipts[event_id] = (float(at), ok == "1")
+        event_id, at, ok, count = line.split()
+        receipts[event_id] = (float(at), ok == "1", int(count))
     return receipts
 
 

@@ -1,22 +1,33 @@
-"""Webhook delivery through the outbox: throughput, commit→receipt latency, and what the
-outbox costs the decision path. Needs PostgreSQL and Redis (workers are separate processes).
+"""Webhook delivery through the outbox: throughput, commit→receipt latency, a burst's drain
+time, and what the outbox costs the decision path. Needs PostgreSQL and Redis (workers
+are separate processes).
 
-Part 1, delivery. N decisions (`item.routed` events written by events.emit_many, 100 per
-transaction, as classification writes them) are committed as fast as one process can,
-while Celery workers (prefork, 1 and then 4 processes) deliver them, signed, to a
-receiver in its own process that verifies every signature. Figures: events/s (N over
-first commit → last receipt) and p50/p95 of commit → receipt per event. Baseline, same
-run: the same receiver fed signed POSTs by one bare loop (no database, no Celery).
+Baselines, same run: the receiver fed signed POSTs by one bare loop (no database, no
+Celery), a new connection per POST (`transport.post`) and one kept-alive connection.
+
+Part 1, delivery. Decisions are `item.routed` events written by events.emit_many, as
+classification writes them; Celery workers (prefork) deliver them, signed, in batches per
+endpoint, to a receiver in its own process that verifies every signature and counts
+each message id's arrivals (exactly once expected: no worker dies here).
+- burst: N decisions (100 per transaction) committed as fast as one process can, with 1
+  and then 4 worker processes: events/s (N over first commit → last receipt), the drain
+  time (first commit → last receipt, and last commit → last receipt) and p50/p95 of
+  commit → receipt.
+- steady: 100 decisions/s (10 per transaction every 0.1 s) for --steady-seconds, with
+  --steady-workers processes: p50/p95 of commit → receipt.
+- in-process: one deliver_endpoint call over 1,000 due deliveries in this process:
+  queries and milliseconds per delivery.
 
 Part 2, the outbox's cost. Ingest-and-classify (ingest.ingest_items + classify_items
 with the real encoder and a trained champion) of fresh 1,000-item batches, alternating
-rounds with no endpoint and with one active endpoint (events, deliveries and queued
-delivery tasks on Redis; no worker consumes them here). Target: at most 10% slower.
+rounds with no endpoint and with one active endpoint (events, deliveries and the
+endpoint's task queued on Redis; no worker consumes them here). Target: at most 10% slower.
 
 Run from the project root:
   .venv/bin/python benchmarks/delivery.py [--decisions 10000] [--workers 1,4]
+      [--steady-seconds 30] [--steady-workers 1]
       [--postgres postgres://postgres@127.0.0.1:5432/triage_bench]
-      [--redis redis://127.0.0.1:6379/7] [--classify-rounds 3]
+      [--redis redis://127.0.0.1:6379/7] [--classify-rounds 3] [--skip-classify]
 """
 
 import argparse
@@ -35,38 +46,43 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _django_env import fresh_postgres_database, setup_django  # noqa: E402
+from _outbox_cost import classify_cost  # noqa: E402
 from _webhook_receiver import read_receipts, start_receiver  # noqa: E402
 
 BATCH = 100
 
 
-# ---------------------------------------------------------------------------- part 1
+# ---------------------------------------------------------------------------- baselines
 
 
-def baseline_posts(n: int, work: Path) -> float:
+def baseline_posts(n: int, work: Path, *, keep_alive: bool) -> float:
     """Signed POSTs from one bare loop: the receiver's pace without Triage around it."""
-    from triage.actions.delivery import post, signed_headers
     from triage.actions.models import generate_secret
+    from triage.actions.transport import EndpointConnection, post, signed_headers
 
     secret = generate_secret()
     receiver, port, _ = start_receiver(work, n, secret)
     url = f"http://127.0.0.1:{port}/hooks"
+    connection = EndpointConnection(url, timeout=10)
     started = time.perf_counter()
     for i in range(n):
         body = json.dumps({"id": f"evt_base{i}", "type": "item.routed", "data": {"n": i}})
         headers = signed_headers(
             secret=secret, msg_id=f"evt_base{i}", timestamp=int(time.time()), body=body
         )
-        result = post(
-            url,
-            body=body.encode(),
-            headers=headers | {"Content-Type": "application/json"},
-            timeout=10,
-        )
+        headers |= {"Content-Type": "application/json"}
+        if keep_alive:
+            result = connection.post(body=body.encode(), headers=headers)
+        else:
+            result = post(url, body=body.encode(), headers=headers, timeout=10)
         assert result.ok, result
     elapsed = time.perf_counter() - started
+    connection.close()
     receiver.wait(30)
     return n / elapsed
+
+
+# ---------------------------------------------------------------------------- part 1
 
 
 def start_workers(concurrency: int, queue: str, env: dict[str, str]) -> subprocess.Popen:
@@ -104,40 +120,36 @@ def wait_for_receipts(receiver: subprocess.Popen, endpoint, stall: float = 120) 
         elif time.monotonic() - last_change > stall:
             print(f"deliveries stalled at {done}; stopping the receiver", flush=True)
             receiver.terminate()
-        time.sleep(1)
+        time.sleep(0.5)
     receiver.wait(30)
 
 
-def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, str]) -> dict:
-    from django.db import transaction
-    from django.db.models import Count
+def new_endpoint(work: Path, n: int):
+    """A fresh endpoint (the only active one) and its receiver, expecting n events."""
+    from triage.actions.models import Endpoint
 
-    from triage.actions.events import EventType, NewEvent, emit_many, item_data
-    from triage.actions.models import Delivery, Endpoint
-    from triage.celery import app
-    from triage.models import Category, Item
-
-    category = Category.objects.get(slug="request")
     Endpoint.objects.update(is_active=False)
     endpoint = Endpoint(url="http://127.0.0.1:1/placeholder")
     receiver, port, out_file = start_receiver(work, n, endpoint.secret)
     endpoint.url = f"http://127.0.0.1:{port}/hooks"
     endpoint.save()
+    return endpoint, receiver, out_file
 
-    # One queue for the whole run (Celery caches the default queue at first use); each
-    # round's workers start after the previous round's have stopped.
-    queue = app.conf.task_default_queue
-    workers = start_workers(concurrency, queue, worker_env)
-    wait_for_workers(app, queue)
 
-    tag = uuid.uuid4().hex[:6]
-    items = Item.objects.bulk_create(
-        Item(external_id=f"d-{tag}-{i}", text=f"we need water and tents, message {i}")
-        for i in range(n)
-    )
+def commit_decisions(items: list, per_commit: int, every: float | None) -> dict[str, float]:
+    """Emit one item.routed event per item, per_commit per transaction, every `every`
+    seconds (None: as fast as possible); each event's commit time."""
+    from django.db import transaction
+
+    from triage.actions.events import EventType, NewEvent, emit_many, item_data
+    from triage.models import Category
+
+    category = Category.objects.get(slug="request")
     committed: dict[str, float] = {}
-    started = time.time()
-    for start in range(0, n, BATCH):
+    started = time.monotonic()
+    for n, start in enumerate(range(0, len(items), per_commit)):
+        if every is not None:
+            time.sleep(max(0.0, started + n * every - time.monotonic()))
         with transaction.atomic():
             stamp: list[float] = []
             # Registered before emit_many's own hand-off, so it runs first after the commit.
@@ -157,99 +169,98 @@ def delivery_round(n: int, concurrency: int, work: Path, worker_env: dict[str, s
                             model_version=1,
                         ),
                     )
-                    for item in items[start : start + BATCH]
+                    for item in items[start : start + per_commit]
                 ]
             )
         for event in events:
             committed[event.event_id] = stamp[0]
-    produced = time.time() - started
+    return committed
+
+
+def make_items(n: int) -> list:
+    from triage.models import Item
+
+    tag = uuid.uuid4().hex[:6]
+    return Item.objects.bulk_create(
+        Item(external_id=f"d-{tag}-{i}", text=f"we need water and tents, message {i}")
+        for i in range(n)
+    )
+
+
+def delivery_round(
+    kind: str, n: int, concurrency: int, work: Path, worker_env: dict[str, str]
+) -> dict:
+    from django.db.models import Count
+
+    from triage.actions.models import Delivery
+    from triage.celery import app
+
+    items = make_items(n)
+    endpoint, receiver, out_file = new_endpoint(work, n)
+    # One queue for the whole run (Celery caches the default queue at first use); each
+    # round's workers start after the previous round's have stopped.
+    queue = app.conf.task_default_queue
+    workers = start_workers(concurrency, queue, worker_env)
+    wait_for_workers(app, queue)
     try:
+        if kind == "burst":
+            committed = commit_decisions(items, BATCH, None)
+        else:  # steady: 100 decisions/s
+            committed = commit_decisions(items, 10, 0.1)
         wait_for_receipts(receiver, endpoint)
     finally:
         workers.terminate()
         workers.wait(60)
     receipts = read_receipts(out_file)
     latencies = sorted(receipts[e][0] - committed[e] for e in committed if e in receipts)
-    last = max(at for at, _ in receipts.values())
+    first_commit, last_commit = min(committed.values()), max(committed.values())
+    last = max(r[0] for r in receipts.values())
     states = dict(
         Delivery.objects.filter(endpoint=endpoint).values_list("state").annotate(n=Count("id"))
     )
     return {
+        "kind": kind,
         "workers": concurrency,
         "decisions": n,
         "received": len(receipts),
-        "signatures_ok": sum(ok for _, ok in receipts.values()),
-        "events_per_s": len(receipts) / (last - min(committed.values())),
-        "commit_rate_per_s": n / produced,
+        "duplicates": sum(r[2] - 1 for r in receipts.values()),
+        "signatures_ok": sum(r[1] for r in receipts.values()),
+        "resent_per_database": Delivery.objects.filter(endpoint=endpoint, attempts__gt=1).count(),
+        "events_per_s": len(receipts) / (last - first_commit),
+        "drain_s": last - first_commit,
+        "after_last_commit_s": last - last_commit,
+        "commit_rate_per_s": n / max(last_commit - first_commit, 1e-9),
         "p50_ms": 1000 * statistics.median(latencies),
         "p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))],
         "delivery_states": states,
     }
 
 
-# ---------------------------------------------------------------------------- part 2
+def in_process_round(n: int, work: Path) -> dict:
+    """deliver_endpoint over n due deliveries in this process: queries and time each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
+    from triage.actions import delivery
 
-def classify_cost(rounds: int, batch: int, history: int) -> dict:
-    import random
-
-    from triage import training
-    from triage.actions.models import Endpoint, Event
-    from triage.api import ingest
-    from triage.api.intake import ItemIn
-    from triage.classify import service
-    from triage.management.demo_data import DESKS, load_messages
-    from triage.models import Category, RoutingPolicy
-
-    categories = {c.slug: c for c in Category.objects.all()}
-    train = load_messages("train")
-    sample = random.Random(0).sample(train, history)
-    hist = [ItemIn(external_id=f"h-{m.id}", text=m.text, label=m.desk) for m in sample]
-    for start in range(0, len(hist), 1000):
-        ingest.import_history(items=hist[start : start + 1000], categories=categories)
-    training.retrain(actor="benchmark")
-    # Every item auto-routed: each decision writes an event (the most the outbox can cost).
-    RoutingPolicy.objects.update_or_create(
-        pk=1, defaults={"default_threshold": 0.0, "target_precision": None, "audit_rate": 0}
-    )
-    texts = [m.text for m in load_messages("validation") + load_messages("test")]
-    assert set(DESKS) <= set(categories)
-    Endpoint.objects.update(is_active=False)
-    endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/never-consumed", is_active=False)
-
-    def one_round(label: str, offset: int) -> float:
-        Endpoint.objects.filter(pk=endpoint.pk).update(is_active=label == "endpoint")
-        items = [
-            ItemIn(external_id=f"c-{label}-{offset}-{i}", text=texts[(offset + i) % len(texts)])
-            for i in range(batch)
-        ]
+    items = make_items(n)
+    endpoint, receiver, out_file = new_endpoint(work, n)
+    # The commits queue the endpoint's task on Redis while no worker runs: this process
+    # sends. (A later round's workers find those tasks' endpoint inactive.)
+    commit_decisions(items, BATCH, None)
+    sent = 0
+    with CaptureQueriesContext(connection) as captured:
         started = time.perf_counter()
-        result = ingest.ingest_items(items=items)
-        service.classify_items(item_ids=[i.pk for i in result.created])
-        return time.perf_counter() - started
-
-    one_round("warm-up", 0)
-    times: dict[str, list[float]] = {"none": [], "endpoint": []}
-    ratios = []
-    for r in range(rounds):
-        # Back to back, in alternating order: a load swing on a shared machine hits both.
-        order = ["none", "endpoint"] if r % 2 == 0 else ["endpoint", "none"]
-        pair = {}
-        for label in order:
-            pair[label] = one_round(label, (r * 2 + order.index(label) + 1) * batch)
-            times[label].append(pair[label])
-        ratios.append(pair["endpoint"] / pair["none"])
-    none = sum(times["none"])
-    with_endpoint = sum(times["endpoint"])
+        while sent < n:
+            delivery.deliver_endpoint(endpoint_id=endpoint.pk)
+            sent = endpoint.deliveries.filter(state="succeeded").count()
+        elapsed = time.perf_counter() - started
+    receiver.wait(30)
     return {
-        "batch": batch,
-        "rounds": rounds,
-        "items_per_s_none": rounds * batch / none,
-        "items_per_s_endpoint": rounds * batch / with_endpoint,
-        "overhead_pct": 100 * (with_endpoint / none - 1),
-        "paired_median_overhead_pct": 100 * (statistics.median(ratios) - 1),
-        "paired_ratios": [round(x, 3) for x in ratios],
-        "events_written": Event.objects.filter(item__external_id__startswith="c-endpoint").count(),
+        "deliveries": n,
+        "received": len(read_receipts(out_file)),
+        "queries_per_delivery": len(captured.captured_queries) / n,
+        "ms_per_delivery": 1000 * elapsed / n,
     }
 
 
@@ -260,6 +271,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--decisions", type=int, default=10_000)
     parser.add_argument("--workers", default="1,4")
+    parser.add_argument("--steady-seconds", type=float, default=30)
+    parser.add_argument("--steady-workers", type=int, default=1)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/triage_bench")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
     parser.add_argument("--classify-rounds", type=int, default=3)
@@ -293,27 +306,58 @@ def main() -> None:
         print("part 2: ingest-and-classify, no endpoint vs one endpoint …", flush=True)
         results["classify"] = classify_cost(args.classify_rounds, args.classify_batch, args.history)
         print("part 2 result: " + json.dumps(results["classify"]), flush=True)
-    print("baseline: bare signed POSTs …", flush=True)
-    results["baseline_posts_per_s"] = baseline_posts(min(args.decisions, 2000), work)
-    print(f"baseline result: {results['baseline_posts_per_s']:.0f} POST/s", flush=True)
+    n_base = min(args.decisions, 2000)
+    print("baselines: bare signed POSTs …", flush=True)
+    results["baseline_posts_per_s"] = baseline_posts(n_base, work, keep_alive=False)
+    results["baseline_keep_alive_posts_per_s"] = baseline_posts(n_base, work, keep_alive=True)
+    print(
+        f"baseline result: {results['baseline_posts_per_s']:.0f} POST/s, "
+        f"{results['baseline_keep_alive_posts_per_s']:.0f} kept alive",
+        flush=True,
+    )
+    print("in-process: deliver_endpoint over 1,000 due deliveries …", flush=True)
+    results["in_process"] = in_process_round(1000, work)
+    print("in-process result: " + json.dumps(results["in_process"]), flush=True)
     results["delivery"] = []
     for concurrency in [int(w) for w in args.workers.split(",")]:
-        print(f"part 1: {args.decisions} decisions, {concurrency} worker process(es) …", flush=True)
-        results["delivery"].append(delivery_round(args.decisions, concurrency, work, worker_env))
-        print("part 1 result: " + json.dumps(results["delivery"][-1]), flush=True)
+        print(f"part 1: burst of {args.decisions}, {concurrency} worker process(es) …", flush=True)
+        round_ = delivery_round("burst", args.decisions, concurrency, work, worker_env)
+        results["delivery"].append(round_)
+        print("part 1 result: " + json.dumps(round_), flush=True)
+    steady_n = int(100 * args.steady_seconds)
+    print(f"part 1: steady 100/s for {args.steady_seconds:g} s …", flush=True)
+    round_ = delivery_round("steady", steady_n, args.steady_workers, work, worker_env)
+    results["delivery"].append(round_)
+    print("part 1 result: " + json.dumps(round_), flush=True)
 
     print()
-    print(f"baseline (one bare loop of signed POSTs): {results['baseline_posts_per_s']:.0f} POST/s")
     print(
-        f"{'workers':>7} {'decisions':>9} {'received':>8} {'sig ok':>7} {'events/s':>9} "
-        f"{'p50 ms':>8} {'p95 ms':>8} {'commits/s':>9}"
+        f"baseline (one bare loop of signed POSTs): {results['baseline_posts_per_s']:.0f} POST/s "
+        f"with a connection each, {results['baseline_keep_alive_posts_per_s']:.0f} POST/s "
+        "over one kept-alive connection"
+    )
+    p = results["in_process"]
+    print(
+        f"in-process deliver_endpoint: {p['queries_per_delivery']:.3f} queries and "
+        f"{p['ms_per_delivery']:.2f} ms per delivery ({p['received']}/{p['deliveries']} received)"
+    )
+    print(
+        f"{'round':>6} {'workers':>7} {'decisions':>9} {'received':>8} {'dups':>5} "
+        f"{'sig ok':>7} {'events/s':>9} {'drain s':>8} {'+after s':>8} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'commits/s':>9}"
     )
     for r in results["delivery"]:
         print(
-            f"{r['workers']:>7} {r['decisions']:>9} {r['received']:>8} {r['signatures_ok']:>7} "
-            f"{r['events_per_s']:>9.0f} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
-            f"{r['commit_rate_per_s']:>9.0f}  {r['delivery_states']}"
+            f"{r['kind']:>6} {r['workers']:>7} {r['decisions']:>9} {r['received']:>8} "
+            f"{r['duplicates']:>5} {r['signatures_ok']:>7} {r['events_per_s']:>9.0f} "
+            f"{r['drain_s']:>8.1f} {r['after_last_commit_s']:>8.1f} {r['p50_ms']:>8.0f} "
+            f"{r['p95_ms']:>8.0f} {r['commit_rate_per_s']:>9.0f}  {r['delivery_states']}"
         )
+    once = all(
+        r["received"] == r["decisions"] == r["signatures_ok"] and r["duplicates"] == 0
+        for r in results["delivery"]
+    )
+    print(f"every event received exactly once, signature verified: {'yes' if once else 'NO'}")
     if "classify" in results:
         c = results["classify"]
         print(

@@ -260,7 +260,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Must exceed the longest acknowledged-late task, or a slow task is handed to a second
 # worker while the first still runs: a classify chunk of TRIAGE_CLASSIFY_CHUNK items
-# (seconds) or one webhook attempt (TRIAGE_WEBHOOK_TIMEOUT_SECONDS). Retraining is
+# (seconds) or an endpoint's webhook task (triage.actions.delivery.SEND_BUDGET_SECONDS of
+# sending plus one TRIAGE_WEBHOOK_TIMEOUT_SECONDS). Retraining is
 # acknowledged on receipt (see triage.classify.tasks), so its minutes do not count. Redis's
 # default, an hour, is how long a task of a killed worker used to wait.
 TRIAGE_VISIBILITY_TIMEOUT_SECONDS = _triage[workers.VISIBILITY_TIMEOUT_SECONDS]

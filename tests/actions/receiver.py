@@ -3,6 +3,8 @@ the published Standard Webhooks algorithm and counts deliveries per event id.
 
 Faults are scripted per request: an int answers with that status, "hang" answers only
 after `hang_seconds` (past the sender's timeout), "redirect" answers 307 to /elsewhere.
+With `keep_alive` it speaks HTTP/1.1 and keeps connections open between requests; each
+receipt notes the connection (the client's port) it came on.
 """
 
 import json
@@ -24,6 +26,7 @@ class Received:
     verified: bool
     path: str
     answer: object = 200
+    peer: int = 0
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Receiver:
     secret: str = ""
     script: list[Any] = field(default_factory=list)
     hang_seconds: float = 3.0
+    keep_alive: bool = False
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -56,6 +60,10 @@ class Receiver:
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
+            @property  # type: ignore[override]
+            def protocol_version(self) -> str:
+                return "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -77,6 +85,7 @@ class Receiver:
                             verified,
                             self.path,
                             action,
+                            self.client_address[1],
                         )
                     )
                 if action == "hang":
@@ -85,6 +94,7 @@ class Receiver:
                 if action == "redirect":
                     self.send_response(307)
                     self.send_header("Location", "/elsewhere")
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 self.send_response(int(action))

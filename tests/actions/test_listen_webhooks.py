@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from triage.actions.delivery import post, signed_headers
 from triage.actions.models import generate_secret
+from triage.actions.transport import post, signed_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from triage.actions import delivery as delivery_service
-from triage.actions import endpoints
+from triage.actions import endpoints, transport
 from triage.actions.endpoints import EndpointError, check_destination
 
 from .test_delivery import send
@@ -33,9 +33,7 @@ def test_ipv6_spellings_of_internal_ipv4_are_refused(spelling, settings):
     with pytest.raises(EndpointError, match="private, loopback or link-local"):
         check_destination(f"https://[{spelling}]/hooks")
     # And at delivery: the attempt is not made.
-    result = delivery_service.post(
-        f"https://[{spelling}]/hooks", body=b"{}", headers={}, timeout=0.5
-    )
+    result = transport.post(f"https://[{spelling}]/hooks", body=b"{}", headers={}, timeout=0.5)
     assert result.status_code is None and "private, loopback" in result.error
 
 
@@ -99,7 +97,7 @@ def test_a_dns_answer_that_changes_after_the_check_is_not_followed(settings, mon
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     monkeypatch.setattr(socket, "create_connection", create_connection)
     try:
-        result = delivery_service.post(
+        result = transport.post(
             f"https://rebind.example:{listener.port}/hooks", body=b"{}", headers={}, timeout=1
         )
     finally:
@@ -111,7 +109,7 @@ def test_a_dns_answer_that_changes_after_the_check_is_not_followed(settings, mon
 
 def test_the_connection_names_the_host_for_tls_and_the_host_header(monkeypatch):
     """Pinned to an address, the request still carries the host's name."""
-    conn = delivery_service._PinnedHTTPSConnection(
+    conn = transport._PinnedHTTPSConnection(
         "hooks.example", 443, address=endpoints.ipaddress.ip_address(PUBLIC), timeout=1
     )
     wrapped = {}
@@ -131,13 +129,13 @@ def test_the_connection_names_the_host_for_tls_and_the_host_header(monkeypatch):
 def test_a_failed_attempt_queues_its_retry_with_a_countdown(
     endpoint, receiver, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """Retries do not wait for beat: each is queued when the attempt fails."""
+    """Retries do not wait for beat: a failed batch queues its endpoint's task for then."""
     receiver.script = [500]
     queued = []
 
     class Signature:
-        def delay(self, delivery_id):  # the first attempt, as a worker would make it
-            delivery_service.deliver(delivery_id=delivery_id)
+        def delay(self, endpoint_id):  # the first attempt, as a worker would make it
+            delivery_service.deliver_endpoint(endpoint_id=endpoint_id)
 
         def apply_async(self, args, countdown):
             queued.append((args, countdown))
@@ -149,7 +147,8 @@ def test_a_failed_attempt_queues_its_retry_with_a_countdown(
     receiver.script = [500]
     event, delivery = send(capture=django_capture_on_commit_callbacks)
     delivery.refresh_from_db()
-    [(args, countdown)] = [q for q in queued if q[0] == (delivery.pk,)]
+    [(args, countdown)] = queued
+    assert args == (endpoint.pk,)
     wait = (delivery.next_attempt_at - delivery.last_attempt_at).total_seconds()
     assert wait <= countdown <= wait + 2  # the retry is due when the task runs
     assert 15 <= countdown <= 32  # the README's first retry: 15-30 s

@@ -1,5 +1,5 @@
-"""A real Celery worker on Redis is SIGKILLed in the middle of a delivery and restarted:
-the event still arrives, with the same id."""
+"""A real Celery worker on Redis is SIGKILLed in the middle of a batch of deliveries and
+restarted: every event still arrives, with the same id."""
 
 import os
 import signal
@@ -84,7 +84,7 @@ def broker():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_delivery_loses_nothing(broker, webhook_settings, receiver):
+def test_a_worker_killed_mid_batch_loses_nothing(broker, webhook_settings, receiver):
     endpoint = Endpoint.objects.create(url=receiver.url)
     receiver.secret = endpoint.secret
     receiver.script = ["hang"]  # the first request hangs: the worker is killed inside it
@@ -92,28 +92,32 @@ def test_a_worker_killed_mid_delivery_loses_nothing(broker, webhook_settings, re
     workers = [start_worker(broker)]
     try:
         with transaction.atomic():
-            event = emit("item.routed", item=make_item("server down"), data={"n": 1})
+            events = [
+                emit("item.routed", item=make_item(f"server down {i}"), data={"n": i})
+                for i in range(5)
+            ]
         receiver.wait_for(1, timeout=60)
-        delivery = Delivery.objects.get(event=event)
-        assert (delivery.state, delivery.attempts) == (Delivery.State.PENDING, 1)
+        deliveries = Delivery.objects.filter(endpoint=endpoint)
+        # The whole batch was leased before the first request went out.
+        assert {(d.state, d.attempts) for d in deliveries} == {(Delivery.State.PENDING, 1)}
 
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(10)
-        # Nothing is acknowledged, nothing recorded: the row still holds its lease.
-        delivery.refresh_from_db()
-        assert (delivery.state, delivery.attempts) == (Delivery.State.PENDING, 1)
-        assert delivery.next_attempt_at > timezone.now()
+        # Nothing is acknowledged, nothing recorded: the rows still hold their lease.
+        assert {(d.state, d.attempts) for d in deliveries} == {(Delivery.State.PENDING, 1)}
+        assert all(d.leased_until > timezone.now() for d in deliveries)
+        assert delivery_service.due_endpoint_ids() == []
 
         workers.append(start_worker(broker))
         # Time passes: the lease and the sweep's grace run out (moved back, not waited).
-        Delivery.objects.filter(pk=delivery.pk).update(
-            next_attempt_at=timezone.now()
-            - timedelta(seconds=webhook_settings.TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS + 1)
+        past = timezone.now() - timedelta(
+            seconds=webhook_settings.TRIAGE_WEBHOOK_SWEEP_GRACE_SECONDS + 1
         )
-        assert delivery_service.due_delivery_ids() == [delivery.pk]
-        delivery_service.queue_deliveries(delivery_service.due_delivery_ids())
+        deliveries.update(next_attempt_at=past, leased_until=past)
+        assert delivery_service.due_endpoint_ids() == [endpoint.pk]
+        delivery_service.queue_endpoints(delivery_service.due_endpoint_ids())
         wait_until(
-            lambda: Delivery.objects.get(pk=delivery.pk).state == Delivery.State.SUCCEEDED,
+            lambda: not deliveries.exclude(state=Delivery.State.SUCCEEDED).exists(),
             timeout=60,
             what="the redelivery",
         )
@@ -121,7 +125,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing(broker, webhook_settings, re
         for worker in workers:
             worker.kill()
             worker.wait(10)
-    assert receiver.event_ids() == [event.event_id, event.event_id]
+    ids = [e.event_id for e in events]
+    # The one in flight when the worker died arrives twice, the others once, all signed.
+    assert receiver.event_ids() == [ids[0], *ids]
     assert all(r.verified for r in receiver.received)
-    delivery.refresh_from_db()
-    assert (delivery.attempts, delivery.last_status_code) == (2, 200)
+    assert {(d.attempts, d.last_status_code) for d in deliveries} == {(2, 200)}

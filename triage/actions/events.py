@@ -2,8 +2,8 @@
 
 `emit` (one event) and `emit_many` (a batch) are the only way other code records
 an event. They must be called inside the transaction that makes the decision: the
-event and its deliveries then commit or roll back with it, and deliveries are
-queued only after the commit.
+event and its deliveries then commit or roll back with it, and each endpoint's
+delivery task is queued only after the commit.
 
 Payload, schema version 1 (what a webhook body and a feed entry hold):
 
@@ -27,7 +27,7 @@ emitter passes; the type set is open: any lower-case `noun.verb` name is valid.
 
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -36,7 +36,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from triage.actions.delivery import queue_deliveries, retry_until
+from triage.actions.delivery import queue_endpoints, retry_until
 from triage.actions.models import Delivery, Endpoint, Event
 from triage.models import Category, Item
 
@@ -130,16 +130,10 @@ def emit_many(new_events: Sequence[NewEvent]) -> list[Event]:
     Event.objects.bulk_create(events, batch_size=500)
     deliveries = _fan_out(events, new_events, now)
     if deliveries:
-        ids = [d.pk for d in deliveries]
-        transaction.on_commit(_queue(queue_deliveries, ids), robust=True)
+        # One task per endpoint, whatever the number of events: it sends them in batches.
+        endpoint_ids = sorted({d.endpoint_id for d in deliveries})
+        transaction.on_commit(lambda: queue_endpoints(endpoint_ids), robust=True)
     return events
-
-
-def _queue(queue: Callable[[list[int]], None], ids: list[int]) -> Callable[[], None]:
-    def queue_after_commit() -> None:
-        queue(ids)
-
-    return queue_after_commit
 
 
 def _fan_out(events: list[Event], new_events: Sequence[NewEvent], now: datetime) -> list[Delivery]:

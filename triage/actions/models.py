@@ -76,9 +76,9 @@ class Endpoint(models.Model):
 class Delivery(models.Model):
     """One event on its way to one endpoint: every attempt, the next try and the outcome.
 
-    `next_attempt_at` doubles as the lease of an attempt in flight: it is pushed past
-    the request timeout before the request is sent, so a worker killed mid-delivery
-    leaves a row the sweep picks up again once the lease has run out.
+    `leased_until` is the lease of an attempt in flight (triage.actions.leases): set
+    before the request is sent, cleared when its outcome is written. A worker killed
+    mid-batch leaves rows whose lease runs out, and they are sent again.
     """
 
     class State(models.TextChoices):
@@ -93,6 +93,7 @@ class Delivery(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    leased_until = models.DateTimeField(null=True, blank=True)
     # Failures after this make the delivery `failed` (a day after it was created or redelivered).
     retry_until = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -113,6 +114,12 @@ class Delivery(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(state="pending"),
                 name="delivery_due_idx",
+            ),
+            # An endpoint's batch: its due deliveries, oldest first.
+            models.Index(
+                fields=["endpoint", "next_attempt_at", "id"],
+                condition=models.Q(state="pending"),
+                name="delivery_endpoint_due_idx",
             ),
             models.Index(
                 fields=["endpoint", "item_id", "event"],

@@ -6,13 +6,20 @@ from triage.actions import delivery
 
 
 @shared_task(acks_late=True)
+def deliver_endpoint(endpoint_id: int) -> str:
+    """Send an endpoint's due deliveries in batches (see triage.actions.delivery)."""
+    return delivery.deliver_endpoint(endpoint_id=endpoint_id)
+
+
+@shared_task(acks_late=True)
 def deliver(delivery_id: int) -> str:
+    """One delivery: what was queued before deliveries went in batches."""
     return delivery.deliver(delivery_id=delivery_id)
 
 
 @shared_task
 def sweep_deliveries() -> int:
-    """Re-queue due deliveries whose message was lost (a broker outage, a killed worker)."""
-    ids = delivery.due_delivery_ids()
-    delivery.queue_deliveries(ids)
-    return len(ids)
+    """Queue the endpoints of overdue deliveries (a lost message, a killed worker)."""
+    endpoint_ids = delivery.due_endpoint_ids()
+    delivery.queue_endpoints(endpoint_ids)
+    return len(endpoint_ids)
