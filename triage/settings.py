@@ -341,6 +341,12 @@ TRIAGE_QUEUE_OLDEST_SHARE = _triage[loop.QUEUE_OLDEST_SHARE]  # reviews.claims
 # --- Similar items, bulk decisions, trusted reviewers (reviews.similar, .bulk, .trust) --
 TRIAGE_SIMILAR_REFRESH_SECONDS = _triage[reviewers.SIMILAR_REFRESH_SECONDS]
 TRIAGE_SIMILAR_REBUILD_SECONDS = _triage[reviewers.SIMILAR_REBUILD_SECONDS]
+TRIAGE_SIMILAR_INDEX_DIR = _triage[reviewers.SIMILAR_INDEX_DIR]
+# One similar-items file per kind and embedding space, for every web process of a host.
+CELERY_BEAT_SCHEDULE["build-similar-indexes"] = {
+    "task": "reviews.tasks.build_similar_indexes",
+    "schedule": float(TRIAGE_SIMILAR_REBUILD_SECONDS),
+}
 TRIAGE_SIMILAR_EXACT_MAX = _triage[reviewers.SIMILAR_EXACT_MAX]
 TRIAGE_SIMILAR_NPROBE = _triage[reviewers.SIMILAR_NPROBE]
 TRIAGE_BULK_LIMIT = _triage[reviewers.BULK_LIMIT]
