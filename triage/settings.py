@@ -317,6 +317,7 @@ TRIAGE_MAX_TEXT_CHARS = _triage[limits.MAX_TEXT_CHARS]
 TRIAGE_MAX_METADATA_BYTES = _triage[limits.MAX_METADATA_BYTES]
 TRIAGE_MAX_METADATA_DEPTH = _triage[limits.MAX_METADATA_DEPTH]
 TRIAGE_MAX_BATCH = 1000
+TRIAGE_INGEST_COPY_MIN = _triage[limits.INGEST_COPY_MIN]  # triage.api.ingest_copy
 # Django's own limit on a request body; the API answers a bigger one with a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = _triage[limits.MAX_BODY_BYTES]
 # The review card (README, "Working the queue").

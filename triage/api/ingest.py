@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from triage.api.ingest_copy import store_by_copy
 from triage.api.intake import ItemIn
 from triage.classify.scoring import IN_CHUNK
 from triage.classify.tasks import classify_items
@@ -74,15 +75,26 @@ def find_conflicts(
     """(index, external_id) of items whose id is stored, or repeated, with other text."""
     if existing is None:
         existing = _existing_by_external_id(i.external_id for i in items)
+    # A forgotten or pruned item has no text to compare: the id is known, so the stored
+    # tombstone is the answer and nothing is stored again.
+    differs = {
+        item.external_id
+        for item in items
+        if (stored := existing.get(item.external_id)) is not None
+        and not stored.text_removed
+        and stored.text != item.text
+    }
+    return conflicts_with(items, stored_differs=differs)
+
+
+def conflicts_with(items: Sequence[ItemIn], *, stored_differs: set[str]) -> list[tuple[int, str]]:
+    """(index, external_id) of items whose id is among `stored_differs` (stored with other
+    text than the batch's first occurrence) or repeated in the batch with other text."""
     seen: dict[str, str] = {}
     conflicts: list[tuple[int, str]] = []
     for index, item in enumerate(items):
-        stored = existing.get(item.external_id)
         earlier = seen.setdefault(item.external_id, item.text)
-        # A forgotten or pruned item has no text to compare: the id is known, so the
-        # stored tombstone is the answer and nothing is stored again.
-        differs = stored is not None and not stored.text_removed and stored.text != item.text
-        if differs or earlier != item.text:
+        if item.external_id in stored_differs or earlier != item.text:
             conflicts.append((index, item.external_id))
     return conflicts
 
@@ -95,6 +107,33 @@ def _split_new_and_existing(items: Sequence[ItemIn]) -> tuple[list[ItemIn], dict
         raise IngestConflict(conflicts)
     new = {i.external_id: i for i in items if i.external_id not in existing}
     return list(new.values()), existing
+
+
+def _store_by_orm(items: Sequence[ItemIn], *, source: str) -> tuple[list[Item], dict[str, Item]]:
+    new, existing = _split_new_and_existing(items)
+    # Inserted in id order: two batches that share new ids then wait on each other's first
+    # shared id instead of each holding one the other needs.
+    created = Item.objects.bulk_create(
+        Item(external_id=i.external_id, text=i.text, metadata=i.metadata, source=source)
+        for i in sorted(new, key=lambda i: i.external_id)
+    )
+    return created, existing
+
+
+def _store_by_copy(items: Sequence[ItemIn], *, source: str) -> tuple[list[Item], dict[str, Item]]:
+    # Conflicts are found after the insert; raising rolls it back with the transaction.
+    created, existing, differs = store_by_copy(items, source=source)
+    conflicts = conflicts_with(items, stored_differs=differs)
+    if conflicts:
+        raise IngestConflict(conflicts)
+    return created, existing
+
+
+def uses_copy(count: int) -> bool:
+    """Whether a batch of `count` items is stored by COPY (PostgreSQL, at least
+    TRIAGE_INGEST_COPY_MIN items) rather than by the ORM."""
+    threshold = settings.TRIAGE_INGEST_COPY_MIN
+    return connection.vendor == "postgresql" and 0 < threshold <= count
 
 
 def _queue_classification(item_ids: list[int]) -> Callable[[], None]:
@@ -114,16 +153,11 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
         raise NotConfigured(
             "no active categories: an admin must create at least one before items can be routed"
         )
+    store = _store_by_copy if uses_copy(len(items)) else _store_by_orm
     for attempt in range(1, INGEST_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                new, existing = _split_new_and_existing(items)
-                # Inserted in id order: two batches that share new ids then wait on each
-                # other's first shared id instead of each holding one the other needs.
-                created = Item.objects.bulk_create(
-                    Item(external_id=i.external_id, text=i.text, metadata=i.metadata, source=source)
-                    for i in sorted(new, key=lambda i: i.external_id)
-                )
+                created, existing = store(items, source=source)
                 ids = [item.pk for item in created]
                 chunk = settings.TRIAGE_CLASSIFY_CHUNK
                 for start in range(0, len(ids), chunk):
