@@ -173,3 +173,23 @@ def test_an_id_a_concurrent_batch_stores_meanwhile_is_answered_as_stored(categor
     assert [i.external_id for i in result.created] == ["r-2"]
     assert [i.external_id for i in result.existing] == ["r-1"]
     assert Item.objects.filter(external_id__in=["r-1", "r-2"]).count() == 2
+
+
+def test_with_a_worker_the_new_items_are_answered_as_stored_without_reading_them_back(
+    client, auth_headers, categories, settings, django_capture_on_commit_callbacks
+):
+    """The answer a re-read would give (nothing classified them yet), built from the rows
+    this request wrote."""
+    from triage.api.answers import items_json
+
+    settings.TRIAGE_INGEST_COPY_MIN = 2
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    post(client, [{"external_id": "old-1", "text": "refund"}] * 2, auth_headers)
+    batch = [{"external_id": f"w-{i}", "text": f"text {i}"} for i in range(3)]
+    batch.append({"external_id": "old-1", "text": "refund"})
+    with mock.patch.object(tasks.classify_items, "delay"):
+        response = post(client, batch, auth_headers)
+    assert response.status_code == 201
+    stored = list(Item.objects.filter(external_id__in=[b["external_id"] for b in batch]))
+    read_back = items_json([i.pk for i in stored])
+    assert response.json()["items"] == [read_back[b["external_id"]] for b in batch]

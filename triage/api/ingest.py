@@ -5,7 +5,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -52,8 +53,28 @@ class NotConfigured(Exception):
 
 @dataclass(frozen=True)
 class IngestResult:
-    created: list[Item]
-    existing: list[Item]
+    """The items stored by this batch and those already stored, by id, in the batch's
+    order. The Item objects are read only when asked for: the API answers from ids."""
+
+    created_ids: list[int]
+    existing_ids: list[int]
+    known: dict[int, Item] = field(default_factory=dict, repr=False)
+    # When every created item was received at one moment (the COPY path), that moment.
+    received_at: datetime | None = None
+
+    def _items(self, ids: list[int]) -> list[Item]:
+        missing = [pk for pk in ids if pk not in self.known]
+        if missing:
+            self.known.update(Item.objects.in_bulk(missing))
+        return [self.known[pk] for pk in ids]
+
+    @property
+    def created(self) -> list[Item]:
+        return self._items(self.created_ids)
+
+    @property
+    def existing(self) -> list[Item]:
+        return self._items(self.existing_ids)
 
     @property
     def items(self) -> list[Item]:
@@ -109,7 +130,13 @@ def _split_new_and_existing(items: Sequence[ItemIn]) -> tuple[list[ItemIn], dict
     return list(new.values()), existing
 
 
-def _store_by_orm(items: Sequence[ItemIn], *, source: str) -> tuple[list[Item], dict[str, Item]]:
+# What a store returns: the new items' ids by external id (in external id order), the
+# stored items by external id, the Item objects it has in hand, and the one moment the
+# new items were received at, if one.
+Stored = tuple[dict[str, int], dict[str, Item], list[Item], datetime | None]
+
+
+def _store_by_orm(items: Sequence[ItemIn], *, source: str) -> Stored:
     new, existing = _split_new_and_existing(items)
     # Inserted in id order: two batches that share new ids then wait on each other's first
     # shared id instead of each holding one the other needs.
@@ -117,16 +144,16 @@ def _store_by_orm(items: Sequence[ItemIn], *, source: str) -> tuple[list[Item], 
         Item(external_id=i.external_id, text=i.text, metadata=i.metadata, source=source)
         for i in sorted(new, key=lambda i: i.external_id)
     )
-    return created, existing
+    return {i.external_id: i.pk for i in created}, existing, created, None
 
 
-def _store_by_copy(items: Sequence[ItemIn], *, source: str) -> tuple[list[Item], dict[str, Item]]:
+def _store_by_copy(items: Sequence[ItemIn], *, source: str) -> Stored:
     # Conflicts are found after the insert; raising rolls it back with the transaction.
-    created, existing, differs = store_by_copy(items, source=source)
+    created, existing, differs, received_at = store_by_copy(items, source=source)
     conflicts = conflicts_with(items, stored_differs=differs)
     if conflicts:
         raise IngestConflict(conflicts)
-    return created, existing
+    return created, existing, [], received_at
 
 
 def uses_copy(count: int) -> bool:
@@ -157,8 +184,8 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
     for attempt in range(1, INGEST_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                created, existing = store(items, source=source)
-                ids = [item.pk for item in created]
+                created, existing, in_hand, received_at = store(items, source=source)
+                ids = list(created.values())
                 chunk = settings.TRIAGE_CLASSIFY_CHUNK
                 for start in range(0, len(ids), chunk):
                     # robust: the items are stored whatever happens next; a failed
@@ -179,11 +206,12 @@ def ingest_items(*, items: Sequence[ItemIn], source: str = Item.Source.API) -> I
                 raise
             logger.warning("ingest: %s; retrying (attempt %d)", exc, attempt + 1)
             time.sleep(random.uniform(0.01, 0.05) * attempt)
-    by_id = {i.external_id: i for i in created} | existing
     ordered = list(dict.fromkeys(i.external_id for i in items))
     return IngestResult(
-        created=[by_id[e] for e in ordered if e not in existing],
-        existing=[by_id[e] for e in ordered if e in existing],
+        created_ids=[created[e] for e in ordered if e not in existing],
+        existing_ids=[existing[e].pk for e in ordered if e in existing],
+        known={i.pk: i for i in in_hand} | {i.pk: i for i in existing.values()},
+        received_at=received_at,
     )
 
 
@@ -215,4 +243,8 @@ def import_history(*, items: Sequence[ItemIn], categories: dict[str, Category]) 
             )
             for item, text in zip(created, training_texts([i.text for i in created]), strict=True)
         )
-    return IngestResult(created=created, existing=list(existing.values()))
+    return IngestResult(
+        created_ids=[i.pk for i in created],
+        existing_ids=[i.pk for i in existing.values()],
+        known={i.pk: i for i in created} | {i.pk: i for i in existing.values()},
+    )

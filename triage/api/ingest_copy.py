@@ -11,6 +11,7 @@ that an id a concurrent batch stored in between is compared too).
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection
@@ -32,7 +33,7 @@ def _defaults(now: Any) -> tuple[list[str], list[Any]]:
             continue
         auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
         value = now if auto or field.name == "received_at" else field.get_default()
-        columns.append(field.column)
+        columns.append(str(field.column))
         values.append(field.get_db_prep_save(value, connection))
     return columns, values
 
@@ -44,10 +45,11 @@ class ConcurrentInsert(IntegrityError):
 
 def store_by_copy(
     items: Sequence[ItemIn], *, source: str
-) -> tuple[list[Item], dict[str, Item], set[str]]:
-    """Insert the batch's new items. Returns the created items (in external id order), the
+) -> tuple[dict[str, int], dict[str, Item], set[str], datetime]:
+    """Insert the batch's new items. Returns their ids by external id (in its order), the
     stored ones by external id, and the external ids stored with different text (the
-    caller refuses the batch, rolling this back, when there are any).
+    caller refuses the batch, rolling this back, when there are any), and the moment the
+    new items were received.
 
     Must run inside a transaction: the staging rows live until its end.
     """
@@ -95,6 +97,7 @@ def store_by_copy(
     existing: dict[str, Item] = {}
     differs: set[str] = set()
     convert = [getattr(f, "from_db_value", None) for f in fields]
+    attnames = [f.attname for f in fields]
     for external_id, created_id, different, *values in rows:
         if created_id is not None:
             created_ids[external_id] = created_id
@@ -104,18 +107,8 @@ def store_by_copy(
             values = [
                 c(v, None, connection) if c else v for c, v in zip(convert, values, strict=True)
             ]
-            existing[external_id] = Item.from_db(connection.alias, None, values)
+            existing[external_id] = Item.from_db(connection.alias, attnames, values)
             if different:
                 differs.add(external_id)
-    created = [
-        Item(
-            id=created_ids[eid],
-            external_id=eid,
-            text=first[eid].text,
-            metadata=first[eid].metadata,
-            source=source,
-            received_at=now,
-        )
-        for eid in sorted(created_ids)
-    ]
-    return created, existing, differs
+    created = {eid: created_ids[eid] for eid in sorted(created_ids)}
+    return created, existing, differs, now
