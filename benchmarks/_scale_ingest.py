@@ -56,7 +56,46 @@ def check_handoff(broker: str, prefix: str) -> tuple[int, int]:
     return len(stored), len(once)
 
 
-def run_ingest(url: str, token: str, bodies: list[list[dict[str, str]]]) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used (Linux /proc), those gone ignored."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def serving_pids(gunicorn_pid: int | None) -> list[int]:
+    """The gunicorn workers and every other backend of this database: whose CPU an
+    ingest costs (this process's own backend left out)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        backends = [row[0] for row in cursor.fetchall()]
+    workers = []
+    if gunicorn_pid is not None:
+        path = Path(f"/proc/{gunicorn_pid}/task/{gunicorn_pid}/children")
+        workers = [int(pid) for pid in path.read_text().split()]
+    return workers + backends
+
+
+def run_ingest(
+    url: str, token: str, bodies: list[list[dict[str, str]]], gunicorn_pid: int | None = None
+) -> dict[str, float]:
+    # One small batch per client first: every worker has imported and connected.
+    warm = [[{"external_id": f"warm-{time.time_ns()}-{k}", "text": "warm up"}] for k in range(8)]
+    in_threads(8, lambda k: [request(f"{url}/api/items", "POST", warm[k], token)[0]])
+    before = serving_pids(gunicorn_pid)
+    cpu_before = cpu_seconds(before)
+
     def ingest(k: int) -> list[float]:
         out = []
         for body in bodies[k::8]:
@@ -68,7 +107,29 @@ def run_ingest(url: str, token: str, bodies: list[list[dict[str, str]]]) -> dict
         return out
 
     batch_ms, wall = in_threads(8, ingest)
-    return {"items_per_s": sum(map(len, bodies)) / wall, "batch_p95": percentile(batch_ms, 95)}
+    after = serving_pids(gunicorn_pid)
+    cpu = cpu_seconds(after) - cpu_before + cpu_seconds([p for p in before if p not in after])
+    items = sum(map(len, bodies))
+    return {
+        "items_per_s": items / wall,
+        "batch_p95": percentile(batch_ms, 95),
+        "cpu_ms_per_1000": cpu / items * 1e6,
+    }
+
+
+def raw_copy_cpu(bodies: list[list[dict[str, str]]]) -> dict[str, float]:
+    """benchmarks/scale.py's raw COPY of the same items, with the CPU it took: this
+    process's and its backend's."""
+    from django.db import connection
+    from scale import raw_copy_rate
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    cpu_before = time.process_time() + cpu_seconds([backend])
+    rate = raw_copy_rate(bodies)
+    cpu = time.process_time() + cpu_seconds([backend]) - cpu_before
+    return {"items_per_s": rate, "cpu_ms_per_1000": cpu / sum(map(len, bodies)) * 1e6}
 
 
 def measure_orm_path(work: Path, token: str, batches: int, rng: random.Random) -> dict:
@@ -84,11 +145,27 @@ def measure_orm_path(work: Path, token: str, batches: int, rng: random.Random) -
         del os.environ["TRIAGE_INGEST_COPY_MIN"]
     try:
         with Step(f"HTTP ingest, ORM path (baseline): {batches} batches of 1,000, 8 clients"):
-            figures = run_ingest(url, token, bodies)
+            figures = run_ingest(url, token, bodies, gunicorn.pid)
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(60)
     return figures
+
+
+def report(copy_path: dict, orm: dict, raw: dict, stored: int, once: int) -> str:
+    return (
+        "HTTP batch ingest (1,000 a request, 8 clients, gunicorn 4 workers):\n"
+        f"  COPY path {copy_path['items_per_s']:,.0f} items/s (batch p95 "
+        f"{copy_path['batch_p95']:.0f} ms), {copy_path['items_per_s'] / raw['items_per_s']:.1%} "
+        f"of raw COPY {raw['items_per_s']:,.0f}/s; {stored:,} stored, {once:,} of them queued "
+        "for classification exactly once\n"
+        f"  ORM path (baseline) {orm['items_per_s']:,.0f} items/s (batch p95 "
+        f"{orm['batch_p95']:.0f} ms)\n"
+        "  CPU per 1,000 items (a figure other work on the machine disturbs less): "
+        f"COPY path {copy_path['cpu_ms_per_1000']:.0f} ms, ORM path "
+        f"{orm['cpu_ms_per_1000']:.0f} ms (web workers + database backends); raw COPY "
+        f"{raw['cpu_ms_per_1000']:.0f} ms (its Python client + backend)"
+    )
 
 
 def main() -> None:
@@ -123,23 +200,15 @@ def main() -> None:
         gunicorn, url = start_gunicorn(work, workers=4)
         try:
             with Step(f"HTTP ingest, COPY path: {batches} batches of 1,000, 8 clients"):
-                copy_path = run_ingest(url, token, bodies)
+                copy_path = run_ingest(url, token, bodies, gunicorn.pid)
         finally:
             os.killpg(gunicorn.pid, signal.SIGTERM)
             gunicorn.wait(60)
         stored, once = check_handoff(broker, "ing-")
         orm = measure_orm_path(work, token, batches, rng)
-        from scale import raw_copy_rate
-
         with Step("raw COPY of the same items"):
-            raw = raw_copy_rate(bodies)
-        print(
-            f"\nHTTP batch ingest (1,000 a request, 8 clients, gunicorn 4 workers): COPY path "
-            f"{copy_path['items_per_s']:,.0f} items/s (batch p95 {copy_path['batch_p95']:.0f} ms; "
-            f"{stored:,} stored, {once:,} queued for classification once), "
-            f"{copy_path['items_per_s'] / raw:.1%} of raw COPY {raw:,.0f}/s; ORM path "
-            f"{orm['items_per_s']:,.0f} items/s (batch p95 {orm['batch_p95']:.0f} ms)"
-        )
+            raw = raw_copy_cpu(bodies)
+        print("\n" + report(copy_path, orm, raw, stored, once))
     finally:
         redis_process.terminate()
         redis_process.wait(10)

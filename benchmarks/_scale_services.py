@@ -54,7 +54,12 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def request(
-    url: str, method: str = "GET", body: Any = None, token: str = "", cookie: str = ""
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    token: str = "",
+    cookie: str = "",
+    timeout: float = 120,
 ) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)  # noqa: S310
@@ -64,19 +69,19 @@ def request(
     if cookie:
         req.add_header("Cookie", cookie)
     try:
-        with urllib.request.urlopen(req, timeout=120) as response:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
 
 def start_gunicorn(
-    workdir: Path, workers: int, app: str = "triage.wsgi"
+    workdir: Path, workers: int, app: str = "triage.wsgi", timeout: int = 120
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}"]
-        + ["--workers", str(workers), "--timeout", "120"],
+        + ["--workers", str(workers), "--timeout", str(timeout)],
         cwd=ROOT,
         # Throughput, not throttling: one token sends thousands of requests here, which
         # the per-token rate limit (600/min by default) would answer 429.

@@ -93,12 +93,13 @@ def worker_memory(master_pid: int) -> list[dict[str, float]]:
 
 
 def measure_variant(work: Path, app: str, task_ids: list[int], cookie: str, queries: int) -> dict:
-    gunicorn, url = start_gunicorn(work, workers=4, app=app)
+    # The old path's first panel per worker loads every vector: minutes at a million items.
+    gunicorn, url = start_gunicorn(work, workers=4, app=app, timeout=900)
     try:
 
         def get(pk: int) -> float:
             started = time.perf_counter()
-            status, body = request(f"{url}/reviews/tasks/{pk}/similar", cookie=cookie)
+            status, body = request(f"{url}/reviews/tasks/{pk}/similar", cookie=cookie, timeout=900)
             if status != 200:
                 raise SystemExit(f"scale: the panel of task {pk} answered {status}: {body[:200]!r}")
             return (time.perf_counter() - started) * 1000

@@ -13,7 +13,13 @@ database (default `triage_scale`, dropped at the end unless --keep). Then:
 5. nightly retraining (`training.retrain`) on the resolved items' training examples
    (default 100,000) with cached embeddings, beside one plain head fit on the same
    vectors. The vectors are synthetic (one cluster per desk plus noise, the encoder's
-   dimension): this measures time, not quality.
+   dimension): this measures time, not quality;
+6. the similar-items panel at every open task, per-worker memory and p50/p95, shared
+   mapped index files beside the old per-process matrices (_scale_similar.py;
+   --no-similar skips it).
+
+Step 3 also checks the classification hand-off: every stored item queued exactly once
+(read from the broker's queue, _scale_ingest.py).
 
 Classification is handed to a private redis-server (started and stopped here) that no
 worker reads: ingest is measured up to the hand-off, as with a real broker.
@@ -42,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _django_env import fresh_postgres_database, setup_django  # noqa: E402
+from _scale_ingest import check_handoff  # noqa: E402
 from _scale_load import Step, copy_rows, load, sentence  # noqa: E402
 from _scale_services import (  # noqa: E402
     in_threads,
@@ -235,6 +242,7 @@ def main() -> None:
     )
     parser.add_argument("--lookups", type=int, default=2_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-similar", action="store_true", help="skip step 6")
     args = parser.parse_args()
     if args.items < 10_000:
         parser.error("--items must be at least 10,000")
@@ -295,6 +303,7 @@ def main() -> None:
         connections.close_all()
         gunicorn, url = start_gunicorn(work, workers=4)
         http = measure_http(args, url, token, rng)
+        handed = check_handoff(broker, "ing-")
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(60)
         gunicorn = None
@@ -304,6 +313,11 @@ def main() -> None:
             sweep = measure_sweep()
         with Step("retrain"):
             retrain = measure_retrain(figures["encoder"])
+        similar = None
+        if not args.no_similar:
+            from _scale_similar import measure_similar
+
+            similar = measure_similar(work, figures["encoder"])
     finally:
         if gunicorn is not None:
             os.killpg(gunicorn.pid, signal.SIGKILL)
@@ -336,7 +350,8 @@ def main() -> None:
         "HTTP batch ingest (1,000 a request, 8 clients): "
         f"{http['ingest_items_per_s']:,.0f} items/s "
         f"(batch p95 {http['ingest_batch_p95']:.0f} ms); raw COPY of the same rows: "
-        f"{copy_rate:,.0f} items/s ({http['ingest_items_per_s'] / copy_rate:.1%} of it)"
+        f"{copy_rate:,.0f} items/s ({http['ingest_items_per_s'] / copy_rate:.1%} of it); "
+        f"{handed[0]:,} stored, {handed[1]:,} queued for classification exactly once"
     )
     print(
         f"stuck-item sweep: {sweep['requeued']} re-queued in {sweep['ms']:.0f} ms; "
@@ -348,6 +363,10 @@ def main() -> None:
         f"{retrain['retrain_s']:.1f}s (target <= 60); one plain head fit on the same vectors "
         f"{retrain['plain_s']:.1f}s ({retrain['message'][:80]})"
     )
+    if similar is not None:
+        from _scale_similar import report
+
+        print(report(similar))
     print(f"whole run: {(time.perf_counter() - began) / 60:.1f} min; load average {load_average}")
 
     if not args.keep:

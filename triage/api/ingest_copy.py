@@ -39,8 +39,8 @@ def _defaults(now: Any) -> tuple[list[str], list[Any]]:
 
 
 class ConcurrentInsert(IntegrityError):
-    """An id of the batch was stored by a concurrent batch while this one ran: neither
-    inserted here nor visible yet. The caller's retry reads it as stored."""
+    """An id of the batch neither inserted here nor found stored: the caller's retry (as
+    for the ORM path's IntegrityError) reads it again."""
 
 
 def store_by_copy(
@@ -73,42 +73,43 @@ def store_by_copy(
                 copy.write_row((item.external_id, item.text, metadata))
         names = ", ".join(f'"{c}"' for c in (*GIVEN, *columns))
         placeholders = ", ".join(["%s"] * (1 + len(defaults)))
-        stored = ", ".join(f'i."{f.column}"' for f in fields)
         # Inserted in external id order: two batches sharing new ids then wait on each
-        # other's first shared id instead of each holding one the other needs. The outer
-        # SELECT reads the table as it was before this statement: an id is either inserted
-        # (n.id) or was stored before (i.*), with whether its stored text differs.
+        # other's first shared id instead of each holding one the other needs.
         # Column names come from the model; every value is a parameter.
-        statement = (
-            "WITH inserted AS ("  # noqa: S608
-            f"INSERT INTO triage_item ({names}) "
+        insert = (
+            f"INSERT INTO triage_item ({names}) "  # noqa: S608
             f"SELECT s.external_id, s.text, s.metadata, {placeholders} "
             "FROM triage_ingest_stage s ORDER BY s.external_id "
-            "ON CONFLICT (external_id) DO NOTHING RETURNING id, external_id) "
-            f"SELECT s.external_id, n.id, "
-            "(i.forgotten_at IS NULL AND i.pruned_at IS NULL AND i.text <> s.text), "
-            f"{stored} FROM triage_ingest_stage s "
-            "LEFT JOIN inserted n ON n.external_id = s.external_id "
-            "LEFT JOIN triage_item i ON i.external_id = s.external_id"
+            "ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id"
         )
-        cursor.execute(statement, [source, *defaults])
-        rows = cursor.fetchall()
-    created_ids: dict[str, int] = {}
+        cursor.execute(insert, [source, *defaults])
+        created_ids: dict[str, int] = dict(cursor.fetchall())
+        rows = []
+        if len(created_ids) < len(first):
+            # The ids stored before, read by a new statement: one that a concurrent batch
+            # committed while this one waited on it in ON CONFLICT is seen too. LATERAL with
+            # LIMIT (not flattened into a join): one unique-index lookup per staged row,
+            # where a join let the planner, with no statistics on the staging table, hash
+            # the whole item table.
+            stored = ", ".join(f'i."{f.column}"' for f in fields)
+            cursor.execute(
+                "SELECT s.external_id, "  # noqa: S608
+                "(i.forgotten_at IS NULL AND i.pruned_at IS NULL AND i.text <> s.text), "
+                f"{stored} FROM triage_ingest_stage s "
+                "LEFT JOIN LATERAL (SELECT * FROM triage_item "
+                "WHERE external_id = s.external_id LIMIT 1) i ON true"
+            )
+            rows = [row for row in cursor.fetchall() if row[0] not in created_ids]
     existing: dict[str, Item] = {}
     differs: set[str] = set()
     convert = [getattr(f, "from_db_value", None) for f in fields]
     attnames = [f.attname for f in fields]
-    for external_id, created_id, different, *values in rows:
-        if created_id is not None:
-            created_ids[external_id] = created_id
-        elif values[0] is None:
+    for external_id, different, *values in rows:
+        if values[0] is None:  # cannot happen (see above); retried if it ever does
             raise ConcurrentInsert(f"external_id {external_id!r} was stored meanwhile")
-        else:
-            values = [
-                c(v, None, connection) if c else v for c, v in zip(convert, values, strict=True)
-            ]
-            existing[external_id] = Item.from_db(connection.alias, attnames, values)
-            if different:
-                differs.add(external_id)
+        values = [c(v, None, connection) if c else v for c, v in zip(convert, values, strict=True)]
+        existing[external_id] = Item.from_db(connection.alias, attnames, values)
+        if different:
+            differs.add(external_id)
     created = {eid: created_ids[eid] for eid in sorted(created_ids)}
     return created, existing, differs, now
