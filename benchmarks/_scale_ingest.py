@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432/")
     parser.add_argument("--name", default="triage_scale_ingest")
     parser.add_argument("--ingest-items", type=int, default=40_000)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
     from _django_env import fresh_postgres_database, setup_django
     from _scale_services import start_redis
@@ -215,6 +216,16 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
+        if not args.keep:
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(args.server.rstrip("/") + "/postgres", autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(args.name)
+                    )
+                )
 
 
 if __name__ == "__main__":
