@@ -29,6 +29,7 @@ def setup_django(*, runtime: str | None = None, workdir: str | None = None) -> P
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}")
     os.environ.setdefault("TRIAGE_ARTIFACT_DIR", str(work / "artifacts"))
+    os.environ.setdefault("TRIAGE_SIMILAR_INDEX_DIR", str(work / "similar"))
     # Tasks run in-process here, so a count retrain would land inside whatever a benchmark
     # times; replay.py, which measures it, turns it on per variant.
     os.environ.setdefault("TRIAGE_RETRAIN_AFTER_LABELS", "0")

@@ -53,24 +53,35 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def request(url: str, method: str = "GET", body: Any = None, token: str = "") -> tuple[int, bytes]:
+def request(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    token: str = "",
+    cookie: str = "",
+    timeout: float = 120,
+) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)  # noqa: S310
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    if cookie:
+        req.add_header("Cookie", cookie)
     try:
-        with urllib.request.urlopen(req, timeout=120) as response:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
 
-def start_gunicorn(workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_gunicorn(
+    workdir: Path, workers: int, app: str = "triage.wsgi", timeout: int = 120
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "triage.wsgi", "--bind", f"127.0.0.1:{port}"]
-        + ["--workers", str(workers), "--timeout", "120"],
+        [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}"]
+        + ["--workers", str(workers), "--timeout", str(timeout)],
         cwd=ROOT,
         # Throughput, not throttling: one token sends thousands of requests here, which
         # the per-token rate limit (600/min by default) would answer 429.

@@ -15,7 +15,13 @@ database (default `triage_scale`, dropped at the end unless --keep). Then:
    vectors. The vectors are synthetic (one cluster per desk plus noise, the encoder's
    dimension): this measures time, not quality;
 6. a single-item classify call and GET /metrics read from the tallies, beside the
-   counting path before them and the same call on empty tables (_scale_counters.py).
+   counting path before them and the same call on empty tables (_scale_counters.py);
+7. the similar-items panel at every open task, per-worker memory and p50/p95, shared
+   mapped index files beside the old per-process matrices (_scale_similar.py;
+   --no-similar skips it).
+
+Step 3 also checks the classification hand-off: every stored item queued exactly once
+(read from the broker's queue, _scale_ingest.py).
 
 Classification is handed to a private redis-server (started and stopped here) that no
 worker reads: ingest is measured up to the hand-off, as with a real broker.
@@ -45,6 +51,7 @@ sys.path.insert(0, str(HERE))
 
 from _django_env import fresh_postgres_database, setup_django  # noqa: E402
 from _scale_counters import measure_counters, report_lines  # noqa: E402
+from _scale_ingest import check_handoff  # noqa: E402
 from _scale_load import Step, copy_rows, load, sentence  # noqa: E402
 from _scale_services import (  # noqa: E402
     in_threads,
@@ -238,6 +245,7 @@ def main() -> None:
     )
     parser.add_argument("--lookups", type=int, default=2_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-similar", action="store_true", help="skip step 7")
     args = parser.parse_args()
     if args.items < 10_000:
         parser.error("--items must be at least 10,000")
@@ -298,6 +306,7 @@ def main() -> None:
         connections.close_all()
         gunicorn, url = start_gunicorn(work, workers=4)
         http = measure_http(args, url, token, rng)
+        handed = check_handoff(broker, "ing-")
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(60)
         gunicorn = None
@@ -309,6 +318,11 @@ def main() -> None:
             retrain = measure_retrain(figures["encoder"])
         with Step("counters: classify and GET /metrics, tallies beside counting"):
             counters = measure_counters(figures["encoder"])
+        similar = None
+        if not args.no_similar:
+            from _scale_similar import measure_similar
+
+            similar = measure_similar(work, figures["encoder"])
     finally:
         if gunicorn is not None:
             os.killpg(gunicorn.pid, signal.SIGKILL)
@@ -341,7 +355,8 @@ def main() -> None:
         "HTTP batch ingest (1,000 a request, 8 clients): "
         f"{http['ingest_items_per_s']:,.0f} items/s "
         f"(batch p95 {http['ingest_batch_p95']:.0f} ms); raw COPY of the same rows: "
-        f"{copy_rate:,.0f} items/s ({http['ingest_items_per_s'] / copy_rate:.1%} of it)"
+        f"{copy_rate:,.0f} items/s ({http['ingest_items_per_s'] / copy_rate:.1%} of it); "
+        f"{handed[0]:,} stored, {handed[1]:,} queued for classification exactly once"
     )
     print(
         f"stuck-item sweep: {sweep['requeued']} re-queued in {sweep['ms']:.0f} ms; "
@@ -354,6 +369,10 @@ def main() -> None:
         f"{retrain['plain_s']:.1f}s ({retrain['message'][:80]})"
     )
     print("\n".join(report_lines(counters)))
+    if similar is not None:
+        from _scale_similar import report
+
+        print(report(similar))
     print(f"whole run: {(time.perf_counter() - began) / 60:.1f} min; load average {load_average}")
 
     if not args.keep:

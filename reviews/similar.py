@@ -1,104 +1,57 @@
 """Similar items: the nearest resolved items (and open tasks) by cached embedding.
 
-Each process keeps the unit vectors of one embedding space in a float32 matrix.
-Up to TRIAGE_SIMILAR_EXACT_MAX rows the query is multiplied into all of them (exact
-cosine). Beyond that a brute-force pass reads the whole matrix per query (150 MB at
-100,000 × 384), which is memory-bound and too slow on a busy machine, so the rows also
-go into a FAISS inverted-file index (IndexIVFFlat, inner product on unit vectors =
-cosine): about sqrt(n) k-means lists, of which TRIAGE_SIMILAR_NPROBE nearest are
-scanned exactly. It is approximate; benchmarks/workspace.py measures its recall@5
-against the exact answer, and its p95 beside brute force.
+Two indexes, "resolved" and "open" (reviews.similar_rows), each per embedding space:
 
-The matrix picks up new rows every TRIAGE_SIMILAR_REFRESH_SECONDS and is rebuilt whole
-every TRIAGE_SIMILAR_REBUILD_SECONDS (the FAISS lists are re-trained when the rows have
-doubled since). Between refreshes a just-resolved item may be missing, which costs
-nothing worse than a slightly older neighbourhood. Final categories, deciders and task
-states are read from the database at query time, so they are never stale.
+- the host's shared file (reviews.similar_files): built in the background, mapped by every
+  web process, so the vectors are in memory once per host, not once per process. A web
+  process never builds it on a request: without a file (or with a damaged one) it logs
+  why, queues a build and answers from what it has meanwhile;
+- each process's delta: the rows newer than the file (items resolved, tasks opened since
+  its build), read every TRIAGE_SIMILAR_REFRESH_SECONDS into a small in-process matrix,
+  searched exactly up to TRIAGE_SIMILAR_EXACT_MAX rows, by a FAISS inverted file beyond.
+
+A query searches both and merges them. Final categories, deciders and task states are
+read from the database at query time, so an item reopened or a task closed since the
+file was built drops out at once; the next build leaves it out of the file.
 
 No text is embedded here: an item without a cached vector simply has no neighbours, and
 the web process never loads the encoder for this panel.
 """
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
-from django.db.models import Q
-from django.utils import timezone
 
+from reviews import similar_files
+from reviews.similar_files import IndexUnreadable, MappedIndex
+from reviews.similar_rows import LOADERS, LoadState, unit_rows, watermark_now
 from triage.access import under_check
 from triage.models import Embedding, Item, ModelVersion, ReviewTask
 
-# A resolution that committed late may carry an earlier decided_at: look back this far.
-LATE_COMMIT_SLACK = timedelta(minutes=2)
+logger = logging.getLogger(__name__)
 
-
-@dataclass
-class _LoadState:
-    last_embedding_pk: int = 0
-    last_task_pk: int = 0
-    since: datetime | None = None
-
-
-Loader = Callable[[str, _LoadState], tuple[list[int], list[bytes], _LoadState]]
-
-
-def _load_resolved(encoder: str, state: _LoadState) -> tuple[list[int], list[bytes], _LoadState]:
-    """Resolved items' vectors: new cache rows, plus items resolved since the last load."""
-    started = timezone.now()
-    rows = Embedding.objects.filter(encoder=encoder, item__status=Item.Status.RESOLVED)
-    fresh = Q(pk__gt=state.last_embedding_pk)
-    if state.since is not None:
-        fresh |= Q(item__decided_at__gte=state.since - LATE_COMMIT_SLACK)
-    ids: list[int] = []
-    blobs: list[bytes] = []
-    last_pk = state.last_embedding_pk
-    for pk, item_id, blob in (
-        rows.filter(fresh).values_list("pk", "item_id", "vector").iterator(chunk_size=5000)
-    ):
-        ids.append(item_id)
-        blobs.append(bytes(blob))
-        last_pk = max(last_pk, pk)
-    return ids, blobs, _LoadState(last_embedding_pk=last_pk, since=started)
-
-
-def _load_open(encoder: str, state: _LoadState) -> tuple[list[int], list[bytes], _LoadState]:
-    """Vectors of items with a task opened since the last load (closed ones are filtered
-    at query time)."""
-    tasks = ReviewTask.objects.open().filter(pk__gt=state.last_task_pk)
-    last_task = tasks.order_by("-pk").values_list("pk", flat=True).first()
-    if last_task is None:
-        return [], [], state
-    item_ids = tasks.filter(pk__lte=last_task).values("item_id")
-    ids: list[int] = []
-    blobs: list[bytes] = []
-    for item_id, blob in (
-        Embedding.objects.filter(encoder=encoder, item_id__in=item_ids)
-        .values_list("item_id", "vector")
-        .iterator(chunk_size=5000)
-    ):
-        ids.append(item_id)
-        blobs.append(bytes(blob))
-    return ids, blobs, _LoadState(last_task_pk=last_task)
+# A build older than this many rebuild intervals means the schedule is not running: the
+# delta would grow without end, so a process asks for one itself.
+OVERDUE = 3
 
 
 @dataclass
 class _Matrix:
+    """Unit vectors in memory, searched exactly up to TRIAGE_SIMILAR_EXACT_MAX rows and by
+    a FAISS inverted file beyond: a process's delta over the shared file."""
+
     encoder: str
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     vectors: np.ndarray | None = None
     size: int = 0
     known: set[int] = field(default_factory=set)
-    state: _LoadState = field(default_factory=_LoadState)
-    refreshed: float = 0.0
-    built: float = 0.0
     ivf: Any = None  # a faiss.IndexIVFFlat over rows [0, ivf_rows), built on demand
     ivf_rows: int = 0
     ivf_trained_on: int = 0
@@ -107,9 +60,7 @@ class _Matrix:
         new = [(i, b) for i, b in zip(ids, blobs, strict=True) if i not in self.known]
         if not new:
             return
-        rows = np.stack([np.frombuffer(b, dtype=np.float32) for _, b in new])
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        rows = (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        rows = unit_rows([b for _, b in new])
         needed = self.size + len(rows)
         if self.vectors is None or self.vectors.shape[1] != rows.shape[1]:
             self.vectors = np.zeros((max(needed, 1024), rows.shape[1]), dtype=np.float32)
@@ -141,6 +92,12 @@ class _Matrix:
         keep = positions[0] >= 0
         return positions[0][keep], scores[0][keep]
 
+    def nearest(self, query: np.ndarray, take: int) -> list[tuple[int, float]]:
+        if self.vectors is None or self.size == 0 or query.shape[0] != self.vectors.shape[1]:
+            return []
+        positions, scores = self.search(query, min(take, self.size))
+        return [(int(self.ids[p]), float(s)) for p, s in zip(positions, scores, strict=True)]
+
     def _inverted_file(self) -> Any:
         import faiss
 
@@ -163,78 +120,124 @@ class _Matrix:
         return self.ivf
 
 
-class VectorIndex:
-    """One kind of item's vectors per embedding space, for exact cosine search."""
+@dataclass
+class _Space:
+    """What one process holds of one kind in one embedding space."""
 
-    def __init__(self, load: Loader) -> None:
-        self._load = load
-        self._matrices: dict[str, _Matrix] = {}
-        self._rebuilding: set[str] = set()
+    mapped: MappedIndex | None  # None while the kind has no usable file
+    delta: _Matrix
+    state: LoadState  # where the delta's next load starts
+    checked: float  # when the pointer was last read (monotonic)
+    refreshed: float = -1e18  # when the delta last loaded (monotonic)
+
+
+class SharedIndex:
+    """One kind's vectors per embedding space: the host's mapped file plus this process's
+    delta of newer rows."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._spaces: dict[str, _Space] = {}
         self._lock = threading.Lock()
 
-    def _current(self, encoder: str) -> _Matrix:
-        clock = time.monotonic()
-        matrix = self._matrices.get(encoder)
-        if matrix is None:
-            # The process's first query pays for the load (seconds at 100,000 rows).
-            matrix = self._build(encoder)
-            self._matrices[encoder] = matrix
-            return matrix
-        if (
-            clock - matrix.built > settings.TRIAGE_SIMILAR_REBUILD_SECONDS
-            and encoder not in self._rebuilding
-        ):
-            # Later rebuilds happen aside while the old matrix keeps answering.
-            self._rebuilding.add(encoder)
-            threading.Thread(target=self._rebuild_aside, args=(encoder,), daemon=True).start()
-        if clock - matrix.refreshed > settings.TRIAGE_SIMILAR_REFRESH_SECONDS:
-            ids, blobs, matrix.state = self._load(encoder, matrix.state)
-            matrix.append(ids, blobs)
-            matrix.refreshed = clock
-        return matrix
-
-    def _build(self, encoder: str) -> _Matrix:
-        clock = time.monotonic()
-        matrix = _Matrix(encoder=encoder, built=clock, refreshed=clock)
-        ids, blobs, matrix.state = self._load(encoder, matrix.state)
-        matrix.append(ids, blobs)
-        if matrix.size >= settings.TRIAGE_SIMILAR_EXACT_MAX:
-            matrix._inverted_file()
-        return matrix
-
-    def _rebuild_aside(self, encoder: str) -> None:
+    def _latest(self, encoder: str, current: MappedIndex | None) -> tuple[MappedIndex | None, str]:
+        """The newest readable build (`current` when the pointer has not moved), and why
+        there is none that can be used, if so."""
         try:
-            fresh = self._build(encoder)
-            with self._lock:
-                self._matrices[encoder] = fresh
-        finally:
-            self._rebuilding.discard(encoder)
-            connection.close()  # this thread's own connection
+            pointer = similar_files.read_pointer(self.kind, encoder)
+            if pointer is None:
+                return current, "not built yet"
+            if current is not None and pointer["index"] == current.name:
+                return current, ""
+            return similar_files.open_index(pointer), ""
+        except IndexUnreadable as exc:
+            return current, f"unusable: {exc}"
+
+    def _check_file(self, encoder: str, space: _Space | None, clock: float) -> _Space:
+        """Switch to a newer build when the pointer names one; queue a build when there is
+        none, or none that can be read, or the last is overdue (beat not running)."""
+        latest, problem = self._latest(encoder, space.mapped if space else None)
+        if problem:
+            self._queue_build(encoder, problem)
+            # In-process (eager) tasks have just built it: read it now.
+            latest, _ = self._latest(encoder, latest)
+        elif latest is not None and time.time() - latest.built_at > OVERDUE * max(
+            settings.TRIAGE_SIMILAR_REBUILD_SECONDS, 60
+        ):
+            self._queue_build(encoder, "overdue (is celery beat running?)")
+        if space is not None and latest is space.mapped:
+            space.checked = clock
+            return space
+        if latest is None:
+            # No file: only rows from now on, never the whole kind read on a request.
+            return _Space(
+                mapped=None,
+                delta=space.delta if space else _Matrix(encoder=encoder),
+                state=space.state if space else watermark_now(self.kind),
+                checked=clock,
+            )
+        # A new build holds everything up to its watermark: the delta starts again there.
+        return _Space(
+            mapped=latest, delta=_Matrix(encoder=encoder), state=latest.state, checked=clock
+        )
+
+    def _queue_build(self, encoder: str, problem: str) -> None:
+        from reviews.tasks import build_similar_index
+
+        logger.warning(
+            "similar items: the %s index for %s is %s (%s); queued a build",
+            self.kind,
+            encoder,
+            problem,
+            similar_files.pointer_path(self.kind, encoder),
+        )
+        try:
+            build_similar_index.delay(self.kind, encoder, requested_at=time.time())
+        except Exception:  # the panel must answer even when the broker does not
+            logger.exception("similar items: could not queue the %s index build", self.kind)
+
+    def _current(self, encoder: str) -> _Space:
+        clock = time.monotonic()
+        refresh = settings.TRIAGE_SIMILAR_REFRESH_SECONDS
+        space = self._spaces.get(encoder)
+        if space is None or clock - space.checked >= refresh:
+            space = self._check_file(encoder, space, clock)
+            self._spaces[encoder] = space
+        if clock - space.refreshed >= refresh:
+            ids, blobs, space.state = LOADERS[self.kind](encoder, space.state)
+            space.delta.append(ids, blobs)
+            space.refreshed = clock
+        return space
 
     def nearest(
         self, encoder: str, query: np.ndarray, *, count: int, exclude: int | None = None
     ) -> list[tuple[int, float]]:
         """Up to `count` (item id, cosine) pairs, most similar first."""
-        with self._lock:  # FAISS indexes must not be searched while rows are added
-            matrix = self._current(encoder)
-            if matrix.vectors is None or matrix.size == 0:
-                return []
-            if query.shape[0] != matrix.vectors.shape[1]:
-                return []
-            norm = float(np.linalg.norm(query))
-            unit = (query / norm if norm else query).astype(np.float32)
-            positions, scores = matrix.search(unit, min(count + 1, matrix.size))
-            ids = matrix.ids
-        found = [(int(ids[p]), float(score)) for p, score in zip(positions, scores, strict=True)]
-        return [(pk, score) for pk, score in found if pk != exclude][:count]
+        norm = float(np.linalg.norm(query))
+        unit = (query / norm if norm else query).astype(np.float32)
+        with self._lock:  # the delta's FAISS index must not be searched while rows are added
+            space = self._current(encoder)
+            found = space.delta.nearest(unit, count + 1)
+            if space.mapped is not None:
+                found += space.mapped.search(unit, count + 1)
+        best: dict[int, float] = {}
+        for pk, score in found:
+            if pk != exclude and score > best.get(pk, -np.inf):
+                best[pk] = score
+        return sorted(best.items(), key=lambda pair: -pair[1])[:count]
+
+    def mapped(self, encoder: str) -> MappedIndex | None:
+        """The build this process searches (for tests and benchmarks)."""
+        space = self._spaces.get(encoder)
+        return space.mapped if space else None
 
     def clear(self) -> None:
         with self._lock:
-            self._matrices.clear()
+            self._spaces.clear()
 
 
-resolved_index = VectorIndex(_load_resolved)
-open_index = VectorIndex(_load_open)
+resolved_index = SharedIndex("resolved")
+open_index = SharedIndex("open")
 
 
 def item_vector(item: Item) -> tuple[str, np.ndarray] | None:

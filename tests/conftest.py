@@ -1,4 +1,7 @@
+import shutil
+
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 
 from reviews.similar import clear_indexes
@@ -33,6 +36,8 @@ def _fresh_process_caches():
     clear_encoders()
     scoring.clear_caches()
     clear_indexes()
+    # The similar-items files hold the rows of this test's (rolled-back) database.
+    shutil.rmtree(settings.TRIAGE_SIMILAR_INDEX_DIR, ignore_errors=True)
     routing_cache.clear()
 
 

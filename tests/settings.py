@@ -14,6 +14,7 @@ os.environ.setdefault("TRIAGE_ENCODER_CLASS", "tests.fakes.FakeEncoder")
 # what a test does to the embedding head. The ensemble has its own tests (tests/ml).
 os.environ.setdefault("TRIAGE_HEAD", "embedding")
 os.environ.setdefault("TRIAGE_ARTIFACT_DIR", tempfile.mkdtemp(prefix="triage-test-models-"))
+os.environ.setdefault("TRIAGE_SIMILAR_INDEX_DIR", tempfile.mkdtemp(prefix="triage-test-similar-"))
 
 from triage.settings import *  # noqa: E402, F403
 

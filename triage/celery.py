@@ -8,7 +8,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "triage.settings")
 app = Celery("triage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each concern keeps its own tasks module; autodiscovery looks in installed apps only.
-app.autodiscover_tasks(["triage.classify", "triage.training", "triage.privacy", "triage.actions"])
+app.autodiscover_tasks(
+    ["triage.classify", "triage.training", "triage.privacy", "triage.actions", "reviews"]
+)
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

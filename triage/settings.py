@@ -318,6 +318,7 @@ TRIAGE_MAX_TEXT_CHARS = _triage[limits.MAX_TEXT_CHARS]
 TRIAGE_MAX_METADATA_BYTES = _triage[limits.MAX_METADATA_BYTES]
 TRIAGE_MAX_METADATA_DEPTH = _triage[limits.MAX_METADATA_DEPTH]
 TRIAGE_MAX_BATCH = 1000
+TRIAGE_INGEST_COPY_MIN = _triage[limits.INGEST_COPY_MIN]  # triage.api.ingest_copy
 # Django's own limit on a request body; the API answers a bigger one with a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = _triage[limits.MAX_BODY_BYTES]
 # The review card (README, "Working the queue").
@@ -342,6 +343,12 @@ TRIAGE_QUEUE_OLDEST_SHARE = _triage[loop.QUEUE_OLDEST_SHARE]  # reviews.claims
 # --- Similar items, bulk decisions, trusted reviewers (reviews.similar, .bulk, .trust) --
 TRIAGE_SIMILAR_REFRESH_SECONDS = _triage[reviewers.SIMILAR_REFRESH_SECONDS]
 TRIAGE_SIMILAR_REBUILD_SECONDS = _triage[reviewers.SIMILAR_REBUILD_SECONDS]
+TRIAGE_SIMILAR_INDEX_DIR = _triage[reviewers.SIMILAR_INDEX_DIR]
+# One similar-items file per kind and embedding space, for every web process of a host.
+CELERY_BEAT_SCHEDULE["build-similar-indexes"] = {
+    "task": "reviews.tasks.build_similar_indexes",
+    "schedule": float(TRIAGE_SIMILAR_REBUILD_SECONDS),
+}
 TRIAGE_SIMILAR_EXACT_MAX = _triage[reviewers.SIMILAR_EXACT_MAX]
 TRIAGE_SIMILAR_NPROBE = _triage[reviewers.SIMILAR_NPROBE]
 TRIAGE_BULK_LIMIT = _triage[reviewers.BULK_LIMIT]

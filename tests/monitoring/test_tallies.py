@@ -247,3 +247,15 @@ def test_the_backfill_counts_what_the_tables_hold(categories):
     assert sum(n for k, n in counts.items() if k.kind == "received" and k.bucket != TOTAL) == (
         Item.objects.count()
     )
+
+
+@pytest.mark.needs_postgres("ingest by COPY is PostgreSQL's")
+@pytest.mark.parametrize("copy_min", [0, 2], ids=["orm", "copy"])
+def test_tallies_match_after_ingest_on_either_path(categories, settings, copy_min):
+    """Big batches are stored by COPY, with ids but no objects in hand: their received
+    counts and item states are tallied all the same."""
+    settings.TRIAGE_INGEST_COPY_MIN = copy_min
+    ingest("card declined", "server down", "refund please")
+    ingest("card declined again")
+    assert_tallies_match()
+    assert totals(Tally.Kind.RECEIVED)[("", Item.Source.API)] == (4, 0)

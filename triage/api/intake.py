@@ -14,7 +14,25 @@ from django.conf import settings
 
 from triage.models.text import is_blank, normalize_external_id, unstorable_string
 
-ALLOWED_FIELDS = {"external_id", "text", "metadata", "label"}
+ALLOWED_FIELDS = frozenset({"external_id", "text", "metadata", "label"})
+UNLABELLED_FIELDS = ALLOWED_FIELDS - {"label"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The TRIAGE_MAX_* limits of an item, read once per batch rather than per field."""
+
+    text_chars: int
+    metadata_bytes: int
+    metadata_depth: int
+
+    @classmethod
+    def current(cls) -> "Limits":
+        return cls(
+            settings.TRIAGE_MAX_TEXT_CHARS,
+            settings.TRIAGE_MAX_METADATA_BYTES,
+            settings.TRIAGE_MAX_METADATA_DEPTH,
+        )
 
 
 @dataclass(frozen=True)
@@ -70,14 +88,14 @@ def unstorable_json(value: object) -> str | None:
     return None
 
 
-def too_deep_json(value: object) -> str | None:
+def too_deep_json(value: object, limit: int | None = None) -> str | None:
     """Why this JSON value is nested too deeply to accept, or None.
 
     Checked first, with an explicit stack: thousands of levels would otherwise exhaust
     the recursion of whatever walks the value next (the JSON encoder, the database
     adapter, the card), and an item stored that deep could not be decided.
     """
-    limit = settings.TRIAGE_MAX_METADATA_DEPTH
+    limit = settings.TRIAGE_MAX_METADATA_DEPTH if limit is None else limit
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         current, depth = stack.pop()
@@ -130,12 +148,12 @@ def too_deep_body(text: str) -> FieldError | None:
     return None
 
 
-def oversized_json(value: object) -> str | None:
+def oversized_json(value: object, limit: int | None = None) -> str | None:
     """Why this JSON value is too big to store as metadata, or None.
 
     Measured as compact UTF-8 JSON, the form in which it is stored and sent on.
     """
-    limit = settings.TRIAGE_MAX_METADATA_BYTES
+    limit = settings.TRIAGE_MAX_METADATA_BYTES if limit is None else limit
     try:
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
     except RecursionError:
@@ -145,15 +163,19 @@ def oversized_json(value: object) -> str | None:
     return None
 
 
-def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn | list[FieldError]:
+def parse_item(
+    raw: object, index: int, *, allow_label: bool = False, limits: Limits | None = None
+) -> ItemIn | list[FieldError]:
     if not isinstance(raw, dict):
         return [FieldError(index, "(item)", "must be a JSON object")]
+    limits = limits or Limits.current()
     errors: list[FieldError] = []
-    allowed = ALLOWED_FIELDS if allow_label else ALLOWED_FIELDS - {"label"}
-    for key in sorted(set(raw) - allowed):
-        errors.append(
-            FieldError(index, key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
-        )
+    allowed = ALLOWED_FIELDS if allow_label else UNLABELLED_FIELDS
+    if not raw.keys() <= allowed:
+        for key in sorted(set(raw) - allowed):
+            errors.append(
+                FieldError(index, key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
+            )
 
     external_id = raw.get("external_id")
     if isinstance(external_id, int) and not isinstance(external_id, bool):
@@ -174,7 +196,7 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
             errors.append(FieldError(index, "external_id", "is longer than 255 characters"))
 
     text = raw.get("text")
-    limit = settings.TRIAGE_MAX_TEXT_CHARS
+    limit = limits.text_chars
     if text is None:
         errors.append(FieldError(index, "text", "is required"))
     elif not isinstance(text, str):
@@ -199,8 +221,10 @@ def parse_item(raw: object, index: int, *, allow_label: bool = False) -> ItemIn 
         metadata = {}
     if not isinstance(metadata, dict):
         errors.append(FieldError(index, "metadata", "must be a JSON object"))
-    elif (
-        problem := too_deep_json(metadata) or unstorable_json(metadata) or oversized_json(metadata)
+    elif metadata and (
+        problem := too_deep_json(metadata, limits.metadata_depth)
+        or unstorable_json(metadata)
+        or oversized_json(metadata, limits.metadata_bytes)
     ):
         errors.append(FieldError(index, "metadata", problem))
 
@@ -242,8 +266,9 @@ def parse_batch(raws: Sequence[object]) -> tuple[list[ItemIn], list[Refusal]]:
     items: list[ItemIn] = []
     errors: list[FieldError] = []
     refused: list[Refusal] = []
+    limits = Limits.current()
     for index, raw in enumerate(raws):
-        parsed = parse_item(raw, index)
+        parsed = parse_item(raw, index, limits=limits)
         if not isinstance(parsed, list):
             items.append(parsed)
         elif all(e.code == TOO_LONG for e in parsed):

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from triage.conf.fields import Setting, as_float, as_int
+from triage.conf.fields import Setting, as_float, as_int, as_path
 
 SIMILAR_REFRESH_SECONDS = Setting(
     "TRIAGE_SIMILAR_REFRESH_SECONDS",
     "30",
     as_int,
     "seconds",
-    "How often each process's similar-items caches pick up new rows.",
+    "How often each web process looks for a newer similar-items file and reads the rows "
+    "newer than the one it maps.",
 )
 SIMILAR_REBUILD_SECONDS = Setting(
     "TRIAGE_SIMILAR_REBUILD_SECONDS",
-    "3600",
+    "600",
     as_int,
     "seconds",
-    "How often they are rebuilt whole, dropping items forgotten or reopened.",
+    "How often a worker rebuilds the similar-items files whole (Celery beat), dropping "
+    "items forgotten or reopened.",
+)
+SIMILAR_INDEX_DIR = Setting(
+    "TRIAGE_SIMILAR_INDEX_DIR",
+    lambda c: str(c.base_dir / "var" / "similar"),
+    as_path,
+    "path",
+    "Where the similar-items files are kept, mapped by every web process of a host; "
+    "workers write them, so it must be shared with them, as TRIAGE_ARTIFACT_DIR is.",
+    shown="`var/similar` in the checkout",
 )
 SIMILAR_EXACT_MAX = Setting(
     "TRIAGE_SIMILAR_EXACT_MAX",

@@ -18,7 +18,14 @@ from triage.models.categories import (
     validate_hotkey,
     validate_target,
 )
-from triage.models.items import Embedding, Item, ItemQuerySet, Prediction, latest_predictions
+from triage.models.items import (
+    Embedding,
+    Item,
+    ItemQuerySet,
+    Prediction,
+    among,
+    latest_predictions,
+)
 from triage.models.policy import RoutingPolicy
 from triage.models.queue import HandOff, Review, ReviewTask, ReviewTaskQuerySet
 from triage.models.tokens import ApiToken, default_scopes, hash_token
@@ -39,6 +46,7 @@ __all__ = [
     "ModelVersion",
     "ModelVersionQuerySet",
     "Prediction",
+    "among",
     "latest_predictions",
     "Review",
     "ReviewTask",

@@ -230,6 +230,19 @@ def tally_new_items(items: Iterable[Item]) -> None:
     deltas.apply()
 
 
+def tally_received(count: int, *, received_at: datetime | None, source: str) -> None:
+    """New items stored without their objects in hand (ingest by COPY): all received at
+    one moment, from one source, in a new item's state."""
+    if not count:
+        return
+    if received_at is None:
+        raise ValueError("items stored without their objects need the moment they came in")
+    deltas = Deltas()
+    deltas.made(Tally.Kind.RECEIVED, received_at, "", source, n=count)
+    deltas.changes[item_key(state_of(Item(source=source)))] += count
+    deltas.apply()
+
+
 def tally_opened_tasks(reasons: Iterable[str]) -> None:
     """Review tasks opened outside persisting (second reviews, quarantine's re-reviews)."""
     deltas = Deltas()

@@ -76,7 +76,7 @@ class Command(BaseCommand):
         created = 0
         for start in tqdm(range(0, len(items), 1000), desc="history", unit="k rows"):
             result = ingest.import_history(items=items[start : start + 1000], categories=categories)
-            created += len(result.created)
+            created += len(result.created_ids)
         self.stdout.write(f"History: {created} new labelled messages ({len(items)} in the sample).")
 
         if ModelVersion.objects.champion() is None or created:
@@ -91,7 +91,7 @@ class Command(BaseCommand):
         queued = 0
         for start in tqdm(range(0, len(incoming_items), CHUNK), desc="incoming", unit="batch"):
             result = ingest.ingest_items(items=incoming_items[start : start + CHUNK])
-            queued += len(result.created)
+            queued += len(result.created_ids)
         counts = {
             s: Item.objects.filter(source=Item.Source.API, status=s).count() for s in Item.Status
         }

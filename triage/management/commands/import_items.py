@@ -167,12 +167,12 @@ class Command(BaseCommand):
                         unlabelled = [i for i in chunk if not i.label]
                         if labelled:
                             history = ingest.import_history(items=labelled, categories=categories)
-                            summary["history"] += len(history.created)
-                            summary["existing"] += len(history.existing)
+                            summary["history"] += len(history.created_ids)
+                            summary["existing"] += len(history.existing_ids)
                         if unlabelled:
                             fresh = ingest.ingest_items(items=unlabelled, source=Item.Source.IMPORT)
-                            summary["queued"] += len(fresh.created)
-                            summary["existing"] += len(fresh.existing)
+                            summary["queued"] += len(fresh.created_ids)
+                            summary["existing"] += len(fresh.existing_ids)
                         bar.update(len(chunk))
 
         except ingest.NotConfigured as exc:
