@@ -204,7 +204,7 @@ def run_child(args: argparse.Namespace) -> None:
     runtime = "onnx-int8" if args.mode in int8 else "torch"
     os.environ["TRIAGE_MAX_LENGTH"] = str(args.max_length)
     if args.postgres and args.mode.startswith("service-"):
-        name = "triage_bench_" + args.mode.replace("-", "_")
+        name = f"{args.db_prefix}_" + args.mode.replace("-", "_")
         os.environ["DATABASE_URL"] = fresh_postgres_database(args.postgres, name)
     setup_django(runtime=runtime, workdir=args.workdir)
     fn = {

@@ -56,6 +56,8 @@ def spawn(mode: str, args: argparse.Namespace, root: Path, shared_artifacts: Pat
         "--max-length",
         str(args.max_length),
         *(["--postgres", args.postgres] if args.postgres else []),
+        "--db-prefix",
+        args.db_prefix,
     ]
     print(f"[{time.strftime('%H:%M:%S')}] running {mode} ...", flush=True)
     started = time.perf_counter()
@@ -101,6 +103,12 @@ def main() -> None:
         metavar="URL",
         help="PostgreSQL server URL: each service variant gets a fresh database there "
         "(default: a SQLite file per variant)",
+    )
+    parser.add_argument(
+        "--db-prefix",
+        default="triage_bench",
+        help="with --postgres, service variants get databases <prefix>_<variant> "
+        "(default triage_bench), so runs on a shared server do not collide",
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
