@@ -194,13 +194,19 @@ def main() -> None:
                 f"{r['retrain_s']:.0f}s untimed); {r['routed']} routed, "
                 f"{r['auto_routed']} automated; chunk={r['chunk']}"
             )
+            rest = r["seconds"] - r["encode_in_service_s"]
+            print(
+                f"  inside the service: encode {r['encode_in_service_s']:.2f}s, the rest "
+                f"{rest:.2f}s ({rest / r['items'] * 1000:.3f} ms/item, "
+                f"{rest / r['encode_in_service_s']:+.1%} of its encode)"
+            )
     print(
         "targets: fp32 >= 3.5x and int8 >= 8x the baseline; service overhead <= 15% over the "
         "bare encode of the same chunks.\n"
         "svc overhead = (service seconds - bare encode seconds) / bare encode seconds, the bare "
         "encode timed in its own bare-* process; paired overhead = the same against the mean of "
-        "two bare encodes of the same chunks in the service process, just before and after "
-        "the service run (less exposed to drift between processes).\n"
+        "two bare encodes of each chunk in the service process, just before and just after the "
+        "service classifies that chunk (less exposed to drift in load).\n"
         "baseline = one pipeline() call per item on the same texts (or a seeded random "
         "sample of them, --baseline-n).\n"
         "CAVEAT: a shared 2-core machine; other jobs may run meanwhile, so timings are noisy "
