@@ -99,7 +99,7 @@ class NgramCounter:
         lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
         for n in range(self.ngram_range[0], self.ngram_range[1] + 1):
             columns = np.flatnonzero(lengths == n)
-            joined = "".join(terms[i] for i in columns)
+            joined = "".join(terms[int(i)] for i in columns)
             digits = self._digits(_codepoints(joined)).reshape(len(columns), n)
             keys = digits @ base ** np.arange(n - 1, -1, -1)
             self._chars[n] = _Keys(keys, columns, span=base**n)
