@@ -56,6 +56,8 @@ def spawn(mode: str, args: argparse.Namespace, root: Path, shared_artifacts: Pat
         "--max-length",
         str(args.max_length),
         *(["--postgres", args.postgres] if args.postgres else []),
+        "--db-prefix",
+        args.db_prefix,
     ]
     print(f"[{time.strftime('%H:%M:%S')}] running {mode} ...", flush=True)
     started = time.perf_counter()
@@ -101,6 +103,12 @@ def main() -> None:
         metavar="URL",
         help="PostgreSQL server URL: each service variant gets a fresh database there "
         "(default: a SQLite file per variant)",
+    )
+    parser.add_argument(
+        "--db-prefix",
+        default="triage_bench",
+        help="with --postgres, service variants get databases <prefix>_<variant> "
+        "(default triage_bench), so runs on a shared server do not collide",
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -186,13 +194,19 @@ def main() -> None:
                 f"{r['retrain_s']:.0f}s untimed); {r['routed']} routed, "
                 f"{r['auto_routed']} automated; chunk={r['chunk']}"
             )
+            rest = r["seconds"] - r["encode_in_service_s"]
+            print(
+                f"  inside the service: encode {r['encode_in_service_s']:.2f}s, the rest "
+                f"{rest:.2f}s ({rest / r['items'] * 1000:.3f} ms/item, "
+                f"{rest / r['encode_in_service_s']:+.1%} of its encode)"
+            )
     print(
         "targets: fp32 >= 3.5x and int8 >= 8x the baseline; service overhead <= 15% over the "
         "bare encode of the same chunks.\n"
         "svc overhead = (service seconds - bare encode seconds) / bare encode seconds, the bare "
         "encode timed in its own bare-* process; paired overhead = the same against the mean of "
-        "two bare encodes of the same chunks in the service process, just before and after "
-        "the service run (less exposed to drift between processes).\n"
+        "two bare encodes of each chunk in the service process, just before and just after the "
+        "service classifies that chunk (less exposed to drift in load).\n"
         "baseline = one pipeline() call per item on the same texts (or a seeded random "
         "sample of them, --baseline-n).\n"
         "CAVEAT: a shared 2-core machine; other jobs may run meanwhile, so timings are noisy "

@@ -7,6 +7,7 @@ loaded lazily, once per process (get_encoder), never at import time, so
 
 import dataclasses
 import functools
+import gc
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -237,7 +238,27 @@ def _build(spec_json: str) -> Encoder:
     spec = json.loads(spec_json)
     cls = import_string(spec["class"])
     encoder: Encoder = cls.from_spec(spec)
+    _settle_heap()
     return encoder
+
+
+_heap_settled = False
+
+
+def _settle_heap() -> None:
+    """Once per process, after the first model loads: collect, then freeze what is alive.
+
+    The model and the libraries it imported (torch or onnxruntime, transformers, sklearn,
+    Django: ~190,000 objects) live as long as the process. Without this, every full
+    collection walks them all: 0.1-0.3 s, about once per 2,000 items classified, a few per
+    cent of an int8 encode. Frozen objects are still freed by reference counting; only a
+    cycle among them is never collected.
+    """
+    global _heap_settled
+    if not _heap_settled:
+        _heap_settled = True
+        gc.collect()
+        gc.freeze()
 
 
 def encoder_for(spec: dict[str, Any]) -> Encoder:

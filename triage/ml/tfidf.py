@@ -4,7 +4,8 @@ It sees what the sentence encoder blurs (names, codes, misspellings, exact phras
 averaged with the embedding head it ranks predictions better for almost no CPU
 (benchmarks/model_quality.py). It is stored as plain arrays: the vocabularies (as JSON
 bytes), the idf weights and the coefficients; nothing is pickled. Serving rebuilds the
-features with a CountVectorizer over the fixed vocabulary, then applies sublinear tf, idf
+features by counting n-grams over the fixed vocabulary (triage.ml.ngrams: the counts
+sklearn's CountVectorizer gives, vectorised), then applies sublinear tf, idf
 and l2 normalisation exactly as sklearn's TfidfVectorizer does (a test holds them equal).
 """
 
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from triage.ml.logistic import fit_logistic
+from triage.ml.ngrams import NgramCounter
 
 # (analyzer, n-gram range, most features kept). min_df=2: a term seen in one text only
 # teaches nothing general (and would keep that text's rare words in the artifact).
@@ -41,14 +43,9 @@ class TfidfFeatures:
     idfs: tuple[np.ndarray, ...]
 
     @functools.cached_property
-    def _counters(self) -> list[CountVectorizer]:
+    def _counters(self) -> list[NgramCounter]:
         return [
-            CountVectorizer(
-                analyzer=analyzer,
-                ngram_range=ngrams,
-                vocabulary={term: i for i, term in enumerate(terms)},
-                dtype=np.float64,
-            )
+            NgramCounter(analyzer, ngrams, terms)
             for (analyzer, ngrams, _), terms in zip(ANALYZERS, self.vocabularies, strict=True)
         ]
 
@@ -59,7 +56,7 @@ class TfidfFeatures:
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         parts = []
         for counter, idf in zip(self._counters, self.idfs, strict=True):
-            counts = counter.transform(list(texts)).tocsr()
+            counts = counter.count(texts)
             np.log(counts.data, out=counts.data)
             counts.data += 1.0  # sublinear tf: 1 + log(count)
             parts.append(normalize(counts @ sparse.diags(idf), norm="l2", copy=False))
