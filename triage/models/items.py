@@ -106,7 +106,12 @@ class Prediction(models.Model):
         AUTO = "auto"
         REVIEW = "review"
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    # No index of its own: prediction_item_latest_idx (item, -id) leads with the item and
+    # serves every lookup by item (and the cascade from Item); a second index only cost
+    # each classify write (benchmarks/classify_throughput.py).
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="predictions", db_index=False
+    )
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
