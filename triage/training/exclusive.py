@@ -96,20 +96,3 @@ def retrain_exclusively(*, actor: str) -> str:
             logger.info("retrain (%s) skipped: %s", actor, exc)
             return f"skipped: {exc}"
     return result.message
-
-
-def fine_tune_exclusively(*, actor: str) -> str:
-    """Fine-tune unless another fine-tune is running; what happened, in one line. A retrain
-    may run meanwhile: only the gate waits for it (retrain_fine_tuned)."""
-    from triage.training.finetune import retrain_fine_tuned
-
-    with retrain_lock(FINE_TUNE) as held:
-        if not held:
-            logger.info("fine-tune (%s) %s", actor, SKIPPED_FINE_TUNING)
-            return SKIPPED_FINE_TUNING
-        try:
-            result = retrain_fine_tuned(actor=actor)
-        except RetrainError as exc:
-            logger.info("fine-tune (%s) skipped: %s", actor, exc)
-            return f"skipped: {exc}"
-    return result.message

@@ -18,6 +18,7 @@ inside a retrain. The steps, each on examples the step before did not use:
 """
 
 import hashlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from triage.ml.heads import EnsembleHead, Head, LinearHead, train_logistic_head
 from triage.models import ModelVersion
 from triage.routing.automation import automation_now
 from triage.routing.evidence import HoldoutPredictions
+from triage.training.exclusive import FINE_TUNE, SKIPPED_FINE_TUNING, retrain_lock
 from triage.training.fit import (
     Candidate,
     _save_head,
@@ -54,6 +56,8 @@ from triage.training.snapshot import (
     RetrainError,
     snapshot_examples,
 )
+
+logger = logging.getLogger(__name__)
 
 # Fine-tuning cost grows with the length; the tuned version also serves at this length
 # (its spec says so), so training and serving read the same tokens.
@@ -211,10 +215,23 @@ def retrain_fine_tuned(
     }
     # Minutes went into the fit without the retrain lock; the gate takes it, waiting the
     # seconds a running retrain needs, so the champion does not change under the comparison.
-    from triage.training.exclusive import retrain_lock
-
     with retrain_lock(wait=True):
         return gate_and_record(candidate, examples=examples, actor=actor, notes=[note])
+
+
+def fine_tune_exclusively(*, actor: str) -> str:
+    """Fine-tune unless another fine-tune is running; what happened, in one line. A retrain
+    may run meanwhile: only the gate waits for it (retrain_fine_tuned)."""
+    with retrain_lock(FINE_TUNE) as held:
+        if not held:
+            logger.info("fine-tune (%s) %s", actor, SKIPPED_FINE_TUNING)
+            return SKIPPED_FINE_TUNING
+        try:
+            result = retrain_fine_tuned(actor=actor)
+        except RetrainError as exc:
+            logger.info("fine-tune (%s) skipped: %s", actor, exc)
+            return f"skipped: {exc}"
+    return result.message
 
 
 def _check_splits(examples: Examples) -> None:

@@ -5,7 +5,8 @@ Both go through training.exclusive: when they overlap, one runs and the other re
 
 from celery import shared_task
 
-from triage.training.exclusive import fine_tune_exclusively, retrain_exclusively
+from triage.training.exclusive import retrain_exclusively
+from triage.training.finetune import fine_tune_exclusively
 
 
 # Acknowledged on receipt: a retrain takes minutes, longer than the broker's visibility
