@@ -19,7 +19,6 @@ kernel keeps once per host however many processes map them.
 - The encoder's id is in the file names: another embedding space is another file.
 """
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -37,6 +36,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from reviews.similar_rows import KINDS, LOADERS, LoadState, unit_rows
+from triage.filelock import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -175,17 +175,8 @@ def _write_aside(target: Path, write: Any) -> None:
 @contextmanager
 def _build_lock(kind: str, encoder: str) -> Iterator[bool]:
     """One build of a kind's index at a time on this host; True when this caller has it."""
-    path = index_dir() / f".{kind}-{space_key(encoder)}.lock"
-    with path.open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with file_lock(index_dir() / f".{kind}-{space_key(encoder)}.lock") as mine:
+        yield mine
 
 
 def build_index(kind: str, encoder: str, *, requested_at: float | None = None) -> str:

@@ -18,6 +18,7 @@ TOP_LEVEL_FILES = {
     "__init__.py",
     "access.py",
     "stats.py",
+    "filelock.py",
     "conf.py",
     "settings.py",
     "urls.py",

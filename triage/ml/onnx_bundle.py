@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from triage.filelock import file_lock
 from triage.ml.artifacts import file_sha256
 
 INT8_FILENAME = "model.int8.onnx"
@@ -118,19 +119,9 @@ def read_verified_int8(onnx_dir: Path, manifest: dict[str, Any]) -> bytes:
 
 @contextlib.contextmanager
 def export_lock(out_dir: Path) -> Iterator[None]:
-    """Serialise exporters of the same out_dir across processes (best effort off POSIX)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
+    """Serialise exporters of the same out_dir across processes."""
+    with file_lock(out_dir.parent / f".{out_dir.name}.lock", wait=True):
         yield
-        return
-    lock_path = out_dir.parent / f".{out_dir.name}.lock"
-    with lock_path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def check_replaceable(out_dir: Path) -> None:

@@ -17,7 +17,6 @@ against the champion and the promotion, takes the retrain lock, waiting the seco
 running retrain needs, so two candidates are never gated against the same champion at once.
 """
 
-import fcntl
 import logging
 import zlib
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from triage.filelock import file_lock
 from triage.training.retrain import retrain
 from triage.training.snapshot import RetrainError
 
@@ -66,18 +66,8 @@ def retrain_lock(name: str = RETRAIN, *, wait: bool = False) -> Iterator[bool]:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
-    path = Path(settings.TRIAGE_ARTIFACT_DIR) / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(Path(settings.TRIAGE_ARTIFACT_DIR) / f"{name}.lock", wait=wait) as held:
+        yield held
 
 
 def retrain_exclusively(*, actor: str) -> str:
