@@ -30,7 +30,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from reviews import similar_files
-from reviews.similar_files import IndexUnreadable, MappedIndex
+from reviews.similar_files import IndexUnreadable, MappedIndex, trained_inverted_file
 from reviews.similar_rows import LOADERS, LoadState, unit_rows, watermark_now
 from triage.access import under_check
 from triage.models import Embedding, Item, ModelVersion, ReviewTask
@@ -99,19 +99,9 @@ class _Matrix:
         return [(int(self.ids[p]), float(s)) for p, s in zip(positions, scores, strict=True)]
 
     def _inverted_file(self) -> Any:
-        import faiss
-
         assert self.vectors is not None
         if self.ivf is None or self.size >= 2 * self.ivf_trained_on:
-            dim = self.vectors.shape[1]
-            lists = max(1, int(np.sqrt(self.size)))
-            quantizer = faiss.IndexFlatIP(dim)
-            ivf = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
-            ivf.cp.niter = 10
-            # k-means on a sample: 40 points a list is plenty, and keeps training to seconds.
-            rng = np.random.default_rng(0)
-            sample = rng.choice(self.size, size=min(self.size, 40 * lists), replace=False)
-            ivf.train(self.vectors[np.sort(sample)])
+            ivf = trained_inverted_file(self.vectors[: self.size])
             self.ivf, self.ivf_rows, self.ivf_trained_on = ivf, 0, self.size
         if self.ivf_rows < self.size:
             rows = np.arange(self.ivf_rows, self.size)

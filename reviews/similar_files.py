@@ -139,23 +139,33 @@ def open_index(pointer: dict[str, Any]) -> MappedIndex:
     )
 
 
+def trained_inverted_file(vectors: np.ndarray) -> Any:
+    """An empty FAISS inverted file (inner product, sqrt(n) lists), its lists found by
+    k-means on a sample of `vectors`: 40 points a list is plenty, and keeps training to
+    seconds. The host's files and each process's delta (reviews.similar) both use it."""
+    import faiss
+
+    size, dim = vectors.shape
+    lists = max(1, int(np.sqrt(size)))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = 10
+    rng = np.random.default_rng(0)
+    sample = rng.choice(size, size=min(size, 40 * lists), replace=False)
+    index.train(vectors[np.sort(sample)])
+    return index
+
+
 def _faiss_index(vectors: np.ndarray, ids: np.ndarray) -> Any:
     import faiss
 
     size, dim = vectors.shape
-    quantizer = faiss.IndexFlatIP(dim)
     if size < settings.TRIAGE_SIMILAR_EXACT_MAX:
         # One list holding every row: each search scans them all, exactly.
+        quantizer = faiss.IndexFlatIP(dim)
         quantizer.add(np.zeros((1, dim), dtype=np.float32))
         index = faiss.IndexIVFFlat(quantizer, dim, 1, faiss.METRIC_INNER_PRODUCT)
     else:
-        lists = max(1, int(np.sqrt(size)))
-        index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10
-        # k-means on a sample: 40 points a list is plenty, and keeps training to seconds.
-        rng = np.random.default_rng(0)
-        sample = rng.choice(size, size=min(size, 40 * lists), replace=False)
-        index.train(vectors[np.sort(sample)])
+        index = trained_inverted_file(vectors)
     index.add_with_ids(vectors, ids)
     return index
 

@@ -129,3 +129,23 @@ def make_labelled_history(categories: dict[str, Category], copies: int = 16) -> 
                 record_training_example(item=item, category=categories[slug], source="import")
                 items.append(item)
     return items
+
+
+def make_champion(categories: dict[str, Category], *, audit_rate: float = 1.0) -> ModelVersion:
+    """A champion trained on the labelled history, at a target the fake model certifies
+    (0.75, min support 5), auto-actions audited at `audit_rate` with no floor."""
+    from triage import training
+    from triage.models import RoutingPolicy
+
+    make_labelled_history(categories)
+    version = training.retrain().version
+    RoutingPolicy.objects.update_or_create(
+        pk=1,
+        defaults={
+            "target_precision": 0.75,
+            "min_support": 5,
+            "audit_rate": audit_rate,
+            "audit_floor": 0,
+        },
+    )
+    return version

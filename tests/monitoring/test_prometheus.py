@@ -12,12 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reviews.claims import claim_next_task
 from reviews.decisions import submit_review
-from triage import training
 from triage.actions.models import Delivery, Endpoint, Event
 from triage.classify import service
-from triage.models import RoutingPolicy
 
-from ..factories import make_item, make_labelled_history, make_token
+from ..factories import make_champion, make_item, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -104,14 +102,8 @@ def test_a_malformed_allowed_network_is_a_clear_configuration_error(value):
 
 @pytest.fixture
 def champion(categories):
-    make_labelled_history(categories)
-    version = training.retrain().version
     # A target the fake model certifies, and every auto-action audited.
-    RoutingPolicy.objects.update_or_create(
-        pk=1,
-        defaults={"target_precision": 0.75, "min_support": 5, "audit_rate": 1.0, "audit_floor": 0},
-    )
-    return version
+    return make_champion(categories)
 
 
 def test_the_figures_are_the_databases(client, champion, analyst):

@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from reviews.claims import claim_next_task
 from reviews.corrections import change_decision
 from reviews.decisions import submit_review
-from triage import training
 from triage.api.ingest import ingest_items
 from triage.api.intake import ItemIn
 from triage.classify import service
@@ -28,8 +27,8 @@ from triage.privacy import retention
 from triage.privacy.forget import forget_items
 
 from ..factories import (
+    make_champion,
     make_item,
-    make_labelled_history,
     make_prediction,
     make_task,
     make_token,
@@ -47,13 +46,7 @@ OUTAGE = "server down outage error crash unavailable"
 
 @pytest.fixture
 def champion(categories):
-    make_labelled_history(categories)
-    version = training.retrain().version
-    RoutingPolicy.objects.update_or_create(
-        pk=1,
-        defaults={"target_precision": 0.75, "min_support": 5, "audit_rate": 0.5, "audit_floor": 0},
-    )
-    return version
+    return make_champion(categories, audit_rate=0.5)
 
 
 def ingest(*texts: str) -> list[Item]:

@@ -18,7 +18,7 @@ from triage.monitoring.models import AuditSample, CategoryWatch
 from triage.monitoring.watch import WatchError, resume_category
 from triage.training.models import TrainingExample
 
-from ..factories import make_item, make_labelled_history, make_prediction
+from ..factories import make_champion, make_item, make_prediction
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +27,8 @@ BILLING_TEXT = "refund the double charge on my card invoice payment"
 
 @pytest.fixture
 def champion(categories):
-    make_labelled_history(categories)
-    version = training.retrain().version
     # A target the fake model certifies, and every auto-action audited.
-    RoutingPolicy.objects.update_or_create(
-        pk=1,
-        defaults={"target_precision": 0.75, "min_support": 5, "audit_rate": 1.0, "audit_floor": 0},
-    )
-    return version
+    return make_champion(categories)
 
 
 def _classify(n=1):

@@ -185,12 +185,16 @@ def _why_not(delivery_id: int, now: datetime) -> str:
 Outcome = tuple[str, Delivery]
 
 
+def _ends_batch(status_code: int | None) -> bool:
+    """Down, hanging (no answer) or gone (410): the rest of the batch is not worth a
+    request each."""
+    return status_code is None or status_code == 410
+
+
 def _endpoint_failed(batch: list[Outcome]) -> bool:
-    """Down, hanging or gone: the batch stopped there (see _send)."""
+    """The batch stopped at a delivery that ended it (see _send)."""
     return any(
-        delivery.last_status_code is None or delivery.last_status_code == 410
-        for kind, delivery in batch
-        if kind != "not sent"
+        _ends_batch(delivery.last_status_code) for kind, delivery in batch if kind != "not sent"
     )
 
 
@@ -240,8 +244,7 @@ def _send(
         headers |= {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         result = connection.post(body=body.encode(), headers=headers)
         results.append(result)
-        # Down, hanging or gone: the rest of the batch is not worth a request each.
-        stop = result.status_code is None or result.status_code == 410
+        stop = _ends_batch(result.status_code)
     return results
 
 

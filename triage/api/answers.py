@@ -8,6 +8,8 @@ action it also is: no token learns which items are audited.
 from datetime import datetime
 from typing import Any
 
+from django.db.models import QuerySet
+
 from triage.access import under_check
 from triage.models import Item, Prediction, ReviewTask, among
 
@@ -49,57 +51,43 @@ def _answer(
     }
 
 
-def item_json(item: Item, prediction: Prediction | None) -> dict[str, Any]:
-    """`item` comes annotated by under_check."""
-    return _answer(
-        external_id=item.external_id,
-        status=item.status,
-        received_at=item.received_at,
-        checking=bool(getattr(item, "under_check", True)),
-        final_category=item.final_category.slug if item.final_category else None,
-        decided_by=item.decided_by,
-        prediction=(
-            {
-                "label": prediction.label.slug,
-                "confidence": prediction.confidence,
-                "model_version": prediction.model_version_id,
-                "scores": prediction.scores,
-                "reason": prediction.reason,
-                "route": prediction.route,
-                "threshold": prediction.threshold,
-            }
-            if prediction
-            else None
-        ),
-    )
-
-
-PREDICTION_COLUMNS = ("label__slug", "confidence", "model_version_id", "scores", "reason")
+# The latest prediction's columns, and the keys _answer reads them by.
+PREDICTION_COLUMNS = (
+    "label__slug",
+    "confidence",
+    "model_version_id",
+    "scores",
+    "reason",
+    "route",
+    "threshold",
+)
 PREDICTION_KEYS = ("label", "confidence", "model_version", "scores", "reason", "route", "threshold")
 
 
-def items_json(ids: list[int]) -> dict[str, dict[str, Any]]:
-    """item_json of every item in `ids`, by external id: two queries and no model objects,
-    for an ingest batch's answer (1,000 items)."""
-    if not ids:
+def _answers(items: QuerySet[Item]) -> dict[str, dict[str, Any]]:
+    """The answer for each of these items, by external id: two queries (the items, then
+    their latest predictions) and no model objects, so a batch of 1,000 costs little."""
+    # "under_check" is the annotation under_check() adds, unknown to the type checker.
+    rows = list(
+        under_check(items).values_list(  # type: ignore[misc]
+            "pk",
+            "external_id",
+            "status",
+            "received_at",
+            "under_check",
+            "final_category__slug",
+            "decided_by",
+        )
+    )
+    if not rows:
         return {}
     latest: dict[int, dict[str, Any]] = {}
     for item_id, *values in (
-        Prediction.objects.filter(item_id__in=among(ids))
+        Prediction.objects.filter(item_id__in=among([row[0] for row in rows]))
         .order_by("item_id", "-id")
-        .values_list("item_id", *PREDICTION_COLUMNS, "route", "threshold")
+        .values_list("item_id", *PREDICTION_COLUMNS)
     ):
         latest.setdefault(item_id, dict(zip(PREDICTION_KEYS, values, strict=True)))
-    # "under_check" is the annotation under_check() adds, unknown to the type checker.
-    rows = under_check(Item.objects.filter(pk__in=among(ids))).values_list(  # type: ignore[misc]
-        "pk",
-        "external_id",
-        "status",
-        "received_at",
-        "under_check",
-        "final_category__slug",
-        "decided_by",
-    )
     return {
         external_id: _answer(
             external_id=external_id,
@@ -112,6 +100,16 @@ def items_json(ids: list[int]) -> dict[str, dict[str, Any]]:
         )
         for pk, external_id, status, received_at, checking, final_category, decided_by in rows
     }
+
+
+def items_json(ids: list[int]) -> dict[str, dict[str, Any]]:
+    """The answer for each item in `ids`, by external id (an ingest batch's answer)."""
+    return _answers(Item.objects.filter(pk__in=among(ids))) if ids else {}
+
+
+def item_json(external_id: str) -> dict[str, Any] | None:
+    """The answer for the item with this external id (GET /api/items/<id>); None if none."""
+    return _answers(Item.objects.filter(external_id=external_id)).get(external_id)
 
 
 def received_json(external_id: str, received_at: datetime) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
-from triage.access import under_check
 from triage.actions.feed import MAX_LIMIT, FeedError, read_events
 from triage.api import ingest as ingestion
 from triage.api.answers import item_json, items_json, received_json
@@ -39,7 +38,7 @@ from triage.api.schemas import (
     EventsPage,
     ItemOut,
 )
-from triage.models import ApiToken, Item, latest_predictions
+from triage.models import ApiToken, Item
 from triage.models.text import normalize_external_id
 from triage.monitoring.summary import metrics_snapshot
 from triage.web.middleware import database_unavailable
@@ -233,14 +232,10 @@ def ingest(request: HttpRequest) -> Any:
 def item_detail(request: HttpRequest, external_id: str) -> Any:
     # Stored ids are NFC-normalised and stripped (see intake): look up the same form.
     external_id = normalize_external_id(external_id)
-    item = (
-        under_check(Item.objects.select_related("final_category"))
-        .filter(external_id=external_id)
-        .first()
-    )
-    if item is None:
+    answer = item_json(external_id)
+    if answer is None:
         return error(404, f"no item with external_id {external_id!r}")
-    return Status(200, item_json(item, latest_predictions([item.pk]).get(item.pk)))
+    return Status(200, answer)
 
 
 # --- Events ------------------------------------------------------------------

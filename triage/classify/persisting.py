@@ -18,6 +18,7 @@ from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.classify.deciding import Routing
 from triage.models import Category, Item, ModelVersion, Prediction, ReviewTask
 from triage.monitoring.audits import record_audit_samples
+from triage.monitoring.models import Tally
 from triage.monitoring.tallies import Deltas, ItemState, item_state
 from triage.routing import policy as routing
 from triage.routing.rules import count_hits
@@ -127,7 +128,7 @@ def _tally(
     added to `deltas` (the open tasks' already), applied in one statement."""
     slugs = {c.pk: slug for slug, c in categories.items()}
     for p in predictions:
-        deltas.made("prediction", p.created_at, slugs[p.label_id], p.route)
+        deltas.made(Tally.Kind.PREDICTION, p.created_at, slugs[p.label_id], p.route)
     for r in routings:
         item, decision = r.item, r.decision
         before = item_state(

@@ -26,7 +26,7 @@ from triage.models import Item, ModelVersion, ReviewTask
 from triage.monitoring.instruments import PROCESS_INSTRUMENTS
 from triage.monitoring.live import Span, live_report
 from triage.monitoring.models import Tally
-from triage.monitoring.tallies import totals
+from triage.monitoring.tallies import ItemState, item_states, totals
 
 # The label for figures over every category (slugs cannot contain parentheses).
 ALL_CATEGORIES = "(all)"
@@ -36,14 +36,15 @@ class DomainCollector(Collector):
     """Items, decisions, the review queue, deliveries, the champion and live precision."""
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._items()
-        yield from self._decisions()
+        states = item_states()  # read once: items by status and by who decided them
+        yield from self._items(states)
+        yield from self._decisions(states)
         yield from self._queue()
         yield from self._deliveries()
         yield from self._champion()
         yield from self._live()
 
-    def _items(self) -> Iterator[Metric]:
+    def _items(self, states: list[tuple[ItemState, int]]) -> Iterator[Metric]:
         ingested = CounterMetricFamily(
             "triage_items_ingested",
             "Items ingested, by source (api, import).",
@@ -56,15 +57,14 @@ class DomainCollector(Collector):
         for (_, source), (n, gone) in sorted(received.items()):
             ingested.add_metric([source], n + gone)  # gone: only a reconcile's repair
         statuses: dict[str, int] = {s: 0 for s in Item.Status.values}
-        for (_, key), (n, _gone) in totals(Tally.Kind.ITEM).items():
-            status = key.split(":", 1)[0]
-            statuses[status] = statuses.get(status, 0) + n
+        for state, n in states:
+            statuses[state.status] = statuses.get(state.status, 0) + n
         for status, n in sorted(statuses.items()):
             by_status.add_metric([status], n)
         yield ingested
         yield by_status
 
-    def _decisions(self) -> Iterator[Metric]:
+    def _decisions(self, states: list[tuple[ItemState, int]]) -> Iterator[Metric]:
         predicted = CounterMetricFamily(
             "triage_predictions",
             "Predictions by the model's category and route (auto: acted on; review: to people).",
@@ -82,10 +82,9 @@ class DomainCollector(Collector):
             labels=["category", "decided_by"],
         )
         decided_by: dict[tuple[str, str], int] = {}
-        for (slug, key), (n, _gone) in totals(Tally.Kind.ITEM).items():
-            who = key.split(":", 1)[1]
-            if slug and n:
-                label = (slug, "other" if who == "none" else who)
+        for state, n in states:
+            if state.category and n:
+                label = (state.category, "other" if state.decider == "none" else state.decider)
                 decided_by[label] = decided_by.get(label, 0) + n
         for (slug, who), n in sorted(decided_by.items()):
             decided.add_metric([slug, who], n)

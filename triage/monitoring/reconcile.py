@@ -18,9 +18,17 @@ from django.db.models import Count, F, Value
 from django.db.models.functions import Coalesce, TruncHour
 
 from triage.models import AuditLog
-from triage.monitoring.tallies import TOTAL, TallyKey, apply, decider_of
+from triage.monitoring.models import Tally
+from triage.monitoring.tallies import (
+    TOTAL,
+    TallyKey,
+    agreed_label,
+    apply,
+    item_key,
+    item_state,
+)
 
-KINDS = ("prediction", "review", "received", "item", "task")
+KINDS: tuple[str, ...] = tuple(Tally.Kind.values)
 
 
 def _hourly(kind: str, rows: Iterator[tuple[Any, str, str, int]]) -> Counter[TallyKey]:
@@ -58,36 +66,34 @@ def full_counts(
             .values_list(*fields, "n")
         )
 
-    if "prediction" in kinds:
+    if Tally.Kind.PREDICTION in kinds:
         rows = prediction_model.objects.annotate(hour=hour, slug=F("label__slug"))
-        out.update(_hourly("prediction", grouped(rows, "hour", "slug", "route")))
-    if "review" in kinds:
+        out.update(_hourly(Tally.Kind.PREDICTION, grouped(rows, "hour", "slug", "route")))
+    if Tally.Kind.REVIEW in kinds:
         rows = review_model.objects.annotate(hour=hour, slug=F("category__slug"))
-        agreed = {True: "yes", False: "no", None: "no_suggestion"}
         out.update(
             _hourly(
-                "review",
+                Tally.Kind.REVIEW,
                 (
-                    (h, slug, agreed[a], n)
+                    (h, slug, agreed_label(a), n)
                     for h, slug, a, n in grouped(rows, "hour", "slug", "agreed_with_model")
                 ),
             )
         )
-    if "received" in kinds:
+    if Tally.Kind.RECEIVED in kinds:
         rows = item_model.objects.annotate(
             hour=TruncHour("received_at", tzinfo=UTC), none=Value("")
         )
-        out.update(_hourly("received", grouped(rows, "hour", "none", "source")))
-    if "item" in kinds:
+        out.update(_hourly(Tally.Kind.RECEIVED, grouped(rows, "hour", "none", "source")))
+    if Tally.Kind.ITEM in kinds:
         rows = item_model.objects.annotate(slug=Coalesce("final_category__slug", Value("")))
         # decided_by is grouped as it is and mapped in Python: few distinct values.
         for status, slug, decided_by, n in grouped(rows, "status", "slug", "decided_by"):
-            key = TallyKey("item", TOTAL, slug, f"{status}:{decider_of(decided_by)}")
-            out[key] += n
-    if "task" in kinds:
+            out[item_key(item_state(status=status, category=slug, decided_by=decided_by))] += n
+    if Tally.Kind.TASK in kinds:
         rows = task_model.objects.filter(completed_at__isnull=True).annotate(none=Value(""))
         for _, reason, n in grouped(rows, "none", "reason"):
-            out[TallyKey("task", TOTAL, "", reason)] += n
+            out[TallyKey(Tally.Kind.TASK, TOTAL, "", reason)] += n
     return out
 
 
@@ -123,8 +129,6 @@ class Difference:
 
 def differences(kinds: tuple[str, ...] = KINDS) -> list[Difference]:
     """Every key whose tally differs from the full count, sorted."""
-    from triage.monitoring.models import Tally
-
     counted = full_counts(kinds)
     tallied: Counter[TallyKey] = Counter()
     for kind, bucket, category, key, n in Tally.objects.filter(kind__in=kinds).values_list(

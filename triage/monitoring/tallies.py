@@ -27,8 +27,6 @@ from triage.monitoring.models import Tally
 # The bucket of the all-time rows.
 TOTAL = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-# The kinds whose rows are also kept per hour, beside their all-time row.
-HOURLY = (Tally.Kind.PREDICTION, Tally.Kind.REVIEW, Tally.Kind.RECEIVED)
 
 
 class TallyKey(NamedTuple):
@@ -68,6 +66,12 @@ class ItemState(NamedTuple):
     def key(self) -> str:
         return f"{self.status}:{self.decider}"
 
+    @classmethod
+    def of_key(cls, category: str, key: str) -> "ItemState":
+        """The state an item tally's (category, key) stands for (the inverse of key)."""
+        status, decider = key.split(":", 1)
+        return cls(status, category, decider)
+
 
 def item_state(*, status: str, category: str | None, decided_by: str) -> ItemState:
     return ItemState(status, category or "", decider_of(decided_by))
@@ -104,14 +108,14 @@ class Deltas:
             self.removed(kind, at, *before)
             self.made(kind, at, *after)
 
-    def item(self, before: ItemState | None, after: ItemState | None) -> None:
-        """An item came in (before None) or changed state."""
+    def item(self, before: ItemState | None, after: ItemState | None, n: int = 1) -> None:
+        """Items came in (before None) or changed state."""
         if before == after:
             return
         if before is not None:
-            self.changes[item_key(before)] -= 1
+            self.changes[item_key(before)] -= n
         if after is not None:
-            self.changes[item_key(after)] += 1
+            self.changes[item_key(after)] += n
 
     def task(self, before: str | None, after: str | None, n: int = 1) -> None:
         """Open review tasks: one opened (before None), closed (after None) or given
@@ -162,6 +166,14 @@ def totals(kind: str) -> dict[tuple[str, str], tuple[int, int]]:
             "category", "key", "n", "gone"
         )
     }
+
+
+def item_states() -> list[tuple[ItemState, int]]:
+    """Items now in each state (the item tallies, one row per state)."""
+    return [
+        (ItemState.of_key(category, key), n)
+        for (category, key), (n, _gone) in totals(Tally.Kind.ITEM).items()
+    ]
 
 
 def first_whole_hour(since: datetime) -> datetime:
@@ -239,7 +251,7 @@ def tally_received(count: int, *, received_at: datetime | None, source: str) -> 
         raise ValueError("items stored without their objects need the moment they came in")
     deltas = Deltas()
     deltas.made(Tally.Kind.RECEIVED, received_at, "", source, n=count)
-    deltas.changes[item_key(state_of(Item(source=source)))] += count
+    deltas.item(None, state_of(Item(source=source)), n=count)
     deltas.apply()
 
 

@@ -19,7 +19,7 @@ running retrain needs, so two candidates are never gated against the same champi
 
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection
 
 from triage.filelock import file_lock
-from triage.training.retrain import retrain
+from triage.training.retrain import RetrainResult, retrain
 from triage.training.snapshot import RetrainError
 
 logger = logging.getLogger(__name__)
@@ -70,19 +70,28 @@ def retrain_lock(name: str = RETRAIN, *, wait: bool = False) -> Iterator[bool]:
         yield held
 
 
-def retrain_exclusively(*, actor: str) -> str:
-    """Retrain unless another retrain is running; what happened, in one line.
+def run_exclusively(
+    name: str, run: Callable[[], RetrainResult], *, actor: str, skipped: str
+) -> str:
+    """`run` unless another holds the named lock; what happened, in one line.
 
-    "skipped: …" when the lock is taken or there are too few examples (a normal state
-    for a young deployment, not a crash); otherwise the gate's message.
+    `skipped` when the lock is taken, "skipped: …" when there are too few examples (a
+    normal state for a young deployment, not a crash); otherwise the gate's message.
     """
-    with retrain_lock() as held:
+    with retrain_lock(name) as held:
         if not held:
-            logger.info("retrain (%s) %s", actor, SKIPPED_RUNNING)
-            return SKIPPED_RUNNING
+            logger.info("%s (%s) %s", name, actor, skipped)
+            return skipped
         try:
-            result = retrain(actor=actor)
+            result = run()
         except RetrainError as exc:
-            logger.info("retrain (%s) skipped: %s", actor, exc)
+            logger.info("%s (%s) skipped: %s", name, actor, exc)
             return f"skipped: {exc}"
     return result.message
+
+
+def retrain_exclusively(*, actor: str) -> str:
+    """Retrain unless another retrain is running (run_exclusively)."""
+    return run_exclusively(
+        RETRAIN, lambda: retrain(actor=actor), actor=actor, skipped=SKIPPED_RUNNING
+    )

@@ -18,7 +18,6 @@ inside a retrain. The steps, each on examples the step before did not use:
 """
 
 import hashlib
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +39,12 @@ from triage.ml.heads import EnsembleHead, Head, LinearHead, train_logistic_head
 from triage.models import ModelVersion
 from triage.routing.automation import automation_now
 from triage.routing.evidence import HoldoutPredictions
-from triage.training.exclusive import FINE_TUNE, SKIPPED_FINE_TUNING, retrain_lock
+from triage.training.exclusive import (
+    FINE_TUNE,
+    SKIPPED_FINE_TUNING,
+    retrain_lock,
+    run_exclusively,
+)
 from triage.training.fit import (
     Candidate,
     _save_head,
@@ -56,8 +60,6 @@ from triage.training.snapshot import (
     RetrainError,
     snapshot_examples,
 )
-
-logger = logging.getLogger(__name__)
 
 # Fine-tuning cost grows with the length; the tuned version also serves at this length
 # (its spec says so), so training and serving read the same tokens.
@@ -220,18 +222,14 @@ def retrain_fine_tuned(
 
 
 def fine_tune_exclusively(*, actor: str) -> str:
-    """Fine-tune unless another fine-tune is running; what happened, in one line. A retrain
-    may run meanwhile: only the gate waits for it (retrain_fine_tuned)."""
-    with retrain_lock(FINE_TUNE) as held:
-        if not held:
-            logger.info("fine-tune (%s) %s", actor, SKIPPED_FINE_TUNING)
-            return SKIPPED_FINE_TUNING
-        try:
-            result = retrain_fine_tuned(actor=actor)
-        except RetrainError as exc:
-            logger.info("fine-tune (%s) skipped: %s", actor, exc)
-            return f"skipped: {exc}"
-    return result.message
+    """Fine-tune unless another fine-tune is running (run_exclusively). A retrain may run
+    meanwhile: only the gate waits for it (retrain_fine_tuned)."""
+    return run_exclusively(
+        FINE_TUNE,
+        lambda: retrain_fine_tuned(actor=actor),
+        actor=actor,
+        skipped=SKIPPED_FINE_TUNING,
+    )
 
 
 def _check_splits(examples: Examples) -> None:
