@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviews.decisions import record_training_example
@@ -11,7 +13,15 @@ from triage.classify import scoring, service, sweep
 from triage.classify.scoring import embed_items
 from triage.ml.encoder import get_encoder
 from triage.ml.heads import load_head
-from triage.models import AuditLog, Item, ModelVersion, Prediction, ReviewTask, RoutingPolicy
+from triage.models import (
+    AuditLog,
+    Embedding,
+    Item,
+    ModelVersion,
+    Prediction,
+    ReviewTask,
+    RoutingPolicy,
+)
 from triage.monitoring.models import Alert
 from triage.training import fit
 
@@ -170,6 +180,25 @@ def test_embeddings_are_cached_per_item(categories):
     calls = encoder.calls
     embed_items(items, encoder=encoder)
     assert encoder.calls == calls
+
+
+@pytest.mark.needs_postgres("synchronous_commit is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_the_cache_alone_commits_without_waiting_for_the_disk(categories):
+    """The embedding cache's own transaction skips the wait for the disk; a caller's
+    transaction (which may hold decisions) keeps its durability, and so does the session."""
+    lazy = "SET LOCAL synchronous_commit TO OFF"
+    encoder = get_encoder()
+    with CaptureQueriesContext(connection) as own:
+        embed_items([make_item("server down"), make_item("refund")], encoder=encoder)
+    with CaptureQueriesContext(connection) as inside, transaction.atomic():
+        embed_items([make_item("card declined")], encoder=encoder)
+    assert [q["sql"] for q in own.captured_queries].count(lazy) == 1
+    assert lazy not in [q["sql"] for q in inside.captured_queries]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    assert Embedding.objects.count() == 3
 
 
 def test_items_whose_classification_failed_stay_received_and_are_swept(

@@ -39,6 +39,7 @@ from django.utils import timezone
 from triage.actions.delivery import queue_endpoints, retry_until
 from triage.actions.models import Delivery, Endpoint, Event
 from triage.models import Category, Item
+from triage.models.bulk import insert_rows
 
 SCHEMA_VERSION = 1
 TYPE_PATTERN = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
@@ -127,7 +128,7 @@ def emit_many(new_events: Sequence[NewEvent]) -> list[Event]:
                 created_at=now,
             )
         )
-    Event.objects.bulk_create(events, batch_size=500)
+    insert_rows(events)
     deliveries = _fan_out(events, new_events, now)
     if deliveries:
         # One task per endpoint, whatever the number of events: it sends them in batches.
@@ -157,8 +158,8 @@ def _fan_out(events: list[Event], new_events: Sequence[NewEvent], now: datetime)
         for endpoint, types, categories in filters
         if (not types or new.type in types) and (not categories or new.category_id in categories)
     ]
-    # PostgreSQL returns the ids; SQLite 3.35+ too (Django uses RETURNING on both).
-    return Delivery.objects.bulk_create(deliveries, batch_size=500)
+    # With their ids: by COPY on PostgreSQL, RETURNING on SQLite 3.35+.
+    return list(insert_rows(deliveries))
 
 
 def item_data(

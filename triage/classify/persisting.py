@@ -17,6 +17,7 @@ from datetime import datetime
 from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.classify.deciding import Routing
 from triage.models import Category, Item, ModelVersion, Prediction, ReviewTask
+from triage.models.bulk import insert_rows
 from triage.monitoring.audits import record_audit_samples
 from triage.monitoring.models import Tally
 from triage.monitoring.tallies import Deltas, ItemState, item_state
@@ -95,7 +96,7 @@ def persist_routings(
                     created_at=now,
                 )
             )
-    Prediction.objects.bulk_create(predictions)
+    insert_rows(predictions)
     record_audit_samples(predictions=predictions, decisions=decisions)
     Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
     for (slug, decided_by), ids in routed_to.items():
@@ -105,7 +106,7 @@ def persist_routings(
             decided_by=decided_by,
             decided_at=now,
         )
-    ReviewTask.objects.bulk_create(tasks)
+    insert_rows(tasks)
     if reopened:
         ReviewTask.objects.bulk_update(reopened, ["reason", "priority"])
     ReviewTask.objects.filter(pk__in=closed).update(completed_at=now)

@@ -13,11 +13,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
+from django.db import connection, transaction
 
 from triage.ml.calibration import softmax
 from triage.ml.encoder import Encoder, encoder_for, get_encoder
-from triage.ml.heads import check_artifact, head_proba, load_head, zero_shot_proba
+from triage.ml.heads import (
+    check_artifact,
+    head_proba,
+    load_head,
+    text_logits_soon,
+    zero_shot_proba,
+)
 from triage.models import Category, Embedding, Item, ModelVersion
+from triage.models.bulk import insert_rows
 
 if TYPE_CHECKING:
     from triage.ml.seqcls import SequenceClassifier
@@ -48,19 +56,28 @@ def embed_items(items: Sequence[Item], *, encoder: Encoder) -> np.ndarray:
     missing = [item for item in items if item.pk not in cached]
     if missing:
         fresh = encoder.encode([item.text for item in missing]).astype(np.float32)
-        Embedding.objects.bulk_create(
-            [
-                Embedding(item_id=item.pk, encoder=encoder.encoder_id, vector=vector.tobytes())
-                for item, vector in zip(missing, fresh, strict=True)
-            ],
-            ignore_conflicts=True,
-            batch_size=500,
-        )
+        rows = [
+            Embedding(item_id=item.pk, encoder=encoder.encoder_id, vector=vector.tobytes())
+            for item, vector in zip(missing, fresh, strict=True)
+        ]
+        _insert_cached(rows)
         cached.update((item.pk, vector) for item, vector in zip(missing, fresh, strict=True))
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
     for row, item in enumerate(items):
         out[row] = cached[item.pk]
     return out
+
+
+def _insert_cached(rows: list[Embedding]) -> None:
+    """The embedding cache is a cache: when its rows are a transaction of their own, that
+    commit need not wait for the disk (a crash can lose the last rows, never half of one;
+    they are embedded again). Inside a caller's transaction, its durability stands."""
+    own = not connection.in_atomic_block
+    with transaction.atomic():
+        if own and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        insert_rows(rows, ignore_conflicts=True)
 
 
 @functools.cache
@@ -118,9 +135,12 @@ def version_scores(version: ModelVersion, *, items: Sequence[Item]) -> Scores:
     # A head file is a few kilobytes, so the check costs microseconds.
     check_artifact(version.artifact_path, version.artifact_sha256)
     head = load_head(version.artifact_path, version.artifact_sha256)
+    # An ensemble head also reads the text (its TF-IDF half; a linear head ignores it):
+    # that half is computed on a thread while the encoder embeds the texts, not after.
+    texts = [item.text for item in items]
+    text_logits = text_logits_soon(head, texts)
     vectors = embed_items(items, encoder=encoder)
-    # An ensemble head also reads the text (its TF-IDF half); a linear head ignores it.
-    return Scores(head.labels, head_proba(head, vectors, [item.text for item in items]))
+    return Scores(head.labels, head_proba(head, vectors, texts, text_logits=text_logits))
 
 
 def clear_caches() -> None:

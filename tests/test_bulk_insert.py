@@ -1,0 +1,114 @@
+"""insert_rows (triage.models.bulk): rows written by COPY are the rows bulk_create writes,
+with their keys, in order; a conflict is skipped as bulk_create's ignore_conflicts does."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import make_category, make_item
+from triage.models import Embedding, Prediction
+from triage.models.bulk import COPY_MIN, insert_rows
+
+pytestmark = [pytest.mark.needs_postgres("COPY is PostgreSQL's"), pytest.mark.django_db]
+
+WHEN = dt.datetime(2026, 12, 6, 9, 30, 15, 123456, tzinfo=dt.UTC)
+
+
+def predictions(items, category, n):
+    return [
+        Prediction(
+            item=items[i],
+            label=category,
+            confidence=0.5 + i / 1000,
+            scores=[{"label": "ü \\ \t\n 'quoted' \"x\"", "confidence": i / 7, "none": None}],
+            route=Prediction.Route.AUTO if i % 2 else Prediction.Route.REVIEW,
+            reason="above_threshold",
+            threshold=None if i % 3 else 0.9,
+            lower_bound=None,
+            mode="per_category",
+            created_at=WHEN,
+        )
+        for i in range(n)
+    ]
+
+
+def stored(ids):
+    rows = Prediction.objects.filter(pk__in=ids).order_by("pk").values()
+    return [{k: v for k, v in row.items() if k != "id"} for row in rows]
+
+
+def test_rows_by_copy_equal_the_orm_rows_with_their_keys_in_order():
+    category = make_category("billing")
+    items = [make_item(f"text {i}") for i in range(COPY_MIN + 5)]
+    by_orm = Prediction.objects.bulk_create(predictions(items, category, len(items)))
+    with CaptureQueriesContext(connection) as queries:
+        by_copy = insert_rows(predictions(items, category, len(items)))
+    assert not [q for q in queries.captured_queries if "INSERT" in q["sql"]]
+    keys = [p.pk for p in by_copy]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert min(keys) > max(p.pk for p in by_orm)
+    assert all(not p._state.adding for p in by_copy)
+    assert stored(keys) == stored([p.pk for p in by_orm])
+    assert stored(keys)[0]["created_at"] == WHEN
+    # The table's sequence moved on: the next ordinary insert gets a key above them.
+    after = Prediction.objects.create(
+        item=items[0], label=category, confidence=0.9, scores=[], route="auto", reason="x"
+    )
+    assert after.pk > max(keys)
+
+
+def test_vector_bytes_come_back_unchanged():
+    items = [make_item(f"text {i}") for i in range(COPY_MIN)]
+    vectors = [bytes(range(256)) + bytes([i]) * 5 for i in range(len(items))]
+    insert_rows(
+        [
+            Embedding(item=item, encoder="enc", vector=vector)
+            for item, vector in zip(items, vectors, strict=True)
+        ]
+    )
+    stored_vectors = dict(Embedding.objects.values_list("item_id", "vector"))
+    assert [bytes(stored_vectors[item.pk]) for item in items] == vectors
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_a_conflicting_row_is_skipped_and_the_others_stored(in_transaction):
+    items = [make_item(f"text {i}") for i in range(COPY_MIN + 1)]
+    Embedding.objects.create(item=items[3], encoder="enc", vector=b"first")
+
+    def insert():
+        insert_rows(
+            [Embedding(item=item, encoder="enc", vector=b"second") for item in items],
+            ignore_conflicts=True,
+        )
+
+    if in_transaction:
+        with transaction.atomic():
+            insert()
+            # The transaction is still usable after the conflict.
+            assert Embedding.objects.count() == len(items)
+    else:
+        insert()
+    vectors = dict(Embedding.objects.values_list("item_id", "vector"))
+    assert len(vectors) == len(items)
+    assert bytes(vectors[items[3].pk]) == b"first"
+    assert {bytes(v) for k, v in vectors.items() if k != items[3].pk} == {b"second"}
+
+
+def test_a_conflict_without_ignore_conflicts_fails_and_writes_nothing():
+    items = [make_item(f"text {i}") for i in range(COPY_MIN)]
+    Embedding.objects.create(item=items[0], encoder="enc", vector=b"first")
+    with pytest.raises(Exception, match="one_embedding_per_encoder"), transaction.atomic():
+        insert_rows([Embedding(item=item, encoder="enc", vector=b"x") for item in items])
+    assert Embedding.objects.count() == 1
+
+
+def test_a_few_rows_go_through_bulk_create():
+    category = make_category("billing")
+    items = [make_item(f"text {i}") for i in range(COPY_MIN - 1)]
+    with CaptureQueriesContext(connection) as queries:
+        rows = insert_rows(predictions(items, category, len(items)))
+    assert [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert all(p.pk for p in rows)
+    assert insert_rows([]) == []
