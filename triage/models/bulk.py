@@ -70,9 +70,10 @@ def _copy(model: type[models.Model], objs: Sequence[models.Model]) -> None:
     prepare = [functools.partial(f.get_db_prep_save, connection=db) for f in fields]
     steps = list(zip(read, prepare, strict=True))
     for obj in objs:
-        obj._prepare_related_fields_for_save(operation_name="insert_rows")
+        # As bulk_create does: a related object's key into its column, or an error if unsaved.
+        obj._prepare_related_fields_for_save(operation_name="insert_rows")  # type: ignore[attr-defined]
     quote = db.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in (pk, *fields))
+    columns = ", ".join(quote(str(f.column)) for f in (pk, *fields))
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
