@@ -3,6 +3,7 @@ with their keys, in order; a conflict is skipped as bulk_create's ignore_conflic
 
 import datetime as dt
 
+import numpy as np
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -112,3 +113,25 @@ def test_a_few_rows_go_through_bulk_create():
     assert [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     assert all(p.pk for p in rows)
     assert insert_rows([]) == []
+
+
+def test_values_preparation_would_change_are_prepared_as_bulk_create_prepares_them():
+    """Values of the column's own type are written as they are; others (a naive datetime,
+    an int in a float column, a numpy float, a str subclass) go through Django's
+    preparation, so COPY stores what bulk_create stores."""
+    category = make_category("billing")
+    items = [make_item(f"text {i}") for i in range(COPY_MIN)]
+
+    def odd_rows():
+        rows = predictions(items, category, len(items))
+        for i, p in enumerate(rows):
+            p.created_at = WHEN.replace(tzinfo=None) if i % 2 else WHEN
+            p.confidence = [1, np.float32(0.25), 0.5][i % 3]
+            p.mode = Prediction.Route.AUTO  # a TextChoices member in a CharField
+        return rows
+
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        by_orm = Prediction.objects.bulk_create(odd_rows())
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        by_copy = insert_rows(odd_rows())
+    assert stored([p.pk for p in by_copy]) == stored([p.pk for p in by_orm])

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.classify.deciding import Routing
-from triage.models import Category, Item, ModelVersion, Prediction, ReviewTask
+from triage.models import Category, Item, ModelVersion, Prediction, ReviewTask, among
 from triage.models.bulk import insert_rows
 from triage.monitoring.audits import record_audit_samples
 from triage.monitoring.models import Tally
@@ -98,9 +98,10 @@ def persist_routings(
             )
     insert_rows(predictions)
     record_audit_samples(predictions=predictions, decisions=decisions)
-    Item.objects.filter(pk__in=to_review).update(status=Item.Status.IN_REVIEW)
+    if to_review:
+        Item.objects.filter(pk__in=among(to_review)).update(status=Item.Status.IN_REVIEW)
     for (slug, decided_by), ids in routed_to.items():
-        Item.objects.filter(pk__in=ids).update(
+        Item.objects.filter(pk__in=among(ids)).update(
             status=Item.Status.ROUTED,
             final_category=categories[slug],
             decided_by=decided_by,
@@ -109,7 +110,8 @@ def persist_routings(
     insert_rows(tasks)
     if reopened:
         ReviewTask.objects.bulk_update(reopened, ["reason", "priority"])
-    ReviewTask.objects.filter(pk__in=closed).update(completed_at=now)
+    if closed:
+        ReviewTask.objects.filter(pk__in=among(closed)).update(completed_at=now)
     emit_many(events)
     count_hits(rule_hits, now=now)
     for task in tasks:

@@ -24,7 +24,7 @@ from triage.ml.heads import (
     text_logits_soon,
     zero_shot_proba,
 )
-from triage.models import Category, Embedding, Item, ModelVersion
+from triage.models import Category, Embedding, Item, ModelVersion, among
 from triage.models.bulk import insert_rows
 
 if TYPE_CHECKING:
@@ -48,9 +48,11 @@ def embed_items(items: Sequence[Item], *, encoder: Encoder) -> np.ndarray:
     """Vectors for items in order, from the cache where possible; new ones are cached."""
     ids = [item.pk for item in items]
     cached: dict[int, np.ndarray] = {}
-    for start in range(0, len(ids), IN_CHUNK):
+    # One array parameter on PostgreSQL (among); elsewhere lists within the limits.
+    step = max(len(ids), 1) if connection.vendor == "postgresql" else IN_CHUNK
+    for start in range(0, len(ids), step):
         for item_id, blob in Embedding.objects.filter(
-            encoder=encoder.encoder_id, item_id__in=ids[start : start + IN_CHUNK]
+            encoder=encoder.encoder_id, item_id__in=among(ids[start : start + step])
         ).values_list("item_id", "vector"):
             cached[item_id] = np.frombuffer(bytes(blob), dtype=np.float32)
     missing = [item for item in items if item.pk not in cached]

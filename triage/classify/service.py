@@ -18,7 +18,7 @@ from triage.classify.scoring import (
     version_scores,
     zero_shot_scores,
 )
-from triage.models import Category, Item, ModelVersion
+from triage.models import Category, Item, ModelVersion, among
 from triage.monitoring.instruments import observe_classify
 from triage.monitoring.models import Alert
 from triage.routing import policy as routing
@@ -41,7 +41,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
     `received` are skipped, and rows are locked while they are routed.
     """
     started = time.perf_counter()
-    items = list(Item.objects.pending().filter(pk__in=list(item_ids)).order_by("pk"))
+    items = list(Item.objects.pending().filter(pk__in=among(item_ids)).order_by("pk"))
     if not items:
         return 0
     champion = ModelVersion.objects.champion()
@@ -57,7 +57,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
         locked = list(
             Item.objects.pending()
             .select_for_update(skip_locked=True)
-            .filter(pk__in=[item.pk for item in items])
+            .filter(pk__in=among([item.pk for item in items]))
             .values_list("pk", flat=True)
         )
         routings = [
