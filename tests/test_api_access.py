@@ -142,6 +142,9 @@ def test_a_token_needs_at_least_one_scope_in_the_admin(client):
     assert not ApiToken.objects.exists()
 
 
+@pytest.mark.needs_postgres(
+    "migrating back and forth inside the test's transaction needs transactional DDL"
+)
 def test_the_migration_gives_existing_tokens_what_they_could_do_before():
     executor = MigrationExecutor(connection)
     executor.migrate([("triage", "0010_privacy")])

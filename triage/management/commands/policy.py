@@ -194,18 +194,24 @@ class Command(BaseCommand):
         save_logged(policy, before=before, action="policy", target="routing policy")
 
     def set_audits(self, rate: str | None, floor: str | None, blind: str | None) -> None:
+        # The arguments are checked before the policy is read: a wrong one is refused
+        # whatever the state of the database.
+        audit_rate = number(rate, "--audit-rate", interval="[0, 1]") if rate is not None else None
+        audit_floor = None
+        if floor is not None:
+            try:
+                audit_floor = int(floor)
+            except ValueError:
+                raise CommandError(f"--audit-floor: {floor!r} is not an integer") from None
+            if audit_floor < 0:
+                raise CommandError(f"--audit-floor: {floor} is below 0")
         policy = RoutingPolicy.current()
         fields = ["audit_rate", "audit_floor", "blind_review"]
         before = audit_snapshot(policy, fields)
-        if rate is not None:
-            policy.audit_rate = number(rate, "--audit-rate", interval="[0, 1]")
-        if floor is not None:
-            try:
-                policy.audit_floor = int(floor)
-            except ValueError:
-                raise CommandError(f"--audit-floor: {floor!r} is not an integer") from None
-            if policy.audit_floor < 0:
-                raise CommandError(f"--audit-floor: {floor} is below 0")
+        if audit_rate is not None:
+            policy.audit_rate = audit_rate
+        if audit_floor is not None:
+            policy.audit_floor = audit_floor
         if blind is not None:
             policy.blind_review = blind == "on"
         save_logged(policy, before=before, action="audit_policy", target="routing policy")
