@@ -1,7 +1,5 @@
 """The ensemble head: TF-IDF features rebuilt exactly from arrays, stored safely, served."""
 
-import multiprocessing
-
 import numpy as np
 import pytest
 from django.test import override_settings
@@ -16,10 +14,8 @@ from triage.ml.heads import (
     ArtifactError,
     EnsembleHead,
     LinearHead,
-    head_proba,
     read_head,
     save_head,
-    text_logits_soon,
 )
 from triage.ml.tfidf import ANALYZERS, TfidfFeatures, train_tfidf_head
 from triage.training.fit import cross_fit_ensemble
@@ -156,38 +152,3 @@ def test_an_ensemble_champion_can_be_rolled_back_to_an_embedding_head(categories
     back = training.rollback(actor="test")
     assert back == first
     assert isinstance(read_head(first.artifact_path, first.artifact_sha256), LinearHead)
-
-
-def test_the_tfidf_half_started_early_gives_the_same_probabilities():
-    fit, vectors = _ensemble()
-    texts = ["Water for Jacmel please", "hello roads", "nothing known here at all"]
-    rows = vectors[:3]
-    pending = text_logits_soon(fit.head, texts)
-    assert pending is not None
-    assert np.array_equal(
-        head_proba(fit.head, rows, texts, text_logits=pending), head_proba(fit.head, rows, texts)
-    )
-    assert text_logits_soon(fit.head.embedding, texts) is None
-
-
-def _tfidf_in_a_forked_child(head, texts, conn):
-    pending = text_logits_soon(head, texts)
-    conn.send(pending.result(timeout=20).tolist() if pending else None)
-
-
-def test_a_forked_worker_computes_the_tfidf_half_on_a_thread_of_its_own():
-    """Celery's prefork children are forked: a thread pool inherited from the parent has no
-    live thread, and the child's first batch would wait forever on it."""
-    fit, _ = _ensemble()
-    texts = ["Water for Jacmel please"]
-    expected = text_logits_soon(fit.head, texts).result().tolist()  # the parent's pool runs
-    context = multiprocessing.get_context("fork")
-    parent_end, child_end = context.Pipe()
-    child = context.Process(target=_tfidf_in_a_forked_child, args=(fit.head, texts, child_end))
-    child.start()
-    try:
-        assert parent_end.poll(30), "the forked child's TF-IDF logits never came"
-        assert parent_end.recv() == expected
-    finally:
-        child.join(10)
-        child.kill()

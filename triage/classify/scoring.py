@@ -17,13 +17,7 @@ from django.db import connection, transaction
 
 from triage.ml.calibration import softmax
 from triage.ml.encoder import Encoder, encoder_for, get_encoder
-from triage.ml.heads import (
-    check_artifact,
-    head_proba,
-    load_head,
-    text_logits_soon,
-    zero_shot_proba,
-)
+from triage.ml.heads import check_artifact, head_proba, load_head, zero_shot_proba
 from triage.models import Category, Embedding, Item, ModelVersion, among
 from triage.models.bulk import insert_rows
 
@@ -137,12 +131,9 @@ def version_scores(version: ModelVersion, *, items: Sequence[Item]) -> Scores:
     # A head file is a few kilobytes, so the check costs microseconds.
     check_artifact(version.artifact_path, version.artifact_sha256)
     head = load_head(version.artifact_path, version.artifact_sha256)
-    # An ensemble head also reads the text (its TF-IDF half; a linear head ignores it):
-    # that half is computed on a thread while the encoder embeds the texts, not after.
-    texts = [item.text for item in items]
-    text_logits = text_logits_soon(head, texts)
     vectors = embed_items(items, encoder=encoder)
-    return Scores(head.labels, head_proba(head, vectors, texts, text_logits=text_logits))
+    # An ensemble head also reads the text (its TF-IDF half); a linear head ignores it.
+    return Scores(head.labels, head_proba(head, vectors, [item.text for item in items]))
 
 
 def clear_caches() -> None:

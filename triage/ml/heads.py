@@ -12,7 +12,6 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,54 +82,24 @@ class EnsembleHead:
     def labels(self) -> tuple[str, ...]:
         return self.embedding.labels
 
-    def logits(
-        self, vectors: np.ndarray, texts: Sequence[str], *, text_logits: np.ndarray | None = None
-    ) -> np.ndarray:
-        """`text_logits`: the TF-IDF half's logits of the texts, when already computed."""
-        if text_logits is None:
-            text_logits = self.tfidf.logits(texts)
-        averaged: np.ndarray = (
-            self.weight * self.embedding.logits(vectors) + (1 - self.weight) * text_logits
-        )
+    def logits(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        averaged: np.ndarray = self.weight * self.embedding.logits(vectors) + (
+            1 - self.weight
+        ) * self.tfidf.logits(texts)
         return averaged
 
-    def predict_proba(
-        self, vectors: np.ndarray, texts: Sequence[str], *, text_logits: np.ndarray | None = None
-    ) -> np.ndarray:
-        return softmax(self.logits(vectors, texts, text_logits=text_logits), self.temperature)
+    def predict_proba(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(vectors, texts), self.temperature)
 
 
 Head = LinearHead | EnsembleHead
 
 
-def head_proba(
-    head: Head,
-    vectors: np.ndarray,
-    texts: Sequence[str],
-    *,
-    text_logits: Future[np.ndarray] | None = None,
-) -> np.ndarray:
-    """Calibrated probabilities of any head: the ensemble also reads the texts (or takes
-    its TF-IDF half's logits from `text_logits`, started beforehand by text_logits_soon)."""
+def head_proba(head: Head, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """Calibrated probabilities of any head: the ensemble also reads the texts."""
     if isinstance(head, EnsembleHead):
-        ready = text_logits.result() if text_logits is not None else None
-        return head.predict_proba(vectors, texts, text_logits=ready)
+        return head.predict_proba(vectors, texts)
     return head.predict_proba(vectors)
-
-
-@functools.cache
-def _text_thread(pid: int) -> ThreadPoolExecutor:
-    # One per process (keyed by pid): a pool inherited through fork has no live thread.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfidf-head")
-
-
-def text_logits_soon(head: Head, texts: Sequence[str]) -> Future[np.ndarray] | None:
-    """The ensemble's TF-IDF logits of the texts, computed on a thread of their own from
-    now on: they need only the texts, so they are ready by the time the encoder (whose
-    runtimes release the GIL) has embedded them. None for a head that reads no text."""
-    if not isinstance(head, EnsembleHead):
-        return None
-    return _text_thread(os.getpid()).submit(head.tfidf.logits, list(texts))
 
 
 def train_logistic_head(
