@@ -6,7 +6,7 @@ Django's bulk_create on PostgreSQL sends one `INSERT … SELECT * FROM UNNEST(%s
 whose arrays psycopg adapts element by element, after Django has prepared every value
 through four calls. COPY streams the same rows in its binary format (the columns' types
 read once per table), through psycopg's C dumpers: the classify path's writes cost about
-40% less (benchmarks/README.md, classify_throughput.py).
+a third less (benchmarks/README.md, classify_throughput.py).
 
 The objects come back as bulk_create returns them: each with its primary key, taken from
 the table's own sequence in one statement beforehand (so ids grow in the objects' order,
