@@ -224,7 +224,8 @@ def _settings_in_a_subprocess(code: str, **env: str) -> subprocess.CompletedProc
 @pytest.mark.needs_redis
 def test_with_redis_another_process_sees_the_same_bucket(client, categories):
     """A second process (a fresh interpreter, as another gunicorn worker would be) must
-    refuse the token that this one used up: counts shared, not per process."""
+    refuse the token that this one used up: counts shared, not per process. A day's window:
+    the windows are fixed, and a minute's could end while the second process starts."""
     redis_cache = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -234,7 +235,7 @@ def test_with_redis_another_process_sees_the_same_bucket(client, categories):
     }
     token = make_token()
     pk = ApiToken.objects.get(prefix=token[:8]).pk
-    with override_settings(CACHES=redis_cache, TRIAGE_API_RATE_LIMIT="2/min"):
+    with override_settings(CACHES=redis_cache, TRIAGE_API_RATE_LIMIT="2/day"):
         from django.core.cache import cache
 
         cache.clear()
@@ -248,7 +249,7 @@ def test_with_redis_another_process_sees_the_same_bucket(client, categories):
                 f"request = SimpleNamespace(auth=SimpleNamespace(pk={pk}), META={{}})\n"
                 "print(TokenRateThrottle().allow_request(request))\n",
                 TRIAGE_CACHE_URL=REDIS_URL,
-                TRIAGE_API_RATE_LIMIT="2/min",
+                TRIAGE_API_RATE_LIMIT="2/day",
             )
         finally:
             cache.clear()
