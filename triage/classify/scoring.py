@@ -66,8 +66,10 @@ def embed_items(items: Sequence[Item], *, encoder: Encoder) -> np.ndarray:
 
 def _insert_cached(rows: list[Embedding]) -> None:
     """The embedding cache is a cache: when its rows are a transaction of their own, that
-    commit need not wait for the disk (a crash can lose the last rows, never half of one;
-    they are embedded again). Inside a caller's transaction, its durability stands."""
+    commit need not wait for the disk. A crash of the database server can lose the rows of
+    its last fraction of a second (never half of one, never a decision): embed_items embeds
+    them again when a retrain or an evaluation asks, and until then the similar-items panel
+    has no vector for those items. Inside a caller's transaction, its durability stands."""
     own = not connection.in_atomic_block
     with transaction.atomic():
         if own and connection.vendor == "postgresql":
