@@ -112,32 +112,25 @@ _EXACT: dict[type, type] = {
 }
 
 
-_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+# Per model, what COPY needs of its table: the key's sequence and the columns' type oids
+# (COPY's binary format names each column's type). Read once per process.
+_TABLES: dict[type[models.Model], tuple[str, list[int]]] = {}
 
 
-def _column_types(cursor: Any, table: str, columns: list[str]) -> list[int]:
-    """The columns' type oids, which COPY's binary format needs (read once per table)."""
-    key = (table, tuple(columns))
-    if key not in _TYPES:
+def _table(cursor: Any, model: type[models.Model], columns: list[str]) -> tuple[str, list[int]]:
+    if model not in _TABLES:
+        meta = model._meta
+        assert meta.pk is not None
+        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [meta.db_table, meta.pk.column])
+        (sequence,) = cursor.fetchone()
         cursor.execute(
             "SELECT attname, atttypid FROM pg_attribute "
             "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-            [table],
+            [connection.ops.quote_name(meta.db_table)],
         )
         oids = dict(cursor.fetchall())
-        _TYPES[key] = [oids[c] for c in columns]
-    return _TYPES[key]
-
-
-_SEQUENCES: dict[tuple[str, str], str] = {}
-
-
-def _sequence(cursor: Any, table: str, column: str) -> str:
-    """The key column's sequence (looked up once per table, not once per row)."""
-    if (table, column) not in _SEQUENCES:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, column])
-        _SEQUENCES[table, column] = cursor.fetchone()[0]
-    return _SEQUENCES[table, column]
+        _TABLES[model] = (sequence, [oids[c] for c in columns])
+    return _TABLES[model]
 
 
 def _copy(model: type[models.Model], objs: Sequence[models.Model]) -> None:
@@ -151,18 +144,18 @@ def _copy(model: type[models.Model], objs: Sequence[models.Model]) -> None:
         # As bulk_create does: a related object's key into its column, or an error if unsaved.
         obj._prepare_related_fields_for_save(operation_name="insert_rows")  # type: ignore[attr-defined]
     quote = db.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in (pk, *fields))
+    names = [str(f.column) for f in (pk, *fields)]
     with db.cursor() as cursor:
+        sequence, types = _table(cursor, model, names)
         cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
-            [_sequence(cursor, meta.db_table, str(pk.column)), len(objs)],
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, len(objs)]
         )
         for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):
             obj.pk = key
         # Names from the model's own metadata; every value goes through COPY's stream. The
         # driver's cursor is Django's unwrapped: its errors are wrapped here (a unique
         # violation is Django's IntegrityError, as from bulk_create).
-        types = _column_types(cursor, quote(meta.db_table), [str(f.column) for f in (pk, *fields)])
+        columns = ", ".join(quote(name) for name in names)
         statement = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
         with db.wrap_database_errors, cursor.cursor.copy(statement) as copy:
             copy.set_types(types)
