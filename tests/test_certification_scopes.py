@@ -7,7 +7,8 @@ by each category's share). A certification is wrong when a certified threshold's
 precision is below its target. Each scenario asserts the wrong rate stays within delta
 (plus three binomial standard errors of sampling slack) and prints how often something is
 certified and how much; a wrong rule (no union bound, no split across scopes) fails the
-same check, so the check can fail.
+same check, and so does a fallback that carries its level past a failure, so the
+check can fail.
 """
 
 from collections.abc import Callable, Sequence
@@ -16,9 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from triage.routing.certify import DEFAULT_WALKS, GEOMETRIC_ONLY, WalkDesign, certify_threshold
+from triage.routing.certify import (
+    DEFAULT_WALKS,
+    GEOMETRIC_ONLY,
+    WalkDesign,
+    certify_threshold,
+    walk_sequence,
+    walk_starts,
+)
 from triage.routing.derive import Settings, derive_rules
 from triage.routing.evidence import HoldoutPredictions
+from triage.stats import clopper_pearson_lower
 
 DELTA = 0.05
 Curve = Callable[[np.ndarray], np.ndarray]
@@ -78,6 +87,24 @@ def unsplit_rule(confidences: np.ndarray, correct: np.ndarray, *, target: float)
     return min((t for t in found if t is not None), default=None)
 
 
+def carried_past_failures_rule(
+    confidences: np.ndarray, correct: np.ndarray, *, target: float
+) -> float | None:
+    """The wrong rule: the fallback sequence, but a failure keeps the level it had, so
+    every walk that opens adds to it whatever happened before (up to the full delta at
+    the last opening, after any number of failures)."""
+    starts, level = walk_starts(len(confidences), target=target, delta=DELTA, min_support=30)
+    grid, opens = walk_sequence(confidences, starts)
+    found, walks = None, 0
+    for t, opening in zip(grid, opens, strict=True):
+        walks += int(opening)
+        chosen = confidences >= t
+        bound = clopper_pearson_lower(int(correct[chosen].sum()), int(chosen.sum()), walks * level)
+        if walks and bound >= target:
+            found = float(t)
+    return found
+
+
 def noisy_top(c: np.ndarray) -> np.ndarray:
     """The most confident 5% are 85% right, the next tier 95.5%, the rest 60%."""
     return np.where(c > 0.95, 0.85, np.where(c > 0.5, 0.955, 0.6))
@@ -124,6 +151,18 @@ def test_walks_without_the_union_bound_fail_the_same_check() -> None:
     trials = 800
     outcome = run_walks(flat_just_under, n=2000, target=0.90, trials=trials, rule=unsplit_rule)
     print(f"no union bound: {outcome}")
+    assert outcome.wrong > DELTA + slack(trials), outcome
+
+
+def test_a_level_carried_past_failures_fails_the_same_check() -> None:
+    # Where every threshold is wrong, the fallback passes nothing on, so its error stays
+    # within delta (above); keeping the level through failures tests late candidates at
+    # up to the full delta after many looks, and certifies wrong thresholds far more often.
+    trials = 800
+    outcome = run_walks(
+        flat_just_under, n=2000, target=0.90, trials=trials, rule=carried_past_failures_rule
+    )
+    print(f"level carried past failures: {outcome}")
     assert outcome.wrong > DELTA + slack(trials), outcome
 
 

@@ -24,7 +24,7 @@ def test_a_failed_target_beside_a_clearing_raw_threshold_is_explained():
     confidences, correct = evidence()
     sentence = why_raw_beats_target(confidences, correct, report(None), delta=0.05, min_support=30)
     assert sentence.startswith("A raw threshold of ")
-    assert "checked once at 95%" in sentence and "each of its walks is tested at" in sentence
+    assert "checked once at 95%" in sentence and "its walks open at" in sentence
     # The threshold named selects whole ties: its share is of all 400 items.
     share = int(sentence.split(" at ")[1].split("%")[0])
     assert 20 <= share <= 60

@@ -41,42 +41,99 @@ def evidence(draw: st.DrawFn, max_size: int = 1500) -> Sample:
 targets = st.sampled_from([0.5, 0.8, 0.9, 0.95]) | st.floats(0.5, 0.97)
 
 
+def fallback_reference(
+    confidences: npt.NDArray[np.float64],
+    correct: npt.NDArray[np.bool_],
+    *,
+    target: float,
+    min_support: int,
+) -> tuple[float | None, float | None]:
+    """The fallback procedure written out plainly: (lowest certified threshold, its bound).
+
+    One scalar Clopper-Pearson bound per test; the sequence is the longest walk's grid
+    with every walk's first candidate added, each walk opening with delta / walks.
+    """
+    starts, level = walk_starts(
+        len(confidences), target=target, delta=0.05, min_support=min_support
+    )
+    ordered = np.sort(confidences)[::-1]
+    grid = sorted(
+        set(candidate_grid(confidences, start=starts[0]).tolist())
+        | {float(ordered[s - 1]) for s in starts if s <= len(confidences)},
+        reverse=True,
+    )
+    opening = [float(ordered[s - 1]) for s in starts if s <= len(confidences)]
+    found: tuple[float | None, float | None] = (None, None)
+    carried = 0.0
+    for t in grid:
+        alpha = carried + level * opening.count(t)
+        if alpha == 0:
+            continue
+        chosen = confidences >= t
+        bound = clopper_pearson_lower(int(correct[chosen].sum()), int(chosen.sum()), alpha)
+        if bound >= target:
+            found, carried = (t, bound), alpha
+        else:
+            carried = 0.0
+    return found
+
+
 @settings(max_examples=150, deadline=None)
 @given(evidence(), targets, st.integers(1, 60))
-def test_a_certified_threshold_ends_a_leading_run_of_passes_of_some_walk(
+def test_a_certified_threshold_is_the_fallback_procedures_lowest_pass(
     sample: Sample, target: float, min_support: int
 ) -> None:
+    confidences, correct = sample
+    result = certify_threshold(confidences, correct, target=target, min_support=min_support)
+    expected, bound = fallback_reference(
+        confidences, correct, target=target, min_support=min_support
+    )
+    event("never auto-acts" if result.threshold is None else "certified")
+    if result.threshold is None:
+        assert (result.support, result.coverage, result.precision) == (0, 0.0, None)
+        assert expected is None
+        return
+    assert result.threshold == expected
+    selected = confidences >= result.threshold
+    assert result.support == int(selected.sum()) >= min_support
+    assert result.lower_bound is not None and result.lower_bound >= target
+    assert result.lower_bound == pytest.approx(bound)
+
+
+@settings(max_examples=150, deadline=None)
+@given(evidence(), targets, st.integers(1, 60))
+def test_the_fallback_certifies_at_least_what_each_walk_alone_certifies(
+    sample: Sample, target: float, min_support: int
+) -> None:
+    # The rule before: each walk alone at delta / walks on its own grid, the lowest
+    # certified threshold kept (a union bound). On the same evidence the fallback
+    # sequence never certifies less: at each walk's opening its level is at least that
+    # walk's share, and it only grows while the tests pass.
     confidences, correct = sample
     result = certify_threshold(confidences, correct, target=target, min_support=min_support)
     starts, level = walk_starts(
         len(confidences), target=target, delta=0.05, min_support=min_support
     )
+    ordered = np.sort(confidences)[::-1]
+    sequence = set(candidate_grid(confidences, start=starts[0]).tolist())
+    sequence |= {float(ordered[s - 1]) for s in starts if s <= len(confidences)}
 
     def passes(t: float) -> bool:
         chosen = confidences >= t
         return clopper_pearson_lower(int(correct[chosen].sum()), int(chosen.sum()), level) >= target
 
-    # Each walk certifies the end of its leading run of passes; the lowest wins.
     ends = []
     for start in starts:
-        grid = candidate_grid(confidences, start=start)
+        if start > len(confidences):
+            continue
+        walk = [t for t in sorted(sequence, reverse=True) if t <= ordered[start - 1]]
         run = 0
-        while run < len(grid) and passes(grid[run]):
+        while run < len(walk) and passes(walk[run]):
             run += 1
         if run:
-            ends.append(grid[run - 1])
-    event("never auto-acts" if result.threshold is None else f"certified, {len(starts)} walks")
-    if result.threshold is None:
-        assert (result.support, result.coverage, result.precision) == (0, 0.0, None)
-        assert ends == []
-        return
-    assert result.threshold == min(ends)
-    selected = confidences >= result.threshold
-    assert result.support == int(selected.sum()) >= min_support
-    assert result.lower_bound is not None and result.lower_bound >= target
-    assert result.lower_bound == pytest.approx(
-        clopper_pearson_lower(int(correct[selected].sum()), int(selected.sum()), level)
-    )
+            ends.append(walk[run - 1])
+    if ends:
+        assert result.threshold is not None and result.threshold <= min(ends)
 
 
 def test_walks_start_at_growing_sizes_and_evidence_shares_and_share_delta() -> None:

@@ -85,11 +85,12 @@ def clopper_pearson_interval(
 
 
 def clopper_pearson_lower_bounds(
-    successes: npt.ArrayLike, n: npt.ArrayLike, alpha: float
+    successes: npt.ArrayLike, n: npt.ArrayLike, alpha: npt.ArrayLike
 ) -> npt.NDArray[np.float64]:
     """``clopper_pearson_lower`` element by element, for many candidate sets at once.
 
-    The arguments are not checked: callers pass counts they computed themselves.
+    ``alpha`` is one level or an array of them, broadcast against the counts. The
+    arguments are not checked: callers pass counts they computed themselves.
     """
     s = np.asarray(successes, dtype=np.float64)
     m = np.asarray(n, dtype=np.float64)

@@ -20,11 +20,21 @@ How (fixed-sequence testing, as in Learn-then-Test, Angelopoulos et al. 2021):
    multiple-testing correction is needed however long the grid is.
 3. Several walks start at different sizes (triage.routing.walks): multiples of
    the zero-error count n₀ (n₀, 4·n₀, 16·n₀) and fixed shares of the scope's
-   evidence (5%, 10%, 20%), each at level delta / walks, and the lowest threshold
-   any of them certifies wins (union bound). One unlucky error among the most
-   confident items (a noisy top) no longer ends the search, and a walk starts
-   where the evidence is. The starts depend on the settings and the number of
-   items only; the design was chosen by simulation (tests/test_certification*.py).
+   evidence (5%, 10%, 20%). They are tested as one fixed sequence with the
+   fallback procedure (Wiens 2003; Wiens and Dmitrienko 2005): the candidates of
+   all walks in one order, most conservative first, and each walk's opening
+   candidate given delta / walks. A candidate is tested at the level it is given
+   plus the level of the candidate before it if that one passed; a failure passes
+   nothing on, and the search goes on at the next walk's opening. So a run of
+   passes gathers the levels of the walks it goes through (up to delta), while
+   one unlucky error among the most confident items (a noisy top) still leaves
+   the later walks their own share. The fallback procedure bounds the chance of
+   certifying any wrong threshold by delta under any dependence between the
+   tests, and it certifies at least what testing each walk alone at delta /
+   walks (a union bound, the rule before) certifies on the same candidates. The
+   lowest certified threshold wins. The starts depend on the settings and the
+   number of items only; the design was chosen by simulation
+   (tests/test_certification*.py).
 
 Assumptions: evidence items are exchangeable with the items the threshold will
 be applied to, and, given the confidences, their correctness is independent.
@@ -55,6 +65,7 @@ from triage.routing.walks import (
     candidate_grid,
     enough_evidence,
     first_support,
+    walk_sequence,
     walk_starts,
 )
 from triage.stats import clopper_pearson_lower_bounds, correct_needed
@@ -67,6 +78,7 @@ __all__ = [
     "candidate_grid",
     "certify_threshold",
     "first_support",
+    "walk_sequence",
     "walk_starts",
     "enough_evidence",
     "WalkDesign",
@@ -163,24 +175,27 @@ def certify_threshold(
             f"(at least {zero_error} with no error); has {int(right.sum())} of {n}",
             needed=starts[0],
         )
+    grid, opens = walk_sequence(conf, starts, step=design.step)
+    selected = conf[None, :] >= grid[:, None]
+    support = selected.sum(axis=1)
+    successes = (selected & right[None, :]).sum(axis=1)
+    # bounds[k - 1, i]: candidate i's bound at k walks' share of delta.
+    shares = np.arange(1, len(starts) + 1)[:, None]
+    bounds = clopper_pearson_lower_bounds(successes[None, :], support[None, :], shares * level)
     best: tuple[float, int, int, float] | None = None
-    first_test: tuple[int, int] | None = None
-    for start in starts:
-        grid = candidate_grid(conf, start=start, step=design.step)
-        selected = conf[None, :] >= grid[:, None]
-        support = selected.sum(axis=1)
-        successes = (selected & right[None, :]).sum(axis=1)
-        bounds = clopper_pearson_lower_bounds(successes, support, level)
-        passed = bounds >= target
-        if first_test is None:
-            first_test = int(successes[0]), int(support[0])
-        # A walk stops at its first failure: only its leading run of passes counts.
-        run = int(np.argmin(passed)) if not passed.all() else len(passed)
-        if run and (best is None or grid[run - 1] < best[0]):
-            i = run - 1
-            best = float(grid[i]), int(support[i]), int(successes[i]), float(bounds[i])
+    carried = 0  # walks whose level the run of passes so far carries
+    for i in range(len(grid)):
+        walks = carried + int(opens[i])
+        if not walks:
+            continue  # between walks, after a failure: nothing to test with
+        if bounds[walks - 1, i] >= target:
+            # Candidates come most conservative first, so the last pass is the lowest.
+            best = float(grid[i]), int(support[i]), int(successes[i]), float(bounds[walks - 1, i])
+            carried = walks
+        else:
+            carried = 0  # a failure keeps its level: the next walk opens with its own
+    first_test = int(successes[0]), int(support[0])
     if best is None:
-        assert first_test is not None
         s0, n0 = first_test
         needed = correct_needed(target, level, error_rate=1 - s0 / n0)
         if needed is None:

@@ -158,14 +158,15 @@ def why_raw_beats_target(
     _, walk_level = walk_starts(
         len(confidences), target=target, delta=level, min_support=min_support
     )
-    strict = clopper_pearson_lower(right, best, walk_level)
+    strict = clopper_pearson_lower(right, best, level)
     return (
         f"A raw threshold of {threshold:.2f} shows {bound:.1%} at {best / curve.n_total:.0%} of "
         f"the items because it is one threshold checked once at {1 - delta:.0%}; a target "
-        f"must hold for whichever threshold certification picks, so each of its walks is "
-        f"tested at {walk_level:.2%}, where the same items give {strict:.1%}"
+        f"must hold for whichever threshold certification picks, so its walks open at "
+        f"{walk_level:.2%} each and reach at most {level:.2%} through a run of passes, where "
+        f"the same items give {strict:.1%}"
         + (
-            ", and every walk stopped at a failing step before reaching it."
+            ", and the walks stopped at a failing step before reaching it."
             if strict >= target
             else f", below {target:.1%}."
         )

@@ -97,10 +97,11 @@ def walk_starts(
     One walk from a small start stops for good at an early unlucky error (a noisy
     top), even when larger sets would pass easily. So walks start at several sizes:
     multiples of the zero-error count and fixed shares of the evidence
-    (``design``), each tested at delta / walks: by the union bound the chance that
-    any of them certifies a wrong threshold stays at most delta. The lowest
-    certified threshold wins. The number of walks is the largest k for which k
-    starts qualify at level delta / k (a start qualifies when it holds at least the
+    (``design``), each opening at delta / walks. Walked as one fallback sequence
+    (triage.routing.certify), a walk that is still passing when the next one opens
+    carries its level into it, so the level grows while the tests pass and is never
+    more than delta in all. The number of walks is the largest k for which k starts
+    qualify at level delta / k (a start qualifies when it holds at least the
     zero-error count at that level and no more than the n items); fewer qualifying
     starts means fewer walks at a laxer level. Depends on n and the settings only,
     never on correctness.
@@ -111,6 +112,13 @@ def walk_starts(
         if len(starts) >= walks:
             return starts[:walks], level
     return [first_support(target, delta, min_support)], delta
+
+
+def _grid_counts(n: int, start: int, *, points: int, step: float | None) -> npt.NDArray[np.int64]:
+    """How many items each candidate keeps: evenly spaced from ``start`` to all ``n``."""
+    if step is not None:
+        return np.unique(np.append(np.arange(start, n, max(1, round(step * n))), n))
+    return np.unique(np.linspace(start, n, num=min(points, n - start + 1)).round().astype(np.int64))
 
 
 def candidate_grid(
@@ -130,10 +138,39 @@ def candidate_grid(
     n = len(conf)
     if n < start or n == 0:
         return np.zeros(0)
-    if step is not None:
-        counts = np.unique(np.append(np.arange(start, n, max(1, round(step * n))), n))
-    else:
-        counts = np.unique(
-            np.linspace(start, n, num=min(points, n - start + 1)).round().astype(int)
-        )
+    counts = _grid_counts(n, start, points=points, step=step)
     return np.unique(conf[counts - 1])[::-1]
+
+
+def walk_sequence(
+    confidences: npt.ArrayLike,
+    starts: list[int],
+    *,
+    points: int = GRID_POINTS,
+    step: float | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The walks as one fixed sequence of candidates, and how many walks open at each.
+
+    The candidates are the longest walk's grid (from the smallest start down to all
+    items, as ``candidate_grid``) together with each walk's first candidate, the
+    threshold that keeps exactly its start's count; ties merge, and so do their
+    walks. A function of the confidences and the starts alone: the order and the
+    openings are fixed before any correctness is looked at, as the fallback
+    procedure needs (triage.routing.certify).
+    """
+    conf = np.sort(np.asarray(confidences, dtype=np.float64))[::-1]
+    n = len(conf)
+    if not starts or n < starts[0] or n == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    counts = np.union1d(
+        _grid_counts(n, starts[0], points=points, step=step),
+        [s for s in starts if s <= n],
+    ).astype(np.int64)
+    grid = np.unique(conf[counts - 1])[::-1]
+    # Each start opens a walk at the candidate holding its count (its threshold's
+    # place in the descending grid).
+    opens = np.zeros(len(grid), dtype=np.int64)
+    for s in starts:
+        if s <= n:
+            opens[int(np.searchsorted(-grid, -conf[s - 1]))] += 1
+    return grid, opens
