@@ -11,10 +11,14 @@ For each regime and target precision (90, 95, 99%):
   on the other 20% (the product's holdout before issue 8);
 - before 17, per category / pooled: K = 5 heads cross-fitted on the whole sample, thresholds
   certified by fixed-sequence testing with an exact one-sided Clopper-Pearson bound
-  (delta 0.05) on the out-of-fold predictions, walks starting at 2·n0, 8·n0, 32·n0;
+  (delta 0.05) on the out-of-fold predictions, walks starting at 2·n0, 8·n0, 32·n0, each
+  walk alone at delta / walks (a union bound, benchmarks/_union_walks.py);
+- default, union-bound walks: the default policy with today's walks each tested alone at
+  delta / walks, as before the fallback procedure (the rule of stops 22-25);
 - default (thin pooled), per category, pooled: the product's default head (the ensemble of
   the embedding head and a TF-IDF head, cross-fitted) through the product's derive_rules
-  with today's walks (n0, 4·n0, 16·n0 and 5/10/20% of the evidence); the default
+  with today's walks (n0, 4·n0, 16·n0 and 5/10/20% of the evidence, tested as one
+  fallback sequence, triage.routing.certify); the default
   certifies thick categories alone and pools thin ones, delta split across scopes.
   The "before 17" rows use today's embedding head. The served heads are trained on all of
   the sample.
@@ -30,6 +34,7 @@ Run from the project root:  .venv/bin/python benchmarks/quality.py [--small-seed
 """
 
 import argparse
+import functools
 import random
 import sys
 import time
@@ -48,6 +53,7 @@ RULES = (
     "old: holdout + Wilson",
     "before 17: per category",
     "before 17: pooled",
+    "default, union-bound walks",
     "default: thin pooled",
     "per category",
     "pooled",
@@ -138,8 +144,9 @@ def rules_on(x, y, x_test, y_test, *, texts, texts_test, targets, min_support, s
                 mode,
                 design,
                 min_support,
+                union,
             )
-            for rule, (mode, design) in POLICIES.items()
+            for rule, (mode, design, union) in POLICIES.items()
         }
         for rule in RULES:
             if rule == RULES[0]:
@@ -153,7 +160,7 @@ def rules_on(x, y, x_test, y_test, *, texts, texts_test, targets, min_support, s
                 "certified": sum(t is not None for t in thresholds.values()),
                 "evidence": len(evidence),
             }
-        rows[("why", target)] = policy_rules[RULES[3]][1]
+        rows[("why", target)] = policy_rules[RULES[4]][1]
     from triage.routing.frontier import frontier
     from triage.routing.scopes import Settings
 
@@ -173,16 +180,25 @@ def rules_on(x, y, x_test, y_test, *, texts, texts_test, targets, min_support, s
     return rows
 
 
-def policy_thresholds(evidence, labels, target, mode, design, min_support):
-    """({slug: threshold}, {slug: why not}) from the product's own derive_rules."""
+def policy_thresholds(evidence, labels, target, mode, design, min_support, union=False):
+    """({slug: threshold}, {slug: why not}) from the product's own derive_rules.
+
+    ``union``: the walks tested each alone at delta / walks (benchmarks/_union_walks.py)
+    in place of the product's fallback sequence."""
+    from _union_walks import union_walks_threshold
+
     import triage.routing.certify as certify
+    import triage.routing.scopes as scopes
     from triage.routing.scopes import Settings, derive_rules
 
     settings = Settings(
         target=target, default_threshold=1.0, min_support=min_support, delta=0.05, mode=mode
     )
     saved = certify.certify_threshold.__kwdefaults__["design"]
+    saved_rule = scopes.certify_threshold
     certify.certify_threshold.__kwdefaults__["design"] = design
+    if union:
+        scopes.certify_threshold = functools.partial(union_walks_threshold, design=design)
     try:
         reports = derive_rules(
             dict.fromkeys(labels, target),
@@ -192,6 +208,7 @@ def policy_thresholds(evidence, labels, target, mode, design, min_support):
         )
     finally:
         certify.certify_threshold.__kwdefaults__["design"] = saved
+        scopes.certify_threshold = saved_rule
     return (
         {r.slug: r.rule.threshold for r in reports},
         {r.slug: f"[{r.scope}] {r.rule.note}" for r in reports},
@@ -202,11 +219,12 @@ def _policies():
     from triage.routing.walks import DEFAULT_WALKS, GEOMETRIC_ONLY
 
     return {
-        RULES[1]: ("per_category", GEOMETRIC_ONLY),
-        RULES[2]: ("pooled", GEOMETRIC_ONLY),
-        RULES[3]: ("fallback", DEFAULT_WALKS),
-        RULES[4]: ("per_category", DEFAULT_WALKS),
-        RULES[5]: ("pooled", DEFAULT_WALKS),
+        RULES[1]: ("per_category", GEOMETRIC_ONLY, True),
+        RULES[2]: ("pooled", GEOMETRIC_ONLY, True),
+        RULES[3]: ("fallback", DEFAULT_WALKS, True),
+        RULES[4]: ("fallback", DEFAULT_WALKS, False),
+        RULES[5]: ("per_category", DEFAULT_WALKS, False),
+        RULES[6]: ("pooled", DEFAULT_WALKS, False),
     }
 
 
