@@ -10,7 +10,8 @@ the precision it reaches there. The baseline is today's default, the MiniLM embe
 measured in the same run.
 
 Candidates: TF-IDF alone (reference), MiniLM head (baseline), MiniLM ensemble (the head
-averaged with a TF-IDF head, triage.training.fit.cross_fit_ensemble); with --int8 the same
+averaged with a TF-IDF head, plus the nearest labelled examples' vote,
+triage.training.fit.cross_fit_ensemble; also without the vote, as before); with --int8 the same
 two on the int8 ONNX MiniLM, with --mpnet DIR on all-mpnet-base-v2; with --finetune N a
 MiniLM fine-tuned on N labelled texts (1 epoch, length 128), its head calibrated and
 certified on the labelled texts it did not see (as triage.training.finetune does).
@@ -99,14 +100,17 @@ def head_candidates(name, encoder, vectors, texts, y, test_vectors, test_texts):
         f"{middle - started:.0f}s, ensemble {time.process_time() - middle:.0f}s",
         flush=True,
     )
-    # The settings before this release: C = 10 for both, the logits averaged evenly.
-    before = cross_fit_ensemble(vectors, texts, labels=y, c=10.0, weight=0.5)
+    # The settings of earlier releases: C = 10 for both, the logits averaged evenly, no
+    # vote; then C = 1 and 0.7 with no vote (stops 24-25).
+    before = cross_fit_ensemble(vectors, texts, labels=y, c=10.0, weight=0.5, knn_weight=0)
+    no_vote = cross_fit_ensemble(vectors, texts, labels=y, knn_weight=0)
     before_head = cross_fit_head(vectors, labels=y, c=10.0)
     out = []
     fits = (
         ("head (C=10, before)", before_head),
         ("head", single),
-        ("ensemble (C=10, even, before)", before),
+        ("ensemble (C=10, even, no vote, before)", before),
+        ("ensemble without the vote (before)", no_vote),
         ("ensemble", ensemble),
     )
     for suffix, fit in fits:

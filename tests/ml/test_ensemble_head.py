@@ -1,5 +1,8 @@
 """The ensemble head: TF-IDF features rebuilt exactly from arrays, stored safely, served."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 from django.test import override_settings
@@ -49,7 +52,8 @@ def test_features_from_arrays_equal_sklearns_tfidf():
 
 def _ensemble():
     vectors = np.random.default_rng(0).normal(size=(len(TRAIN), 8)).astype(np.float32)
-    return cross_fit_ensemble(vectors, TRAIN, labels=LABELS), vectors
+    items = list(range(1, len(TRAIN) + 1))
+    return cross_fit_ensemble(vectors, TRAIN, labels=LABELS, items=items), vectors
 
 
 def test_the_ensemble_is_saved_as_arrays_and_reads_back_identical(tmp_path):
@@ -61,6 +65,14 @@ def test_the_ensemble_is_saved_as_arrays_and_reads_back_identical(tmp_path):
     assert isinstance(back, EnsembleHead)
     assert back.temperature == fit.head.temperature
     assert back.weight == fit.head.weight == EMBEDDING_WEIGHT
+    assert back.knn is not None and fit.head.knn is not None
+    assert back.knn_weight == fit.head.knn_weight
+    assert back.knn.items is not None and fit.head.knn.vectors is not None
+    assert np.array_equal(back.knn.items, fit.head.knn.items)
+    assert np.array_equal(back.knn.targets, fit.head.knn.targets)
+    # Served, the vote finds its items' vectors again (triage.classify.scoring).
+    found = dict(zip(back.knn.items.tolist(), vectors, strict=True))
+    back = dataclasses.replace(back, knn=back.knn.attached(found))
     texts = ["water please", "roads damaged", "hello"]
     assert np.allclose(
         back.predict_proba(vectors[:3], texts), fit.head.predict_proba(vectors[:3], texts)
@@ -76,8 +88,12 @@ def test_the_embedding_heads_weight_is_served_as_saved_and_old_files_average_eve
     evidence was certified with; a weight outside [0, 1] is refused."""
     fit, vectors = _ensemble()
     texts = ["water please", "roads damaged", "hello"]
-    head = fit.head
-    weighted = 0.7 * head.embedding.logits(vectors[:3]) + 0.3 * head.tfidf.logits(texts)
+    assert fit.head.knn is not None
+    weighted = 0.7 * fit.head.embedding.logits(vectors[:3]) + 0.3 * fit.head.tfidf.logits(texts)
+    vote = fit.head.knn_weight * fit.head.knn.log_votes(vectors[:3])
+    assert np.allclose(fit.head.logits(vectors[:3], texts), weighted + vote)
+    # Files from before the weight was recorded had no vote either.
+    head = dataclasses.replace(fit.head, knn=None)
     assert np.allclose(head.logits(vectors[:3], texts), weighted)
 
     import triage.ml.heads as heads
@@ -152,3 +168,43 @@ def test_an_ensemble_champion_can_be_rolled_back_to_an_embedding_head(categories
     back = training.rollback(actor="test")
     assert back == first
     assert isinstance(read_head(first.artifact_path, first.artifact_sha256), LinearHead)
+
+
+@pytest.mark.django_db
+def test_the_served_vote_reads_cached_embeddings_and_a_forgotten_item_stops_voting(categories):
+    from triage.models import Embedding
+    from triage.privacy.forget import forget_items
+
+    history = make_labelled_history(categories, copies=8)
+    with override_settings(TRIAGE_HEAD="ensemble"):
+        version = training.retrain().version
+    saved = read_head(version.artifact_path, version.artifact_sha256)
+    assert isinstance(saved, EnsembleHead) and saved.knn is not None
+    assert saved.knn.vectors is None  # the file names its voters, it does not hold them
+    assert set(saved.knn.items.tolist()) == {item.pk for item in history}
+    item = make_item("my invoice was charged twice, refund please")
+    before = scoring.version_scores(version, items=[item])
+    served = scoring._with_voters(
+        version.artifact_path,
+        version.artifact_sha256,
+        json.dumps(version.encoder_spec, sort_keys=True),
+    )
+    assert served.knn is not None and len(served.knn.targets) == len(history)
+
+    gone = history[0]
+    forget_items(external_ids=[gone.external_id], actor="test")
+    assert not Embedding.objects.filter(item=gone).exists()
+    scoring.clear_caches()
+    served = scoring._with_voters(
+        version.artifact_path,
+        version.artifact_sha256,
+        json.dumps(version.encoder_spec, sort_keys=True),
+    )
+    assert served.knn is not None and served.knn.items is not None
+    assert gone.pk not in served.knn.items.tolist()
+    assert len(served.knn.targets) == len(history) - 1
+    # Nothing re-embedded the forgotten text, and the version still serves.
+    assert not Embedding.objects.filter(item=gone).exists()
+    after = scoring.version_scores(version, items=[item])
+    assert after.labels == before.labels
+    assert np.allclose(after.probs.sum(axis=1), 1.0)

@@ -4,6 +4,7 @@ Embeddings are cached per item and embedding space, so an item is embedded
 once per encoder, whether for classification, retraining or evaluation.
 """
 
+import dataclasses
 import functools
 import json
 from collections.abc import Sequence
@@ -17,7 +18,13 @@ from django.db import connection, transaction
 
 from triage.ml.calibration import softmax
 from triage.ml.encoder import Encoder, encoder_for, get_encoder
-from triage.ml.heads import check_artifact, head_proba, load_head, zero_shot_proba
+from triage.ml.heads import (
+    EnsembleHead,
+    check_artifact,
+    head_proba,
+    load_head,
+    zero_shot_proba,
+)
 from triage.models import Category, Embedding, Item, ModelVersion, among
 from triage.models.bulk import insert_rows
 
@@ -133,12 +140,43 @@ def version_scores(version: ModelVersion, *, items: Sequence[Item]) -> Scores:
     # A head file is a few kilobytes, so the check costs microseconds.
     check_artifact(version.artifact_path, version.artifact_sha256)
     head = load_head(version.artifact_path, version.artifact_sha256)
+    if isinstance(head, EnsembleHead) and head.knn is not None and head.knn.vectors is None:
+        head = _with_voters(
+            version.artifact_path,
+            version.artifact_sha256,
+            json.dumps(version.encoder_spec, sort_keys=True),
+        )
     vectors = embed_items(items, encoder=encoder)
     # An ensemble head also reads the text (its TF-IDF half); a linear head ignores it.
     return Scores(head.labels, head_proba(head, vectors, [item.text for item in items]))
+
+
+@functools.lru_cache(maxsize=4)
+def _with_voters(path: str, sha256: str, spec_json: str) -> EnsembleHead:
+    """The ensemble with its vote's references loaded: the cached embeddings of the items
+    it names whose text is still kept (a forgotten or pruned item no longer votes).
+
+    Read once per version and process, like the head; a worker keeps the vectors in
+    memory until it serves another version or restarts, and writes them nowhere."""
+    head = load_head(path, sha256)
+    assert isinstance(head, EnsembleHead) and head.knn is not None
+    assert head.knn.items is not None
+    ids = [int(i) for i in head.knn.items]
+    kept: list[Item] = []
+    step = max(len(ids), 1) if connection.vendor == "postgresql" else IN_CHUNK
+    for start in range(0, len(ids), step):
+        kept += Item.objects.filter(
+            pk__in=among(ids[start : start + step]),
+            forgotten_at__isnull=True,
+            pruned_at__isnull=True,
+        ).only("id", "text")
+    vectors = embed_items(kept, encoder=encoder_for(json.loads(spec_json)))
+    found = {item.pk: vector for item, vector in zip(kept, vectors, strict=True)}
+    return dataclasses.replace(head, knn=head.knn.attached(found))
 
 
 def clear_caches() -> None:
     _description_vectors.cache_clear()
     _sequence_classifier.cache_clear()
     load_head.cache_clear()
+    _with_voters.cache_clear()

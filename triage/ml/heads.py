@@ -1,8 +1,8 @@
 """Classifier heads over sentence embeddings, and their safetensors artifacts.
 
 A head is a linear layer (weights, bias) plus a calibration temperature, or an ensemble:
-that layer and a TF-IDF head (triage.ml.tfidf), their logits in a weighted average, with
-one temperature.
+that layer and a TF-IDF head (triage.ml.tfidf), their logits in a weighted average, plus
+a vote of the nearest training examples (triage.ml.knn), with one temperature.
 Artifacts are safetensors with JSON metadata: nothing is ever unpickled, and
 the sha256 recorded in the database is checked before a file is trusted.
 """
@@ -22,6 +22,7 @@ from safetensors.numpy import load_file, save_file
 
 from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import softmax
+from triage.ml.knn import KNN_WEIGHT, KnnHead
 from triage.ml.logistic import fit_logistic
 from triage.ml.tfidf import TfidfFeatures, TfidfHead
 
@@ -63,30 +64,40 @@ class LinearHead:
 @dataclass(frozen=True)
 class EnsembleHead:
     """The embedding head and a TF-IDF head, their logits averaged with the embedding
-    head's ``weight``, one temperature.
+    head's ``weight``, plus ``knn_weight`` times the nearest examples' log vote (when the
+    ensemble has one), one temperature.
 
-    Both heads are trained on the same examples with the same labels; the temperature is
-    fitted on the averaged out-of-fold logits (triage.training.fit.cross_fit_ensemble).
+    All parts are trained on the same examples with the same labels; the temperature is
+    fitted on the combined out-of-fold logits (triage.training.fit.cross_fit_ensemble).
+    Ensembles saved before the vote was added have none, and are served without it.
     """
 
     embedding: LinearHead
     tfidf: TfidfHead
     temperature: float = 1.0
     weight: float = EMBEDDING_WEIGHT
+    knn: KnnHead | None = None
+    knn_weight: float = KNN_WEIGHT
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight <= 1:
             raise ValueError(f"the embedding head's weight must be in [0, 1], got {self.weight}")
+        if not 0 <= self.knn_weight <= 1:
+            raise ValueError(f"the vote's weight must be in [0, 1], got {self.knn_weight}")
+        if self.knn is not None and self.knn.labels != self.labels:
+            raise ValueError("the vote and the linear heads of an ensemble must share labels")
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.embedding.labels
 
     def logits(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        averaged: np.ndarray = self.weight * self.embedding.logits(vectors) + (
+        combined: np.ndarray = self.weight * self.embedding.logits(vectors) + (
             1 - self.weight
         ) * self.tfidf.logits(texts)
-        return averaged
+        if self.knn is not None:
+            combined += self.knn_weight * self.knn.log_votes(vectors)
+        return combined
 
     def predict_proba(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(vectors, texts), self.temperature)
@@ -132,6 +143,16 @@ def save_head(head: Head, path: Path, *, metadata: dict[str, Any]) -> str:
         meta["embedding_weight"] = repr(head.weight)
         tensors |= {"tfidf_weights": head.tfidf.weights, "tfidf_bias": head.tfidf.bias}
         tensors |= head.tfidf.features.as_tensors()
+        if head.knn is not None:
+            meta |= {
+                "knn_weight": repr(head.knn_weight),
+                "knn_k": str(head.knn.k),
+                "knn_sharpness": repr(head.knn.sharpness),
+            }
+            if head.knn.items is None:
+                raise ValueError("a vote is saved by its items' ids; these are unknown")
+            # Which items vote, never their embeddings (triage.ml.knn).
+            tensors |= {"knn_items": head.knn.items, "knn_targets": head.knn.targets}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
@@ -178,7 +199,16 @@ def read_head(path: str, sha256: str) -> Head:
         if tfidf.weights.shape != (len(labels), tfidf.features.dim):
             raise ValueError("the tfidf weights do not match its vocabulary")
         weight = float(meta.get("embedding_weight", repr(LEGACY_EMBEDDING_WEIGHT)))
-        return EnsembleHead(linear, tfidf, temperature, weight)
+        if "knn_items" not in tensors:
+            return EnsembleHead(linear, tfidf, temperature, weight)
+        knn = KnnHead(
+            labels=labels,
+            targets=tensors["knn_targets"],
+            items=tensors["knn_items"],
+            k=int(meta["knn_k"]),
+            sharpness=float(meta["knn_sharpness"]),
+        )
+        return EnsembleHead(linear, tfidf, temperature, weight, knn, float(meta["knn_weight"]))
     except (SafetensorError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise ArtifactError(
             f"model artifact {path} is not a valid safetensors head: {exc}"

@@ -17,6 +17,7 @@ inside a retrain. The steps, each on examples the step before did not use:
    it were not chosen by looking at it. It then goes through the ordinary gate.
 """
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ from triage.ml.encoder import (
 )
 from triage.ml.encoder_spec import EncoderSpec
 from triage.ml.evaluation import score_metrics
-from triage.ml.heads import EnsembleHead, Head, LinearHead, train_logistic_head
+from triage.ml.heads import Head, train_logistic_head
 from triage.models import ModelVersion
 from triage.routing.automation import automation_now
 from triage.routing.evidence import HoldoutPredictions
@@ -95,10 +96,7 @@ def _calibrated(
     probs = softmax(logits, temperature)
     kept = [rows[i] for i in np.flatnonzero(evidence)]
     kept_probs, kept_truth = probs[evidence], [truth[i] for i in np.flatnonzero(evidence)]
-    if isinstance(head, EnsembleHead):
-        head = EnsembleHead(head.embedding, head.tfidf, temperature, head.weight)
-    else:
-        head = LinearHead(head.labels, head.weights, head.bias, temperature)
+    head = dataclasses.replace(head, temperature=temperature)
     metrics = score_metrics(head.labels, kept_probs, kept_truth)
     metrics["ece_uncalibrated"] = score_metrics(head.labels, softmax(logits[evidence]), kept_truth)[
         "ece"
@@ -163,7 +161,12 @@ def retrain_fine_tuned(
     vectors = embed_items([ex.item for ex in examples.all], encoder=head_encoder)
     truth = [ex.category.slug for ex in examples.all]
     if settings.TRIAGE_HEAD == "ensemble":
-        fit = cross_fit_ensemble(vectors, [ex.text for ex in examples.all], labels=truth)
+        fit = cross_fit_ensemble(
+            vectors,
+            [ex.text for ex in examples.all],
+            labels=truth,
+            items=[ex.item_id for ex in examples.all],
+        )
     else:
         fit = cross_fit_head(vectors, labels=truth)
     head_only, head_probs = _calibrated(

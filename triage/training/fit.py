@@ -9,6 +9,7 @@ trained on (K-1)/K of them, so evidence about the fold heads carries over to
 the served head. benchmarks/quality.py measures how far it strays.
 """
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from triage.ml.heads import (
     save_head,
     train_logistic_head,
 )
+from triage.ml.knn import KNN_WEIGHT, train_knn_head
 from triage.ml.tfidf import train_tfidf_head
 from triage.models import ModelVersion
 from triage.routing.evidence import HoldoutPredictions
@@ -121,29 +123,39 @@ def cross_fit_ensemble(
     seed: int = 0,
     c: float = EMBEDDING_C,
     weight: float = EMBEDDING_WEIGHT,
+    knn_weight: float = KNN_WEIGHT,
+    items: Sequence[int] | None = None,
 ) -> CrossFit:
-    """cross_fit_head for the ensemble: each fold fits both heads (and its own TF-IDF
-    vocabulary) without the fold; one temperature on the averaged out-of-fold logits.
-    ``c`` and ``weight``: the embedding head's regularisation and share of the logits."""
+    """cross_fit_head for the ensemble: each fold fits every part (its own TF-IDF
+    vocabulary, its own voters) without the fold; one temperature on the combined
+    out-of-fold logits. ``c`` and ``weight``: the embedding head's regularisation and
+    share of the linear logits; ``knn_weight``: the vote's (0: no vote). ``items``: the
+    item of each example, which the served head's vote is saved by."""
     labels, texts = list(labels), list(texts)
-    head = EnsembleHead(
-        train_logistic_head(vectors, labels, c=c), train_tfidf_head(texts, labels), weight=weight
-    )
     y = np.array(labels)
 
-    def fit_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
-        fold = EnsembleHead(
-            train_logistic_head(vectors[train_idx], list(y[train_idx]), c=c),
-            train_tfidf_head([texts[i] for i in train_idx], list(y[train_idx])),
-            weight=weight,
+    def ensemble(rows: np.ndarray, rows_items: Sequence[int] | None = None) -> EnsembleHead:
+        rows_labels = list(y[rows])
+        embedding = train_logistic_head(vectors[rows], rows_labels, c=c)
+        tfidf = train_tfidf_head([texts[i] for i in rows], rows_labels)
+        knn = (
+            train_knn_head(vectors[rows], rows_labels, classes=embedding.labels, items=rows_items)
+            if knn_weight
+            else None
         )
+        return EnsembleHead(embedding, tfidf, weight=weight, knn=knn, knn_weight=knn_weight)
+
+    head = ensemble(np.arange(len(labels)), items)
+
+    def fit_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+        fold = ensemble(train_idx)
         return fold.labels, fold.logits(vectors[test_idx], [texts[i] for i in test_idx])
 
     oof = out_of_fold_logits(labels, head.labels, fit_fold, folds=folds, seed=seed)
     targets = np.array([head.labels.index(label) for label in labels])
     temperature = fit_temperature(oof, targets)
     return CrossFit(
-        head=EnsembleHead(head.embedding, head.tfidf, temperature, head.weight),
+        head=dataclasses.replace(head, temperature=temperature),
         oof_probs=softmax(oof, temperature),
         oof_logits=oof,
         ece_uncalibrated=expected_calibration_error(softmax(oof), targets),
@@ -214,7 +226,12 @@ def train_head_candidate(
     truth = [ex.category.slug for ex in examples.all]
     if ensemble:
         # The training text (masked by the privacy rules), as the model should learn it.
-        fit = cross_fit_ensemble(vectors, [ex.text for ex in examples.all], labels=truth)
+        fit = cross_fit_ensemble(
+            vectors,
+            [ex.text for ex in examples.all],
+            labels=truth,
+            items=[ex.item_id for ex in examples.all],
+        )
     else:
         fit = cross_fit_head(vectors, labels=truth)
     metrics = _evidence_metrics(fit.head.labels, fit.oof_probs, examples.all)

@@ -1,0 +1,127 @@
+"""A vote of the nearest training examples: the ensemble's third part.
+
+For each item, the ``k`` training examples whose embeddings are most similar (cosine)
+vote for their own labels, each with weight exp(sharpness · similarity). The score of a
+category is the log of its share of the vote, smoothed by ``PRIOR`` pseudo-votes each.
+A linear layer over the same embeddings draws one boundary per category; the vote follows
+the local shape of the labelled examples (a cluster of one desk's messages inside
+another's region), and averaged in, it ranks the predictions better: more of them can be
+certified at the same target (benchmarks/model_quality.py, README "Which model").
+
+The references are the training examples' items: at most ``MAX_REFERENCES`` of them (a
+fixed random subset beyond that), so the cost per item is bounded: one product with the
+references and a partial sort, in numpy, in chunks (no torch: the ONNX serving path never
+imports it). An artifact stores only which items vote and for which label, never their
+embeddings: serving reads those from the embedding cache (triage.classify.scoring), so an
+item's vector still lives exactly as long as its text, and a forgotten or pruned item no
+longer votes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+# Chosen by benchmarks/model_quality.py on random 6,000-label samples of the demo's train
+# split other than the one benchmarks/quality.py reports on (README "Which model").
+K = 60
+SHARPNESS = 10.0
+PRIOR = 0.5  # pseudo-votes per category: no category's share is ever 0
+# The vote's share of the ensemble's logits (added to the linear heads' weighted average).
+KNN_WEIGHT = 0.5
+# The most training examples kept as voters: about 0.1 ms per item at 20,000 on 2 cores;
+# beyond the cap, a fixed random subset (the same for the same examples).
+MAX_REFERENCES = 50_000
+# Items scored per product with the references (bounds the similarity matrix's memory).
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class KnnHead:
+    labels: tuple[str, ...]
+    targets: np.ndarray  # (n,) int64: each reference's label index
+    items: np.ndarray | None = None  # (n,) int64: the item each reference is (None: unknown)
+    vectors: np.ndarray | None = None  # (n, dim) float32 unit length; None until loaded
+    k: int = K
+    sharpness: float = SHARPNESS
+
+    def __post_init__(self) -> None:
+        if self.items is not None and len(self.items) != len(self.targets):
+            raise ValueError("the vote's items and their labels differ in number")
+        if self.vectors is not None and (
+            self.vectors.ndim != 2 or len(self.vectors) != len(self.targets)
+        ):
+            raise ValueError("the vote's references and their labels differ in number")
+        if len(self.targets) and not (
+            0 <= self.targets.min() <= self.targets.max() < len(self.labels)
+        ):
+            raise ValueError("a reference's label index is outside the head's labels")
+        if self.k < 1 or not np.isfinite(self.sharpness):
+            raise ValueError(f"k must be >= 1 and sharpness finite, got {self.k}, {self.sharpness}")
+
+    def attached(self, found: Mapping[int, np.ndarray]) -> KnnHead:
+        """The head with its references' vectors, from {item id: vector}; items not found
+        (forgotten, pruned) no longer vote."""
+        if self.items is None:
+            raise ValueError("a vote without its items cannot load their vectors")
+        keep = np.array([int(i) in found for i in self.items], dtype=bool)
+        items = self.items[keep]
+        vectors = (
+            _unit(np.stack([found[int(i)] for i in items]))
+            if len(items)
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        return replace(self, targets=self.targets[keep], items=items, vectors=vectors)
+
+    def log_votes(self, vectors: np.ndarray) -> np.ndarray:
+        """(len(vectors), len(labels)): the log of each category's smoothed share of the vote."""
+        if self.vectors is None:
+            raise ValueError("the vote's references are not loaded (KnnHead.attached)")
+        n_labels, n_refs = len(self.labels), len(self.targets)
+        out = np.empty((len(vectors), n_labels), dtype=np.float64)
+        k = min(self.k, n_refs)
+        queries = _unit(np.asarray(vectors, dtype=np.float32))
+        for start in range(0, len(queries), CHUNK):
+            chunk = queries[start : start + CHUNK]
+            votes = np.full((len(chunk), n_labels), PRIOR, dtype=np.float64)
+            if k:
+                similarity = chunk @ self.vectors.T
+                nearest = np.argpartition(similarity, n_refs - k, axis=1)[:, n_refs - k :]
+                weights = np.exp(
+                    self.sharpness
+                    * np.take_along_axis(similarity, nearest, axis=1).astype(np.float64)
+                )
+                labels = self.targets[nearest]
+                for j in range(n_labels):
+                    votes[:, j] += np.where(labels == j, weights, 0.0).sum(axis=1)
+            out[start : start + len(chunk)] = np.log(votes / votes.sum(axis=1, keepdims=True))
+        return out
+
+
+def train_knn_head(
+    vectors: np.ndarray,
+    labels: Sequence[str],
+    *,
+    classes: Sequence[str],
+    items: Sequence[int] | None = None,
+) -> KnnHead:
+    """The examples as voters, in the label order ``classes`` of the heads beside it.
+
+    ``items``: the item each example is, so a saved head can find its vectors again."""
+    index = {label: i for i, label in enumerate(classes)}
+    targets = np.array([index[label] for label in labels], dtype=np.int64)
+    refs = _unit(np.asarray(vectors, dtype=np.float32))
+    ids = None if items is None else np.asarray(items, dtype=np.int64)
+    if len(refs) > MAX_REFERENCES:
+        keep = np.sort(np.random.default_rng(0).choice(len(refs), MAX_REFERENCES, replace=False))
+        refs, targets = refs[keep], targets[keep]
+        ids = None if ids is None else ids[keep]
+    return KnnHead(labels=tuple(classes), targets=targets, items=ids, vectors=refs)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = vectors / np.where(norms > 0, norms, 1.0)
+    return np.ascontiguousarray(unit, dtype=np.float32)
