@@ -312,9 +312,9 @@ def report(candidates, y, test_y, targets):  # type: ignore[no-untyped-def]
                 if slug not in ("per-category", "pooled")
             ]
             print(f"  {r['name']}: " + ", ".join(cells))
-    base = next(r for r in rows if r["name"] == "minilm ensemble (C=10, even, before)")
+    base = next(r for r in rows if r["name"] == "minilm ensemble without the vote (before)")
     print(
-        "\nbaseline (the default before): minilm ensemble with C=10, logits averaged evenly. "
+        "\nbaseline (the default before): minilm ensemble without the nearest examples' vote. "
         "auto = share of ALL test items automated "
         "with thresholds certified (delta 0.05, exact one-sided bound, triage.routing.certify) "
         "on the candidate's out-of-fold evidence; prec = precision reached on them. "
