@@ -187,6 +187,14 @@ def test_each_version_says_which_head_it_serves_and_whether_its_encoder_was_tune
     page = admin_client.get(f"/cockpit/models/{champion.pk}/").content.decode()
     assert "Encoder head averaged with a TF-IDF head" in listing
     assert "<dt>Model</dt><dd>Encoder head averaged with a TF-IDF head</dd>" in page
+    champion.metrics = champion.metrics | {"voters": 6000}
+    champion.save(update_fields=["metrics"])
+    assert model_description(champion) == (
+        "encoder head averaged with a TF-IDF head, and a vote of the nearest of 6,000 "
+        "labelled examples"
+    )
+    champion.metrics = {k: v for k, v in champion.metrics.items() if k != "voters"}
+    champion.save(update_fields=["metrics"])
 
     champion.metrics = champion.metrics | {
         "head": "embedding",

@@ -85,6 +85,8 @@ def model_description(version: ModelVersion) -> str:
     if version.kind != ModelVersion.Kind.HEAD:
         return version.get_kind_display()
     head = HEADS.get(str(metrics.get("head", "")), "head (kind not recorded)")
+    if metrics.get("head") == "ensemble" and metrics.get("voters"):
+        head += f", and a vote of the nearest of {int(metrics['voters']):,} labelled examples"
     tuned = metrics.get("fine_tune") or {}
     if tuned.get("kept") == "fine-tuned":
         return f"fine-tuned encoder (max length {tuned.get('max_length')}), {head}"

@@ -43,8 +43,9 @@ HEAD = Setting(
     "ensemble",
     _one_of("ensemble", "embedding"),
     "`ensemble`/`embedding`",
-    "New models' head: the embedding head averaged with a TF-IDF head, or the embedding head "
-    "alone (benchmarks/model_quality.py chose the default).",
+    "New models' head: the embedding head averaged with a TF-IDF head, plus a vote of the "
+    "nearest labelled examples, or the embedding head alone (benchmarks/model_quality.py "
+    "chose the default).",
 )
 ENCODER_RUNTIME = Setting(
     "TRIAGE_ENCODER_RUNTIME",

@@ -238,6 +238,8 @@ def train_head_candidate(
     metrics["ece_uncalibrated"] = fit.ece_uncalibrated
     metrics["measured_on"] = "out_of_fold"
     metrics["head"] = "ensemble" if ensemble else "embedding"
+    if isinstance(fit.head, EnsembleHead) and fit.head.knn is not None:
+        metrics["voters"] = len(fit.head.knn.targets)
     return Candidate(
         kind=ModelVersion.Kind.HEAD,
         labels=fit.head.labels,
