@@ -208,3 +208,23 @@ def test_the_served_vote_reads_cached_embeddings_and_a_forgotten_item_stops_voti
     after = scoring.version_scores(version, items=[item])
     assert after.labels == before.labels
     assert np.allclose(after.probs.sum(axis=1), 1.0)
+
+
+@pytest.mark.django_db
+def test_a_voter_whose_cached_vector_was_lost_is_embedded_again(categories):
+    from triage.models import Embedding
+
+    history = make_labelled_history(categories, copies=8)
+    with override_settings(TRIAGE_HEAD="ensemble"):
+        version = training.retrain().version
+    lost = history[3]
+    Embedding.objects.filter(item=lost).delete()  # as a crash could lose its lazy commit
+    scoring.clear_caches()
+    served = scoring._with_voters(
+        version.artifact_path,
+        version.artifact_sha256,
+        json.dumps(version.encoder_spec, sort_keys=True),
+    )
+    assert served.knn is not None and served.knn.items is not None
+    assert lost.pk in served.knn.items.tolist()
+    assert Embedding.objects.filter(item=lost).exists()

@@ -161,17 +161,35 @@ def _with_voters(path: str, sha256: str, spec_json: str) -> EnsembleHead:
     head = load_head(path, sha256)
     assert isinstance(head, EnsembleHead) and head.knn is not None
     assert head.knn.items is not None
+    encoder = encoder_for(json.loads(spec_json))
     ids = [int(i) for i in head.knn.items]
-    kept: list[Item] = []
+    found: dict[int, np.ndarray] = {}
     step = max(len(ids), 1) if connection.vendor == "postgresql" else IN_CHUNK
     for start in range(0, len(ids), step):
-        kept += Item.objects.filter(
-            pk__in=among(ids[start : start + step]),
-            forgotten_at__isnull=True,
-            pruned_at__isnull=True,
-        ).only("id", "text")
-    vectors = embed_items(kept, encoder=encoder_for(json.loads(spec_json)))
-    found = {item.pk: vector for item, vector in zip(kept, vectors, strict=True)}
+        part = among(ids[start : start + step])
+        found.update(
+            (item_id, np.frombuffer(bytes(blob), dtype=np.float32))
+            for item_id, blob in Embedding.objects.filter(
+                encoder=encoder.encoder_id,
+                item_id__in=part,
+                item__forgotten_at__isnull=True,
+                item__pruned_at__isnull=True,
+            ).values_list("item_id", "vector")
+        )
+    # A vector the cache lost (its lazy commit, or a changed cache) is embedded again, as
+    # for any item whose text is still kept.
+    lost = [i for i in ids if i not in found]
+    if lost:
+        kept: list[Item] = []
+        for start in range(0, len(lost), step):
+            kept += Item.objects.filter(
+                pk__in=among(lost[start : start + step]),
+                forgotten_at__isnull=True,
+                pruned_at__isnull=True,
+            ).only("id", "text")
+        found.update(
+            zip((item.pk for item in kept), embed_items(kept, encoder=encoder), strict=True)
+        )
     return dataclasses.replace(head, knn=head.knn.attached(found))
 
 
