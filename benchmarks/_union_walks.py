@@ -55,15 +55,4 @@ def union_walks_threshold(
     if best is None:
         return Certification.never(target, delta, n, "no walk passed its first step", needed=None)
     threshold, sel, ok, bound = best
-    return Certification(
-        threshold=threshold,
-        target=target,
-        delta=delta,
-        n_total=n,
-        support=sel,
-        successes=ok,
-        precision=ok / sel,
-        lower_bound=bound,
-        coverage=sel / n,
-        reason=f"{ok} of {sel} right above {threshold:.3f} (union-bound walks)",
-    )
+    return Certification.passed(threshold, target, delta, n, support=sel, successes=ok, bound=bound)

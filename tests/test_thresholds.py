@@ -41,6 +41,20 @@ def evidence(draw: st.DrawFn, max_size: int = 1500) -> Sample:
 targets = st.sampled_from([0.5, 0.8, 0.9, 0.95]) | st.floats(0.5, 0.97)
 
 
+def sequence(
+    confidences: npt.NDArray[np.float64], *, target: float, min_support: int
+) -> tuple[list[float], list[float], float]:
+    """The candidates, most conservative first (the longest walk's grid and every walk's
+    first candidate), each walk's first candidate, and the level a walk opens with."""
+    starts, level = walk_starts(
+        len(confidences), target=target, delta=0.05, min_support=min_support
+    )
+    ordered = np.sort(confidences)[::-1]
+    opening = [float(ordered[s - 1]) for s in starts if s <= len(confidences)]
+    grid = sorted(set(candidate_grid(confidences, start=starts[0]).tolist()) | set(opening))
+    return grid[::-1], opening, level
+
+
 def fallback_reference(
     confidences: npt.NDArray[np.float64],
     correct: npt.NDArray[np.bool_],
@@ -53,16 +67,7 @@ def fallback_reference(
     One scalar Clopper-Pearson bound per test; the sequence is the longest walk's grid
     with every walk's first candidate added, each walk opening with delta / walks.
     """
-    starts, level = walk_starts(
-        len(confidences), target=target, delta=0.05, min_support=min_support
-    )
-    ordered = np.sort(confidences)[::-1]
-    grid = sorted(
-        set(candidate_grid(confidences, start=starts[0]).tolist())
-        | {float(ordered[s - 1]) for s in starts if s <= len(confidences)},
-        reverse=True,
-    )
-    opening = [float(ordered[s - 1]) for s in starts if s <= len(confidences)]
+    grid, opening, level = sequence(confidences, target=target, min_support=min_support)
     found: tuple[float | None, float | None] = (None, None)
     carried = 0.0
     for t in grid:
@@ -111,22 +116,15 @@ def test_the_fallback_certifies_at_least_what_each_walk_alone_certifies(
     # walk's share, and it only grows while the tests pass.
     confidences, correct = sample
     result = certify_threshold(confidences, correct, target=target, min_support=min_support)
-    starts, level = walk_starts(
-        len(confidences), target=target, delta=0.05, min_support=min_support
-    )
-    ordered = np.sort(confidences)[::-1]
-    sequence = set(candidate_grid(confidences, start=starts[0]).tolist())
-    sequence |= {float(ordered[s - 1]) for s in starts if s <= len(confidences)}
+    grid, opening, level = sequence(confidences, target=target, min_support=min_support)
 
     def passes(t: float) -> bool:
         chosen = confidences >= t
         return clopper_pearson_lower(int(correct[chosen].sum()), int(chosen.sum()), level) >= target
 
     ends = []
-    for start in starts:
-        if start > len(confidences):
-            continue
-        walk = [t for t in sorted(sequence, reverse=True) if t <= ordered[start - 1]]
+    for first in opening:
+        walk = [t for t in grid if t <= first]
         run = 0
         while run < len(walk) and passes(walk[run]):
             run += 1

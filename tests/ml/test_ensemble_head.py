@@ -170,36 +170,41 @@ def test_an_ensemble_champion_can_be_rolled_back_to_an_embedding_head(categories
     assert isinstance(read_head(first.artifact_path, first.artifact_sha256), LinearHead)
 
 
+def _served(version):
+    """The version's ensemble as serving holds it: its vote's voters loaded."""
+    return scoring._with_voters(
+        version.artifact_path,
+        version.artifact_sha256,
+        json.dumps(version.encoder_spec, sort_keys=True),
+    )
+
+
+def _ensemble_version(categories):
+    history = make_labelled_history(categories, copies=8)
+    with override_settings(TRIAGE_HEAD="ensemble"):
+        return history, training.retrain().version
+
+
 @pytest.mark.django_db
 def test_the_served_vote_reads_cached_embeddings_and_a_forgotten_item_stops_voting(categories):
     from triage.models import Embedding
     from triage.privacy.forget import forget_items
 
-    history = make_labelled_history(categories, copies=8)
-    with override_settings(TRIAGE_HEAD="ensemble"):
-        version = training.retrain().version
+    history, version = _ensemble_version(categories)
     saved = read_head(version.artifact_path, version.artifact_sha256)
     assert isinstance(saved, EnsembleHead) and saved.knn is not None
     assert saved.knn.vectors is None  # the file names its voters, it does not hold them
     assert set(saved.knn.items.tolist()) == {item.pk for item in history}
     item = make_item("my invoice was charged twice, refund please")
     before = scoring.version_scores(version, items=[item])
-    served = scoring._with_voters(
-        version.artifact_path,
-        version.artifact_sha256,
-        json.dumps(version.encoder_spec, sort_keys=True),
-    )
+    served = _served(version)
     assert served.knn is not None and len(served.knn.targets) == len(history)
 
     gone = history[0]
     forget_items(external_ids=[gone.external_id], actor="test")
     assert not Embedding.objects.filter(item=gone).exists()
     scoring.clear_caches()
-    served = scoring._with_voters(
-        version.artifact_path,
-        version.artifact_sha256,
-        json.dumps(version.encoder_spec, sort_keys=True),
-    )
+    served = _served(version)
     assert served.knn is not None and served.knn.items is not None
     assert gone.pk not in served.knn.items.tolist()
     assert len(served.knn.targets) == len(history) - 1
@@ -214,17 +219,11 @@ def test_the_served_vote_reads_cached_embeddings_and_a_forgotten_item_stops_voti
 def test_a_voter_whose_cached_vector_was_lost_is_embedded_again(categories):
     from triage.models import Embedding
 
-    history = make_labelled_history(categories, copies=8)
-    with override_settings(TRIAGE_HEAD="ensemble"):
-        version = training.retrain().version
+    history, version = _ensemble_version(categories)
     lost = history[3]
     Embedding.objects.filter(item=lost).delete()  # as a crash could lose its lazy commit
     scoring.clear_caches()
-    served = scoring._with_voters(
-        version.artifact_path,
-        version.artifact_sha256,
-        json.dumps(version.encoder_spec, sort_keys=True),
-    )
+    served = _served(version)
     assert served.knn is not None and served.knn.items is not None
     assert lost.pk in served.knn.items.tolist()
     assert Embedding.objects.filter(item=lost).exists()

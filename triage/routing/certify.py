@@ -119,6 +119,36 @@ class Certification:
         return self.threshold is not None
 
     @classmethod
+    def passed(
+        cls,
+        threshold: float,
+        target: float,
+        delta: float,
+        n: int,
+        *,
+        support: int,
+        successes: int,
+        bound: float,
+    ) -> Certification:
+        """Threshold certified: ``successes`` of the ``support`` items above it right, with
+        lower bound ``bound``."""
+        return cls(
+            threshold=threshold,
+            target=target,
+            delta=delta,
+            n_total=n,
+            support=support,
+            successes=successes,
+            precision=successes / support,
+            lower_bound=bound,
+            coverage=support / n,
+            reason=(
+                f"{successes} of {support} right above {threshold:.3f}: precision ≥ "
+                f"{bound:.1%} with {1 - delta:.0%} confidence, target {target:.1%}"
+            ),
+        )
+
+    @classmethod
     def never(
         cls, target: float, delta: float, n: int, reason: str, *, needed: int | None
     ) -> Certification:
@@ -211,21 +241,7 @@ def certify_threshold(
             )
         return Certification.never(target, delta, n, reason, needed=needed)
     threshold, sel, ok, bound = best
-    return Certification(
-        threshold=threshold,
-        target=target,
-        delta=delta,
-        n_total=n,
-        support=sel,
-        successes=ok,
-        precision=ok / sel,
-        lower_bound=bound,
-        coverage=sel / n,
-        reason=(
-            f"{ok} of {sel} right above {threshold:.3f}: precision ≥ {bound:.1%} "
-            f"with {1 - delta:.0%} confidence, target {target:.1%}"
-        ),
-    )
+    return Certification.passed(threshold, target, delta, n, support=sel, successes=ok, bound=bound)
 
 
 @dataclass(frozen=True)
