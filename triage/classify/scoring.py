@@ -151,7 +151,9 @@ def version_scores(version: ModelVersion, *, items: Sequence[Item]) -> Scores:
     return Scores(head.labels, head_proba(head, vectors, [item.text for item in items]))
 
 
-@functools.lru_cache(maxsize=4)
+# The champion and one more (a rolled-back or compared version): at 20,000 voters each
+# holds about 30 MB of vectors.
+@functools.lru_cache(maxsize=2)
 def _with_voters(path: str, sha256: str, spec_json: str) -> EnsembleHead:
     """The ensemble with its vote's references loaded: the cached embeddings of the items
     it names whose text is still kept (a forgotten or pruned item no longer votes).
