@@ -155,3 +155,26 @@ def test_a_vote_needs_its_labels_in_the_ensembles_order() -> None:
         dataclasses.replace(fit.head, knn=wrong)
     without = cross_fit_ensemble(vectors, TRAIN, labels=LABELS, knn_weight=0)
     assert without.head.knn is None
+
+
+def test_an_item_that_is_itself_a_voter_does_not_vote_for_itself() -> None:
+    # As in the out-of-fold evidence, where no example votes for itself: an item labelled
+    # again since training, scored by the gate or an evaluation, is voted on by the others.
+    rng = np.random.default_rng(5)
+    refs = rng.normal(size=(200, 16))
+    labels = [("a", "b")[i % 2] for i in range(200)]
+    items = list(range(1000, 1200))
+    head = train_knn_head(refs, labels, classes=("a", "b"), items=items)
+    others = train_knn_head(refs[1:], labels[1:], classes=("a", "b"), items=items[1:])
+    queries = np.vstack([refs[0], rng.normal(size=16)])
+    assert np.allclose(
+        head.log_votes(queries, items=[1000, 5]), others.log_votes(queries, items=[1000, 5])
+    )
+    # Unknown which items they are: the item's own vote counts, and it dominates.
+    assert head.log_votes(queries[:1])[0].argmax() == 0
+    assert not np.allclose(head.log_votes(queries[:1]), others.log_votes(queries[:1]))
+    # Every voter the item itself, with sharpness 0: no vote, no warning, the prior alone.
+    alone = dataclasses.replace(
+        train_knn_head(refs[:1], labels[:1], classes=("a", "b"), items=[7]), sharpness=0.0
+    )
+    assert np.allclose(alone.log_votes(refs[:1], items=[7]), np.log([0.5, 0.5]))

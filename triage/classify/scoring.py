@@ -148,7 +148,10 @@ def version_scores(version: ModelVersion, *, items: Sequence[Item]) -> Scores:
         )
     vectors = embed_items(items, encoder=encoder)
     # An ensemble head also reads the text (its TF-IDF half); a linear head ignores it.
-    return Scores(head.labels, head_proba(head, vectors, [item.text for item in items]))
+    return Scores(
+        head.labels,
+        head_proba(head, vectors, [item.text for item in items], [item.pk for item in items]),
+    )
 
 
 # The champion and one more (a rolled-back or compared version): at 20,000 voters each

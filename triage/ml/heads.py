@@ -91,25 +91,33 @@ class EnsembleHead:
     def labels(self) -> tuple[str, ...]:
         return self.embedding.labels
 
-    def logits(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def logits(
+        self, vectors: np.ndarray, texts: Sequence[str], items: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """``items``: the items scored, when known (an item never votes for itself)."""
         combined: np.ndarray = self.weight * self.embedding.logits(vectors) + (
             1 - self.weight
         ) * self.tfidf.logits(texts)
         if self.knn is not None:
-            combined += self.knn_weight * self.knn.log_votes(vectors)
+            combined += self.knn_weight * self.knn.log_votes(vectors, items=items)
         return combined
 
-    def predict_proba(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        return softmax(self.logits(vectors, texts), self.temperature)
+    def predict_proba(
+        self, vectors: np.ndarray, texts: Sequence[str], items: Sequence[int] | None = None
+    ) -> np.ndarray:
+        return softmax(self.logits(vectors, texts, items), self.temperature)
 
 
 Head = LinearHead | EnsembleHead
 
 
-def head_proba(head: Head, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-    """Calibrated probabilities of any head: the ensemble also reads the texts."""
+def head_proba(
+    head: Head, vectors: np.ndarray, texts: Sequence[str], items: Sequence[int] | None = None
+) -> np.ndarray:
+    """Calibrated probabilities of any head: the ensemble also reads the texts (and, for
+    its vote, which items these are, when known)."""
     if isinstance(head, EnsembleHead):
-        return head.predict_proba(vectors, texts)
+        return head.predict_proba(vectors, texts, items)
     return head.predict_proba(vectors)
 
 

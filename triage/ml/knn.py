@@ -19,6 +19,7 @@ longer votes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -76,29 +77,54 @@ class KnnHead:
         )
         return replace(self, targets=self.targets[keep], items=items, vectors=vectors)
 
-    def log_votes(self, vectors: np.ndarray) -> np.ndarray:
-        """(len(vectors), len(labels)): the log of each category's smoothed share of the vote."""
+    def log_votes(self, vectors: np.ndarray, items: Sequence[int] | None = None) -> np.ndarray:
+        """(len(vectors), len(labels)): the log of each category's smoothed share of the vote.
+
+        ``items``: the items these vectors are, when known. An item that is itself a voter
+        (one labelled again since the head was trained, scored by the gate or an
+        evaluation) does not vote for itself, as no example did in the out-of-fold
+        evidence."""
         if self.vectors is None:
             raise ValueError("the vote's references are not loaded (KnnHead.attached)")
         n_labels, n_refs = len(self.labels), len(self.targets)
         out = np.empty((len(vectors), n_labels), dtype=np.float64)
         k = min(self.k, n_refs)
         queries = _unit(np.asarray(vectors, dtype=np.float32))
+        own = self._own_rows(items) if items is not None else {}
         for start in range(0, len(queries), CHUNK):
             chunk = queries[start : start + CHUNK]
             votes = np.full((len(chunk), n_labels), PRIOR, dtype=np.float64)
             if k:
                 similarity = chunk @ self.vectors.T
+                for row, voters in own.items():
+                    if start <= row < start + len(chunk):
+                        similarity[row - start, voters] = -np.inf
                 nearest = np.argpartition(similarity, n_refs - k, axis=1)[:, n_refs - k :]
-                weights = np.exp(
-                    self.sharpness
-                    * np.take_along_axis(similarity, nearest, axis=1).astype(np.float64)
-                )
+                near = np.take_along_axis(similarity, nearest, axis=1).astype(np.float64)
+                # A voter masked as the item itself weighs nothing.
+                itself = np.isneginf(near)
+                weights = np.exp(self.sharpness * np.where(itself, 0.0, near))
+                weights[itself] = 0.0
                 labels = self.targets[nearest]
                 for j in range(n_labels):
                     votes[:, j] += np.where(labels == j, weights, 0.0).sum(axis=1)
             out[start : start + len(chunk)] = np.log(votes / votes.sum(axis=1, keepdims=True))
         return out
+
+    def _own_rows(self, items: Sequence[int]) -> dict[int, list[int]]:
+        """{query row: the reference rows that are the same item}, for queries that vote."""
+        return {
+            q: self._rows_of_item[int(item)]
+            for q, item in enumerate(items)
+            if int(item) in self._rows_of_item
+        }
+
+    @functools.cached_property
+    def _rows_of_item(self) -> dict[int, list[int]]:
+        rows: dict[int, list[int]] = {}
+        for row, item in enumerate([] if self.items is None else self.items.tolist()):
+            rows.setdefault(item, []).append(row)
+        return rows
 
 
 def train_knn_head(

@@ -223,7 +223,7 @@ def certify_threshold(
             best = float(grid[i]), int(support[i]), int(successes[i]), float(bounds[walks - 1, i])
             carried = walks
         else:
-            carried = 0  # a failure keeps its level: the next walk opens with its own
+            carried = 0  # a failure passes nothing on: the next walk opens with its own share
     first_test = int(successes[0]), int(support[0])
     if best is None:
         s0, n0 = first_test
