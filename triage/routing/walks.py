@@ -134,12 +134,7 @@ def candidate_grid(
     item, with counts evenly spaced from ``start`` to all items. Empty when
     there are fewer than ``start`` items.
     """
-    conf = np.sort(np.asarray(confidences, dtype=np.float64))[::-1]
-    n = len(conf)
-    if n < start or n == 0:
-        return np.zeros(0)
-    counts = _grid_counts(n, start, points=points, step=step)
-    return np.unique(conf[counts - 1])[::-1]
+    return walk_sequence(confidences, [start], points=points, step=step)[0]
 
 
 def walk_sequence(

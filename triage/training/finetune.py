@@ -49,8 +49,7 @@ from triage.training.exclusive import (
 from triage.training.fit import (
     Candidate,
     _save_head,
-    cross_fit_ensemble,
-    cross_fit_head,
+    cross_fit_examples,
 )
 from triage.training.models import TrainingExample
 from triage.training.retrain import RetrainResult, gate_and_record
@@ -158,17 +157,9 @@ def retrain_fine_tuned(
 
     # Head alone: cross-fitted over every example, as a retrain does.
     head_encoder = encoder_for(base)
-    vectors = embed_items([ex.item for ex in examples.all], encoder=head_encoder)
-    truth = [ex.category.slug for ex in examples.all]
-    if settings.TRIAGE_HEAD == "ensemble":
-        fit = cross_fit_ensemble(
-            vectors,
-            [ex.text for ex in examples.all],
-            labels=truth,
-            items=[ex.item_id for ex in examples.all],
-        )
-    else:
-        fit = cross_fit_head(vectors, labels=truth)
+    fit = cross_fit_examples(
+        examples.all, encoder=head_encoder, ensemble=settings.TRIAGE_HEAD == "ensemble"
+    )
     head_only, head_probs = _calibrated(
         fit.head,
         logits=fit.oof_logits,

@@ -22,7 +22,7 @@ from django.conf import settings
 from triage.classify.scoring import embed_items
 from triage.ml.artifacts import file_sha256
 from triage.ml.calibration import expected_calibration_error, fit_temperature, softmax
-from triage.ml.encoder import encoder_for
+from triage.ml.encoder import Encoder, encoder_for
 from triage.ml.evaluation import score_metrics
 from triage.ml.heads import (
     EMBEDDING_C,
@@ -214,6 +214,24 @@ def _evidence_metrics(
     return score_metrics(labels, probs, [ex.category.slug for ex in examples])
 
 
+def cross_fit_examples(
+    examples: Sequence[TrainingExample], *, encoder: Encoder, ensemble: bool
+) -> CrossFit:
+    """The examples' cached embeddings cross-fitted as a head: the ensemble (which also
+    reads their training text, masked by the privacy rules, as the model should learn it,
+    and votes by their items) or the embedding head alone."""
+    vectors = embed_items([ex.item for ex in examples], encoder=encoder)
+    truth = [ex.category.slug for ex in examples]
+    if not ensemble:
+        return cross_fit_head(vectors, labels=truth)
+    return cross_fit_ensemble(
+        vectors,
+        [ex.text for ex in examples],
+        labels=truth,
+        items=[ex.item_id for ex in examples],
+    )
+
+
 def train_head_candidate(
     spec: dict[str, Any], *, examples: Examples, ensemble: bool = False
 ) -> Candidate:
@@ -222,18 +240,8 @@ def train_head_candidate(
     ``ensemble``: averaged with a TF-IDF head over the examples' texts (TRIAGE_HEAD).
     """
     encoder = encoder_for(spec)
-    vectors = embed_items([ex.item for ex in examples.all], encoder=encoder)
     truth = [ex.category.slug for ex in examples.all]
-    if ensemble:
-        # The training text (masked by the privacy rules), as the model should learn it.
-        fit = cross_fit_ensemble(
-            vectors,
-            [ex.text for ex in examples.all],
-            labels=truth,
-            items=[ex.item_id for ex in examples.all],
-        )
-    else:
-        fit = cross_fit_head(vectors, labels=truth)
+    fit = cross_fit_examples(examples.all, encoder=encoder, ensemble=ensemble)
     metrics = _evidence_metrics(fit.head.labels, fit.oof_probs, examples.all)
     metrics["ece_uncalibrated"] = fit.ece_uncalibrated
     metrics["measured_on"] = "out_of_fold"
