@@ -60,17 +60,18 @@ def report_variant(result: dict, *, retrain_every: int) -> None:
             cells.append(
                 f"{fmt(chosen / night['items'])} / {fmt(right / chosen if chosen else None)}"
             )
-        cells += [str(night["backlog"]), night["gate"][:70]]
+        cells += [str(night.get("rerouted", 0)), str(night["backlog"]), night["gate"][:70]]
         rows.append(cells)
     table(
         [
             f"night ({retrain_every} items)",
             "models",
             "to people",
-            "auto",
+            "auto on arrival",
             "auto prec.",
             "point-est. auto/prec.",
             "old Wilson auto/prec.",
+            "re-routed",
             "backlog",
             "nightly retrain",
         ],
@@ -107,6 +108,9 @@ def report_variants(results: list[dict], args: argparse.Namespace, seconds: floa
                 f"{review} / {audits} / {second}",
                 fmt(r["auto"] / r["items"]),
                 fmt(r["auto_right"] / r["auto"] if r["auto"] else None, ".3f"),
+                f"{r['rerouted']} ("
+                + fmt(r["rerouted_right"] / r["rerouted"] if r["rerouted"] else None, ".3f")
+                + ")",
                 "never"
                 if r["first_auto"] is None
                 else f"{r['first_auto']} ({r.get('decided_before_first_auto', '?')})",
@@ -122,6 +126,7 @@ def report_variants(results: list[dict], args: argparse.Namespace, seconds: floa
             "review / audits / 2nd",
             "auto",
             "auto precision",
+            "of which re-routed (prec.)",
             "items (decisions) before 1st auto",
             "retrains night/count",
             "promoted night/count",

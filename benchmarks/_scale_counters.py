@@ -186,12 +186,15 @@ def _one_size(args: argparse.Namespace) -> None:
     from django.db import connections
 
     from triage import training
+    from triage.models import RoutingPolicy
 
     n = args.one
     load_args = argparse.Namespace(
         items=n, open_tasks=n // 5, examples=min(n // 10, args.examples), analysts=8
     )
     loaded = load(load_args, random.Random(0))
+    # As scale.py's retrain step: no in-process re-route of the waiting items.
+    RoutingPolicy.objects.update_or_create(pk=1, defaults={"reroute_waiting": False})
     started = time.perf_counter()
     training.retrain(actor="benchmark")
     print(f"    champion trained in {time.perf_counter() - started:.0f}s", flush=True)

@@ -46,8 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,75 +54,7 @@ sys.path.insert(0, str(HERE))
 
 from _django_env import setup_django  # noqa: E402
 from _replay_report import baseline_thresholds, report_variant, report_variants  # noqa: E402
-
-VARIANTS: dict[str, dict] = {
-    "nightly": {"count_trigger": False, "queue_order": "oldest"},
-    "count": {"count_trigger": True, "queue_order": "oldest"},
-    "nightly+margin": {"count_trigger": False, "queue_order": "smallest_margin"},
-    "count+margin": {"count_trigger": True, "queue_order": "smallest_margin"},
-}
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """An ordered stream and the product settings it runs under."""
-
-    name: str
-    description: str
-    seed: list  # labelled messages imported before the stream starts
-    stream: list  # messages in arrival order
-    retrain_every: int = 500  # items per "night"
-    target: float = 0.90
-    certification: str = "per_category"
-    delta: float = 0.05
-    audit_rate: float = 0.05
-    arrive: int = 100
-    pace: float = 0.5
-    count: int = 100  # TRIAGE_RETRAIN_AFTER_LABELS when the count trigger is on
-    count_trigger: bool = False
-    queue_order: str = "oldest"
-    # What an analyst answers for a message (default: its true desk).
-    truth: Callable = field(default=lambda message: message.desk)
-
-
-def first_per_desk(messages: list, per_desk: int) -> list:
-    seen: dict[str, int] = {}
-    chosen = []
-    for m in messages:
-        if seen.get(m.desk, 0) < per_desk:
-            seen[m.desk] = seen.get(m.desk, 0) + 1
-            chosen.append(m)
-    return chosen
-
-
-def in_order(args: argparse.Namespace, *, certification: str = "per_category") -> Scenario:
-    from triage.management.demo_data import load_messages
-
-    messages = load_messages("train")  # the CSV's own order
-    seed = first_per_desk(messages, args.seed_per_class)
-    seed_ids = {m.id for m in seed}
-    stream = [m for m in messages if m.id not in seed_ids][: args.items]
-    return Scenario(
-        name="in-order" if certification == "per_category" else f"in-order-{certification}",
-        description=(
-            f"train split in file order, {args.seed_per_class} labels per class to start, "
-            f"{len(stream)} items, certification {certification}"
-        ),
-        seed=seed,
-        stream=stream,
-        retrain_every=args.retrain_every,
-        target=args.target,
-        certification=certification,
-        arrive=args.arrive,
-        pace=args.pace,
-        count=args.count,
-    )
-
-
-SCENARIOS: dict[str, Callable[[argparse.Namespace], Scenario]] = {
-    "in-order": in_order,
-    "in-order-pooled": lambda args: in_order(args, certification="pooled"),
-}
+from _replay_scenarios import SCENARIOS, VARIANTS, Scenario  # noqa: E402
 
 
 def run(scenario: Scenario) -> dict:
@@ -131,7 +62,7 @@ def run(scenario: Scenario) -> dict:
     from django.conf import settings
     from django.contrib.auth.models import User
     from django.db import transaction
-    from django.db.models import Count
+    from django.db.models import Count, Min
 
     from reviews.claims import claim_next_task
     from reviews.decisions import submit_review
@@ -188,6 +119,16 @@ def run(scenario: Scenario) -> dict:
         )
 
     decided = 0
+    first_reroute = None
+
+    def rerouted_since(log_pk: int) -> int:
+        """Waiting items the promotions since that audit-log entry routed."""
+        return sum(
+            entry["routed"]
+            for entry in AuditLog.objects.filter(
+                action="reroute_waiting", pk__gt=log_pk
+            ).values_list("detail", flat=True)
+        )
 
     def decide_one() -> bool:
         """One decision by whichever analyst may take a task; False when none is left."""
@@ -257,12 +198,18 @@ def run(scenario: Scenario) -> dict:
         while budget >= 1 and decide_one():
             budget -= 1
         done = start + len(batch)
+        if first_reroute is None and rerouted_since(0):
+            first_reroute = (done, decided)  # a count retrain's champion re-routed some
         if done // scenario.retrain_every > start // scenario.retrain_every or done == len(
             scenario.stream
         ):
             night = items[len(nights) * scenario.retrain_every : done]
             started = time.perf_counter()
+            log_before = AuditLog.objects.order_by("-pk").values_list("pk", flat=True).first()
             message = retrain_exclusively(actor="nightly")
+            rerouted = rerouted_since(log_before or 0)
+            if first_reroute is None and rerouted:
+                first_reroute = (done, decided)
             nights.append(
                 {
                     "items": len(night),
@@ -277,6 +224,7 @@ def run(scenario: Scenario) -> dict:
                         )
                         for rule in ("point estimate", "old Wilson")
                     },
+                    "rerouted": rerouted,
                     "backlog": ReviewTask.objects.open().count(),
                     "retrain_seconds": time.perf_counter() - started,
                     "gate": message,
@@ -303,16 +251,34 @@ def run(scenario: Scenario) -> dict:
         .annotate(n=Count("pk"))
         .order_by()
     )
-    auto = [i for i in items if i["auto"]]
+    # Every automatic action, at arrival or when a new champion re-routed a waiting item:
+    # the item's one auto prediction, judged against the truth (not the audited outcome).
+    stream_ids = {m.id for m in scenario.stream}
+    first_prediction = dict(
+        Prediction.objects.values_list("item_id").annotate(first=Min("pk")).order_by()
+    )
+    auto = [
+        (pk, item_id, truth_of[external_id] == label)
+        for pk, item_id, external_id, label in Prediction.objects.filter(
+            route=Prediction.Route.AUTO
+        ).values_list("pk", "item_id", "item__external_id", "label__slug")
+        if external_id in stream_ids
+    ]
+    rerouted = [right for pk, item_id, right in auto if first_prediction[item_id] != pk]
+    # The first automatic action: at an arrival, or a re-route (items passed, decisions made).
+    firsts = [(n, i["decided_before"]) for n, i in enumerate(items) if i["auto"]][:1]
+    first_auto = min([*firsts, *([first_reroute] if first_reroute else [])], default=None)
     return {
         "variant": scenario.name,
         "first_model": first.message,
         "items": len(items),
         "decisions": by_reason,
         "auto": len(auto),
-        "auto_right": sum(i["right"] for i in auto),
-        "first_auto": next((n for n, i in enumerate(items) if i["auto"]), None),
-        "decided_before_first_auto": next((i["decided_before"] for i in auto), None),
+        "auto_right": sum(right for _, _, right in auto),
+        "rerouted": len(rerouted),
+        "rerouted_right": sum(rerouted),
+        "first_auto": first_auto[0] if first_auto else None,
+        "decided_before_first_auto": first_auto[1] if first_auto else None,
         "retrains": retrains,
         "promoted": promoted,
         "nights": nights,

@@ -21,8 +21,14 @@ from triage.training.models import TrainingExample
 from .factories import make_task, make_user
 
 pytestmark = pytest.mark.django_db
-# The policy form also asks for the certification settings (their defaults here).
-CERTIFICATION = {"delta": "0.05", "certification": "fallback", "queue_order": "oldest"}
+# The policy form also asks for the certification and queue settings (their defaults
+# here, as the form posts them: a ticked box is "on", an unticked one is not sent).
+CERTIFICATION = {
+    "delta": "0.05",
+    "certification": "fallback",
+    "queue_order": "oldest",
+    "reroute_waiting": "on",
+}
 
 
 @pytest.fixture

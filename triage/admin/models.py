@@ -104,6 +104,7 @@ class RoutingPolicyAdmin(AuditedAdmin[RoutingPolicy]):
         "audit_floor",
         "blind_review",
         "queue_order",
+        "reroute_waiting",
         "min_support",
         "updated_at",
     ]

@@ -18,7 +18,7 @@ from triage.classify.scoring import (
     version_scores,
     zero_shot_scores,
 )
-from triage.models import Category, Item, ModelVersion, among
+from triage.models import Category, Item, ModelVersion, ReviewTask, among
 from triage.monitoring.instruments import observe_classify
 from triage.monitoring.models import Alert
 from triage.routing import policy as routing
@@ -47,7 +47,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
     champion = ModelVersion.objects.champion()
     categories = {c.slug: c for c in Category.objects.all()}
     # Scoring (embedding) is the slow part; it happens outside the routing transaction.
-    scores, failure = (None, "") if unscored else _score(champion, items, categories)
+    scores, failure = (None, "") if unscored else score_items(champion, items, categories)
     now = timezone.now()
     policy = policy_in_force(champion, categories, now=now)
     row_of = {item.pk: row for row, item in enumerate(items)}
@@ -61,7 +61,7 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
             .values_list("pk", flat=True)
         )
         routings = [
-            _decide_scored(by_pk[pk], scores, row_of[pk], champion=champion, policy=policy)
+            decide_scored(by_pk[pk], scores, row_of[pk], champion=champion, policy=policy)
             for pk in locked
         ]
         persist_routings(routings, champion=champion, categories=categories, now=now)
@@ -75,17 +75,19 @@ def classify_items(*, item_ids: Sequence[int], unscored: bool = False) -> int:
     return len(locked)
 
 
-def _decide_scored(
+def decide_scored(
     item: Item,
     scores: Scores | None,
     row: int,
     *,
     champion: ModelVersion | None,
     policy: routing.Policy,
+    open_task: ReviewTask | None = None,
 ) -> Routing:
-    """The item's decision from its row of the champion's scores (None: unscored)."""
+    """The item's decision from its row of the champion's scores (None: unscored);
+    `open_task`, the task it already waits in (triage.classify.waiting)."""
     if scores is None:
-        return decide(item, scored=None, policy=policy)
+        return decide(item, scored=None, policy=policy, open_task=open_task)
     probs = scores.probs[row]
     top = list(np.argsort(-probs)[:TOP_K])
     scored = routing.ScoredItem(
@@ -94,10 +96,10 @@ def _decide_scored(
         cold_start=champion is None,
     )
     top_scores = [{"label": scores.labels[i], "confidence": round(float(probs[i]), 6)} for i in top]
-    return decide(item, scored=scored, policy=policy, top_scores=top_scores)
+    return decide(item, scored=scored, policy=policy, top_scores=top_scores, open_task=open_task)
 
 
-def _score(
+def score_items(
     champion: ModelVersion | None, items: list[Item], categories: dict[str, Category]
 ) -> tuple[Scores | None, str]:
     """The champion's scores for the items, or None and why it could not score them."""

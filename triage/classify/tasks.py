@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from triage.classify import redelivery, sweep
+from triage.classify import redelivery, sweep, waiting
 
 
 # A lost connection (a database restart, a failover) or a deadlock is transient: retry
@@ -31,3 +31,9 @@ def classify_stuck() -> int:
     for start in range(0, len(ids), chunk):
         classify_items.delay(ids[start : start + chunk])
     return len(ids)
+
+
+@shared_task(acks_late=False)
+def reroute_waiting(version_id: int, actor: str) -> int:
+    """Route the waiting items the new champion now automates; how many it routed."""
+    return waiting.reroute_waiting(actor=actor, version_id=version_id).outcome.routed

@@ -115,6 +115,15 @@ class RoutingPolicy(models.Model):
             "oldest. Audits stay a random, blind sample either way."
         ),
     )
+    reroute_waiting = models.BooleanField(
+        default=True,
+        help_text=(
+            "When a new champion takes over (promotion or roll back), score the items still "
+            "waiting for a first decision because the model was unsure, and route those its "
+            "rules now automate, as if they had just arrived. Tasks an analyst holds are left "
+            "alone."
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
     # Bumped by every write (triage.models.revisions): the cached routing policy's key.
     revision = models.PositiveBigIntegerField(default=0, editable=False)

@@ -1,8 +1,11 @@
 """Recording the gate's verdict, promotion and roll back."""
 
+from functools import partial
+
 from django.db import transaction
 from django.utils import timezone
 
+from triage.classify.tasks import reroute_waiting
 from triage.ml.heads import read_head
 from triage.models import AuditLog, ModelVersion
 from triage.monitoring.watch import restart_watches
@@ -72,6 +75,14 @@ def make_champion(
     # Verdicts on the old model say nothing about this one: the drift watch starts
     # over and lifts any suspension (logged per category).
     restart_watches(version=version, actor=actor)
+    # The items still waiting because the old model was unsure meet the new one, once
+    # this commits (triage.classify.waiting). Robust: the change of champion stands
+    # whatever happens to the hand-off (a broker that is down is logged).
+    transaction.on_commit(partial(queue_reroute, version.pk, actor), robust=True)
+
+
+def queue_reroute(version_id: int, actor: str) -> None:
+    reroute_waiting.delay(version_id, actor)
 
 
 def _check_loadable(version: ModelVersion) -> None:

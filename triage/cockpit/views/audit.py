@@ -22,6 +22,7 @@ ACTION_NAMES = {
     "hold": "the gate held for an admin",
     "rollback": "rolled back to",
     "reroute": "re-routed waiting items of",
+    "reroute_waiting": "re-routed the waiting items it now automates for",
     "suspend": "the drift watch suspended",
     "resume": "resumed",
 }

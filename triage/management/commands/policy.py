@@ -95,6 +95,11 @@ class Command(BaseCommand):
             help="non-audit review queue: oldest first, or smallest margin first (with "
             "TRIAGE_QUEUE_OLDEST_SHARE of claims still oldest first)",
         )
+        parser.add_argument(
+            "--reroute-waiting",
+            choices=["on", "off"],
+            help="when a new champion takes over, route the waiting items it now automates",
+        )
         audits.add_argument("--reason", help="why (required with --resume; audit-logged)")
         audits.add_argument(
             "--below-target",
@@ -107,8 +112,8 @@ class Command(BaseCommand):
             self.resume(options["resume"], options["reason"], options["below_target"])
         if any(options[k] is not None for k in ("audit_rate", "audit_floor", "blind_review")):
             self.set_audits(options["audit_rate"], options["audit_floor"], options["blind_review"])
-        if options["queue_order"] is not None:
-            self.set_queue_order(options["queue_order"])
+        if options["queue_order"] is not None or options["reroute_waiting"] is not None:
+            self.set_queue(options["queue_order"], options["reroute_waiting"])
         target, threshold = options["target_precision"], options["threshold"]
         slug = options["category"]
         delta, mode = options["delta"], options["certification"]
@@ -187,10 +192,14 @@ class Command(BaseCommand):
             raise CommandError(f"{option}: {exc}") from exc
         self.stdout.write(f"resumed {slug}: it auto-acts again and its drift watch starts over")
 
-    def set_queue_order(self, order: str) -> None:
+    def set_queue(self, order: str | None, reroute: str | None) -> None:
         policy = RoutingPolicy.current()
-        before = audit_snapshot(policy, ["queue_order"])
-        policy.queue_order = order
+        changed = {"queue_order": order, "reroute_waiting": reroute}
+        before = audit_snapshot(policy, [f for f, value in changed.items() if value is not None])
+        if order is not None:
+            policy.queue_order = order
+        if reroute is not None:
+            policy.reroute_waiting = reroute == "on"
         save_logged(policy, before=before, action="policy", target="routing policy")
 
     def set_audits(self, rate: str | None, floor: str | None, blind: str | None) -> None:
@@ -241,7 +250,10 @@ class Command(BaseCommand):
             f"min support {policy.min_support}"
         )
         out(f"guarantee: {snapshot['guarantee']}")
-        out(f"review queue: {policy.get_queue_order_display()}")
+        out(
+            f"review queue: {policy.get_queue_order_display()}; waiting items a new champion "
+            f"automates: {'re-routed' if policy.reroute_waiting else 'left for people'}"
+        )
         out(
             f"{'category':<16}{'mode':<18}{'target':>8}{'threshold':>11}{'bound':>8}"
             f"{'evidence':>10}{'automates':>11}  why not / note"
