@@ -94,7 +94,8 @@ def report_variants(results: list[dict], args: argparse.Namespace, seconds: floa
         f"{args.seed_per_class} labels per class; items arrive {args.arrive} at a time, "
         f"analysts decide {args.pace:g} task per arriving item (the rest wait, then are "
         f"drained at the end); a night every {args.retrain_every} items; count trigger "
-        f"every {args.count} trusted labels"
+        f"every {args.count} trusted labels; a new champion re-routes the waiting items: "
+        f"{args.reroute}"
     )
     rows = []
     for r in results:

@@ -31,6 +31,7 @@ class Scenario:
     count: int = 100  # TRIAGE_RETRAIN_AFTER_LABELS when the count trigger is on
     count_trigger: bool = False
     queue_order: str = "oldest"
+    reroute_waiting: bool = True  # a new champion re-routes the waiting items (the default)
     # What an analyst answers for a message (default: its true desk).
     truth: Callable = field(default=lambda message: message.desk)
 
@@ -66,6 +67,7 @@ def in_order(args: argparse.Namespace, *, certification: str = "fallback") -> Sc
         arrive=args.arrive,
         pace=args.pace,
         count=args.count,
+        reroute_waiting=args.reroute == "on",
     )
 
 

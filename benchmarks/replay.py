@@ -100,6 +100,7 @@ def run(scenario: Scenario) -> dict:
             "delta": scenario.delta,
             "audit_rate": scenario.audit_rate,
             "queue_order": scenario.queue_order,
+            "reroute_waiting": scenario.reroute_waiting,
         },
     )
     analysts = [User.objects.create_user(f"replay-{n}") for n in ("a", "b")]
@@ -306,6 +307,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100, help="labels per count retrain")
     parser.add_argument("--seed-per-class", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument(
+        "--reroute",
+        choices=["on", "off"],
+        default="on",
+        help="a new champion re-routes the waiting items it now automates (the default)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="variants run at once")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)

@@ -247,3 +247,18 @@ def test_a_task_claimed_while_the_champion_scores_stays_with_its_analyst(
     assert task.completed_at is None and task.claimed_by == analyst
     assert Item.objects.get(pk=task.item_id).status == Item.Status.IN_REVIEW
     assert other.completed_at is not None
+
+
+def test_the_promotion_page_says_what_happens_to_the_waiting_items(categories, champion, client):
+    from triage.access import ADMINS
+
+    second = training.retrain().version
+    for n in range(3):
+        waiting_item(categories, f"{BILLING_TEXT} {n}")
+    client.force_login(make_user("root", group=ADMINS))
+    page = client.get(f"/cockpit/models/{second.pk}/promote").content.decode()
+    assert "Then the 3 items waiting for a first decision" in page
+    assert f"are scored by v{second.pk}" in page
+    RoutingPolicy.objects.filter(pk=1).update(reroute_waiting=False)
+    page = client.get(f"/cockpit/models/{second.pk}/promote").content.decode()
+    assert 'id="reroute-waiting"' not in page

@@ -3,9 +3,11 @@
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 
 from triage import training
 from triage.access import HtmxHttpRequest, admin_required
+from triage.classify.waiting import waiting_tasks
 from triage.cockpit.charts import Chart, Series, percent, share_ticks, xy_chart
 from triage.cockpit.versions import (
     artifact_problem,
@@ -16,7 +18,7 @@ from triage.cockpit.versions import (
     summarize,
 )
 from triage.ml.heads import ArtifactError
-from triage.models import ModelVersion, actor_name
+from triage.models import ModelVersion, RoutingPolicy, actor_name
 
 
 @admin_required
@@ -122,6 +124,7 @@ def _confirm(
 ) -> HttpResponse:
     champion = ModelVersion.objects.champion()
     problem = artifact_problem(incoming) if incoming else None
+    reroute = RoutingPolicy.current().reroute_waiting
     return render(
         request,
         "cockpit/confirm.html",
@@ -138,6 +141,9 @@ def _confirm(
             "incoming_summary": summarize(incoming) if incoming else None,
             "problem": problem,
             "error": error,
+            # What the change of champion does to the queue (triage.classify.waiting).
+            "reroute_waiting": reroute,
+            "waiting_count": waiting_tasks(timezone.now()).count() if reroute else None,
             "section": "models",
         },
         status=status,
