@@ -14,8 +14,15 @@ from triage.classify.scoring import embed_items
 from triage.ml.encoder import encoder_for
 from triage.models import AuditLog, Item, ModelVersion, Prediction, ReviewTask, RoutingPolicy
 from triage.monitoring.models import AuditSample
+from triage.training.models import TrainingExample
 
-from .factories import make_item, make_labelled_history, make_prediction, make_task, make_user
+from .factories import (
+    make_item,
+    make_labelled_history,
+    make_prediction,
+    make_task,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,9 +30,22 @@ BILLING_TEXT = "refund the double charge on my card invoice payment"
 OUTAGE_TEXT = "the server is down with an outage error"
 
 
+def decided_from_the_queue(items, categories):
+    """As if each had waited in the queue and a person decided it: its first prediction
+    sent it to people (the re-route certifies on such items only)."""
+    for item in items:
+        make_prediction(
+            item,
+            categories["other"],
+            confidence=0.4,
+            route=Prediction.Route.REVIEW,
+            reason="below_threshold",
+        )
+
+
 @pytest.fixture
 def champion(categories):
-    make_labelled_history(categories)
+    decided_from_the_queue(make_labelled_history(categories), categories)
     RoutingPolicy.objects.update_or_create(
         pk=1,
         defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
@@ -262,3 +282,57 @@ def test_the_promotion_page_says_what_happens_to_the_waiting_items(categories, c
     RoutingPolicy.objects.filter(pk=1).update(reroute_waiting=False)
     page = client.get(f"/cockpit/models/{second.pk}/promote").content.decode()
     assert 'id="reroute-waiting"' not in page
+
+
+def test_evidence_that_never_waited_certifies_no_reroute(categories):
+    """Imported history is not what waits: the live rules automate the item, the
+    re-route does not (certified on the queue's own evidence, there is none)."""
+    make_labelled_history(categories)
+    RoutingPolicy.objects.update_or_create(
+        pk=1,
+        defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
+    )
+    training.retrain()
+    task = waiting_item(categories, BILLING_TEXT)
+    assert waiting.reroute_waiting(actor="test") == waiting.Rerouted()
+    task.refresh_from_db()
+    assert task.completed_at is None
+    # A raw threshold is the admin's, certified on nothing: it applies as it is.
+    categories["billing"].threshold = 0.5
+    categories["billing"].save()
+    assert waiting.reroute_waiting(actor="test").outcome.routed == 1
+
+
+def test_queue_evidence_keeps_the_items_the_model_sent_to_people(categories, champion):
+    from triage.routing.derive import derived
+
+    evidence = derived(champion).evidence
+    queued = waiting.queue_evidence(evidence)
+    assert len(queued) == len(evidence) > 0
+    # An audited auto-action and an item a rule sent to people are not the queue's.
+    first, second = TrainingExample.objects.filter(pk__in=evidence.example_ids[:2])
+    Prediction.objects.filter(item_id=first.item_id).update(route=Prediction.Route.AUTO)
+    Prediction.objects.filter(item_id=second.item_id).update(reason="rule")
+    assert len(waiting.queue_evidence(evidence)) == len(evidence) - 2
+    assert waiting.queue_evidence(None) is None
+
+
+def test_the_cockpits_reroute_certifies_a_target_on_the_queue_too(categories):
+    """The admin's re-route after a rule change decides waiting items as a promotion's
+    does: with imported history only, the target certifies nothing for them."""
+    from triage.cockpit.services import reroute_candidates
+
+    make_labelled_history(categories)
+    RoutingPolicy.objects.update_or_create(
+        pk=1,
+        defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
+    )
+    version = training.retrain().version
+    item = make_item(BILLING_TEXT, status=Item.Status.IN_REVIEW)
+    make_prediction(
+        item, categories["billing"], confidence=1.0, route="review", model_version=version
+    )
+    make_task(item)
+    live = waiting.policy_in_force(version, categories, now=timezone.now())
+    assert live.rules["billing"].threshold <= 1.0  # an arrival as sure would go
+    assert reroute_candidates(category=categories["billing"]) == []

@@ -19,11 +19,18 @@ from triage.routing.rules import active_item_rules
 
 
 def policy_in_force(
-    champion: ModelVersion | None, categories: Mapping[str, Category], *, now: datetime
+    champion: ModelVersion | None,
+    categories: Mapping[str, Category],
+    *,
+    now: datetime,
+    rules: routing.Policy | None = None,
 ) -> routing.Policy:
-    """The routing policy as it applies at `now`."""
+    """The routing policy as it applies at `now`: the champion's derived rules (or
+    `rules`, derived otherwise: triage.classify.waiting), with today's audit rates,
+    suspensions, item rules and inactive categories."""
+    base = rules if rules is not None else routing_policy(champion)
     return replace(
-        live_routing_policy(routing_policy(champion), policy=RoutingPolicy.current(), now=now),
+        live_routing_policy(base, policy=RoutingPolicy.current(), now=now),
         item_rules=active_item_rules(),
         inactive=frozenset(slug for slug, c in categories.items() if not c.is_active),
     )

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from triage.classify.deciding import Routing, decide, policy_in_force
 from triage.classify.persisting import Outcome, persist_routings
+from triage.classify.waiting import queue_rules
 from triage.cockpit.preview import Setting
 from triage.models import (
     AuditLog,
@@ -62,16 +63,19 @@ def reroute_candidates(*, category: Category, now: datetime | None = None) -> li
     each with the decision classification would take now (audit draw included).
 
     Only tasks whose item was scored by today's champion: the threshold is on that
-    model's calibrated confidence. Tasks an analyst holds under a live lease are
-    left alone, so nobody's card disappears under them.
+    model's calibrated confidence. A target's threshold is the one certified on the
+    evidence that waited like these items (triage.classify.waiting.queue_rules), as a
+    new champion's re-route uses. Tasks an analyst holds under a live lease are left
+    alone, so nobody's card disappears under them.
     """
     now = now or timezone.now()
     champion = ModelVersion.objects.champion()
     if champion is None:
         return []
     categories = {c.slug: c for c in Category.objects.all()}
-    # As classification routes: today's audit rates, and nothing of a suspended category.
-    policy = policy_in_force(champion, categories, now=now)
+    # As classification routes (today's audit rates, nothing of a suspended category), a
+    # target certified on the evidence that waited like these items (classify.waiting).
+    policy = policy_in_force(champion, categories, now=now, rules=queue_rules(champion))
     tasks = (
         ReviewTask.objects.open()
         .filter(reason=ReviewTask.Reason.LOW_CONFIDENCE, item__status=Item.Status.IN_REVIEW)

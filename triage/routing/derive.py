@@ -53,6 +53,7 @@ __all__ = [
     "category_settings",
     "certification_scopes",
     "derive_rules",
+    "derive_from",
     "derived",
     "pooled_certification",
     "reports_for",
@@ -115,11 +116,11 @@ def derived(version: ModelVersion | None) -> Derived:
     try:
         return cache.cached(
             ("derived", *cache.version_key(version), *cache.inputs_key()),
-            lambda: _derive(load_evidence(version) if version is not None else None),
+            lambda: derive_from(load_evidence(version) if version is not None else None),
         )
     except ArtifactError as exc:
         logger.exception("the evidence of %s cannot be loaded: nothing is certified on it", version)
-        unavailable = _derive(None)
+        unavailable = derive_from(None)
         note = f"the evidence of model {version} cannot be loaded: {exc}"
         reports = tuple(
             replace(r, rule=replace(r.rule, note=note)) if r.rule.note == NO_EVIDENCE else r
@@ -136,7 +137,9 @@ def _rules(reports: Sequence[RuleReport]) -> dict[str, routing.Rule]:
     return {report.slug: report.rule for report in reports}
 
 
-def _derive(evidence: HoldoutPredictions | None) -> Derived:
+def derive_from(evidence: HoldoutPredictions | None) -> Derived:
+    """What the current policy derives on this evidence, not cached (derived() caches a
+    stored version's; triage.classify.waiting derives on a part of it)."""
     if evidence is not None:
         for array in (evidence.predicted, evidence.confidence, evidence.truth):
             array.flags.writeable = False  # shared by every caller of the cache
