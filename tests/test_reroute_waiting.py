@@ -30,26 +30,32 @@ BILLING_TEXT = "refund the double charge on my card invoice payment"
 OUTAGE_TEXT = "the server is down with an outage error"
 
 
-def decided_from_the_queue(items, categories):
-    """As if each had waited in the queue and a person decided it: its first prediction
-    sent it to people (the re-route certifies on such items only)."""
-    for item in items:
-        make_prediction(
-            item,
-            categories["other"],
-            confidence=0.4,
-            route=Prediction.Route.REVIEW,
-            reason="below_threshold",
-        )
+def sent_to_people(item, categories):
+    """The item's prediction at arrival: unsure, so a person was asked."""
+    make_prediction(
+        item,
+        categories["other"],
+        confidence=0.4,
+        route=Prediction.Route.REVIEW,
+        reason="below_threshold",
+    )
 
 
-@pytest.fixture
-def champion(categories):
-    decided_from_the_queue(make_labelled_history(categories), categories)
+def certifying_policy():
+    """A target the keyword model certifies on its small history, no audits."""
     RoutingPolicy.objects.update_or_create(
         pk=1,
         defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
     )
+
+
+@pytest.fixture
+def champion(categories):
+    # As if each labelled item had waited in the queue and a person decided it (the
+    # re-route certifies on such items only).
+    for item in make_labelled_history(categories):
+        sent_to_people(item, categories)
+    certifying_policy()
     version = training.retrain().version
     assert ModelVersion.objects.champion() == version
     return version
@@ -64,13 +70,7 @@ def waiting_item(
     if embedded:
         champion = ModelVersion.objects.champion()
         embed_items([item], encoder=encoder_for(champion.encoder_spec))
-    make_prediction(
-        item,
-        categories["other"],
-        confidence=0.4,
-        route=Prediction.Route.REVIEW,
-        reason="below_threshold",
-    )
+    sent_to_people(item, categories)
     return make_task(item, reason=reason, **task_fields)
 
 
@@ -288,10 +288,7 @@ def test_evidence_that_never_waited_certifies_no_reroute(categories):
     """Imported history is not what waits: the live rules automate the item, the
     re-route does not (certified on the queue's own evidence, there is none)."""
     make_labelled_history(categories)
-    RoutingPolicy.objects.update_or_create(
-        pk=1,
-        defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
-    )
+    certifying_policy()
     training.retrain()
     task = waiting_item(categories, BILLING_TEXT)
     assert waiting.reroute_waiting(actor="test") == waiting.Rerouted()
@@ -323,10 +320,7 @@ def test_the_cockpits_reroute_certifies_a_target_on_the_queue_too(categories):
     from triage.cockpit.services import reroute_candidates
 
     make_labelled_history(categories)
-    RoutingPolicy.objects.update_or_create(
-        pk=1,
-        defaults={"target_precision": 0.7, "min_support": 5, "audit_rate": 0, "audit_floor": 0},
-    )
+    certifying_policy()
     version = training.retrain().version
     item = make_item(BILLING_TEXT, status=Item.Status.IN_REVIEW)
     make_prediction(
