@@ -58,7 +58,6 @@ from triage.models import (
 from triage.routing import policy as routing
 from triage.routing.derive import derive_from, derived
 from triage.routing.evidence import HoldoutPredictions
-from triage.training.models import TrainingExample
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +217,10 @@ def queue_evidence(evidence: HoldoutPredictions | None) -> HoldoutPredictions | 
     if evidence is None or not evidence.example_ids:
         return None
     ids = list(evidence.example_ids)
-    item_of = dict(TrainingExample.objects.filter(pk__in=among(ids)).values_list("pk", "item_id"))
+    # Through the item's side of the relation: classification does not import training.
+    item_of = dict(
+        Item.objects.filter(training_examples__in=among(ids)).values_list("training_examples", "pk")
+    )
     first: dict[int, tuple[str, str]] = {}
     for item_id, route, reason in (
         Prediction.objects.filter(item_id__in=among(list(set(item_of.values()))))
