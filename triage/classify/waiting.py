@@ -113,7 +113,7 @@ def reroute_waiting(*, actor: str, version_id: int | None = None) -> Rerouted:
         after = tasks[-1].pk
         cached = set(
             Embedding.objects.filter(
-                encoder=champion.encoder, item_id__in=[task.item_id for task in tasks]
+                encoder=champion.encoder, item_id__in=among([task.item_id for task in tasks])
             ).values_list("item_id", flat=True)
         )
         tasks = [task for task in tasks if task.item_id in cached]
@@ -128,16 +128,11 @@ def reroute_waiting(*, actor: str, version_id: int | None = None) -> Rerouted:
         scored += len(tasks)
         now = timezone.now()
         policy = policy_in_force(champion, categories, now=now, rules=rules)
-        automated = [
-            routed
+        decided = [
+            decide_scored(task.item, scores, row, champion=champion, policy=policy, open_task=task)
             for row, task in enumerate(tasks)
-            if (
-                routed := decide_scored(
-                    task.item, scores, row, champion=champion, policy=policy, open_task=task
-                )
-            ).decision.route
-            is routing.Route.AUTO
         ]
+        automated = [r for r in decided if r.decision.route is routing.Route.AUTO]
         if automated:
             outcome = _persist(
                 automated, champion=champion, categories=categories, now=now, actor=actor
@@ -228,15 +223,12 @@ def queue_evidence(evidence: HoldoutPredictions | None) -> HoldoutPredictions | 
         .values_list("item_id", "route", "reason")
     ):
         first.setdefault(item_id, (route, reason))
-    keep = np.array(
-        [
-            (arrival := first.get(item_of.get(example_id, -1))) is not None
-            and arrival[0] == Prediction.Route.REVIEW
-            and arrival[1] not in NOT_THE_MODELS_DOUBT
-            for example_id in ids
-        ],
-        dtype=bool,
-    )
+    queued = {
+        item_id
+        for item_id, (route, reason) in first.items()
+        if route == Prediction.Route.REVIEW and reason not in NOT_THE_MODELS_DOUBT
+    }
+    keep = np.array([item_of.get(example_id) in queued for example_id in ids], dtype=bool)
     return HoldoutPredictions(
         labels=evidence.labels,
         predicted=evidence.predicted[keep],

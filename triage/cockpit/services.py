@@ -12,17 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from triage.classify.deciding import Routing, decide, policy_in_force
 from triage.classify.persisting import Outcome, persist_routings
-from triage.classify.waiting import queue_rules
+from triage.classify.waiting import queue_rules, waiting_tasks
 from triage.cockpit.preview import Setting
 from triage.models import (
     AuditLog,
     Category,
-    Item,
     ModelVersion,
     Prediction,
     ReviewTask,
@@ -77,9 +75,8 @@ def reroute_candidates(*, category: Category, now: datetime | None = None) -> li
     # target certified on the evidence that waited like these items (classify.waiting).
     policy = policy_in_force(champion, categories, now=now, rules=queue_rules(champion))
     tasks = (
-        ReviewTask.objects.open()
-        .filter(reason=ReviewTask.Reason.LOW_CONFIDENCE, item__status=Item.Status.IN_REVIEW)
-        .filter(Q(claimed_by__isnull=True) | Q(lease_expires_at__lt=now))
+        waiting_tasks(now)
+        .filter(reason=ReviewTask.Reason.LOW_CONFIDENCE)
         .select_related("item")
         .order_by("id")
     )
