@@ -22,14 +22,20 @@ def baseline_thresholds(version, target: float) -> dict[str, dict[str, float | N
         return out
     for slug in evidence.labels:
         conf, right = evidence.for_category(slug)
-        order = np.argsort(-conf, kind="stable")
-        precision = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
-        ok = np.flatnonzero(precision >= target)
         # The lowest threshold whose evidence precision reaches the target (at least 5 items).
-        ok = ok[ok >= 4]
-        out["point estimate"][slug] = float(conf[order][ok[-1]]) if len(ok) else None
+        top = precise_top(conf, right, target)
+        out["point estimate"][slug] = float(conf[top[-1]]) if len(top) >= 5 else None
         out["old Wilson"][slug] = wilson_threshold(conf, right, target=target).threshold
     return out
+
+
+def precise_top(confidence: np.ndarray, correct: np.ndarray, target: float) -> np.ndarray:
+    """Indices of the most confident predictions, most confident first, as many as keep
+    their precision at least `target` (none if even the first is wrong)."""
+    order = np.argsort(-confidence, kind="stable")
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    precise = np.flatnonzero(precision >= target)
+    return order[: precise[-1] + 1] if len(precise) else order[:0]
 
 
 def fmt(value, spec=".1%"):

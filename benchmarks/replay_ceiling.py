@@ -38,83 +38,78 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from triage.training.fit import CrossFit
+    from triage.models import RoutingPolicy
+    from triage.routing.evidence import HoldoutPredictions
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _django_env import setup_django  # noqa: E402
-
-AUDIT_RATE = 0.05  # RoutingPolicy.audit_rate's default
-SCOPES = ("fallback", "per_category", "all_categories", "pooled")  # RoutingPolicy.Certification
+from _replay_report import precise_top  # noqa: E402
 
 
 def oracle_share(confidence: np.ndarray, correct: np.ndarray, target: float) -> np.ndarray:
     """The most of these predictions (most confident first) whose precision is >= target."""
-    order = np.argsort(-confidence, kind="stable")
-    hits = np.cumsum(correct[order])
-    precise = np.nonzero(hits / np.arange(1, len(order) + 1) >= target)[0]
     chosen = np.zeros(len(confidence), dtype=bool)
-    if len(precise):
-        chosen[order[: precise.max() + 1]] = True
+    chosen[precise_top(confidence, correct, target)] = True
     return chosen
 
 
-def point_thresholds(fit: CrossFit, y: list[str], target: float) -> dict[str, float | None]:
-    """Per category, the lowest out-of-fold confidence whose top-down precision is >= target."""
-    labels = list(fit.head.labels)
-    predicted, confidence = fit.oof_probs.argmax(axis=1), fit.oof_probs.max(axis=1)
-    correct = np.array([labels[k] == d for k, d in zip(predicted, y, strict=True)])
+def point_thresholds(evidence: HoldoutPredictions, target: float) -> dict[str, float | None]:
+    """Per category, the lowest evidence confidence whose top-down precision is >= target."""
     out = {}
-    for k, slug in enumerate(labels):
-        mine = predicted == k
-        chosen = oracle_share(confidence[mine], correct[mine], target)
-        out[slug] = float(confidence[mine][chosen].min()) if chosen.any() else None
+    for slug in evidence.labels:
+        confidence, correct = evidence.for_category(slug)
+        top = precise_top(confidence, correct, target)
+        out[slug] = float(confidence[top[-1]]) if len(top) else None
     return out
 
 
 def certified_thresholds(
-    fit: CrossFit, y: list[str], target: float, scope: str
+    evidence: HoldoutPredictions, policy: RoutingPolicy
 ) -> dict[str, float | None]:
-    """The product's rules on the fit's out-of-fold evidence: {slug: threshold or None}."""
-    from triage.routing.evidence import HoldoutPredictions
+    """The product's rules on the evidence, under this policy's settings: {slug: threshold
+    or None}."""
     from triage.routing.scopes import Settings, derive_rules
 
-    labels = list(fit.head.labels)
-    evidence = HoldoutPredictions.from_scores(labels, fit.oof_probs, y)
-    settings = Settings(
-        target=target, default_threshold=0.9, min_support=30, delta=0.05, mode=scope
-    )
     reports = derive_rules(
-        dict.fromkeys(labels, target),
-        thresholds=dict.fromkeys(labels, 0.9),
+        dict.fromkeys(evidence.labels, policy.target_precision),
+        thresholds=dict.fromkeys(evidence.labels, policy.default_threshold),
         holdout=evidence,
-        settings=settings,
+        settings=Settings.of(policy),
     )
     return {r.slug: r.rule.threshold for r in reports}
 
 
 def main() -> None:
+    setup_django()  # first: the scopes and the policy's defaults are the model's
+    from triage.models import RoutingPolicy
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--block", type=int, default=500, help="items between refits")
     parser.add_argument("--items", type=int, default=6000)
     parser.add_argument("--seed-per-class", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.90)
     parser.add_argument(
-        "--scope", default="fallback", choices=SCOPES, help="the certification scope"
+        "--scope",
+        default=RoutingPolicy.Certification.FALLBACK,
+        choices=RoutingPolicy.Certification.values,
+        help="the certification scope",
     )
     args = parser.parse_args()
     if args.block < 1 or args.items < args.block or args.seed_per_class < 1:
         parser.error("--block and --seed-per-class must be positive, --items at least --block")
     if not 0 < args.target < 1:
         parser.error(f"--target must be in (0, 1), got {args.target}")
-    setup_django()
+    # Unsaved: the policy's defaults (delta, min support, audit rate) with this target.
+    policy = RoutingPolicy(target_precision=args.target, certification=args.scope)
     from _embeddings import message_vectors
     from _replay_scenarios import in_order
     from django.conf import settings
 
     from triage.ml.encoder import configured_spec, encoder_for
     from triage.ml.heads import head_proba
+    from triage.routing.evidence import HoldoutPredictions
     from triage.training.fit import cross_fit_ensemble
 
     scenario = in_order(
@@ -137,7 +132,7 @@ def main() -> None:
     second = settings.TRIAGE_SECOND_REVIEW_SHARE
     print(
         f"{scenario.description}; blocks of {args.block}, target {args.target:.0%}, "
-        f"second reviews {second:.0%}, audits {AUDIT_RATE:.0%}",
+        f"second reviews {second:.0%}, audits {policy.audit_rate:.0%}",
         flush=True,
     )
     print(
@@ -155,9 +150,10 @@ def main() -> None:
         probs = head_proba(fit.head, vectors[block], texts[block])
         predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
         correct = np.array([labels[k] == d for k, d in zip(predicted, desks[block], strict=True)])
+        evidence = HoldoutPredictions.from_scores(labels, fit.oof_probs, desks[:known])
         thresholds = {
-            "certified": certified_thresholds(fit, desks[:known], args.target, args.scope),
-            "point": point_thresholds(fit, desks[:known], args.target),
+            "certified": certified_thresholds(evidence, policy),
+            "point": point_thresholds(evidence, args.target),
         }
         rows = slice(start, start + len(correct))
         right[rows] = correct
@@ -182,7 +178,7 @@ def main() -> None:
         )
     print(f"\n{n} items, {time.perf_counter() - started:.0f}s; the first {args.block} by people")
     for name, acted in auto.items():
-        people = (~acted).sum() * (1 + second) + acted.sum() * AUDIT_RATE
+        people = (~acted).sum() * (1 + second) + acted.sum() * policy.audit_rate
         print(
             f"{name:>9}: auto {acted.mean():.1%} at precision {_precision(right, acted)}; "
             f"people decide at least {people / n:.1%} of the items"

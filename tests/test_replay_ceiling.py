@@ -3,13 +3,12 @@ that say what no valid rule can reach rest on them, so they are checked by brute
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.replay_ceiling import oracle_share, point_thresholds
+from triage.routing.evidence import HoldoutPredictions
 
 rows = st.lists(
     st.tuples(st.floats(0.3, 1.0, allow_nan=False), st.booleans()), min_size=0, max_size=60
@@ -37,8 +36,8 @@ def test_point_threshold_is_the_lowest_confidence_still_precise() -> None:
     confidences = [0.99, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6]
     truth = ["a", "b", "a", "a", "a", "a", "a", "b", "b"]
     probs = np.array([[c, 1 - c] for c in confidences])
-    fit = SimpleNamespace(head=SimpleNamespace(labels=("a", "b")), oof_probs=probs)
-    thresholds = point_thresholds(fit, truth, 0.8)  # type: ignore[arg-type]
+    evidence = HoldoutPredictions.from_scores(("a", "b"), probs, truth)
+    thresholds = point_thresholds(evidence, 0.8)
     # Top 7: 6 of 7 right (0.857); top 8: 6 of 8 (0.75). So the threshold is 0.70.
     assert thresholds == {"a": 0.7, "b": None}
-    assert point_thresholds(fit, truth, 0.9) == {"a": 0.99, "b": None}  # type: ignore[arg-type]
+    assert point_thresholds(evidence, 0.9) == {"a": 0.99, "b": None}
