@@ -140,6 +140,9 @@ def test_https_and_private_webhooks_default_to_the_opposite_of_each_other_with_d
         ("TRIAGE_PHONE_REGIONS", "", []),  # empty: no region, not the default
         ("TRIAGE_PHONE_REGIONS", " gb , ht", ["GB", "HT"]),
         ("TRIAGE_ENCODER_RUNTIME", "", ""),  # as before: left to the encoder to refuse
+        ("TRIAGE_ENCODER_THREADS", "", None),  # the default: auto
+        ("TRIAGE_ENCODER_THREADS", " Auto ", None),
+        ("TRIAGE_ENCODER_THREADS", "3", 3),
         ("TRIAGE_ARTIFACT_DIR", "/srv/models", Path("/srv/models")),
         ("TRIAGE_CACHE_URL", " redis://r:6379/1 ", "redis://r:6379/1"),
         ("TRIAGE_AUDIT_SHARE", "1e-2", 0.01),
@@ -164,6 +167,14 @@ def test_accepted_spellings(variable, text, value):
             "TRIAGE_HTTPS='maybe' is not a boolean (use 1/0, true/false)",
         ),
         ({"TRIAGE_AUDIT_SHARE": "abc"}, "TRIAGE_AUDIT_SHARE='abc' is not a number"),
+        (
+            {"TRIAGE_ENCODER_THREADS": "0"},
+            "TRIAGE_ENCODER_THREADS='0': use auto or a whole number of threads, 1 or more",
+        ),
+        (
+            {"TRIAGE_ENCODER_THREADS": "all"},
+            "TRIAGE_ENCODER_THREADS='all': use auto or a whole number of threads, 1 or more",
+        ),
         ({"TRIAGE_AUDIT_SHARE": ""}, "TRIAGE_AUDIT_SHARE='' is not a number"),
         (
             {"TRIAGE_API_RATE_LIMIT": "Lots"},

@@ -152,12 +152,19 @@ class Services:
         return os.environ | {"DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"} | extra
 
     def worker(
-        self, broker_url: str, *, beat: bool = False, pool: str = "solo", **env: str
+        self,
+        broker_url: str,
+        *,
+        beat: bool = False,
+        pool: str = "solo",
+        concurrency: int = 1,
+        **env: str,
     ) -> subprocess.Popen[bytes]:
-        """`pool="prefork"`: one child process, which the worker replaces when it dies."""
+        """`pool="prefork"`: `concurrency` child processes (one by default), which the
+        worker replaces when they die."""
         command = [sys.executable, "-m", "celery", "-A", "triage", "worker", "--pool", pool]
         if pool == "prefork":
-            command += ["--concurrency", "1"]
+            command += ["--concurrency", str(concurrency)]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         command += ["--loglevel", "info"]
         if beat:

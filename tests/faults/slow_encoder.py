@@ -32,3 +32,16 @@ class PoisonEncoder(FakeEncoder):
         if poison and any(poison in text for text in texts):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().encode(texts)
+
+
+class ThreadsEncoder(FakeEncoder):
+    """Writes, when a process builds it, how many threads that process's encoder gets
+    (triage.ml.threads) to TRIAGE_TEST_THREADS_DIR/<pid>."""
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "ThreadsEncoder":
+        from triage.ml.threads import encoder_threads
+
+        if folder := os.environ.get("TRIAGE_TEST_THREADS_DIR"):
+            (Path(folder) / str(os.getpid())).write_text(str(encoder_threads()))
+        return cls()

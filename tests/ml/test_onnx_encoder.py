@@ -179,6 +179,7 @@ def test_output_order_matches_input_order_across_lengths(model_dir: Path, export
         SENTENCES[14],
     ]
     encoder = OnnxEncoder(model_dir, onnx_dir=export_dir, batch_size=3, threads=1)
+    assert encoder._session.get_session_options().intra_op_num_threads == 1
     together = encoder.encode(texts)
     alone = np.vstack([encoder.encode([t]) for t in texts])
     similarity = together @ alone.T

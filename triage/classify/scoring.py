@@ -25,6 +25,7 @@ from triage.ml.heads import (
     load_head,
     zero_shot_proba,
 )
+from triage.ml.threads import encoder_threads
 from triage.models import Category, Embedding, Item, ModelVersion, among
 from triage.models.bulk import insert_rows
 
@@ -113,6 +114,7 @@ def _sequence_classifier(spec_json: str, categories: tuple[str, ...]) -> "Sequen
         categories=categories,
         max_length=spec.get("max_length", 256),
         max_tokens=settings.TRIAGE_BATCH_TOKENS,
+        threads=encoder_threads(),
     )
 
 

@@ -38,6 +38,30 @@ ENCODER_DEVICE = Setting(
     "`cpu`/`cuda`/`cuda:N`",
     "Where the torch encoder runs; part of the embedding space, so vectors are not shared.",
 )
+
+
+def _threads(name: str, text: str) -> int | None:
+    value = text.strip().lower()
+    if value == "auto":
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise SettingError(f"{name}={text!r}: use auto or a whole number of threads, 1 or more")
+    return threads
+
+
+ENCODER_THREADS = Setting(
+    "TRIAGE_ENCODER_THREADS",
+    "auto",
+    Parser(_threads, "blank"),
+    "`auto` or threads",
+    "CPU threads each process's encoder computes with. `auto`: in a Celery worker's prefork "
+    "pool, the cores shared evenly among its processes (at least 1 each), so classify tasks "
+    "running at once do not fight over the cores; elsewhere the runtime's default, every core.",
+)
 HEAD = Setting(
     "TRIAGE_HEAD",
     "ensemble",

@@ -26,6 +26,7 @@ from triage.ml.encoder_spec import (
     check_model_dir,
 )
 from triage.ml.pooling import pool
+from triage.ml.threads import encoder_threads, set_torch_threads
 
 
 class Encoder(Protocol):
@@ -130,9 +131,12 @@ class TransformerEncoder:
         batch_size: int,
         max_tokens: int | None = None,
         spec: EncoderSpec | None = None,
+        threads: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
+
+        set_torch_threads(threads)
 
         base = spec or EncoderSpec(runtime="triage.ml.encoder.TransformerEncoder")
         self.spec = dataclasses.replace(base, max_length=max_length)
@@ -160,6 +164,7 @@ class TransformerEncoder:
             batch_size=settings.TRIAGE_BATCH_SIZE,
             max_tokens=settings.TRIAGE_BATCH_TOKENS,
             spec=parsed,
+            threads=encoder_threads(),
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

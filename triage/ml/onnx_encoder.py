@@ -50,6 +50,7 @@ class OnnxEncoder:
 
         from triage.ml.encoder import resolve_model_dir
         from triage.ml.encoder_spec import EncoderSpec
+        from triage.ml.threads import encoder_threads
 
         parsed = EncoderSpec.of({"max_length": settings.TRIAGE_MAX_LENGTH} | spec)
         parsed.check_onnx()
@@ -61,6 +62,7 @@ class OnnxEncoder:
             max_length=parsed.max_length,
             batch_size=settings.TRIAGE_BATCH_SIZE,
             max_tokens=settings.TRIAGE_BATCH_TOKENS,
+            threads=encoder_threads(),
         )
         encoder.prefix = parsed.prefix
         encoder.encoder_id += parsed.id_suffix()

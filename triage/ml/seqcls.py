@@ -22,6 +22,7 @@ from scipy.special import logsumexp
 
 from triage.ml.artifacts import file_sha256
 from triage.ml.encoder import padded_batches
+from triage.ml.threads import set_torch_threads
 
 __all__ = [
     "SeqClsConfigurationError",
@@ -159,6 +160,7 @@ class SequenceClassifier:
         max_length: int = 256,
         batch_size: int = 64,
         max_tokens: int | None = None,
+        threads: int | None = None,
     ) -> None:
         model_dir = Path(model_dir)
         id2label = read_id2label(model_dir)
@@ -177,6 +179,7 @@ class SequenceClassifier:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        set_torch_threads(threads)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
             self.model = AutoModelForSequenceClassification.from_pretrained(

@@ -1,0 +1,65 @@
+"""Encoder threads per process (triage.ml.threads): the runtime's default alone, a share of
+the cores when several processes encode at once, or the setting."""
+
+from pathlib import Path
+
+import pytest
+
+from triage.ml import onnx_encoder, threads
+from triage.ml.onnx_encoder import OnnxEncoder
+
+
+@pytest.fixture
+def sharing(monkeypatch):
+    """share_cores for this test only (it is the process's)."""
+    monkeypatch.setattr(threads, "_sharing", 1)
+
+    def share(processes: int, *, cpus: int) -> None:
+        monkeypatch.setattr(threads, "available_cpus", lambda: cpus)
+        threads.share_cores(processes)
+
+    return share
+
+
+def test_a_process_alone_keeps_the_runtime_default(sharing, settings):
+    settings.TRIAGE_ENCODER_THREADS = None
+    assert threads.encoder_threads() is None
+
+
+@pytest.mark.parametrize(
+    ("processes", "cpus", "expected"),
+    [(2, 2, 1), (2, 8, 4), (3, 8, 2), (4, 2, 1), (1, 8, None)],
+)
+def test_processes_that_encode_at_once_share_the_cores(
+    sharing, settings, processes, cpus, expected
+):
+    settings.TRIAGE_ENCODER_THREADS = None
+    sharing(processes, cpus=cpus)
+    assert threads.encoder_threads() == expected
+
+
+def test_the_setting_wins_over_the_share(sharing, settings):
+    settings.TRIAGE_ENCODER_THREADS = 3
+    sharing(2, cpus=2)
+    assert threads.encoder_threads() == 3
+
+
+def test_no_process_count_below_one(sharing):
+    with pytest.raises(ValueError, match="processes must be >= 1, got 0"):
+        threads.share_cores(0)
+
+
+def test_the_int8_encoder_is_built_with_the_share(sharing, settings, monkeypatch, tmp_path):
+    """OnnxEncoder.from_spec hands the share to the session it builds."""
+    settings.TRIAGE_ENCODER_THREADS = None
+    settings.TRIAGE_ARTIFACT_DIR = tmp_path
+    sharing(2, cpus=4)
+    seen = {}
+
+    def init(self, model_dir: Path, **kwargs):
+        seen.update(kwargs)
+        self.encoder_id = "spy"
+
+    monkeypatch.setattr(OnnxEncoder, "__init__", init)
+    onnx_encoder.OnnxEncoder.from_spec({"class": "triage.ml.onnx_encoder.OnnxEncoder"})
+    assert seen["threads"] == 2
