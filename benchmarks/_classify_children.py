@@ -236,10 +236,12 @@ def child_baseline(args: argparse.Namespace) -> dict:
 
 
 def run_child(args: argparse.Namespace) -> None:
-    int8 = {"service-int8", "bare-int8", "export-int8"}
+    from _classify_pool import child_pool
+
+    int8 = {"service-int8", "bare-int8", "export-int8", "pool-int8"}
     runtime = "onnx-int8" if args.mode in int8 else "torch"
     os.environ["TRIAGE_MAX_LENGTH"] = str(args.max_length)
-    if args.postgres and args.mode.startswith("service-"):
+    if args.postgres and args.mode.startswith(("service-", "pool-")):
         name = f"{args.db_prefix}_" + args.mode.replace("-", "_")
         os.environ["DATABASE_URL"] = fresh_postgres_database(args.postgres, name)
     setup_django(runtime=runtime, workdir=args.workdir)
@@ -250,5 +252,7 @@ def run_child(args: argparse.Namespace) -> None:
         "bare-torch": child_bare,
         "bare-int8": child_bare,
         "export-int8": child_export,
+        "pool-torch": child_pool,
+        "pool-int8": child_pool,
     }[args.mode]
     print(RESULT_PREFIX + json.dumps(fn(args)), flush=True)

@@ -11,6 +11,10 @@ Each variant runs in its own subprocess, so its peak RSS is its own:
                 under that runtime so its head matches the int8 embeddings)
   bare-torch    encoder.encode(chunk) on the same chunks, nothing else
   bare-int8     the same for the int8 ONNX encoder
+  pool-int8     --workers processes classify at once, as a Celery prefork pool does, each
+  pool-torch    with its share of the cores, beside the same processes' bare encode and one
+                process's bare encode of every text, phases interleaved (_classify_pool.py);
+                needs --postgres
 
 Run from the project root:  .venv/bin/python benchmarks/classify_throughput.py [--n 5000]
 With --postgres URL, each service variant gets a fresh database on that server.
@@ -58,6 +62,10 @@ def spawn(mode: str, args: argparse.Namespace, root: Path, shared_artifacts: Pat
         *(["--postgres", args.postgres] if args.postgres else []),
         "--db-prefix",
         args.db_prefix,
+        "--workers",
+        str(args.workers),
+        "--pool-threads",
+        args.pool_threads,
     ]
     print(f"[{time.strftime('%H:%M:%S')}] running {mode} ...", flush=True)
     started = time.perf_counter()
@@ -110,6 +118,20 @@ def main() -> None:
         help="with --postgres, service variants get databases <prefix>_<variant> "
         "(default triage_bench), so runs on a shared server do not collide",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="processes of the pool-* variants (default: the cores, Celery's default "
+        "concurrency)",
+    )
+    parser.add_argument(
+        "--pool-threads",
+        choices=("share", "default"),
+        default="share",
+        help="pool-* members' encoder threads: their share of the cores, as a Celery prefork "
+        "pool process has (default), or the runtime's default of every core",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -124,8 +146,13 @@ def main() -> None:
         parser.error(f"--baseline-n must be >= 0, got {args.baseline_n}")
     variants = args.variants.split(",")
     known = {"baseline", "service-torch", "bare-torch", "service-int8", "bare-int8"}
+    known |= {"pool-torch", "pool-int8"}
     if unknown := sorted(set(variants) - known):
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {sorted(known)}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if not args.postgres and any(mode.startswith("pool-") for mode in variants):
+        parser.error("the pool-* variants need --postgres: their processes share one database")
     root = Path(tempfile.mkdtemp(prefix="triage-throughput-"))
     batch_tokens = os.environ.get("TRIAGE_BATCH_TOKENS", "settings default")
     print(
@@ -151,6 +178,11 @@ def main() -> None:
             rows.append((mode, "FAILED", "", "", "", "", "", ""))
             continue
         overhead = paired = None
+        if mode.startswith("pool-"):
+            alone = sum(r["alone_bare_seconds"]) / 2
+            pool_bare = sum(r["pool_bare_seconds"]) / 2
+            overhead = (r["seconds"] - alone) / alone
+            paired = (r["seconds"] - pool_bare) / pool_bare
         if mode.startswith("service-"):
             bare = results.get("bare-" + mode.split("-", 1)[1], {})
             if bare.get("seconds"):
@@ -199,6 +231,20 @@ def main() -> None:
                 f"  inside the service: encode {r['encode_in_service_s']:.2f}s, the rest "
                 f"{rest:.2f}s ({rest / r['items'] * 1000:.3f} ms/item, "
                 f"{rest / r['encode_in_service_s']:+.1%} of its encode)"
+            )
+    for mode in ("pool-torch", "pool-int8"):
+        r = results.get(mode, {})
+        if r and not r.get("failed"):
+            alone, pool_bare = r["alone_bare_seconds"], r["pool_bare_seconds"]
+            print(
+                f"{mode}: {r['workers']} processes at once, encoder threads each "
+                f"{r['threads_per_member']} (None: the runtime's default), chunk={r['chunk']}; "
+                f"{r['routed']} routed, {r['auto_routed']} automated, {r['left_received']} "
+                f"left unrouted\n  service {r['seconds']:.2f}s; the pool's bare encode "
+                f"{pool_bare[0]:.2f}s before, {pool_bare[1]:.2f}s after; one process's bare "
+                f"encode of every text {alone[0]:.2f}s before, {alone[1]:.2f}s after.\n"
+                "  svc overhead: against one process's bare encode (all cores); paired "
+                "overhead: against the pool's own bare encode"
             )
     print(
         "targets: fp32 >= 3.5x and int8 >= 8x the baseline; service overhead <= 15% over the "
