@@ -27,10 +27,10 @@ from typing import Any
 
 
 def child_pool(args: argparse.Namespace) -> dict[str, Any]:
+    from _classify_children import _texts, _train_champion
     from django.conf import settings
     from django.db import connections
 
-    from _classify_children import _texts, _train_champion
     from triage.ml.encoder import encoder_for
     from triage.models import Item, ModelVersion
 

@@ -122,8 +122,7 @@ def main() -> None:
         "--workers",
         type=int,
         default=len(os.sched_getaffinity(0)),
-        help="processes of the pool-* variants (default: the cores, Celery's default "
-        "concurrency)",
+        help="processes of the pool-* variants (default: the cores, Celery's default concurrency)",
     )
     parser.add_argument(
         "--pool-threads",

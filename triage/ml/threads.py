@@ -3,8 +3,9 @@
 ONNX Runtime and torch each default to one thread per core, in every process. A Celery
 worker's prefork pool runs as many processes as the machine has cores (Celery's default),
 so two classify tasks at once ran four encoder threads on two cores: each runtime's threads
-wait on one another at every layer, and the pool classified about a quarter fewer items a
-second than with one thread per process (benchmarks/classify_throughput.py --workers).
+wait on one another at every layer, and a pool of two classified about a third fewer items
+a second than with one thread per process (297 against 419-451 on 2 cores;
+benchmarks/classify_throughput.py --variants pool-int8 --pool-threads default).
 
 `TRIAGE_ENCODER_THREADS=auto` (the default) shares the cores: each process of a prefork
 pool gets cores ÷ processes threads, at least one (triage.celery sets the share in each
