@@ -66,6 +66,16 @@ def _train_champion(history_size: int) -> dict:
     }
 
 
+def warm_up(champion) -> None:
+    """As a worker that has served this version before: its head (and, for an ensemble, its
+    vote's voters) loaded once, outside the timed calls, which measure the per-item path."""
+    from triage.classify import scoring
+    from triage.models import Item
+
+    warm = Item.objects.create(external_id=f"bench-warm-{os.getpid()}", text="warm-up")
+    scoring.version_scores(champion, items=[warm])
+
+
 def child_service(args: argparse.Namespace) -> dict:
     from django.conf import settings
 
@@ -77,13 +87,7 @@ def child_service(args: argparse.Namespace) -> dict:
     champion = ModelVersion.objects.champion()
     assert champion is not None, "retrain did not produce a champion"
 
-    # As a worker that has served this version before: its head (and, for an ensemble, its
-    # vote's voters) loaded once, outside the timed calls, which measure the per-item path.
-    from triage.classify import scoring
-
-    warm = Item.objects.create(external_id=f"bench-warm-{os.getpid()}", text="warm-up")
-    scoring.version_scores(champion, items=[warm])
-
+    warm_up(champion)
     texts = _texts(args.n)
     tag = f"{args.mode}-{os.getpid()}"
     created = Item.objects.bulk_create(

@@ -21,7 +21,6 @@ service phase and the means of the bare phases around it alike.
 import argparse
 import math
 import multiprocessing
-import os
 import time
 from typing import Any
 
@@ -123,18 +122,19 @@ def _member(
     from _django_env import peak_rss_mb, setup_django
 
     setup_django(runtime="onnx-int8" if args.mode == "pool-int8" else "torch", workdir=args.workdir)
-    from triage.classify import scoring, service
+    from _classify_children import warm_up
+
+    from triage.classify import service
     from triage.ml.encoder import encoder_for
     from triage.ml.threads import encoder_threads, share_cores
-    from triage.models import Item, ModelVersion
+    from triage.models import ModelVersion
 
     if args.pool_threads == "share":
         share_cores(args.workers)  # as triage.celery does in each prefork pool process
     champion = ModelVersion.objects.champion()
     assert champion is not None
     encoder = encoder_for(champion.encoder_spec)
-    warm = Item.objects.create(external_id=f"pool-warm-{os.getpid()}", text="warm-up")
-    scoring.version_scores(champion, items=[warm])
+    warm_up(champion)
     encoder.encode(plan_texts[0][:64])
 
     def bare() -> None:

@@ -34,6 +34,8 @@ sys.path.insert(0, str(HERE))
 
 from _classify_children import RESULT_PREFIX, run_child  # noqa: E402
 
+from triage.ml.threads import available_cpus  # noqa: E402
+
 # ---------------------------------------------------------------------------- parent
 
 
@@ -121,7 +123,7 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=len(os.sched_getaffinity(0)),
+        default=available_cpus(),
         help="processes of the pool-* variants (default: the cores, Celery's default concurrency)",
     )
     parser.add_argument(
