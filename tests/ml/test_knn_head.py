@@ -178,3 +178,25 @@ def test_an_item_that_is_itself_a_voter_does_not_vote_for_itself() -> None:
         train_knn_head(refs[:1], labels[:1], classes=("a", "b"), items=[7]), sharpness=0.0
     )
     assert np.allclose(alone.log_votes(refs[:1], items=[7]), np.log([0.5, 0.5]))
+
+
+@pytest.mark.parametrize("k", [3, 60, 199])
+def test_an_item_voting_twice_is_set_aside_twice_and_k_others_vote(k: int) -> None:
+    """An item that is two voters (labelled twice) is voted on by the k nearest of the
+    others, however near its own two rows are: the brute-force vote without them."""
+    rng = np.random.default_rng(k)
+    refs = rng.normal(size=(200, 16))
+    refs[1] = refs[0] + 1e-3  # the same item's two rows, both nearest to it
+    labels = [("a", "b", "c")[i % 3] for i in range(200)]
+    items = [500, 500, *range(1002, 1200)]
+    head = dataclasses.replace(
+        train_knn_head(refs, labels, classes=("a", "b", "c"), items=items), k=k
+    )
+    others = dataclasses.replace(
+        train_knn_head(refs[2:], labels[2:], classes=("a", "b", "c"), items=items[2:]), k=k
+    )
+    queries = np.vstack([refs[0], rng.normal(size=(5, 16))])
+    ours = head.log_votes(queries, items=[500, 1, 2, 3, 4, 5])
+    assert np.allclose(ours[0], brute_force(others, queries[0]), atol=1e-5)
+    for row, query in zip(ours[1:], queries[1:], strict=True):
+        assert np.allclose(row, brute_force(head, query), atol=1e-5)

@@ -63,3 +63,24 @@ def test_the_int8_encoder_is_built_with_the_share(sharing, settings, monkeypatch
     monkeypatch.setattr(OnnxEncoder, "__init__", init)
     onnx_encoder.OnnxEncoder.from_spec({"class": "triage.ml.onnx_encoder.OnnxEncoder"})
     assert seen["threads"] == 2
+
+
+def test_the_vote_searches_with_the_share(sharing, settings):
+    """The nearest examples' vote (faiss's OpenMP threads) takes the same share: two pool
+    processes on two cores search with one thread each, not two."""
+    import faiss
+    import numpy as np
+
+    from triage.ml.knn import nearest_references
+
+    settings.TRIAGE_ENCODER_THREADS = None
+    before = faiss.omp_get_max_threads()
+    refs = np.eye(4, dtype=np.float32)
+    try:
+        faiss.omp_set_num_threads(2)
+        sharing(2, cpus=2)
+        similarity, rows = nearest_references(refs[:2], refs, 2)
+        assert faiss.omp_get_max_threads() == 1
+        assert rows[:, 0].tolist() == [0, 1] and similarity[:, 0].tolist() == [1.0, 1.0]
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -9,12 +9,12 @@ another's region), and averaged in, it ranks the predictions better: more of the
 certified at the same target (benchmarks/model_quality.py, README "Which model").
 
 The references are the training examples' items: at most ``MAX_REFERENCES`` of them (a
-fixed random subset beyond that), so the cost per item is bounded: one product with the
-references and a partial sort, in numpy, in chunks (no torch: the ONNX serving path never
-imports it). An artifact stores only which items vote and for which label, never their
-embeddings: serving reads those from the embedding cache (triage.classify.scoring), so an
-item's vector still lives exactly as long as its text, and a forgotten or pruned item no
-longer votes.
+fixed random subset beyond that), so the cost per item is bounded: an exact search of
+every reference, by faiss (no torch: the ONNX serving path never imports it). An
+artifact stores only which items vote and for which label, never their embeddings:
+serving reads those from the embedding cache (triage.classify.scoring), so an item's
+vector still lives exactly as long as its text, and a forgotten or pruned item no longer
+votes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from triage.ml.threads import encoder_threads
+
 # Chosen by benchmarks/model_quality.py on random 6,000-label samples of the demo's train
 # split other than the one benchmarks/quality.py reports on (README "Which model").
 K = 60
@@ -32,12 +34,10 @@ SHARPNESS = 10.0
 PRIOR = 0.5  # pseudo-votes per category: no category's share is ever 0
 # The vote's share of the ensemble's logits (added to the linear heads' weighted average).
 KNN_WEIGHT = 0.5
-# The most training examples kept as voters, so the vote's cost per item stays bounded (a
-# product with every voter and a partial sort: about 0.06 ms per item at 6,000 voters and
-# 0.2 ms at 20,000 on 2 busy cores); beyond it, a fixed random subset of the examples.
+# The most training examples kept as voters, so the vote's cost per item stays bounded (an
+# exact search of every voter: about 0.06 ms per item at 6,000 voters and 0.18 ms at
+# 20,000 with one thread, benchmarks/vote.py); beyond it, a fixed random subset.
 MAX_REFERENCES = 20_000
-# Items scored per product with the references (bounds the similarity matrix's memory).
-CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -87,29 +87,28 @@ class KnnHead:
         if self.vectors is None:
             raise ValueError("the vote's references are not loaded (KnnHead.attached)")
         n_labels, n_refs = len(self.labels), len(self.targets)
-        out = np.empty((len(vectors), n_labels), dtype=np.float64)
-        k = min(self.k, n_refs)
         queries = _unit(np.asarray(vectors, dtype=np.float32))
-        own = self._own_rows(items) if items is not None else {}
-        for start in range(0, len(queries), CHUNK):
-            chunk = queries[start : start + CHUNK]
-            votes = np.full((len(chunk), n_labels), PRIOR, dtype=np.float64)
-            if k:
-                similarity = chunk @ self.vectors.T
-                for row, voters in own.items():
-                    if start <= row < start + len(chunk):
-                        similarity[row - start, voters] = -np.inf
-                nearest = np.argpartition(similarity, n_refs - k, axis=1)[:, n_refs - k :]
-                near = np.take_along_axis(similarity, nearest, axis=1).astype(np.float64)
-                # A voter masked as the item itself weighs nothing.
-                itself = np.isneginf(near)
-                weights = np.exp(self.sharpness * np.where(itself, 0.0, near))
-                weights[itself] = 0.0
-                labels = self.targets[nearest]
-                for j in range(n_labels):
-                    votes[:, j] += np.where(labels == j, weights, 0.0).sum(axis=1)
-            out[start : start + len(chunk)] = np.log(votes / votes.sum(axis=1, keepdims=True))
-        return out
+        n = len(queries)
+        votes = np.full((n, n_labels), PRIOR, dtype=np.float64)
+        k = min(self.k, n_refs)
+        if k and n:
+            own = self._own_rows(items) if items is not None else {}
+            # Enough neighbours that k remain once an item's own rows are set aside.
+            extra = max(map(len, own.values()), default=0)
+            similarity, nearest = nearest_references(queries, self.vectors, min(k + extra, n_refs))
+            counted = np.ones(nearest.shape, dtype=bool)
+            for row, voters in own.items():
+                counted[row] = ~np.isin(nearest[row], voters)
+            if own:
+                counted &= np.cumsum(counted, axis=1) <= k  # the k nearest of the others
+            weights = np.exp(self.sharpness * similarity.astype(np.float64))
+            weights[~counted] = 0.0
+            cells = np.arange(n)[:, None] * n_labels + self.targets[nearest]
+            votes += np.bincount(
+                cells.ravel(), weights=weights.ravel(), minlength=n * n_labels
+            ).reshape(n, n_labels)
+        shares: np.ndarray = np.log(votes / votes.sum(axis=1, keepdims=True))
+        return shares
 
     def _own_rows(self, items: Sequence[int]) -> dict[int, list[int]]:
         """{query row: the reference rows that are the same item}, for queries that vote."""
@@ -146,6 +145,30 @@ def train_knn_head(
         refs, targets = refs[keep], targets[keep]
         ids = None if ids is None else ids[keep]
     return KnnHead(labels=tuple(classes), targets=targets, items=ids, vectors=refs)
+
+
+def nearest_references(
+    queries: np.ndarray, references: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, its k most similar references, most similar first: (similarities,
+    reference rows), each (len(queries), k); both float32 and unit length, k <= len(references).
+
+    An exact search (every reference compared: no index, no approximation), by faiss:
+    a blocked matrix product and a heap per query, where numpy's product and partial sort
+    took 2-3 times as long (benchmarks/README.md, "the vote"). Its threads are the
+    process's share of the cores, as the encoder's (triage.ml.threads)."""
+    import faiss
+
+    threads = encoder_threads()
+    if threads is not None:
+        faiss.omp_set_num_threads(threads)
+    similarity, rows = faiss.knn(
+        np.ascontiguousarray(queries, dtype=np.float32),
+        np.ascontiguousarray(references, dtype=np.float32),
+        k,
+        metric=faiss.METRIC_INNER_PRODUCT,
+    )
+    return similarity, rows.astype(np.int64, copy=False)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
