@@ -1,5 +1,6 @@
-"""insert_rows (triage.models.bulk): rows written by COPY are the rows bulk_create writes,
-with their keys, in order; a conflict is skipped as bulk_create's ignore_conflicts does."""
+"""insert_rows and insert_values (triage.models.bulk): rows written by COPY are the rows
+bulk_create writes, with their keys, in order; a conflict is skipped as bulk_create's
+ignore_conflicts does."""
 
 import datetime as dt
 
@@ -7,10 +8,11 @@ import numpy as np
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.factories import make_category, make_item
-from triage.models import Embedding, Prediction
-from triage.models.bulk import COPY_MIN, insert_rows
+from triage.models import Embedding, Prediction, ReviewTask
+from triage.models.bulk import COPY_MIN, insert_rows, insert_values
 
 pytestmark = [pytest.mark.needs_postgres("COPY is PostgreSQL's"), pytest.mark.django_db]
 
@@ -135,3 +137,80 @@ def test_values_preparation_would_change_are_prepared_as_bulk_create_prepares_th
     with pytest.warns(RuntimeWarning, match="naive datetime"):
         by_copy = insert_rows(odd_rows())
     assert stored([p.pk for p in by_copy]) == stored([p.pk for p in by_orm])
+
+
+def values_of(items, category, n):
+    """predictions() as insert_values' rows, {attname: value}."""
+    return [
+        {
+            "item_id": p.item_id,
+            "label_id": p.label_id,
+            "confidence": p.confidence,
+            "scores": p.scores,
+            "route": p.route,
+            "reason": p.reason,
+            "threshold": p.threshold,
+            "mode": p.mode,
+            "created_at": p.created_at,
+        }  # lower_bound and model_version_id left out: their defaults, None
+        for p in predictions(items, category, n)
+    ]
+
+
+@pytest.mark.parametrize("n", [COPY_MIN + 5, COPY_MIN - 1])
+def test_rows_given_as_values_are_the_rows_objects_give(n):
+    """By COPY above COPY_MIN rows, by bulk_create below: the same stored rows as
+    insert_rows of the same predictions as objects, and their keys in order."""
+    category = make_category("billing")
+    items = [make_item(f"text {i}") for i in range(n)]
+    by_objects = insert_rows(predictions(items, category, n))
+    with CaptureQueriesContext(connection) as queries:
+        keys = insert_values(Prediction, values_of(items, category, n))
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert bool(inserts) == (n < COPY_MIN)
+    assert keys == sorted(keys) and len(set(keys)) == n
+    assert min(keys) > max(p.pk for p in by_objects)
+    assert stored(keys) == stored([p.pk for p in by_objects])
+
+
+def test_a_field_left_out_takes_its_default_and_a_callable_one_per_row():
+    items = [make_item(f"text {i}") for i in range(COPY_MIN)]
+    started = timezone.now()
+    keys = insert_values(ReviewTask, [{"item_id": item.pk, "reason": "low"} for item in items])
+    tasks = list(ReviewTask.objects.filter(pk__in=keys).order_by("pk"))
+    assert [t.item_id for t in tasks] == [item.pk for item in items]
+    assert {(t.priority, t.margin, t.senior_only, t.claimed_by_id) for t in tasks} == {
+        (0, 1.0, False, None)
+    }
+    assert all(t.created_at >= started for t in tasks)
+
+
+def test_values_preparation_would_change_are_prepared_for_values_too():
+    category = make_category("billing")
+    items = [make_item(f"text {i}") for i in range(COPY_MIN)]
+    rows = values_of(items, category, len(items))
+    for i, row in enumerate(rows):
+        row["created_at"] = WHEN.replace(tzinfo=None) if i % 2 else WHEN
+        row["confidence"] = [1, np.float32(0.25), 0.5][i % 3]
+        row["mode"] = Prediction.Route.AUTO
+    objects = predictions(items, category, len(items))
+    for i, p in enumerate(objects):
+        p.created_at, p.confidence, p.mode = (
+            rows[i]["created_at"],
+            rows[i]["confidence"],
+            rows[i]["mode"],
+        )
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        by_orm = Prediction.objects.bulk_create(objects)
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        keys = insert_values(Prediction, rows)
+    assert stored(keys) == stored([p.pk for p in by_orm])
+
+
+def test_a_field_the_model_does_not_have_is_refused_and_nothing_written():
+    items = [make_item(f"text {i}") for i in range(COPY_MIN)]
+    rows = [{"item_id": item.pk, "reason": "low"} for item in items]
+    rows[-1]["reviewer"] = 7
+    with pytest.raises(TypeError, match="ReviewTask has no field.s. reviewer"):
+        insert_values(ReviewTask, rows)
+    assert not ReviewTask.objects.exists()

@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from triage.actions.events import EventType, NewEvent, emit_many, item_data
 from triage.classify.deciding import Routing
 from triage.models import Category, Item, ModelVersion, Prediction, ReviewTask, among
-from triage.models.bulk import insert_rows
+from triage.models.bulk import insert_values
 from triage.monitoring.audits import record_audit_samples
 from triage.monitoring.models import Tally
 from triage.monitoring.tallies import Deltas, ItemState, item_state
@@ -52,7 +53,10 @@ def persist_routings(
 ) -> Outcome:
     """Write every routing; call inside the transaction that holds the items' locks."""
     model_decided_by = f"model:v{champion.pk}" if champion else "model"
-    predictions, decisions, tasks, events = [], [], [], []
+    predictions: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
+    decisions: list[routing.Decision] = []
+    events: list[NewEvent] = []
     routed_to: dict[tuple[str, str], list[int]] = {}  # grouped UPDATEs, one per outcome
     to_review: list[int] = []
     rule_hits: Counter[str] = Counter()
@@ -88,16 +92,17 @@ def persist_routings(
                 closed.append(r.open_task.pk)
         elif wants_person:
             tasks.append(
-                ReviewTask(
-                    item_id=item.pk,
-                    reason=_task_reason(decision),
-                    priority=0 if decision.audit else 10,
-                    margin=1.0 if decision.audit or scored is None else _margin(r.top_scores),
-                    created_at=now,
-                )
+                {
+                    "item_id": item.pk,
+                    "reason": _task_reason(decision),
+                    "priority": 0 if decision.audit else 10,
+                    "margin": 1.0 if decision.audit or scored is None else _margin(r.top_scores),
+                    "created_at": now,
+                }
             )
-    insert_rows(predictions)
-    record_audit_samples(predictions=predictions, decisions=decisions)
+    # Rows, not model objects: nothing here reads a prediction or a task back but its key.
+    prediction_ids = insert_values(Prediction, predictions)
+    record_audit_samples(predictions=predictions, ids=prediction_ids, decisions=decisions)
     if to_review:
         Item.objects.filter(pk__in=among(to_review)).update(status=Item.Status.IN_REVIEW)
     for (slug, decided_by), ids in routed_to.items():
@@ -107,7 +112,7 @@ def persist_routings(
             decided_by=decided_by,
             decided_at=now,
         )
-    insert_rows(tasks)
+    insert_values(ReviewTask, tasks)
     if reopened:
         ReviewTask.objects.bulk_update(reopened, ["reason", "priority"])
     if closed:
@@ -115,14 +120,14 @@ def persist_routings(
     emit_many(events)
     count_hits(rule_hits, now=now)
     for task in tasks:
-        tasks_tally.task(None, task.reason)
+        tasks_tally.task(None, task["reason"])
     _tally(routings, predictions, categories, model_decided_by, tasks_tally)
     return Outcome(acted_on=acted_on, audited=audited, to_review=len(to_review))
 
 
 def _tally(
     routings: Sequence[Routing],
-    predictions: Sequence[Prediction],
+    predictions: Sequence[Mapping[str, Any]],
     categories: Mapping[str, Category],
     model_decided_by: str,
     deltas: Deltas,
@@ -131,7 +136,7 @@ def _tally(
     added to `deltas` (the open tasks' already), applied in one statement."""
     slugs = {c.pk: slug for slug, c in categories.items()}
     for p in predictions:
-        deltas.made(Tally.Kind.PREDICTION, p.created_at, slugs[p.label_id], p.route)
+        deltas.made(Tally.Kind.PREDICTION, p["created_at"], slugs[p["label_id"]], p["route"])
     for r in routings:
         item, decision = r.item, r.decision
         before = item_state(
@@ -162,22 +167,23 @@ def _margin(top_scores: Sequence[Mapping[str, object]]) -> float:
 
 def _prediction(
     r: Routing, champion: ModelVersion | None, categories: Mapping[str, Category], now: datetime
-) -> Prediction:
+) -> dict[str, Any]:
+    """The item's Prediction row."""
     assert r.scored is not None
     d = r.decision
-    return Prediction(
-        item_id=r.item.pk,
-        model_version=champion,
-        label=categories[r.scored.label],
-        confidence=r.scored.confidence,
-        scores=r.top_scores,
-        route=d.route.value,
-        reason=d.reason.value,
-        threshold=d.threshold,
-        mode=d.mode.value if d.mode else "",
-        lower_bound=d.lower_bound,
-        created_at=now,
-    )
+    return {
+        "item_id": r.item.pk,
+        "model_version_id": champion.pk if champion else None,
+        "label_id": categories[r.scored.label].pk,
+        "confidence": r.scored.confidence,
+        "scores": r.top_scores,
+        "route": d.route.value,
+        "reason": d.reason.value,
+        "threshold": d.threshold,
+        "mode": d.mode.value if d.mode else "",
+        "lower_bound": d.lower_bound,
+        "created_at": now,
+    }
 
 
 def _routed_event(

@@ -14,9 +14,10 @@ auto-action audited. The rate used is stored on each AuditSample, so live
 precision can weight verdicts by its inverse.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -76,19 +77,23 @@ def live_routing_policy(
 
 
 def record_audit_samples(
-    *, predictions: Sequence[Prediction], decisions: Sequence[routing.Decision]
+    *,
+    predictions: Sequence[Mapping[str, Any]],
+    ids: Sequence[int],
+    decisions: Sequence[routing.Decision],
 ) -> list[AuditSample]:
-    """One AuditSample per audited prediction (predictions must already be saved)."""
+    """One AuditSample per audited prediction: the Prediction rows just written
+    (triage.classify.persisting), their keys, and the decisions they record."""
     samples = [
         AuditSample(
-            item_id=prediction.item_id,
-            prediction=prediction,
-            category_id=prediction.label_id,
-            model_version_id=prediction.model_version_id,
+            item_id=prediction["item_id"],
+            prediction_id=key,
+            category_id=prediction["label_id"],
+            model_version_id=prediction["model_version_id"],
             probability=decision.audit_probability,
-            sampled_at=prediction.created_at,
+            sampled_at=prediction["created_at"],
         )
-        for prediction, decision in zip(predictions, decisions, strict=True)
+        for prediction, key, decision in zip(predictions, ids, decisions, strict=True)
         if decision.audit and decision.audit_probability
     ]
     return AuditSample.objects.bulk_create(samples)
