@@ -121,10 +121,12 @@ def child_service(args: argparse.Namespace) -> dict:
     profile_to = os.environ.get("BENCH_PROFILE")
     profiler = cProfile.Profile() if profile_to else None
     bare_before = bare_after = elapsed = 0.0
+    per_chunk: list[float] = []  # each chunk's paired overhead
     routed = 0
     for part in chunks:
         part_texts = [text_of[pk] for pk in part]
-        bare_before += _encode_seconds(encoder, part_texts, chunk)
+        before = _encode_seconds(encoder, part_texts, chunk)
+        bare_before += before
         encoder.encode = timed_encode  # type: ignore[method-assign]
         try:
             started = time.perf_counter()
@@ -133,10 +135,13 @@ def child_service(args: argparse.Namespace) -> dict:
             routed += service.classify_items(item_ids=part)
             if profiler:
                 profiler.disable()
-            elapsed += time.perf_counter() - started
+            took = time.perf_counter() - started
+            elapsed += took
         finally:
             del encoder.encode  # the class's method again
-        bare_after += _encode_seconds(encoder, part_texts, chunk)
+        after = _encode_seconds(encoder, part_texts, chunk)
+        bare_after += after
+        per_chunk.append(took / ((before + after) / 2) - 1)
     if profiler and profile_to:
         profiler.dump_stats(f"{profile_to}.{args.mode}")
     predictions = Prediction.objects.filter(item_id__in=ids[:1]).count()
@@ -152,6 +157,7 @@ def child_service(args: argparse.Namespace) -> dict:
         "seconds": elapsed,
         "items_per_s": len(ids) / elapsed,
         "paired_bare_seconds": [bare_before, bare_after],
+        "paired_each": per_chunk,
         "encode_in_service_s": in_service[0],
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -15,7 +15,10 @@ each phase:
   service  each member classifies its chunks (service.classify_items)
 
 in the order alone, bare, service, bare, alone, so drift in the machine's load touches the
-service phase and the means of the bare phases around it alike.
+service phase and the means of the bare phases around it alike. With `--rounds R` the items
+are split into R rounds, and each round is its own bare, service, bare between the two
+alone phases: R paired measures of the same path, whose median a burst of load on the
+shared machine moves less than it moves one.
 """
 
 import argparse
@@ -43,15 +46,18 @@ def child_pool(args: argparse.Namespace) -> dict[str, Any]:
     )
     ids = sorted(item.pk for item in created)
     text_of = {item.pk: item.text for item in created}
-    workers = args.workers
-    per_member = math.ceil(len(ids) / workers)
+    workers, rounds = args.workers, args.rounds
+    per_round = math.ceil(len(ids) / rounds)
+    per_member = math.ceil(per_round / workers)
     # Equal chunks, none over the setting: 3,000 items on 2 members are 2 x 2 x 750.
     chunks_each = math.ceil(per_member / settings.TRIAGE_CLASSIFY_CHUNK)
     chunk = math.ceil(per_member / chunks_each)
-    plans = []
-    for k in range(workers):
-        share = ids[k * per_member : (k + 1) * per_member]
-        plans.append([share[i : i + chunk] for i in range(0, len(share), chunk)])
+    plans: list[list[list[list[int]]]] = [[] for _ in range(workers)]  # member, round, chunk
+    for r in range(rounds):
+        batch = ids[r * per_round : (r + 1) * per_round]
+        for k in range(workers):
+            share = batch[k * per_member : (k + 1) * per_member]
+            plans[k].append([share[i : i + chunk] for i in range(0, len(share), chunk)])
 
     encoder = encoder_for(champion.encoder_spec)  # this process alone: the runtime's default
     all_texts = [text for _, text in texts]
@@ -64,7 +70,13 @@ def child_pool(args: argparse.Namespace) -> dict[str, Any]:
     members = [
         context.Process(
             target=_member,
-            args=(args, plan, [[text_of[pk] for pk in part] for part in plan], barrier, results),
+            args=(
+                args,
+                plan,
+                [[[text_of[pk] for pk in part] for part in round_] for round_ in plan],
+                barrier,
+                results,
+            ),
         )
         for plan in plans
     ]
@@ -84,16 +96,18 @@ def child_pool(args: argparse.Namespace) -> dict[str, Any]:
             encoder.encode(all_texts[i : i + settings.TRIAGE_CLASSIFY_CHUNK])
 
     # The members wait at the barrier (blocked, not spinning) while the coordinator encodes.
-    seconds = {"alone": [phase(alone)], "bare": [phase()]}
-    seconds["service"] = [phase()]
-    seconds["bare"].append(phase())
+    seconds: dict[str, list[float]] = {"alone": [phase(alone)], "bare": [], "service": []}
+    for _ in range(rounds):
+        seconds["bare"].append(phase())
+        seconds["service"].append(phase())
+        seconds["bare"].append(phase())
     seconds["alone"].append(phase(alone))
     reports = [results.get(timeout=60) for _ in members]
     for member in members:
         member.join(60)
     auto = Item.objects.filter(pk__in=ids, status=Item.Status.ROUTED).count()
     left = Item.objects.filter(pk__in=ids, status=Item.Status.RECEIVED).count()
-    service = seconds["service"][0]
+    service = sum(seconds["service"])
     return info | {
         "mode": args.mode,
         "encoder": champion.encoder,
@@ -106,7 +120,9 @@ def child_pool(args: argparse.Namespace) -> dict[str, Any]:
         "threads_per_member": sorted({r["threads"] for r in reports}, key=str),
         "seconds": service,
         "items_per_s": len(ids) / service,
-        "pool_bare_seconds": seconds["bare"],
+        "rounds": rounds,
+        "service_seconds": seconds["service"],
+        "pool_bare_seconds": seconds["bare"],  # before and after each round, in turn
         "alone_bare_seconds": seconds["alone"],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
     }
@@ -114,8 +130,8 @@ def child_pool(args: argparse.Namespace) -> dict[str, Any]:
 
 def _member(
     args: argparse.Namespace,
-    plan: list[list[int]],
-    plan_texts: list[list[str]],
+    plan: list[list[list[int]]],
+    plan_texts: list[list[list[str]]],
     barrier: Any,
     results: Any,
 ) -> None:
@@ -135,19 +151,21 @@ def _member(
     assert champion is not None
     encoder = encoder_for(champion.encoder_spec)
     warm_up(champion)
-    encoder.encode(plan_texts[0][:64])
+    encoder.encode(plan_texts[0][0][:64])
 
-    def bare() -> None:
-        for texts in plan_texts:
+    def bare(round_texts: list[list[str]]) -> None:
+        for texts in round_texts:
             encoder.encode(texts)
 
     barrier.wait(timeout=600)  # warm
     barrier.wait(timeout=1800)  # the coordinator encodes alone
-    bare()
-    barrier.wait(timeout=1800)
-    routed = sum(service.classify_items(item_ids=part) for part in plan)
-    barrier.wait(timeout=1800)
-    bare()
-    barrier.wait(timeout=1800)
+    routed = 0
+    for round_, round_texts in zip(plan, plan_texts, strict=True):
+        bare(round_texts)
+        barrier.wait(timeout=1800)
+        routed += sum(service.classify_items(item_ids=part) for part in round_)
+        barrier.wait(timeout=1800)
+        bare(round_texts)
+        barrier.wait(timeout=1800)
     barrier.wait(timeout=1800)  # the coordinator encodes alone again
     results.put({"routed": routed, "threads": encoder_threads(), "peak_rss_mb": peak_rss_mb()})

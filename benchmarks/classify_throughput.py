@@ -14,7 +14,7 @@ Each variant runs in its own subprocess, so its peak RSS is its own:
   pool-int8     --workers processes classify at once, as a Celery prefork pool does, each
   pool-torch    with its share of the cores, beside the same processes' bare encode and one
                 process's bare encode of every text, phases interleaved (_classify_pool.py);
-                needs --postgres
+                needs --postgres; --rounds R: R rounds of bare, service, bare, each paired
 
 Run from the project root:  .venv/bin/python benchmarks/classify_throughput.py [--n 5000]
 With --postgres URL, each service variant gets a fresh database on that server.
@@ -23,6 +23,7 @@ With --postgres URL, each service variant gets a fresh database on that server.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,8 @@ def spawn(mode: str, args: argparse.Namespace, root: Path, shared_artifacts: Pat
         str(args.workers),
         "--pool-threads",
         args.pool_threads,
+        "--rounds",
+        str(args.rounds),
     ]
     print(f"[{time.strftime('%H:%M:%S')}] running {mode} ...", flush=True)
     started = time.perf_counter()
@@ -133,6 +136,13 @@ def main() -> None:
         help="pool-* members' encoder threads: their share of the cores, as a Celery prefork "
         "pool process has (default), or the runtime's default of every core",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="pool-* variants: the items in this many rounds, each its own bare, service, bare "
+        "phases (paired per round; the median is printed beside the whole)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -152,6 +162,8 @@ def main() -> None:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {sorted(known)}")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     if not args.postgres and any(mode.startswith("pool-") for mode in variants):
         parser.error("the pool-* variants need --postgres: their processes share one database")
     root = Path(tempfile.mkdtemp(prefix="triage-throughput-"))
@@ -181,7 +193,7 @@ def main() -> None:
         overhead = paired = None
         if mode.startswith("pool-"):
             alone = sum(r["alone_bare_seconds"]) / 2
-            pool_bare = sum(r["pool_bare_seconds"]) / 2
+            pool_bare = sum(r["pool_bare_seconds"]) / 2  # every round's, before and after
             overhead = (r["seconds"] - alone) / alone
             paired = (r["seconds"] - pool_bare) / pool_bare
         if mode.startswith("service-"):
@@ -228,6 +240,12 @@ def main() -> None:
                 f"{r['auto_routed']} automated; chunk={r['chunk']}"
             )
             rest = r["seconds"] - r["encode_in_service_s"]
+            each = r["paired_each"]
+            if len(each) > 1:
+                print(
+                    f"  paired overhead per chunk {', '.join(f'{p:+.1%}' for p in each)}; "
+                    f"median {statistics.median(each):+.1%}"
+                )
             print(
                 f"  inside the service: encode {r['encode_in_service_s']:.2f}s, the rest "
                 f"{rest:.2f}s ({rest / r['items'] * 1000:.3f} ms/item, "
@@ -237,6 +255,19 @@ def main() -> None:
         r = results.get(mode, {})
         if r and not r.get("failed"):
             alone, pool_bare = r["alone_bare_seconds"], r["pool_bare_seconds"]
+            if r["rounds"] > 1:
+                each = [
+                    service / ((before + after) / 2) - 1
+                    for service, before, after in zip(
+                        r["service_seconds"], pool_bare[::2], pool_bare[1::2], strict=True
+                    )
+                ]
+                print(
+                    f"{mode}: {r['rounds']} rounds, paired overhead each "
+                    f"{', '.join(f'{p:+.1%}' for p in each)}; median "
+                    f"{statistics.median(each):+.1%}"
+                )
+                pool_bare = [sum(pool_bare[::2]), sum(pool_bare[1::2])]
             print(
                 f"{mode}: {r['workers']} processes at once, encoder threads each "
                 f"{r['threads_per_member']} (None: the runtime's default), chunk={r['chunk']}; "
