@@ -103,7 +103,9 @@ def main() -> None:
     parser.add_argument(
         "--baseline-head-train", type=int, default=100, help="history texts for the baseline head"
     )
-    parser.add_argument("--history", type=int, default=1500, help="labelled history to import")
+    parser.add_argument(
+        "--history", type=int, default=6000, help="labelled history to import (as manage.py demo)"
+    )
     parser.add_argument("--max-length", type=int, default=None, help="tokens (default: settings)")
     parser.add_argument(
         "--variants",

@@ -151,12 +151,15 @@ def nearest_references(
     queries: np.ndarray, references: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query, its k most similar references, most similar first: (similarities,
-    reference rows), each (len(queries), k); both float32 and unit length, k <= len(references).
+    reference rows), each of shape (len(queries), k). The queries and references are
+    float32 and unit length; k <= len(references).
 
-    An exact search (every reference compared: no index, no approximation), by faiss:
-    a blocked matrix product and a heap per query, where numpy's product and partial sort
-    took 2-3 times as long (benchmarks/README.md, "the vote"). Its threads are the
-    process's share of the cores, as the encoder's (triage.ml.threads)."""
+    An exact search (every reference compared: no index, no approximation), by faiss: a
+    blocked matrix product and a heap per query. numpy's product and partial sort of every
+    row took 1.3 to 2 times as long with one thread, 1.7 to 2.9 with two, from 1,500 to
+    20,000 references (benchmarks/vote.py). Its threads are the process's share of the
+    cores, as the encoder's (triage.ml.threads).
+    """
     import faiss
 
     threads = encoder_threads()
