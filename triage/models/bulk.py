@@ -86,47 +86,44 @@ def insert_values(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) 
 
 
 def _value_in(field: Any, db: Any) -> Callable[[Mapping[str, Any]], Any]:
-    """The field's value in a row of insert_values, prepared as _value_of prepares an
-    object's; its default where the row has none (a callable default called per row)."""
+    """The field's value in a row of insert_values, prepared as an object's is
+    (_prepared); its default where the row has none (a callable default called per row)."""
     if type(field).pre_save is not Field.pre_save and (
         not isinstance(field, models.DateField) or field.auto_now or field.auto_now_add
     ):
         raise ValueError(f"{field} is set on save; insert_values cannot write it")
     name = field.attname
-    prepare = functools.partial(field.get_db_prep_save, connection=db)
-    unchanged = _unchanged(field) or (lambda v: False)
+    prepared = _prepared(field, db)
     fresh = callable(field.default) if field.has_default() else False
     constant = None if fresh else field.get_default()
 
     def value(row: Mapping[str, Any]) -> Any:
-        v = row[name] if name in row else (field.get_default() if fresh else constant)
-        return v if unchanged(v) else prepare(v)
+        return prepared(row[name] if name in row else (field.get_default() if fresh else constant))
 
     return value
 
 
 def _value_of(field: Any, db: Any) -> Callable[[models.Model], Any]:
     """The field's value of an object as bulk_create writes it: pre_save (auto_now and the
-    like) where the field has its own, then get_db_prep_save (JSON wrapped, naive dates made
-    aware, numbers and strings coerced). A value already of the type that preparation
-    returns unchanged (an int for an integer column, an aware datetime, ...) skips it: the
-    same value, without four calls per value for every row."""
-    cls = type(field)
-    read: Callable[[models.Model], Any] = (
-        functools.partial(field.pre_save, add=True)
-        if cls.pre_save is not Field.pre_save
-        else operator.attrgetter(field.attname)
-    )
+    like) where the field has its own, then prepared for its column (_prepared)."""
+    prepared = _prepared(field, db)
+    if type(field).pre_save is not Field.pre_save:
+        pre_save = functools.partial(field.pre_save, add=True)
+        return lambda obj: prepared(pre_save(obj))
+    read = operator.attrgetter(field.attname)
+    return lambda obj: prepared(read(obj))
+
+
+def _prepared(field: Any, db: Any) -> Callable[[Any], Any]:
+    """A value as get_db_prep_save prepares it (JSON wrapped, naive dates made aware,
+    numbers and strings coerced). A value already of the type that preparation returns
+    unchanged (an int for an integer column, an aware datetime, ...) skips it: the same
+    value, without four calls per value for every row."""
     prepare = functools.partial(field.get_db_prep_save, connection=db)
     unchanged = _unchanged(field)
     if unchanged is None:
-        return lambda obj: prepare(read(obj))
-
-    def value(obj: models.Model) -> Any:
-        v = read(obj)
-        return v if unchanged(v) else prepare(v)
-
-    return value
+        return prepare
+    return lambda v: v if unchanged(v) else prepare(v)
 
 
 def _unchanged(field: Any) -> Callable[[Any], bool] | None:
