@@ -42,6 +42,11 @@ def _encode_seconds(encoder, texts: list[str], chunk: int) -> float:
     return time.perf_counter() - started
 
 
+def paired_overhead(service: float, before: float, after: float) -> float:
+    """The service's seconds against the mean of the bare encodes just before and after it."""
+    return service / ((before + after) / 2) - 1
+
+
 def _train_champion(history_size: int) -> dict:
     from triage import training
     from triage.api import ingest
@@ -141,7 +146,7 @@ def child_service(args: argparse.Namespace) -> dict:
             del encoder.encode  # the class's method again
         after = _encode_seconds(encoder, part_texts, chunk)
         bare_after += after
-        per_chunk.append(took / ((before + after) / 2) - 1)
+        per_chunk.append(paired_overhead(took, before, after))
     if profiler and profile_to:
         profiler.dump_stats(f"{profile_to}.{args.mode}")
     predictions = Prediction.objects.filter(item_id__in=ids[:1]).count()

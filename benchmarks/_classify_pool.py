@@ -29,7 +29,7 @@ from typing import Any
 
 
 def child_pool(args: argparse.Namespace) -> dict[str, Any]:
-    from _classify_children import _texts, _train_champion
+    from _classify_children import _texts, _train_champion, paired_overhead
     from django.conf import settings
     from django.db import connections
 
@@ -108,24 +108,31 @@ def child_pool(args: argparse.Namespace) -> dict[str, Any]:
     auto = Item.objects.filter(pk__in=ids, status=Item.Status.ROUTED).count()
     left = Item.objects.filter(pk__in=ids, status=Item.Status.RECEIVED).count()
     service = sum(seconds["service"])
-    return info | {
-        "mode": args.mode,
-        "encoder": champion.encoder,
-        "items": len(ids),
-        "routed": sum(r["routed"] for r in reports),
-        "auto_routed": auto,
-        "left_received": left,
-        "chunk": chunk,
-        "workers": workers,
-        "threads_per_member": sorted({r["threads"] for r in reports}, key=str),
-        "seconds": service,
-        "items_per_s": len(ids) / service,
-        "rounds": rounds,
-        "service_seconds": seconds["service"],
-        "pool_bare_seconds": seconds["bare"],  # before and after each round, in turn
-        "alone_bare_seconds": seconds["alone"],
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
-    }
+    return (
+        info
+        | {
+            "mode": args.mode,
+            "encoder": champion.encoder,
+            "items": len(ids),
+            "routed": sum(r["routed"] for r in reports),
+            "auto_routed": auto,
+            "left_received": left,
+            "chunk": chunk,
+            "workers": workers,
+            "threads_per_member": sorted({r["threads"] for r in reports}, key=str),
+            "seconds": service,
+            "items_per_s": len(ids) / service,
+            "pool_bare_seconds": seconds["bare"],  # before and after each round, in turn
+            "paired_each": [  # each round's
+                paired_overhead(took, before, after)
+                for took, before, after in zip(
+                    seconds["service"], seconds["bare"][::2], seconds["bare"][1::2], strict=True
+                )
+            ],
+            "alone_bare_seconds": seconds["alone"],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
+        }
+    )
 
 
 def _member(

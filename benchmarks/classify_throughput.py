@@ -244,10 +244,7 @@ def main() -> None:
             rest = r["seconds"] - r["encode_in_service_s"]
             each = r["paired_each"]
             if len(each) > 1:
-                print(
-                    f"  paired overhead per chunk {', '.join(f'{p:+.1%}' for p in each)}; "
-                    f"median {statistics.median(each):+.1%}"
-                )
+                print(f"  paired overhead per chunk {_each_and_median(each)}")
             print(
                 f"  inside the service: encode {r['encode_in_service_s']:.2f}s, the rest "
                 f"{rest:.2f}s ({rest / r['items'] * 1000:.3f} ms/item, "
@@ -257,18 +254,9 @@ def main() -> None:
         r = results.get(mode, {})
         if r and not r.get("failed"):
             alone, pool_bare = r["alone_bare_seconds"], r["pool_bare_seconds"]
-            if r["rounds"] > 1:
-                each = [
-                    service / ((before + after) / 2) - 1
-                    for service, before, after in zip(
-                        r["service_seconds"], pool_bare[::2], pool_bare[1::2], strict=True
-                    )
-                ]
-                print(
-                    f"{mode}: {r['rounds']} rounds, paired overhead each "
-                    f"{', '.join(f'{p:+.1%}' for p in each)}; median "
-                    f"{statistics.median(each):+.1%}"
-                )
+            each = r["paired_each"]
+            if len(each) > 1:
+                print(f"{mode}: {len(each)} rounds, paired overhead {_each_and_median(each)}")
                 pool_bare = [sum(pool_bare[::2]), sum(pool_bare[1::2])]
             print(
                 f"{mode}: {r['workers']} processes at once, encoder threads each "
@@ -292,6 +280,11 @@ def main() -> None:
         "CAVEAT: a shared 2-core machine; other jobs may run meanwhile, so timings are noisy "
         "(single run, no repeats). Variants run one after another, not interleaved."
     )
+
+
+def _each_and_median(overheads: list[float]) -> str:
+    each = ", ".join(f"{p:+.1%}" for p in overheads)
+    return f"{each}; median {statistics.median(overheads):+.1%}"
 
 
 if __name__ == "__main__":

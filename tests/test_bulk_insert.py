@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.factories import make_category, make_item
-from triage.models import Embedding, Prediction, ReviewTask
+from triage.models import Embedding, Prediction, ReviewTask, RoutingPolicy
 from triage.models.bulk import COPY_MIN, insert_rows, insert_values
 
 pytestmark = [pytest.mark.needs_postgres("COPY is PostgreSQL's"), pytest.mark.django_db]
@@ -214,3 +214,13 @@ def test_a_field_the_model_does_not_have_is_refused_and_nothing_written():
     with pytest.raises(TypeError, match="ReviewTask has no field.s. reviewer"):
         insert_values(ReviewTask, rows)
     assert not ReviewTask.objects.exists()
+
+
+@pytest.mark.parametrize("n", [1, COPY_MIN])
+def test_a_field_set_on_save_is_refused_by_either_path(n):
+    """RoutingPolicy.updated_at is auto_now: it has no value until an object is saved, so
+    insert_values refuses the model, by COPY or by bulk_create alike."""
+    before = RoutingPolicy.objects.count()
+    with pytest.raises(ValueError, match="updated_at is set on save"):
+        insert_values(RoutingPolicy, [{} for _ in range(n)])
+    assert RoutingPolicy.objects.count() == before

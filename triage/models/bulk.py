@@ -75,11 +75,11 @@ def insert_values(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) 
         unknown = row.keys() - known
         if unknown:
             raise TypeError(f"{model.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    db = connections[DEFAULT_DB_ALIAS]
+    steps = [_value_in(f, db) for f in fields]  # refuses a field set on save, on any path
     if connection.vendor != "postgresql" or len(rows) < COPY_MIN:
         objs = model._default_manager.bulk_create([model(**row) for row in rows])
         return [obj.pk for obj in objs]
-    db = connections[DEFAULT_DB_ALIAS]
-    steps = [_value_in(f, db) for f in fields]
     return _copy_values(
         model, db, fields, len(rows), (tuple(step(row) for step in steps) for row in rows)
     )
