@@ -75,16 +75,24 @@ def test_vector_bytes_come_back_unchanged():
     assert [bytes(stored_vectors[item.pk]) for item in items] == vectors
 
 
+@pytest.mark.parametrize("n", [COPY_MIN + 1, COPY_MIN - 1])
+@pytest.mark.parametrize("as_values", [False, True])
 @pytest.mark.parametrize("in_transaction", [False, True])
-def test_a_conflicting_row_is_skipped_and_the_others_stored(in_transaction):
-    items = [make_item(f"text {i}") for i in range(COPY_MIN + 1)]
+def test_a_conflicting_row_is_skipped_and_the_others_stored(in_transaction, as_values, n):
+    """insert_rows of objects and insert_values of rows alike, by COPY (then bulk_create,
+    once the COPY met the conflict) and by bulk_create for a handful."""
+    items = [make_item(f"text {i}") for i in range(n)]
     Embedding.objects.create(item=items[3], encoder="enc", vector=b"first")
 
     def insert():
-        insert_rows(
-            [Embedding(item=item, encoder="enc", vector=b"second") for item in items],
-            ignore_conflicts=True,
-        )
+        if as_values:
+            rows = [{"item_id": item.pk, "encoder": "enc", "vector": b"second"} for item in items]
+            assert insert_values(Embedding, rows, ignore_conflicts=True) == []
+        else:
+            insert_rows(
+                [Embedding(item=item, encoder="enc", vector=b"second") for item in items],
+                ignore_conflicts=True,
+            )
 
     if in_transaction:
         with transaction.atomic():
@@ -105,6 +113,13 @@ def test_a_conflict_without_ignore_conflicts_fails_and_writes_nothing():
     with pytest.raises(Exception, match="one_embedding_per_encoder"), transaction.atomic():
         insert_rows([Embedding(item=item, encoder="enc", vector=b"x") for item in items])
     assert Embedding.objects.count() == 1
+
+
+def test_rows_without_a_conflict_get_their_keys_with_ignore_conflicts():
+    items = [make_item(f"text {i}") for i in range(COPY_MIN)]
+    rows = [{"item_id": item.pk, "encoder": "enc", "vector": b"v"} for item in items]
+    keys = insert_values(Embedding, rows, ignore_conflicts=True)
+    assert sorted(Embedding.objects.values_list("pk", flat=True)) == keys
 
 
 def test_a_few_rows_go_through_bulk_create():

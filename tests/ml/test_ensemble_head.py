@@ -50,6 +50,16 @@ def test_features_from_arrays_equal_sklearns_tfidf():
     assert columns == features.dim
 
 
+def test_the_tfidf_heads_logits_are_its_features_times_its_weights():
+    """TfidfHead.logits (a block of terms at a time, each row divided by its norms after
+    the product) equals the product with the whole normalised matrix, an empty text too."""
+    head = train_tfidf_head(TRAIN, LABELS)
+    texts = ["Water for Jacmel please", "hello roads", "", "zzzz qqqq"]
+    expected = head.features.transform(texts) @ head.weights.T + head.bias
+    assert np.allclose(head.logits(texts), expected, atol=1e-12)
+    assert np.allclose(head.logits(texts)[2], head.bias)
+
+
 def _ensemble():
     vectors = np.random.default_rng(0).normal(size=(len(TRAIN), 8)).astype(np.float32)
     items = list(range(1, len(TRAIN) + 1))

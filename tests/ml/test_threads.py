@@ -84,3 +84,34 @@ def test_the_vote_searches_with_the_share(sharing, settings):
         assert rows[:, 0].tolist() == [0, 1] and similarity[:, 0].tolist() == [1.0, 1.0]
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def test_a_small_product_runs_on_one_blas_thread_and_the_limit_is_lifted_after():
+    """The embedding head's product: numpy's OpenBLAS on the calling thread only (a worker
+    it woke would spin for 0.1 s after), then its threads as they were."""
+    import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from triage.ml.heads import LinearHead
+
+    def numpys_blas_threads() -> set[int]:
+        return {
+            i["num_threads"]
+            for i in threadpool_info()
+            if i["user_api"] == "blas" and "numpy" in i["filepath"]
+        }
+
+    seen: list[set[int]] = []
+    head = LinearHead(labels=("a", "b"), weights=np.eye(2, 3, dtype=np.float32), bias=np.zeros(2))
+
+    class Watched(np.ndarray):
+        def __matmul__(self, other):
+            seen.append(numpys_blas_threads())
+            return np.asarray(self) @ other
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert numpys_blas_threads() == {2}
+        logits = head.logits(np.ones((4, 3), dtype=np.float32).view(Watched))
+        assert numpys_blas_threads() == {2}
+    assert seen == [{1}]
+    assert np.asarray(logits).tolist() == [[1.0, 1.0]] * 4

@@ -119,8 +119,8 @@ def persist_routings(
         ReviewTask.objects.filter(pk__in=among(closed)).update(completed_at=now)
     emit_many(events)
     count_hits(rule_hits, now=now)
-    for task in tasks:
-        tasks_tally.task(None, task["reason"])
+    for reason, n in Counter(task["reason"] for task in tasks).items():
+        tasks_tally.task(None, reason, n)
     _tally(routings, predictions, categories, model_decided_by, tasks_tally)
     return Outcome(acted_on=acted_on, audited=audited, to_review=len(to_review))
 
@@ -133,26 +133,35 @@ def _tally(
     deltas: Deltas,
 ) -> None:
     """The predictions made, and each item's move from its state before to its route,
-    added to `deltas` (the open tasks' already), applied in one statement."""
+    added to `deltas` (the open tasks' already), applied in one statement. Alike rows are
+    counted first and added once: a batch has a handful of kinds of move, not one each."""
     slugs = {c.pk: slug for slug, c in categories.items()}
-    for p in predictions:
-        deltas.made(Tally.Kind.PREDICTION, p["created_at"], slugs[p["label_id"]], p["route"])
+    made = Counter((p["created_at"], p["label_id"], p["route"]) for p in predictions)
+    for (at, label_id, route), n in made.items():
+        deltas.made(Tally.Kind.PREDICTION, at, slugs[label_id], route, n)
+    moves: Counter[tuple[str, int | None, str, tuple[str, str] | None]] = Counter()
     for r in routings:
         item, decision = r.item, r.decision
+        auto = decision.route is routing.Route.AUTO and decision.category
+        to = (decision.category, decision.rule) if auto else None
+        moves[(item.status, item.final_category_id, item.decided_by, to)] += 1  # type: ignore[index]
+    for (status, category_id, decided_by, to), n in moves.items():
         before = item_state(
-            status=item.status,
-            category=slugs[item.final_category_id] if item.final_category_id else None,
-            decided_by=item.decided_by,
+            status=status,
+            category=slugs[category_id] if category_id else None,
+            decided_by=decided_by,
         )
         after: ItemState
-        if decision.route is routing.Route.AUTO and decision.category:
-            decided_by = f"rule:{decision.rule}" if decision.rule else model_decided_by
+        if to is not None:
+            category, rule = to
             after = item_state(
-                status=Item.Status.ROUTED, category=decision.category, decided_by=decided_by
+                status=Item.Status.ROUTED,
+                category=category,
+                decided_by=f"rule:{rule}" if rule else model_decided_by,
             )
         else:
             after = before._replace(status=Item.Status.IN_REVIEW)
-        deltas.item(before, after)
+        deltas.item(before, after, n)
     deltas.apply()
 
 

@@ -8,9 +8,9 @@ import dataclasses
 import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -27,7 +27,7 @@ from triage.ml.heads import (
 )
 from triage.ml.threads import encoder_threads
 from triage.models import Category, Embedding, Item, ModelVersion, among
-from triage.models.bulk import insert_rows
+from triage.models.bulk import insert_values
 
 if TYPE_CHECKING:
     from triage.ml.seqcls import SequenceClassifier
@@ -44,6 +44,25 @@ class ClassificationError(Exception):
 class Scores:
     labels: tuple[str, ...]
     probs: np.ndarray  # (n_items, n_labels), rows sum to 1
+    _tops: dict[int, list[list[tuple[str, float]]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def top(self, row: int, k: int) -> list[tuple[str, float]]:
+        """The row's k most probable labels, most probable first, with their probabilities.
+
+        Every row's are found at the first call, in one sort of the whole array rather
+        than one per row, and kept (a batch's rows are each read once, in turn)."""
+        ranked = self._tops.get(k)
+        if ranked is None:
+            order = np.argsort(-self.probs, axis=1, kind="stable")[:, :k]
+            probs = np.take_along_axis(self.probs, order, axis=1).tolist()
+            ranked = [
+                [(self.labels[i], p) for i, p in zip(o, q, strict=True)]
+                for o, q in zip(order.tolist(), probs, strict=True)
+            ]
+            self._tops[k] = ranked
+        return ranked[row]
 
 
 def embed_items(items: Sequence[Item], *, encoder: Encoder) -> np.ndarray:
@@ -60,11 +79,12 @@ def embed_items(items: Sequence[Item], *, encoder: Encoder) -> np.ndarray:
     missing = [item for item in items if item.pk not in cached]
     if missing:
         fresh = encoder.encode([item.text for item in missing]).astype(np.float32)
-        rows = [
-            Embedding(item_id=item.pk, encoder=encoder.encoder_id, vector=vector.tobytes())
-            for item, vector in zip(missing, fresh, strict=True)
-        ]
-        _insert_cached(rows)
+        _insert_cached(
+            [
+                {"item_id": item.pk, "encoder": encoder.encoder_id, "vector": vector.tobytes()}
+                for item, vector in zip(missing, fresh, strict=True)
+            ]
+        )
         cached.update((item.pk, vector) for item, vector in zip(missing, fresh, strict=True))
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
     for row, item in enumerate(items):
@@ -72,7 +92,7 @@ def embed_items(items: Sequence[Item], *, encoder: Encoder) -> np.ndarray:
     return out
 
 
-def _insert_cached(rows: list[Embedding]) -> None:
+def _insert_cached(rows: list[dict[str, Any]]) -> None:
     """The embedding cache is a cache: when its rows are a transaction of their own, that
     commit need not wait for the disk. A crash of the database server can lose the rows of
     its last fraction of a second (never half of one, never a decision): embed_items embeds
@@ -83,7 +103,7 @@ def _insert_cached(rows: list[Embedding]) -> None:
         if own and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        insert_rows(rows, ignore_conflicts=True)
+        insert_values(Embedding, rows, ignore_conflicts=True)
 
 
 @functools.cache

@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-import numpy as np
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -88,14 +87,9 @@ def decide_scored(
     `open_task`, the task it already waits in (triage.classify.waiting)."""
     if scores is None:
         return decide(item, scored=None, policy=policy, open_task=open_task)
-    probs = scores.probs[row]
-    top = list(np.argsort(-probs)[:TOP_K])
-    scored = routing.ScoredItem(
-        label=scores.labels[top[0]],
-        confidence=float(probs[top[0]]),
-        cold_start=champion is None,
-    )
-    top_scores = [{"label": scores.labels[i], "confidence": round(float(probs[i]), 6)} for i in top]
+    top = scores.top(row, TOP_K)
+    scored = routing.ScoredItem(label=top[0][0], confidence=top[0][1], cold_start=champion is None)
+    top_scores = [{"label": label, "confidence": round(p, 6)} for label, p in top]
     return decide(item, scored=scored, policy=policy, top_scores=top_scores, open_task=open_task)
 
 

@@ -25,6 +25,7 @@ from triage.ml.calibration import softmax
 from triage.ml.knn import KNN_WEIGHT, KnnHead
 from triage.ml.logistic import fit_logistic
 from triage.ml.tfidf import TfidfFeatures, TfidfHead
+from triage.ml.threads import one_blas_thread
 
 # Zero-shot cosine similarities lie in a narrow band; dividing by a small
 # temperature spreads them into a usable ranking. Cold start never auto-acts,
@@ -54,7 +55,8 @@ class LinearHead:
     temperature: float = 1.0
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
-        logits: np.ndarray = vectors @ self.weights.T + self.bias
+        with one_blas_thread():  # a small product: a second thread would only spin after
+            logits: np.ndarray = vectors @ self.weights.T + self.bias
         return logits
 
     def predict_proba(self, vectors: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ in 63 bits; other analyzers or n-gram ranges) is counted by sklearn itself.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from itertools import repeat
@@ -126,9 +127,17 @@ class NgramCounter:
         return True
 
     def _digits(self, codepoints: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(self._alphabet, codepoints).clip(max=len(self._alphabet) - 1)
-        known = self._alphabet[at] == codepoints
-        return np.where(known, at + 1, 0).astype(np.int64)
+        """Each character's digit: its place in the alphabet + 1, or 0 for one no term has.
+        A table indexed by code point, up to the alphabet's largest (one lookup each)."""
+        table = self._digit_table
+        digits = table[np.minimum(codepoints, len(table) - 1)]
+        return np.where(codepoints < len(table), digits, 0).astype(np.int64)
+
+    @functools.cached_property
+    def _digit_table(self) -> np.ndarray:
+        table = np.zeros(int(self._alphabet.max()) + 1, dtype=np.int32)
+        table[self._alphabet] = np.arange(1, len(self._alphabet) + 1)
+        return table
 
     # --------------------------------------------------------------------- counting
 

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from triage.ml.logistic import fit_logistic
 from triage.ml.ngrams import NgramCounter
@@ -54,13 +53,27 @@ class TfidfFeatures:
         return sum(len(terms) for terms in self.vocabularies)
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        parts = []
+        """The texts' features: each analyzer's block l2-normalised, side by side."""
+        return sparse.hstack(
+            [sparse.diags(1 / norms) @ x for x, norms in self.weighted(texts)], format="csr"
+        )
+
+    def weighted(self, texts: Sequence[str]) -> list[tuple[sparse.csr_matrix, np.ndarray]]:
+        """Per analyzer, each text's sublinear tf times idf (a row of a CSR matrix, not yet
+        normalised) and the row's l2 norm (1 for a text with none of the terms, whose row
+        is empty). A product with the normalised rows is the product with these, divided
+        by the norms afterwards: one division per row and label instead of per term."""
+        out = []
         for counter, idf in zip(self._counters, self.idfs, strict=True):
-            counts = counter.count(texts)
-            np.log(counts.data, out=counts.data)
-            counts.data += 1.0  # sublinear tf: 1 + log(count)
-            parts.append(normalize(counts @ sparse.diags(idf), norm="l2", copy=False))
-        return sparse.hstack(parts, format="csr")
+            x = counter.count(texts)
+            np.log(x.data, out=x.data)
+            x.data += 1.0  # sublinear tf: 1 + log(count)
+            x.data *= idf[x.indices]
+            rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+            norms = np.sqrt(np.bincount(rows, weights=x.data * x.data, minlength=x.shape[0]))
+            norms[norms == 0] = 1.0
+            out.append((x, norms))
+        return out
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> tuple[TfidfFeatures, sparse.csr_matrix]:
@@ -115,9 +128,21 @@ class TfidfHead:
     bias: np.ndarray  # (n_labels,)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        logits: np.ndarray = np.asarray(self.features.transform(texts) @ self.weights.T)
-        logits += self.bias
+        """transform(texts) @ weights.T + bias, a block of terms at a time (no combined
+        matrix is built)."""
+        logits = np.tile(self.bias, (len(texts), 1)).astype(np.float64)
+        for (x, norms), weights in zip(self.features.weighted(texts), self._blocks, strict=True):
+            logits += np.asarray(x @ weights) / norms[:, None]
         return logits
+
+    @functools.cached_property
+    def _blocks(self) -> list[np.ndarray]:
+        """The weights of each analyzer's terms, (terms, labels), contiguous for the product."""
+        blocks, start = [], 0
+        for terms in self.features.vocabularies:
+            blocks.append(np.ascontiguousarray(self.weights[:, start : start + len(terms)].T))
+            start += len(terms)
+        return blocks
 
 
 def train_tfidf_head(texts: Sequence[str], labels: Sequence[str], *, c: float = C) -> TfidfHead:

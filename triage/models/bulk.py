@@ -59,13 +59,18 @@ def insert_rows(objs: Sequence[M], *, ignore_conflicts: bool = False) -> Sequenc
     return objs
 
 
-def insert_values(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> list[int]:
+def insert_values(
+    model: type[models.Model], rows: Sequence[Mapping[str, Any]], *, ignore_conflicts: bool = False
+) -> list[int]:
     """Insert new rows of `model`, each {field attname: value} (`item_id`, not `item`); a
     field a row leaves out takes its default, as in `model(**row)`. Their primary keys, in
     the rows' order.
 
     Each value is prepared for its column as insert_rows prepares an object's. A field set
-    on save (auto_now) is refused: it has no value until an object is saved."""
+    on save (auto_now) is refused: it has no value until an object is saved.
+
+    With `ignore_conflicts`, as insert_rows: rows that break a unique constraint are
+    skipped. When a conflict sent the batch to bulk_create, no keys are returned ([])."""
     if not rows:
         return []
     meta = model._meta
@@ -78,11 +83,19 @@ def insert_values(model: type[models.Model], rows: Sequence[Mapping[str, Any]]) 
     db = connections[DEFAULT_DB_ALIAS]
     steps = [_value_in(f, db) for f in fields]  # refuses a field set on save, on any path
     if connection.vendor != "postgresql" or len(rows) < COPY_MIN:
-        objs = model._default_manager.bulk_create([model(**row) for row in rows])
-        return [obj.pk for obj in objs]
-    return _copy_values(
-        model, db, fields, len(rows), (tuple(step(row) for step in steps) for row in rows)
-    )
+        objs = model._default_manager.bulk_create(
+            [model(**row) for row in rows], ignore_conflicts=ignore_conflicts
+        )
+        return [] if ignore_conflicts else [obj.pk for obj in objs]
+    values = (tuple(step(row) for step in steps) for row in rows)
+    if not ignore_conflicts:
+        return _copy_values(model, db, fields, len(rows), values)
+    try:
+        with transaction.atomic():
+            return _copy_values(model, db, fields, len(rows), values)
+    except IntegrityError:
+        model._default_manager.bulk_create([model(**row) for row in rows], ignore_conflicts=True)
+        return []
 
 
 def _value_in(field: Any, db: Any) -> Callable[[Mapping[str, Any]], Any]:
