@@ -139,12 +139,13 @@ def _tally(
     made = Counter((p["created_at"], p["label_id"], p["route"]) for p in predictions)
     for (at, label_id, route), n in made.items():
         deltas.made(Tally.Kind.PREDICTION, at, slugs[label_id], route, n)
-    moves: Counter[tuple[str, int | None, str, tuple[str, str] | None]] = Counter()
+    moves: Counter[tuple[str, int | None, str, tuple[str, str | None] | None]] = Counter()
     for r in routings:
         item, decision = r.item, r.decision
-        auto = decision.route is routing.Route.AUTO and decision.category
-        to = (decision.category, decision.rule) if auto else None
-        moves[(item.status, item.final_category_id, item.decided_by, to)] += 1  # type: ignore[index]
+        to = None  # (category, rule) of an auto-action; None: to review
+        if decision.route is routing.Route.AUTO and decision.category:
+            to = (decision.category, decision.rule)
+        moves[(item.status, item.final_category_id, item.decided_by, to)] += 1
     for (status, category_id, decided_by, to), n in moves.items():
         before = item_state(
             status=status,

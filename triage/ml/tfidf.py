@@ -130,7 +130,8 @@ class TfidfHead:
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """transform(texts) @ weights.T + bias, a block of terms at a time (no combined
         matrix is built)."""
-        logits = np.tile(self.bias, (len(texts), 1)).astype(np.float64)
+        logits = np.zeros((len(texts), len(self.bias)))
+        logits += self.bias
         for (x, norms), weights in zip(self.features.weighted(texts), self._blocks, strict=True):
             logits += np.asarray(x @ weights) / norms[:, None]
         return logits
