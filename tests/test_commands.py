@@ -391,6 +391,17 @@ def test_a_duplicate_token_name_is_refused(db):
     assert ApiToken.objects.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("zen\x00desk", "NUL characters"), ("zen\ud800desk", "lone surrogates")],
+)
+def test_a_token_name_no_database_can_store_is_refused(db, name, problem):
+    # PostgreSQL would otherwise fail the duplicate-name query with a traceback.
+    with pytest.raises(CommandError, match=f"NAME must not contain {problem}"):
+        create_token(name)
+    assert not ApiToken.objects.exists()
+
+
 def test_a_token_name_over_100_characters_is_refused(db):
     # PostgreSQL would otherwise fail the insert with a traceback.
     with pytest.raises(CommandError, match="100 characters"):

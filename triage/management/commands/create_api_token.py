@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from triage.models import ApiToken, AuditLog, snapshot
+from triage.models.text import unstorable_string
 
 # Logged for a token: never its hash, only which token it is and what it may do.
 AUDIT_FIELDS = ["name", "prefix", "scopes", "created_at", "revoked_at"]
@@ -35,6 +36,8 @@ class Command(BaseCommand):
         name = name.strip()
         if not name:
             raise CommandError("NAME must not be empty")
+        if problem := unstorable_string(name):
+            raise CommandError(f"NAME {problem}")
         limit = ApiToken._meta.get_field("name").max_length or 0
         if len(name) > limit:
             raise CommandError(f"NAME is {len(name)} characters; the limit is {limit} characters")
