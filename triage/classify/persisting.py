@@ -63,6 +63,9 @@ def persist_routings(
     reopened: list[ReviewTask] = []
     closed: list[int] = []
     tasks_tally = Deltas()  # open tasks by reason
+    # Items' moves, counted by kind: (status, category, decided_by) before, and the
+    # (category, decided_by) of an auto-action after (None: to review).
+    moves: Counter[tuple[str, int | None, str, tuple[str, str] | None]] = Counter()
     acted_on = audited = 0
     for r in routings:
         decision, item, scored = r.decision, r.item, r.scored
@@ -71,14 +74,17 @@ def persist_routings(
         if scored is not None:
             decisions.append(decision)
             predictions.append(_prediction(r, champion, categories, now))
+        to: tuple[str, str] | None = None
         if decision.route is routing.Route.AUTO and decision.category:
             decided_by = f"rule:{decision.rule}" if decision.rule else model_decided_by
-            routed_to.setdefault((decision.category, decided_by), []).append(item.pk)
+            to = (decision.category, decided_by)
+            routed_to.setdefault(to, []).append(item.pk)
             events.append(_routed_event(r, categories, champion, decided_by, now))
             audited += decision.audit
             acted_on += not decision.audit
         else:
             to_review.append(item.pk)
+        moves[(item.status, item.final_category_id, item.decided_by, to)] += 1
         wants_person = decision.route is routing.Route.REVIEW or decision.audit
         if r.open_task is not None:
             # The item already waits in a task: it becomes the audit, stays, or closes.
@@ -121,31 +127,23 @@ def persist_routings(
     count_hits(rule_hits, now=now)
     for reason, n in Counter(task["reason"] for task in tasks).items():
         tasks_tally.task(None, reason, n)
-    _tally(routings, predictions, categories, model_decided_by, tasks_tally)
+    _tally(moves, predictions, categories, tasks_tally)
     return Outcome(acted_on=acted_on, audited=audited, to_review=len(to_review))
 
 
 def _tally(
-    routings: Sequence[Routing],
+    moves: Mapping[tuple[str, int | None, str, tuple[str, str] | None], int],
     predictions: Sequence[Mapping[str, Any]],
     categories: Mapping[str, Category],
-    model_decided_by: str,
     deltas: Deltas,
 ) -> None:
-    """The predictions made, and each item's move from its state before to its route,
+    """The predictions made, and the items' moves from their state before to their route,
     added to `deltas` (the open tasks' already), applied in one statement. Alike rows are
     counted first and added once: a batch has a handful of kinds of move, not one each."""
     slugs = {c.pk: slug for slug, c in categories.items()}
     made = Counter((p["created_at"], p["label_id"], p["route"]) for p in predictions)
     for (at, label_id, route), n in made.items():
         deltas.made(Tally.Kind.PREDICTION, at, slugs[label_id], route, n)
-    moves: Counter[tuple[str, int | None, str, tuple[str, str | None] | None]] = Counter()
-    for r in routings:
-        item, decision = r.item, r.decision
-        to = None  # (category, rule) of an auto-action; None: to review
-        if decision.route is routing.Route.AUTO and decision.category:
-            to = (decision.category, decision.rule)
-        moves[(item.status, item.final_category_id, item.decided_by, to)] += 1
     for (status, category_id, decided_by, to), n in moves.items():
         before = item_state(
             status=status,
@@ -154,12 +152,8 @@ def _tally(
         )
         after: ItemState
         if to is not None:
-            category, rule = to
-            after = item_state(
-                status=Item.Status.ROUTED,
-                category=category,
-                decided_by=f"rule:{rule}" if rule else model_decided_by,
-            )
+            category, routed_by = to
+            after = item_state(status=Item.Status.ROUTED, category=category, decided_by=routed_by)
         else:
             after = before._replace(status=Item.Status.IN_REVIEW)
         deltas.item(before, after, n)
